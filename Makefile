@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench-login clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet ".[dev]"
+	touch $(STAMP)
+
+# The app on http://127.0.0.1:8000 with the demo data, on SQLite, tasks run in-process.
+run: $(STAMP)
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py seed_demo
+	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# The whole suite. On PostgreSQL and Redis when DATABASE_URL and REDIS_URL are set; otherwise
+# SQLite, with the PostgreSQL-only tests skipped and saying why.
+test: $(STAMP)
+	SECRET_KEY=$${SECRET_KEY:-test-only-not-a-secret} DJANGO_ALLOW_ASYNC_UNSAFE=true \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-login: $(STAMP)
+	SECRET_KEY=bench-only $(BIN)/python bench/login_overhead.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache

@@ -1,0 +1,82 @@
+"""Create the demo organizations and users of the brief, and a few weeks of activity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import Membership, Organization, Role, Tier, User
+from audit.demo import generate_demo_activity
+from audit.models import AuditEvent
+
+DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the brief's published demo password
+
+DEMO = [
+    (
+        "Acme Corp",
+        "acme",
+        Tier.MEDIUM_BUSINESS,
+        [
+            ("admin@acme.test", "Ada Admin", Role.ADMINISTRATOR),
+            ("analyst@acme.test", "Sam Analyst", Role.SECURITY_ANALYST),
+            ("compliance@acme.test", "Cora Compliance", Role.COMPLIANCE_OFFICER),
+            ("alice@acme.test", "Alice Anders", Role.MEMBER),
+        ],
+    ),
+    (
+        "Globex",
+        "globex",
+        Tier.SMALL_BUSINESS,
+        [
+            ("admin@globex.test", "Gil Admin", Role.ADMINISTRATOR),
+            ("bob@globex.test", "Bob Baker", Role.MEMBER),
+        ],
+    ),
+    (
+        "Initech",
+        "initech",
+        Tier.ENTERPRISE,
+        [
+            ("admin@initech.test", "Ira Admin", Role.ADMINISTRATOR),
+            ("carol@initech.test", "Carol Chen", Role.MEMBER),
+        ],
+    ),
+]
+
+
+def seed_demo(*, days: int = 21) -> list[str]:
+    """Create whatever of the demo is missing; returns the sign-ins it made."""
+    created: list[str] = []
+    with transaction.atomic():
+        for name, slug, tier, people in DEMO:
+            organization, _ = Organization.objects.get_or_create(
+                slug=slug, defaults={"name": name, "tier": tier}
+            )
+            users = []
+            for email, full_name, role in people:
+                user = User.objects.filter(email=email).first()
+                if user is None:
+                    user = User.objects.create_user(email, DEMO_PASSWORD, full_name=full_name)
+                    Membership.objects.create(user=user, organization=organization, role=role)
+                    created.append(email)
+                users.append(user)
+            if not AuditEvent.objects.filter(organization=organization).exists():
+                generate_demo_activity(organization=organization, users=users, days=days)
+    return created
+
+
+class Command(BaseCommand):
+    help = "Create the demo organizations, users and a few weeks of activity (idempotent)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--days", type=int, default=21)
+
+    def handle(self, *args: Any, days: int, **options: Any) -> None:
+        seed_demo(days=days)
+        self.stdout.write("Demo sign-ins (password for all: %s):" % DEMO_PASSWORD)
+        for _, _, _, people in DEMO:
+            for email, _, role in people:
+                self.stdout.write(f"  {email:<24} {role.label}")
+        self.stdout.write("Open http://127.0.0.1:8000/")

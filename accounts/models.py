@@ -1,0 +1,231 @@
+"""Users, organizations (the tenants), memberships with roles, lockout state and sessions."""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class Tier(models.TextChoices):
+    SMALL_BUSINESS = "small_business", "Small Business"
+    MEDIUM_BUSINESS = "medium_business", "Medium Business"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+TIER_RETENTION_DAYS = {
+    Tier.SMALL_BUSINESS: 90,
+    Tier.MEDIUM_BUSINESS: 365,
+    Tier.ENTERPRISE: 7 * 365,
+}
+ENTERPRISE_RETENTION_BOUNDS = (365, 10 * 365)
+
+# PCI DSS 8.3.4 asks for at most 10 attempts and at least 30 minutes; NIST SP 800-63B caps the
+# attempts an organization may allow at 100.
+LOCKOUT_THRESHOLD_MAX = 100
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    tier = models.CharField(max_length=32, choices=Tier.choices, default=Tier.SMALL_BUSINESS)
+    retention_days_override = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(ENTERPRISE_RETENTION_BOUNDS[0]),
+            MaxValueValidator(ENTERPRISE_RETENTION_BOUNDS[1]),
+        ],
+        help_text="Enterprise only: keep events this many days instead of seven years.",
+    )
+    lockout_threshold = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(LOCKOUT_THRESHOLD_MAX)]
+    )
+    lockout_window_minutes = models.PositiveSmallIntegerField(
+        default=15, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)]
+    )
+    lockout_duration_minutes = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)]
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(lockout_threshold__gte=1, lockout_threshold__lte=100),
+                name="org_lockout_threshold_1_to_100",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(lockout_window_minutes__gte=1, lockout_duration_minutes__gte=1),
+                name="org_lockout_periods_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(retention_days_override__isnull=True)
+                | models.Q(
+                    tier=Tier.ENTERPRISE,
+                    retention_days_override__gte=ENTERPRISE_RETENTION_BOUNDS[0],
+                    retention_days_override__lte=ENTERPRISE_RETENTION_BOUNDS[1],
+                ),
+                name="org_retention_override_enterprise_only",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def retention_days(self) -> int:
+        if self.tier == Tier.ENTERPRISE and self.retention_days_override:
+            return self.retention_days_override
+        return TIER_RETENTION_DAYS[Tier(self.tier)]
+
+    @property
+    def has_api(self) -> bool:
+        return self.tier == Tier.ENTERPRISE
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email__iexact=username)
+
+    def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
+        if not email:
+            raise ValueError("A user needs an email address.")
+        user = self.model(email=email.strip().lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: object) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person; signs in with an email address."""
+
+    email = models.EmailField(max_length=254, unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="May use the Django admin.")
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = self.email.strip().lower()
+
+    @property
+    def organization(self) -> Organization | None:
+        membership = getattr(self, "membership", None)
+        return membership.organization if membership else None
+
+
+class Role(models.TextChoices):
+    MEMBER = "member", "Member"
+    ADMINISTRATOR = "administrator", "Administrator"
+    SECURITY_ANALYST = "security_analyst", "Security analyst"
+    COMPLIANCE_OFFICER = "compliance_officer", "Compliance officer"
+
+
+# Roles that may read the organization's whole audit log.
+AUDIT_LOG_ROLES = frozenset({Role.ADMINISTRATOR, Role.SECURITY_ANALYST, Role.COMPLIANCE_OFFICER})
+
+
+class Membership(models.Model):
+    """A user's place in one organization; a user belongs to at most one."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="membership")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=32, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "role"], name="membership_org_role")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.get_role_display()})"
+
+
+class LockoutState(models.Model):
+    """Per-account lockout bookkeeping; failures themselves are counted from audit events."""
+
+    user = models.OneToOneField(
+        User, on_delete=models.CASCADE, primary_key=True, related_name="lockout_state"
+    )
+    # Failures before this instant no longer count (set on lock, release and successful sign-in).
+    counter_reset_at = models.DateTimeField(null=True, blank=True)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"lockout state of {self.user_id}"
+
+    def is_locked(self, now) -> bool:  # type: ignore[no-untyped-def]
+        return self.locked_until is not None and self.locked_until > now
+
+
+class SessionEndReason(models.TextChoices):
+    LOGOUT = "logout"
+    REVOKED_BY_USER = "revoked_by_user"
+    REVOKED_BY_ADMIN = "revoked_by_admin"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason code
+    EXPIRED = "expired"
+
+
+class UserSession(models.Model):
+    """One signed-in browser session, kept after it ends for the user's own security page."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="user_sessions")
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # The live Django session key, kept to revoke the session; it changes when the key is cycled
+    # (password change). Never copied into audit events: those carry session_hash.
+    session_key = models.CharField(max_length=40, db_index=True)
+    session_hash = models.CharField(max_length=16, unique=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    browser = models.CharField(max_length=64, blank=True)
+    os = models.CharField(max_length=64, blank=True)
+    device_type = models.CharField(max_length=16, blank=True)
+    device_id = models.CharField(max_length=16, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    city = models.CharField(max_length=128, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, choices=SessionEndReason.choices, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "ended_at"], name="usersession_user_open"),
+            models.Index(
+                fields=["started_at"],
+                name="usersession_open_started",
+                condition=models.Q(ended_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.session_hash} of {self.user_id}"

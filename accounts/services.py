@@ -1,0 +1,383 @@
+"""Writes for accounts: lockouts, sessions and password events, each with its audit events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.utils import timezone
+
+from audit.context import SESSION_HASH_KEY, forget_request_context, request_context, short_hash
+from audit.models import AuditEvent, EventType, Outcome, Reason
+from audit.services import EventSpec, durable_alias, event_record, events_record
+
+from .models import LockoutState, Organization, SessionEndReason, User, UserSession
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+# Failures that count towards a lockout. A refusal because the account is already locked or
+# inactive does not: it proves nothing about the password.
+COUNTED_FAILURES = (Reason.INVALID_CREDENTIALS, Reason.MFA_FAILED)
+_NOT_LOADED = object()
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    threshold: int = 10
+    window_minutes: int = 15
+    duration_minutes: int = 30
+
+    @classmethod
+    def of(cls, organization: Organization | None) -> LockoutPolicy:
+        if organization is None:
+            return cls()
+        return cls(
+            organization.lockout_threshold,
+            organization.lockout_window_minutes,
+            organization.lockout_duration_minutes,
+        )
+
+    def describe(self) -> str:
+        return f"{self.threshold} failed sign-ins in {self.window_minutes} minutes"
+
+
+# --- Lockout ---------------------------------------------------------------------------------
+
+
+def lockout_is_active(*, user: User, request: HttpRequest | None = None) -> bool:
+    """Tell whether the account is locked now; a lock whose time is up is released on the way."""
+    state = LockoutState.objects.filter(user=user).first()
+    user._lockout_state = state  # type: ignore[attr-defined]  # spares session_start a query
+    if state is None or state.locked_until is None:
+        return False
+    if state.locked_until > timezone.now():
+        return True
+    lockout_release(user=user, reason=Reason.EXPIRED, request=request)
+    return False
+
+
+def _locked_state(user: User, using: str) -> LockoutState:
+    """Return the user's lockout row, created if missing, locked until the transaction ends."""
+    LockoutState.objects.using(using).bulk_create([LockoutState(user=user)], ignore_conflicts=True)
+    return LockoutState.objects.using(using).select_for_update().get(user=user)
+
+
+def login_failure_record(
+    *, user: User | None, reason: str, attempted: str, request: HttpRequest | None
+) -> None:
+    """Record a failed sign-in (kept even if the request rolls back) and lock when due.
+
+    Failures of one account are serialised on its lockout row, so a burst of parallel wrong
+    passwords yields exactly one lockout.triggered.
+    """
+    if user is None:
+        event_record(
+            event_type=EventType.LOGIN_FAILED,
+            outcome=Outcome.FAILURE,
+            reason=reason,
+            actor_label=attempted,
+            details={"attempted_username": attempted},
+            request=request,
+            durable=True,
+        )
+        return
+    alias = durable_alias()
+    policy = LockoutPolicy.of(user.organization)
+    with transaction.atomic(using=alias):
+        state = _locked_state(user, alias)
+        now = timezone.now()
+        if state.is_locked(now):
+            reason = Reason.ACCOUNT_LOCKED
+        specs = [
+            EventSpec(
+                event_type=EventType.LOGIN_FAILED,
+                outcome=Outcome.FAILURE,
+                reason=reason,
+                actor=user,
+                details={"method": "password"}
+                if reason != Reason.MFA_FAILED
+                else {"method": "mfa"},
+            )
+        ]
+        if reason in COUNTED_FAILURES:
+            since = now - timedelta(minutes=policy.window_minutes)
+            if state.counter_reset_at and state.counter_reset_at > since:
+                since = state.counter_reset_at
+            earlier = (
+                AuditEvent.objects.using(alias)
+                .filter(
+                    actor=user,
+                    event_type=EventType.LOGIN_FAILED,
+                    reason__in=COUNTED_FAILURES,
+                    occurred_at__gt=since,
+                )
+                .count()
+            )
+            if earlier + 1 >= policy.threshold:
+                state.locked_at = now
+                state.locked_until = now + timedelta(minutes=policy.duration_minutes)
+                state.counter_reset_at = now
+                state.save(using=alias)
+                specs.append(
+                    EventSpec(
+                        event_type=EventType.LOCKOUT_TRIGGERED,
+                        reason=policy.describe(),
+                        target_user=user,
+                        details={
+                            "failures": earlier + 1,
+                            "threshold": policy.threshold,
+                            "window_minutes": policy.window_minutes,
+                            "locked_until": state.locked_until.isoformat(),
+                        },
+                    )
+                )
+        events_record(specs=specs, request=request, using=alias)
+
+
+def lockout_release(
+    *,
+    user: User,
+    reason: str,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Unlock the account and record lockout.released, once; False if it was not locked."""
+    now = timezone.now()
+    candidates = LockoutState.objects.filter(user=user, locked_until__isnull=False)
+    if reason == Reason.EXPIRED:
+        candidates = candidates.filter(locked_until__lte=now)
+    state = candidates.first()
+    if state is None:
+        return False
+    with transaction.atomic():
+        # Conditional on the lock we read: of two concurrent releases only one updates a row.
+        released = LockoutState.objects.filter(pk=state.pk, locked_until=state.locked_until).update(
+            locked_until=None, counter_reset_at=now
+        )
+        if not released:
+            return False
+        event_record(
+            event_type=EventType.LOCKOUT_RELEASED,
+            reason=reason,
+            actor=actor,
+            target_user=user,
+            details={
+                "locked_at": state.locked_at.isoformat() if state.locked_at else None,
+                "locked_until": state.locked_until.isoformat() if state.locked_until else None,
+            },
+            request=request,
+        )
+    return True
+
+
+def lockouts_release_expired() -> int:
+    """Release every lock whose time is up; returns how many were released by this call."""
+    released = 0
+    expired = LockoutState.objects.filter(locked_until__lte=timezone.now()).select_related(
+        "user__membership"
+    )
+    for state in expired.iterator(chunk_size=500):
+        released += lockout_release(user=state.user, reason=Reason.EXPIRED)
+    return released
+
+
+# --- Sessions --------------------------------------------------------------------------------
+
+
+def session_start(*, request: HttpRequest, user: User, method: str = "password") -> UserSession:
+    """Record a successful sign-in and the session it starts (call right after login())."""
+    session = request.session
+    now = timezone.now()
+    existing = session.get(SESSION_HASH_KEY)
+    tracked = None
+    if existing:  # signing in again inside a live session of the same user: same session
+        tracked = UserSession.objects.filter(
+            session_hash=existing, user=user, ended_at__isnull=True
+        ).first()
+    specs = [
+        EventSpec(event_type=EventType.LOGIN_SUCCEEDED, actor=user, details={"method": method})
+    ]
+    if tracked is not None:
+        tracked.session_key = session.session_key or ""
+        tracked.last_activity_at = now
+        tracked.save(update_fields=["session_key", "last_activity_at"])
+    else:
+        session[SESSION_HASH_KEY] = short_hash(session.session_key or "", purpose="session")
+        forget_request_context(request)
+        ctx = request_context(request)
+        tracked = UserSession.objects.create(
+            user=user,
+            organization_id=getattr(getattr(user, "membership", None), "organization_id", None),
+            session_key=session.session_key,
+            session_hash=session[SESSION_HASH_KEY],
+            ip_address=ctx.ip_address,
+            user_agent=ctx.user_agent,
+            browser=ctx.browser,
+            os=ctx.os,
+            device_type=ctx.device_type,
+            device_id=ctx.device_id,
+            country=ctx.geo.country,
+            city=ctx.geo.city,
+            started_at=now,
+            last_activity_at=now,
+        )
+        specs.append(
+            EventSpec(
+                event_type=EventType.SESSION_STARTED,
+                actor=user,
+                details={"expires_at": session.get_expiry_date().isoformat()},
+            )
+        )
+    events_record(specs=specs, request=request)
+    state = getattr(user, "_lockout_state", _NOT_LOADED)
+    if state is not None:  # earlier failures stop counting once the right password is given
+        LockoutState.objects.filter(user=user, locked_until__isnull=True).update(
+            counter_reset_at=now
+        )
+    return tracked
+
+
+def session_end_current(*, request: HttpRequest, user: User) -> None:
+    """Record a sign-out and the end of its session (call before the session is flushed)."""
+    session_hash = request.session.get(SESSION_HASH_KEY, "")
+    now = timezone.now()
+    specs = [EventSpec(event_type=EventType.LOGOUT, actor=user)]
+    if session_hash:
+        ended = UserSession.objects.filter(session_hash=session_hash, ended_at__isnull=True).update(
+            ended_at=now, end_reason=SessionEndReason.LOGOUT
+        )
+        if ended:
+            specs.append(
+                EventSpec(event_type=EventType.SESSION_ENDED, actor=user, reason=Reason.LOGOUT)
+            )
+    events_record(specs=specs, request=request)
+
+
+def sessions_end(
+    *,
+    user: User,
+    reason: str,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+    keep_current: bool = False,
+    only_hash: str | None = None,
+) -> int:
+    """End the user's open sessions (all, all but the request's, or one); returns how many."""
+    current_hash = request.session.get(SESSION_HASH_KEY, "") if request is not None else ""
+    open_sessions = UserSession.objects.filter(user=user, ended_at__isnull=True)
+    if only_hash is not None:
+        open_sessions = open_sessions.filter(session_hash=only_hash)
+    if keep_current and current_hash:
+        open_sessions = open_sessions.exclude(session_hash=current_hash)
+    now = timezone.now()
+    specs = []
+    with transaction.atomic():
+        for tracked in open_sessions.select_for_update():
+            UserSession.objects.filter(pk=tracked.pk).update(ended_at=now, end_reason=reason)
+            Session.objects.filter(session_key=tracked.session_key).delete()
+            specs.append(
+                EventSpec(
+                    event_type=EventType.SESSION_ENDED,
+                    reason=reason,
+                    actor=actor or user,
+                    target_user=user if actor is not None and actor != user else None,
+                    session_hash=tracked.session_hash,
+                    details={"started_at": tracked.started_at.isoformat()},
+                )
+            )
+        if specs:
+            events_record(specs=specs, request=request)
+    return len(specs)
+
+
+def session_rekey(*, request: HttpRequest) -> None:
+    """Follow the session to its new key after Django cycled it (password change)."""
+    session_hash = request.session.get(SESSION_HASH_KEY)
+    if session_hash and request.session.session_key:
+        UserSession.objects.filter(session_hash=session_hash).update(
+            session_key=request.session.session_key
+        )
+
+
+def session_expire_stale(*, batch_size: int = 500) -> int:
+    """Record session.expired, once each, for sessions that ran out without a sign-out."""
+    now = timezone.now()
+    live_keys = Session.objects.filter(expire_date__gt=now).values("session_key")
+    stale = (
+        UserSession.objects.filter(ended_at__isnull=True, started_at__lt=now)
+        .exclude(session_key__in=live_keys)
+        .select_related("user__membership")
+    )
+    expired = 0
+    for tracked in stale[:batch_size]:
+        with transaction.atomic():
+            # Conditional update: a concurrent run that got here first leaves nothing to claim.
+            claimed = UserSession.objects.filter(pk=tracked.pk, ended_at__isnull=True).update(
+                ended_at=now, end_reason=SessionEndReason.EXPIRED
+            )
+            if not claimed:
+                continue
+            Session.objects.filter(session_key=tracked.session_key).delete()
+            event_record(
+                event_type=EventType.SESSION_EXPIRED,
+                actor=tracked.user,
+                reason=Reason.EXPIRED,
+                details={
+                    "started_at": tracked.started_at.isoformat(),
+                    "last_activity_at": tracked.last_activity_at.isoformat(),
+                    "session_hash": tracked.session_hash,
+                },
+            )
+        expired += 1
+    return expired
+
+
+# --- Passwords -------------------------------------------------------------------------------
+
+
+def password_changed_record(*, request: HttpRequest, user: User) -> None:
+    """Record a password change and end every other session of the user."""
+    session_rekey(request=request)
+    event_record(event_type=EventType.PASSWORD_CHANGED, actor=user, request=request)
+    sessions_end(
+        user=user, reason=SessionEndReason.PASSWORD_CHANGED, request=request, keep_current=True
+    )
+
+
+def password_reset_requested_record(*, request: HttpRequest, email: str, users: list[User]) -> None:
+    """Record a reset request; one for an unknown address is kept too, as a failure."""
+    if not users:
+        event_record(
+            event_type=EventType.PASSWORD_RESET_REQUESTED,
+            outcome=Outcome.FAILURE,
+            reason=Reason.UNKNOWN_USER,
+            actor_label=email,
+            details={"requested_for": email},
+            request=request,
+        )
+        return
+    for user in users:
+        event_record(event_type=EventType.PASSWORD_RESET_REQUESTED, actor=user, request=request)
+
+
+def password_reset_failed_record(*, request: HttpRequest, user: User | None, reason: str) -> None:
+    """Record a refused reset (bad or expired link, rejected password); never the token."""
+    event_record(
+        event_type=EventType.PASSWORD_RESET_FAILED,
+        outcome=Outcome.FAILURE,
+        reason=reason,
+        actor=user,
+        request=request,
+        durable=True,
+    )
+
+
+def password_reset_completed_record(*, request: HttpRequest, user: User) -> None:
+    """Record a completed reset: unlock the account and end every session it had."""
+    event_record(event_type=EventType.PASSWORD_RESET_COMPLETED, actor=user, request=request)
+    lockout_release(user=user, reason=Reason.PASSWORD_RESET, request=request)
+    sessions_end(user=user, reason=SessionEndReason.PASSWORD_CHANGED, request=request)

@@ -1,0 +1,1 @@
+"""Models for alerts (built in its own issue)."""

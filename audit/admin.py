@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import AuditEvent
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: events are append-only, for operators as for everyone else."""
+
+    list_display = [
+        "occurred_at",
+        "event_type",
+        "outcome",
+        "reason",
+        "actor_label",
+        "organization_id",
+        "ip_address",
+    ]
+    list_filter = ["outcome", "event_type"]
+    # No COUNT(*) over the whole table on every page.
+    show_full_result_count = False
+    date_hierarchy = None
+    ordering = ["-occurred_at", "-id"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

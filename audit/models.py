@@ -1,0 +1,168 @@
+"""The append-only table of security events and the names they are stored under."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class EventType(models.TextChoices):
+    """Stable dotted names. Never rename a stored value; add new ones."""
+
+    LOGIN_SUCCEEDED = "login.succeeded"
+    LOGIN_FAILED = "login.failed"
+    LOGOUT = "logout"
+    MFA_DEVICE_ADDED = "mfa.device_added"
+    MFA_DEVICE_REMOVED = "mfa.device_removed"
+    MFA_BACKUP_CODES_GENERATED = "mfa.backup_codes_generated"
+    MFA_VERIFIED = "mfa.verified"
+    MFA_VERIFICATION_FAILED = "mfa.verification_failed"
+    MFA_RESET_BY_ADMIN = "mfa.reset_by_admin"
+    PASSWORD_RESET_REQUESTED = "password.reset_requested"
+    PASSWORD_RESET_COMPLETED = "password.reset_completed"
+    PASSWORD_RESET_FAILED = "password.reset_failed"
+    PASSWORD_CHANGED = "password.changed"
+    SESSION_STARTED = "session.started"
+    SESSION_ENDED = "session.ended"
+    SESSION_EXPIRED = "session.expired"
+    LOCKOUT_TRIGGERED = "lockout.triggered"
+    LOCKOUT_RELEASED = "lockout.released"
+    ALERT_RAISED = "alert.raised"
+    ALERT_ACKNOWLEDGED = "alert.acknowledged"
+    ALERT_RESOLVED = "alert.resolved"
+    MEMBER_ROLE_CHANGED = "member.role_changed"
+    SETTINGS_CHANGED = "settings.changed"
+    AUDIT_LOG_VIEWED = "audit_log.viewed"
+    EXPORT_CREATED = "export.created"
+    EXPORT_DOWNLOADED = "export.downloaded"
+    RETENTION_PURGED = "retention.purged"
+
+
+class Category(models.TextChoices):
+    AUTHENTICATION = "authentication"
+    MFA = "mfa"
+    PASSWORD = "password"
+    SESSION = "session"
+    LOCKOUT = "lockout"
+    ALERTS = "alerts"
+    ADMINISTRATION = "administration"
+
+
+_PREFIX_CATEGORY = {
+    "login": Category.AUTHENTICATION,
+    "logout": Category.AUTHENTICATION,
+    "mfa": Category.MFA,
+    "password": Category.PASSWORD,
+    "session": Category.SESSION,
+    "lockout": Category.LOCKOUT,
+    "alert": Category.ALERTS,
+}
+
+
+def category_of(event_type: str) -> Category:
+    return _PREFIX_CATEGORY.get(event_type.split(".", 1)[0], Category.ADMINISTRATION)
+
+
+EVENT_TYPES_BY_CATEGORY: dict[Category, list[str]] = {c: [] for c in Category}
+for _value in EventType.values:
+    EVENT_TYPES_BY_CATEGORY[category_of(_value)].append(_value)
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class Reason:
+    """Reason codes stored in AuditEvent.reason (stable values, like event types)."""
+
+    INVALID_CREDENTIALS = "invalid_credentials"
+    UNKNOWN_USER = "unknown_user"
+    INACTIVE_ACCOUNT = "inactive_account"
+    ACCOUNT_LOCKED = "account_locked"
+    MFA_FAILED = "mfa_failed"
+    INVALID_TOKEN = "invalid_token"
+    PASSWORD_REJECTED = "password_rejected"
+    LOGOUT = "logout"
+    REVOKED_BY_USER = "revoked_by_user"
+    REVOKED_BY_ADMIN = "revoked_by_admin"
+    PASSWORD_CHANGED = "password_changed"
+    EXPIRED = "expired"
+    ADMIN_UNLOCK = "admin_unlock"
+    PASSWORD_RESET = "password_reset"
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event. Append-only: the database refuses UPDATE and DELETE."""
+
+    occurred_at = models.DateTimeField(default=timezone.now)
+    # Plain columns, not enforced foreign keys: a row must outlive the user or organization it
+    # names, and the table must be distributable by organization_id later.
+    organization = models.ForeignKey(
+        "accounts.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    event_type = models.CharField(max_length=64, choices=EventType.choices)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.SUCCESS)
+    reason = models.CharField(max_length=128, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=254, blank=True)
+    target_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    target_label = models.CharField(max_length=254, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    browser = models.CharField(max_length=64, blank=True)
+    os = models.CharField(max_length=64, blank=True)
+    device_type = models.CharField(max_length=16, blank=True)
+    device_id = models.CharField(max_length=16, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    city = models.CharField(max_length=128, blank=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    session_hash = models.CharField(max_length=16, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "-occurred_at", "-id"], name="audit_org_time"),
+            models.Index(
+                fields=["organization", "actor", "-occurred_at", "-id"], name="audit_org_actor_time"
+            ),
+            models.Index(
+                fields=["organization", "event_type", "-occurred_at", "-id"],
+                name="audit_org_type_time",
+            ),
+            models.Index(
+                fields=["organization", "ip_address", "-occurred_at", "-id"],
+                name="audit_org_ip_time",
+            ),
+            models.Index(fields=["actor", "-occurred_at", "-id"], name="audit_actor_time"),
+            models.Index(fields=["target_user", "-occurred_at", "-id"], name="audit_target_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.outcome} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def category(self) -> Category:
+        return category_of(self.event_type)

@@ -1,0 +1,191 @@
+"""The one path by which every audit event is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
+
+from .context import RequestContext, request_context
+from .models import AuditEvent, EventType, Outcome
+from .sanitize import clean_details, clean_text
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from accounts.models import Organization, User
+
+# A second connection to the same database (settings.DATABASES["audit"]).
+DURABLE_ALIAS = "audit"
+
+
+def durable_alias() -> str:
+    """Name the connection on which a write commits now, whatever the caller's transaction does.
+
+    Outside any transaction that is the default connection. Inside one (ATOMIC_REQUESTS, a
+    service's atomic block) a rollback would take the event with it, so the write goes through
+    the separate "audit" connection instead. Test-case transactions do not count: they stand in
+    for the database, not for a caller.
+    """
+    connection = connections[DEFAULT_DB_ALIAS]
+    if all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+        return DEFAULT_DB_ALIAS
+    return DURABLE_ALIAS
+
+
+@dataclass
+class EventSpec:
+    """What a caller knows about one event; event_record fills in the rest."""
+
+    event_type: str
+    outcome: str = Outcome.SUCCESS
+    reason: str = ""
+    actor: User | None = None
+    actor_label: str = ""
+    target_user: User | None = None
+    organization: Organization | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime | None = None
+    # Overrides the request's session, for events about another session (one being revoked).
+    session_hash: str | None = None
+
+
+def _organization_id_of(user: User | None) -> int | None:
+    if user is None:
+        return None
+    membership = getattr(user, "membership", None)  # select_related by callers on hot paths
+    return membership.organization_id if membership else None
+
+
+def _build_event(spec: EventSpec, context: RequestContext, now: datetime) -> AuditEvent:
+    if spec.event_type not in EventType.values:
+        raise ValueError(f"unknown event type {spec.event_type!r}")
+    actor, target = spec.actor, spec.target_user
+    organization_id = (
+        spec.organization.pk
+        if spec.organization is not None
+        else _organization_id_of(target if target is not None else actor)
+    )
+    details = clean_details(spec.details) or {}
+    details.update(context.notes)
+    return AuditEvent(
+        occurred_at=spec.occurred_at or now,
+        organization_id=organization_id,
+        event_type=spec.event_type,
+        outcome=spec.outcome,
+        reason=clean_text(spec.reason, 128),
+        actor_id=actor.pk if actor is not None else None,
+        actor_label=clean_text(spec.actor_label or (actor.email if actor else ""), 254),
+        target_user_id=target.pk if target is not None else None,
+        target_label=clean_text(target.email if target is not None else "", 254),
+        ip_address=context.ip_address,
+        user_agent=context.user_agent,
+        browser=context.browser,
+        os=context.os,
+        device_type=context.device_type,
+        device_id=context.device_id,
+        country=context.geo.country,
+        city=context.geo.city,
+        latitude=context.geo.latitude,
+        longitude=context.geo.longitude,
+        session_hash=spec.session_hash if spec.session_hash is not None else context.session_hash,
+        request_id=context.request_id,
+        details=details,
+    )
+
+
+def events_record(
+    *,
+    specs: Iterable[EventSpec],
+    request: HttpRequest | None = None,
+    context: RequestContext | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> list[AuditEvent]:
+    """Write several events of one request in one statement, in the caller's transaction."""
+    ctx = context if context is not None else request_context(request)
+    now = timezone.now()
+    events = [_build_event(spec, ctx, now) for spec in specs]
+    return AuditEvent.objects.using(using).bulk_create(events)
+
+
+def event_record(
+    *,
+    event_type: str,
+    outcome: str = Outcome.SUCCESS,
+    reason: str = "",
+    actor: User | None = None,
+    actor_label: str = "",
+    target_user: User | None = None,
+    organization: Organization | None = None,
+    details: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
+    context: RequestContext | None = None,
+    durable: bool = False,
+    using: str | None = None,
+) -> AuditEvent:
+    """Write one event.
+
+    By default the event joins the caller's transaction, so it exists exactly when the change it
+    describes was committed. `durable=True` is for refusals (a failed sign-in): they must be kept
+    even when the request's transaction rolls back, so they commit on their own.
+    """
+    spec = EventSpec(
+        event_type=event_type,
+        outcome=outcome,
+        reason=reason,
+        actor=actor,
+        actor_label=actor_label,
+        target_user=target_user,
+        organization=organization,
+        details=details or {},
+    )
+    alias = using or (durable_alias() if durable else DEFAULT_DB_ALIAS)
+    if durable and using is None:
+        with transaction.atomic(using=alias):
+            return events_record(specs=[spec], request=request, context=context, using=alias)[0]
+    return events_record(specs=[spec], request=request, context=context, using=alias)[0]
+
+
+@contextmanager
+def _purge_gate(using: str) -> Iterator[None]:
+    """Open the append-only guard for one transaction; the retention purge's narrow path."""
+    connection = connections[using]
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL audit.retention_purge = 'on'")
+            yield
+        else:
+            cursor.execute("INSERT INTO audit_purge_gate (opened) VALUES (1)")
+            try:
+                yield
+            finally:
+                cursor.execute("DELETE FROM audit_purge_gate")
+
+
+def events_purge_batch(
+    *,
+    organization_id: int | None,
+    before: datetime,
+    batch_size: int = 10_000,
+    using: str = DEFAULT_DB_ALIAS,
+) -> int:
+    """Delete up to batch_size of the organization's oldest events older than `before`.
+
+    The one code path allowed to delete audit events; only the retention purge calls it.
+    """
+    ids = list(
+        AuditEvent.objects.using(using)
+        .filter(organization_id=organization_id, occurred_at__lt=before)
+        .order_by("occurred_at", "id")
+        .values_list("id", flat=True)[:batch_size]
+    )
+    if not ids:
+        return 0
+    with _purge_gate(using):
+        deleted, _ = AuditEvent.objects.using(using).filter(pk__in=ids).delete()
+    return deleted

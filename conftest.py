@@ -1,0 +1,65 @@
+"""Shared fixtures; the PostgreSQL-only policy and the append-only table's test teardown."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("postgres") is None or _is_postgres():
+            continue
+        reason = "needs PostgreSQL (set DATABASE_URL=postgres://...): row locks and real concurrency"
+        if settings.REQUIRE_POSTGRES:
+            item.add_marker(pytest.mark.xfail(reason=reason, run=False, strict=True))
+        else:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under REQUIRE_POSTGRES (CI), a skipped test fails the run: nothing may pass by skipping."""
+    if not settings.REQUIRE_POSTGRES:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) + len(reporter.stats.get("xfailed", []))
+    if not _is_postgres():
+        reporter.write_line("REQUIRE_POSTGRES is set but the tests ran on " + connection.vendor, red=True)
+        session.exitstatus = 1
+    elif skipped:
+        reporter.write_line(f"REQUIRE_POSTGRES: {skipped} test(s) were skipped; failing.", red=True)
+        session.exitstatus = 1
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings: pytest.FixtureRequest) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _empty_audit_table_before_flush(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Transactional tests end with a flush, which the append-only guard would refuse.
+
+    The events are removed first through the purge gate, the one path the guard allows.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(
+        (marker and marker.kwargs.get("transaction"))
+        or "transactional_db" in request.fixturenames
+        or "live_server" in request.fixturenames
+    )
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from audit.models import AuditEvent
+    from audit.services import _purge_gate
+
+    with _purge_gate("default"):
+        AuditEvent.objects.all().delete()

@@ -1,0 +1,1 @@
+"""Models for exports (built in its own issue)."""

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import factory
+
+from accounts.models import Membership, Organization, Role, Tier, User
+
+PASSWORD = "correct horse battery staple"
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"Org {n}")
+    slug = factory.Sequence(lambda n: f"org-{n}")
+    tier = Tier.MEDIUM_BUSINESS
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.test")
+    full_name = factory.Faker("name")
+    password = factory.django.Password(PASSWORD)
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = Role.MEMBER
+
+
+def member(organization: Organization | None = None, role: str = Role.MEMBER, **kwargs) -> User:
+    """A user with a membership (in a new organization unless one is given)."""
+    organization = organization or OrganizationFactory()
+    user = UserFactory(**kwargs)
+    MembershipFactory(user=user, organization=organization, role=role)
+    return User.objects.select_related("membership__organization").get(pk=user.pk)
