@@ -15,7 +15,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("postgres") is None or _is_postgres():
             continue
-        reason = "needs PostgreSQL (set DATABASE_URL=postgres://...): row locks and real concurrency"
+        reason = (
+            "needs PostgreSQL (set DATABASE_URL=postgres://...): row locks and real concurrency"
+        )
         if settings.REQUIRE_POSTGRES:
             item.add_marker(pytest.mark.xfail(reason=reason, run=False, strict=True))
         else:
@@ -29,7 +31,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) + len(reporter.stats.get("xfailed", []))
     if not _is_postgres():
-        reporter.write_line("REQUIRE_POSTGRES is set but the tests ran on " + connection.vendor, red=True)
+        reporter.write_line(
+            "REQUIRE_POSTGRES is set but the tests ran on " + connection.vendor, red=True
+        )
         session.exitstatus = 1
     elif skipped:
         reporter.write_line(f"REQUIRE_POSTGRES: {skipped} test(s) were skipped; failing.", red=True)

@@ -60,7 +60,9 @@ def row_from_values(values: tuple[Any, ...]) -> list[str]:
     occurred_at, *middle, details = values
     cells = [occurred_at.astimezone(UTC).isoformat(timespec="microseconds")]
     cells += ["" if v is None else str(v) for v in middle]
-    cells.append(json.dumps(details or {}, separators=(",", ":"), ensure_ascii=False, sort_keys=True))
+    cells.append(
+        json.dumps(details or {}, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    )
     return [neutralise(cell) for cell in cells]
 
 

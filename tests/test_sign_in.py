@@ -124,10 +124,24 @@ def test_refusals_look_identical_whatever_the_reason(client):
 def test_next_is_followed_only_within_the_site(client):
     user = member()
     url = reverse("accounts:login")
-    ok = client.post(url, {"email": user.email, "password": "correct horse battery staple", "next": "/profile/activity/"})
+    ok = client.post(
+        url,
+        {
+            "email": user.email,
+            "password": "correct horse battery staple",
+            "next": "/profile/activity/",
+        },
+    )
     assert ok["Location"] == "/profile/activity/"
     client.post(reverse("accounts:logout"))
-    evil = client.post(url, {"email": user.email, "password": "correct horse battery staple", "next": "https://evil.test/"})
+    evil = client.post(
+        url,
+        {
+            "email": user.email,
+            "password": "correct horse battery staple",
+            "next": "https://evil.test/",
+        },
+    )
     assert evil["Location"] == reverse("accounts:profile")
 
 

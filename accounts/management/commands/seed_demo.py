@@ -75,7 +75,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, days: int, **options: Any) -> None:
         seed_demo(days=days)
-        self.stdout.write("Demo sign-ins (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
         for _, _, _, people in DEMO:
             for email, _, role in people:
                 self.stdout.write(f"  {email:<24} {role.label}")
