@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 from django.conf import settings
 from django.db import connection
+
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run there
+# unless told that this is deliberate.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _is_postgres() -> bool:
@@ -67,3 +85,28 @@ def _empty_audit_table_before_flush(request: pytest.FixtureRequest):  # type: ig
 
     with _purge_gate("default"):
         AuditEvent.objects.all().delete()
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    """Headless Debian Chromium driven by Playwright (which cannot download its own here)."""
+    if shutil.which(CHROMIUM) is None and not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, live_server):  # type: ignore[no-untyped-def]
+    """A fresh browser context on the live server; the page's default timeout is 10 s."""
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(10_000)
+    new_page = context.new_page()
+    yield new_page
+    context.close()
