@@ -9,7 +9,6 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run there
 # unless told that this is deliberate.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
