@@ -30,11 +30,11 @@ def _is_postgres() -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("postgres") is None or _is_postgres():
+        marker = item.get_closest_marker("postgres")
+        if marker is None or _is_postgres():
             continue
-        reason = (
-            "needs PostgreSQL (set DATABASE_URL=postgres://...): row locks and real concurrency"
-        )
+        why = marker.kwargs.get("reason", "row locks and real concurrency")
+        reason = f"needs PostgreSQL (set DATABASE_URL=postgres://...): {why}"
         if settings.REQUIRE_POSTGRES:
             item.add_marker(pytest.mark.xfail(reason=reason, run=False, strict=True))
         else:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "audit",
     "alerts",
     "exports",
+    "retention",
 ]
 
 MIDDLEWARE = [
@@ -113,7 +115,10 @@ _default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_M
 # database that commits on its own (see audit.services.event_record).
 _default_db["ATOMIC_REQUESTS"] = True
 if _default_db["ENGINE"].endswith("sqlite3"):
-    _default_db.setdefault("OPTIONS", {})["timeout"] = 20
+    # WAL lets the "audit" connection commit while a request's transaction is reading.
+    _default_db.setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DATABASES = {
     "default": _default_db,
     "audit": {**_default_db, "ATOMIC_REQUESTS": False, "TEST": {"MIRROR": "default"}},
@@ -176,6 +181,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.lockout_release_expired",
         "schedule": timedelta(minutes=1),
     },
+    # Daily at 03:15 UTC (a quiet hour): delete each organization's events past its retention,
+    # archiving them first where the organization asked; safe to run twice or concurrently.
+    "retention-purge-expired": {
+        "task": "retention.tasks.events_purge_expired_all",
+        "schedule": crontab(hour=3, minute=15),
+    },
+    # Every 10 minutes: produce the scheduled CSV exports that are due (each claimed once).
+    "retention-export-schedules-run-due": {
+        "task": "retention.tasks.export_schedules_run_due",
+        "schedule": timedelta(minutes=10),
+    },
 }
 
 # --- Cache -----------------------------------------------------------------------------------
@@ -222,3 +238,34 @@ LOGGING = {
 # --- Tests -----------------------------------------------------------------------------------
 # CI sets this so that a PostgreSQL-only test can never pass by being skipped.
 REQUIRE_POSTGRES = envbool("REQUIRE_POSTGRES", False)
+
+# --- Retention, archives and scheduled exports (retention app) -------------------------------
+# Events without an organization (failed sign-ins for unknown usernames) are kept this long.
+PLATFORM_EVENT_RETENTION_DAYS = envint("PLATFORM_EVENT_RETENTION_DAYS", 365)
+# Rows per purge batch; each batch is its own short transaction so sign-ins never wait long.
+RETENTION_PURGE_BATCH_SIZE = envint("RETENTION_PURGE_BATCH_SIZE", 50_000)
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Archives and scheduled exports: local disk by default; any Django storage by setting, e.g.
+# ARCHIVE_STORAGE_BACKEND=storages.backends.s3.S3Storage (pip install ".[s3]") with
+# ARCHIVE_S3_BUCKET, ARCHIVE_S3_ENDPOINT_URL and the usual AWS_* credentials.
+ARCHIVE_STORAGE_BACKEND = env(
+    "ARCHIVE_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
+)
+if ARCHIVE_STORAGE_BACKEND.endswith("FileSystemStorage"):
+    _archive_options: dict[str, object] = {"location": MEDIA_ROOT / "archives"}
+else:
+    _archive_options = {
+        key: value
+        for key, value in {
+            "bucket_name": env("ARCHIVE_S3_BUCKET"),
+            "endpoint_url": env("ARCHIVE_S3_ENDPOINT_URL"),
+            "region_name": env("ARCHIVE_S3_REGION"),
+            "location": env("ARCHIVE_S3_PREFIX", "archives"),
+        }.items()
+        if value
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "archives": {"BACKEND": ARCHIVE_STORAGE_BACKEND, "OPTIONS": _archive_options},
+}

@@ -153,12 +153,16 @@ def event_record(
 
 @contextmanager
 def _purge_gate(using: str) -> Iterator[None]:
-    """Open the append-only guard for one transaction; the retention purge's narrow path."""
+    """Open the append-only guard for one transaction of its own; the purge's narrow path."""
     connection = connections[using]
-    with transaction.atomic(using=using), connection.cursor() as cursor:
+    # durable: the gate must never stay open inside a caller's longer transaction.
+    with transaction.atomic(using=using, durable=True), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL audit.retention_purge = 'on'")
-            yield
+            try:
+                yield
+            finally:
+                cursor.execute("SET LOCAL audit.retention_purge = 'off'")
         else:
             cursor.execute("INSERT INTO audit_purge_gate (opened) VALUES (1)")
             try:

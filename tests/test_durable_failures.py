@@ -1,0 +1,63 @@
+"""A refused sign-in is kept even when the transaction around it rolls back.
+
+PostgreSQL only: the in-memory SQLite test database locks whole tables between connections.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import authenticate
+from django.db import transaction
+from django.test import RequestFactory
+
+from audit.models import AuditEvent, EventType, Reason
+
+from .factories import member
+
+
+class _RollBack(Exception):
+    pass
+
+
+@pytest.mark.postgres(reason="a second connection writing while the first holds a transaction")
+@pytest.mark.django_db(transaction=True, databases=["default", "audit"])
+def test_failed_sign_in_survives_the_rollback_of_the_request_transaction(settings):
+    assert settings.DATABASES["default"]["ATOMIC_REQUESTS"] is True
+    user = member()
+    request = RequestFactory().post("/anything/", REMOTE_ADDR="203.0.113.77")
+
+    # As in any ATOMIC_REQUESTS view: authentication fails, then the view errors and the whole
+    # request transaction is rolled back.
+    with pytest.raises(_RollBack), transaction.atomic():
+        assert authenticate(request, username=user.email, password="wrong") is None
+        raise _RollBack
+
+    [failed] = AuditEvent.objects.filter(event_type=EventType.LOGIN_FAILED)
+    assert failed.reason == Reason.INVALID_CREDENTIALS
+    assert failed.actor_id == user.pk
+    assert failed.ip_address == "203.0.113.77"
+
+
+@pytest.mark.postgres(reason="a second connection writing while the first holds a transaction")
+@pytest.mark.django_db(transaction=True, databases=["default", "audit"])
+def test_success_events_roll_back_with_the_change_they_describe():
+    user = member()
+    request = RequestFactory().post("/anything/")
+    from audit.services import event_record
+
+    with pytest.raises(_RollBack), transaction.atomic():
+        event_record(event_type=EventType.PASSWORD_CHANGED, actor=user, request=request)
+        raise _RollBack
+
+    assert not AuditEvent.objects.filter(event_type=EventType.PASSWORD_CHANGED).exists()
+
+
+@pytest.mark.postgres(reason="a second connection writing while the first holds a transaction")
+@pytest.mark.django_db(transaction=True, databases=["default", "audit"])
+def test_unknown_user_failure_survives_the_rollback_too():
+    request = RequestFactory().post("/anything/")
+    with pytest.raises(_RollBack), transaction.atomic():
+        authenticate(request, username="ghost@example.test", password="x")
+        raise _RollBack
+    [failed] = AuditEvent.objects.filter(event_type=EventType.LOGIN_FAILED)
+    assert failed.reason == Reason.UNKNOWN_USER
