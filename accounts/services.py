@@ -322,15 +322,19 @@ def session_expire_stale(*, batch_size: int = 500) -> int:
             if not claimed:
                 continue
             Session.objects.filter(session_key=tracked.session_key).delete()
-            event_record(
-                event_type=EventType.SESSION_EXPIRED,
-                actor=tracked.user,
-                reason=Reason.EXPIRED,
-                details={
-                    "started_at": tracked.started_at.isoformat(),
-                    "last_activity_at": tracked.last_activity_at.isoformat(),
-                    "session_hash": tracked.session_hash,
-                },
+            events_record(
+                specs=[
+                    EventSpec(
+                        event_type=EventType.SESSION_EXPIRED,
+                        actor=tracked.user,
+                        reason=Reason.EXPIRED,
+                        session_hash=tracked.session_hash,
+                        details={
+                            "started_at": tracked.started_at.isoformat(),
+                            "last_activity_at": tracked.last_activity_at.isoformat(),
+                        },
+                    )
+                ]
             )
         expired += 1
     return expired
