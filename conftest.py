@@ -109,3 +109,42 @@ def page(browser, live_server):  # type: ignore[no-untyped-def]
     new_page = context.new_page()
     yield new_page
     context.close()
+
+
+# Test networks (documentation ranges) and where the test GeoIP database puts them.
+GEO_PLACES = {
+    "203.0.113.0/24": ("DE", "Germany", "Berlin", 52.52, 13.405),
+    "198.51.100.0/24": ("US", "United States", "New York", 40.7128, -74.006),
+    "192.0.2.0/24": ("JP", "Japan", "Tokyo", 35.6762, 139.6503),
+    "2001:db8::/32": ("GB", "United Kingdom", "London", 51.5074, -0.1278),
+}
+
+
+def build_geoip_city_db(path: str, places: dict[str, tuple[str, str, str, float, float]]) -> str:
+    """Write a small GeoIP2-City database that geoip2 reads like MaxMind's own."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
+    for network, (iso, country, city, lat, lon) in places.items():
+        writer.insert_network(
+            IPSet([network]),
+            {
+                "country": {"iso_code": iso, "names": {"en": country}},
+                "city": {"names": {"en": city}},
+                "location": {"latitude": lat, "longitude": lon},
+            },
+        )
+    writer.to_db_file(path)
+    return path
+
+
+@pytest.fixture
+def geoip_db(tmp_path, settings):  # type: ignore[no-untyped-def]
+    """Point GEOIP_CITY_DB at a freshly built test database (see GEO_PLACES)."""
+    from audit.geo import reset_readers
+
+    settings.GEOIP_CITY_DB = build_geoip_city_db(str(tmp_path / "city.mmdb"), GEO_PLACES)
+    reset_readers()
+    yield settings.GEOIP_CITY_DB
+    reset_readers()
