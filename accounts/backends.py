@@ -61,13 +61,13 @@ class EmailBackend(ModelBackend):
             reason = Reason.UNKNOWN_USER if user is None else Reason.INVALID_CREDENTIALS
             note_failure(request, AuthFailure(reason, user, attempted))
             return None
-        password_ok = user.check_password(password)
-        if lockout_is_active(user=user, request=request):
-            # Checked after the password so a locked account answers in the same time.
-            note_failure(request, AuthFailure(Reason.ACCOUNT_LOCKED, user, attempted))
-            return None
-        if not password_ok:
+        if not user.check_password(password):
+            # Whether the account is locked is settled under the lockout row's lock when the
+            # failure is recorded (accounts.services.login_failure_record).
             note_failure(request, AuthFailure(Reason.INVALID_CREDENTIALS, user, attempted))
+            return None
+        if lockout_is_active(user=user, request=request):
+            note_failure(request, AuthFailure(Reason.ACCOUNT_LOCKED, user, attempted))
             return None
         if not self.user_can_authenticate(user):
             note_failure(request, AuthFailure(Reason.INACTIVE_ACCOUNT, user, attempted))

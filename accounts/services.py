@@ -62,8 +62,12 @@ def lockout_is_active(*, user: User, request: HttpRequest | None = None) -> bool
 
 def _locked_state(user: User, using: str) -> LockoutState:
     """Return the user's lockout row, created if missing, locked until the transaction ends."""
-    LockoutState.objects.using(using).bulk_create([LockoutState(user=user)], ignore_conflicts=True)
-    return LockoutState.objects.using(using).select_for_update().get(user=user)
+    rows = LockoutState.objects.using(using).select_for_update()
+    state = rows.filter(user=user).first()
+    if state is None:  # the account's first failure: create the row, then lock it
+        LockoutState.objects.using(using).bulk_create([LockoutState(user=user)], ignore_conflicts=True)
+        state = rows.get(user=user)
+    return state
 
 
 def login_failure_record(
