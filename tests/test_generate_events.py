@@ -1,0 +1,82 @@
+"""manage.py generate_events: realistic synthetic rows, every event type, over the chosen days."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from accounts.models import Membership, Organization, Role
+from audit.models import AuditEvent, EventType
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_inserts_the_requested_number_of_events_across_organizations():
+    call_command("generate_events", events=3000, days=30, orgs=3, users=5, verbosity=0)
+
+    assert AuditEvent.objects.count() == 3000
+    assert Organization.objects.filter(slug__startswith="gen2026-").count() == 3
+    counts = AuditEvent.objects.values("organization_id").distinct().count()
+    assert counts == 3
+
+
+def test_it_spreads_events_over_the_days_and_keeps_ids_in_time_order():
+    call_command("generate_events", events=2000, days=10, orgs=1, users=3, verbosity=0)
+
+    times = list(AuditEvent.objects.order_by("id").values_list("occurred_at", flat=True))
+    assert times == sorted(times)
+    assert times[-1] - times[0] > timedelta(days=9)
+    assert times[-1] <= timezone.now()
+
+
+def test_it_covers_every_event_type_of_the_brief():
+    call_command("generate_events", events=20000, days=5, orgs=1, users=3, verbosity=0)
+
+    seen = set(AuditEvent.objects.values_list("event_type", flat=True).distinct())
+    assert seen == set(EventType.values)
+
+
+def test_rows_carry_realistic_context():
+    call_command("generate_events", events=500, days=5, orgs=1, users=3, verbosity=0)
+
+    event = AuditEvent.objects.filter(event_type=EventType.LOGIN_SUCCEEDED).first()
+    assert event.actor_id is not None and event.actor_label.endswith(".test")
+    assert event.ip_address and event.country and event.browser and event.user_agent
+    assert len(event.request_id) == 32 and len(event.session_hash) == 16
+    assert event.details["method"] in {"password", "password+totp"}
+
+
+def test_a_second_run_reuses_organizations_and_users():
+    call_command("generate_events", events=10, days=1, orgs=2, users=4, verbosity=0)
+    call_command("generate_events", events=10, days=1, orgs=2, users=4, verbosity=0)
+
+    assert Organization.objects.filter(slug__startswith="gen2026-").count() == 2
+    assert Membership.objects.filter(organization__slug__startswith="gen2026-").count() == 8
+    assert Membership.objects.filter(role=Role.ADMINISTRATOR).count() == 2
+    assert AuditEvent.objects.count() == 20
+
+
+def test_it_refuses_nonsense_sizes():
+    with pytest.raises(CommandError, match="--days"):
+        call_command("generate_events", events=10, days=0, verbosity=0)
+
+
+@pytest.mark.postgres
+def test_a_large_load_rebuilds_every_index_it_dropped():
+    from django.db import connection
+
+    from audit.generate import events_generate
+
+    def indexes() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'audit_auditevent'")
+            return {name for (name,) in cursor.fetchall()}
+
+    before = indexes()
+    events_generate(total=100, days=1, organizations=1, users_per_org=2, rebuild_indexes=True)
+
+    assert indexes() == before
+    assert AuditEvent.objects.count() == 100
