@@ -52,7 +52,7 @@ class EmailBackend(ModelBackend):
         if _plausible_email(attempted):
             user = (
                 User._default_manager.filter(email__iexact=attempted)
-                .select_related("membership__organization")
+                .select_related("membership__organization", "lockout_state")
                 .first()
             )
         if user is None or len(password) > MAX_PASSWORD_LENGTH:

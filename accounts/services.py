@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 # Failures that count towards a lockout. A refusal because the account is already locked or
 # inactive does not: it proves nothing about the password.
 COUNTED_FAILURES = (Reason.INVALID_CREDENTIALS, Reason.MFA_FAILED)
-_NOT_LOADED = object()
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,10 @@ class LockoutPolicy:
 
 def lockout_is_active(*, user: User, request: HttpRequest | None = None) -> bool:
     """Tell whether the account is locked now; a lock whose time is up is released on the way."""
-    state = LockoutState.objects.filter(user=user).first()
-    user._lockout_state = state  # type: ignore[attr-defined]  # spares session_start a query
+    try:
+        state = user.lockout_state  # joined by the backend's user lookup: no extra query
+    except LockoutState.DoesNotExist:
+        return False
     if state is None or state.locked_until is None:
         return False
     if state.locked_until > timezone.now():
@@ -108,9 +109,17 @@ def login_failure_record(
             )
         ]
         if reason in COUNTED_FAILURES:
-            since = now - timedelta(minutes=policy.window_minutes)
-            if state.counter_reset_at and state.counter_reset_at > since:
-                since = state.counter_reset_at
+            # Failures count within the window, since the last reset (lock or release) and since
+            # the last successful sign-in (Django keeps last_login; no write needed on success).
+            since = max(
+                moment
+                for moment in (
+                    now - timedelta(minutes=policy.window_minutes),
+                    state.counter_reset_at,
+                    user.last_login,
+                )
+                if moment is not None
+            )
             earlier = (
                 AuditEvent.objects.using(alias)
                 .filter(
@@ -237,11 +246,6 @@ def session_start(*, request: HttpRequest, user: User, method: str = "password")
             )
         )
     events_record(specs=specs, request=request)
-    state = getattr(user, "_lockout_state", _NOT_LOADED)
-    if state is not None:  # earlier failures stop counting once the right password is given
-        LockoutState.objects.filter(user=user, locked_until__isnull=True).update(
-            counter_reset_at=now
-        )
     return tracked
 
 
