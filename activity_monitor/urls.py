@@ -3,11 +3,14 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from .health import health
+
 # Platform operators sign in through the same page as everyone else, so every sign-in is
 # recorded and counted towards lockouts the same way.
 admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
+    path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="accounts:profile", permanent=False)),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),

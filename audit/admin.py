@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import AuditEvent
+from .pagination import CappedCountPaginator
 
 
 @admin.register(AuditEvent)
@@ -22,7 +23,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["outcome", "event_type"]
     # No COUNT(*) over the whole table on every page.
     show_full_result_count = False
-    date_hierarchy = None
+    paginator = CappedCountPaginator
     ordering = ["-occurred_at", "-id"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
