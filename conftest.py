@@ -148,3 +148,17 @@ def geoip_db(tmp_path, settings):  # type: ignore[no-untyped-def]
     reset_readers()
     yield settings.GEOIP_CITY_DB
     reset_readers()
+
+
+@pytest.fixture(autouse=True)
+def _celery_tasks_run_eagerly():  # type: ignore[no-untyped-def]
+    """Queued tasks run in the test's own thread, also when REDIS_URL is set (CI).
+
+    A test that starts a real worker switches this off for itself.
+    """
+    from activity_monitor.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
