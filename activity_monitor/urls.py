@@ -14,4 +14,5 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="accounts:profile", permanent=False)),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
+    path("", include("retention.urls")),
 ]

@@ -1,0 +1,220 @@
+"""Settings → Security → Retention, and Archives & scheduled exports."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from .files import FileCheckFailed, archive_storage
+from .forms import ExportScheduleForm, RetentionSettingsForm
+from .models import VerifyStatus
+from .selectors import (
+    RetentionAccess,
+    framework_warnings,
+    purge_runs_for,
+    retention_access,
+    retention_dates,
+    retention_settings_of,
+    schedule_get,
+    schedules_for,
+    stored_file_get,
+    stored_files_for,
+)
+from .services import (
+    RetentionInputError,
+    export_schedule_create,
+    export_schedule_delete,
+    export_schedule_run,
+    retention_settings_update,
+    stored_file_download_record,
+    stored_files_verify,
+)
+
+FILES_SHOWN = 200
+
+
+def _access(request: HttpRequest) -> RetentionAccess:
+    access = retention_access(request.user)
+    if access is None:
+        raise PermissionDenied("Retention and archives are for administrators and compliance.")
+    return access
+
+
+def _files_access(request: HttpRequest) -> RetentionAccess:
+    access = _access(request)
+    if not access.can_manage_files:
+        raise PermissionDenied("Archives and exports are for administrators and compliance.")
+    return access
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def retention(request: HttpRequest) -> HttpResponse:
+    access = _access(request)
+    organization = access.organization
+    current = retention_settings_of(organization)
+    status = 200
+    if request.method == "POST":
+        if not access.can_edit_settings:
+            raise PermissionDenied("Only administrators change retention settings.")
+        form = RetentionSettingsForm(request.POST, organization=organization)
+        if form.is_valid():
+            try:
+                changes = retention_settings_update(
+                    organization=organization,
+                    actor=request.user,
+                    frameworks=form.cleaned_data["frameworks"],
+                    archive_before_purge=form.cleaned_data["archive_before_purge"],
+                    retention_days=form.retention_days(),
+                    request=request,
+                )
+            except RetentionInputError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(
+                    request, "Retention settings saved." if changes else "Nothing changed."
+                )
+                return redirect("retention:retention")
+        status = 400
+    else:
+        form = RetentionSettingsForm(
+            organization=organization,
+            initial={
+                "frameworks": current.frameworks,
+                "archive_before_purge": current.archive_before_purge,
+                "retention_years": organization.retention_days // 365,
+            },
+        )
+    context = {
+        "access": access,
+        "organization": organization,
+        "current": current,
+        "form": form,
+        "dates": retention_dates(organization),
+        "warnings": framework_warnings(organization, current),
+        "runs": purge_runs_for(organization),
+    }
+    return render(request, "retention/retention.html", context, status=status)
+
+
+def _archives_context(access: RetentionAccess, form: ExportScheduleForm) -> dict[str, object]:
+    files = list(stored_files_for(access.organization).order_by("-created_at", "-pk")[:FILES_SHOWN])
+    return {
+        "access": access,
+        "organization": access.organization,
+        "form": form,
+        "schedules": schedules_for(access.organization),
+        "files": files,
+        "problems": sum(
+            1 for f in files if f.verify_status not in (VerifyStatus.OK, VerifyStatus.NOT_VERIFIED)
+        ),
+    }
+
+
+@login_required
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def archives(request: HttpRequest) -> HttpResponse:
+    access = _files_access(request)
+    status = 200
+    if request.method == "POST":
+        form = ExportScheduleForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                schedule = export_schedule_create(
+                    organization=access.organization,
+                    actor=request.user,
+                    name=data["name"],
+                    frequency=data["frequency"],
+                    event_types=data["event_types"],
+                    outcome=data["outcome"],
+                    user_email=data["user_email"],
+                    window_days=data["window_days"],
+                    request=request,
+                )
+            except RetentionInputError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(
+                    request,
+                    f"Scheduled “{schedule.name}”; the first file is made "
+                    f"{schedule.next_run_at:%Y-%m-%d %H:%M} UTC.",
+                )
+                return redirect("retention:archives")
+        status = 400
+    else:
+        form = ExportScheduleForm()
+    template = "retention/archives.html"
+    if request.htmx and request.method == "GET":
+        template += "#files"
+    return render(request, template, _archives_context(access, form), status=status)
+
+
+@login_required
+@vary_on_headers("HX-Request")
+@require_POST
+def verify(request: HttpRequest) -> HttpResponse:
+    access = _files_access(request)
+    checked = stored_files_verify(files=stored_files_for(access.organization))
+    bad = [f for f in checked if f.verify_status != VerifyStatus.OK]
+    if bad:
+        messages.error(request, f"{len(bad)} of {len(checked)} files failed verification.")
+    else:
+        messages.success(request, f"All {len(checked)} files verified: checksums and rows match.")
+    if request.htmx:
+        context = _archives_context(access, ExportScheduleForm())
+        return render(request, "retention/archives.html#files", context)
+    return redirect("retention:archives")
+
+
+@login_required
+@require_POST
+def schedule_run(request: HttpRequest, pk: int) -> HttpResponse:
+    access = _files_access(request)
+    schedule = schedule_get(organization=access.organization, pk=pk)
+    try:
+        stored = export_schedule_run(
+            schedule=schedule, period_end=timezone.now(), actor=request.user, request=request
+        )
+    except FileCheckFailed as exc:
+        messages.error(request, f"The export could not be stored: {exc}")
+    else:
+        messages.success(request, f"Exported {stored.row_count} events to {stored.filename}.")
+    return redirect("retention:archives")
+
+
+@login_required
+@require_POST
+def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    access = _files_access(request)
+    schedule = schedule_get(organization=access.organization, pk=pk)
+    export_schedule_delete(schedule=schedule, actor=request.user, request=request)
+    messages.success(request, f"Stopped “{schedule.name}”; its files are kept.")
+    return redirect("retention:archives")
+
+
+@login_required
+@require_GET
+def download(request: HttpRequest, pk: int) -> HttpResponse:
+    access = _files_access(request)
+    stored = stored_file_get(organization=access.organization, pk=pk)
+    storage = archive_storage()
+    if not storage.exists(stored.name):
+        raise Http404("The file is missing from the archive storage; run Verify.")
+    stored_file_download_record(stored_file=stored, actor=request.user, request=request)
+    content_type = "application/gzip" if stored.name.endswith(".gz") else "text/csv"
+    response = FileResponse(
+        storage.open(stored.name, "rb"),
+        as_attachment=True,
+        filename=stored.filename,
+        content_type=content_type,
+    )
+    response["X-Checksum-SHA256"] = stored.sha256
+    return response

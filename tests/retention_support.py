@@ -1,0 +1,81 @@
+"""Shared pieces of the retention tests: an archive storage per test, faulty storages, events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
+
+from accounts.models import Organization
+from audit.models import AuditEvent, EventType
+from audit.services import EventSpec, events_record
+
+
+class StorageDiesMidWrite(FileSystemStorage):
+    """A real disk storage that writes part of a file and then fails, like a full disk."""
+
+    def _save(self, name, content):  # type: ignore[no-untyped-def]
+        path = Path(self.path(name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as partial:
+            partial.write(content.read(64))
+        raise OSError(28, "No space left on device")
+
+
+class StorageLosesTheTail(FileSystemStorage):
+    """A real disk storage that silently keeps only the first half of what it is given."""
+
+    def _save(self, name, content):  # type: ignore[no-untyped-def]
+        data = content.read()
+        return super()._save(name, ContentFile(data[: len(data) // 2]))
+
+
+def use_archive_storage(settings, location, backend: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archives": {
+            "BACKEND": backend or "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(location)},
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
+def archive_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Every retention test writes its archives to its own temporary directory."""
+    location = tmp_path / "archives"
+    use_archive_storage(settings, location)
+    return location
+
+
+def event_at(
+    when: datetime,
+    organization: Organization | None,
+    event_type: str = EventType.LOGIN_SUCCEEDED,
+    **kwargs,  # type: ignore[no-untyped-def]
+) -> AuditEvent:
+    """Record one event that occurred at `when` through the one write path."""
+    [event] = events_record(
+        specs=[
+            EventSpec(
+                event_type=event_type,
+                organization=organization,
+                occurred_at=when,
+                actor_label=kwargs.pop("actor_label", "someone@example.test"),
+                **kwargs,
+            )
+        ]
+    )
+    return event
+
+
+def remaining(organization: Organization | None) -> set[int]:
+    org_id = organization.pk if organization else None
+    return set(
+        AuditEvent.objects.filter(organization_id=org_id)
+        .exclude(event_type=EventType.RETENTION_PURGED)
+        .values_list("pk", flat=True)
+    )

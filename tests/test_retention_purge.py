@@ -1,0 +1,197 @@
+"""The daily purge deletes exactly what is past each scope's retention, once, and says so."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError, transaction
+
+from accounts.models import Tier
+from audit.models import AuditEvent, EventType
+from retention.models import PurgeRun, PurgeStatus
+from retention.services import events_purge_expired, events_purge_expired_all
+
+from .factories import OrganizationFactory
+from .helpers import events
+from .retention_support import archive_dir, event_at, remaining  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 28, 3, 15, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("tier", "override", "days"),
+    [
+        (Tier.SMALL_BUSINESS, None, 90),
+        (Tier.MEDIUM_BUSINESS, None, 365),
+        (Tier.ENTERPRISE, None, 7 * 365),
+        (Tier.ENTERPRISE, 10 * 365, 10 * 365),
+        (Tier.ENTERPRISE, 365, 365),
+    ],
+)
+def test_one_second_inside_retention_stays_and_one_second_past_goes(tier, override, days):
+    organization = OrganizationFactory(tier=tier, retention_days_override=override)
+    cutoff = NOW - timedelta(days=days)
+    inside = event_at(cutoff + SECOND, organization)
+    at_cutoff = event_at(cutoff, organization)
+    past = event_at(cutoff - SECOND, organization)
+
+    outcome = events_purge_expired(organization=organization, now=NOW)
+
+    assert outcome.status == "succeeded"
+    assert outcome.count == 1
+    assert remaining(organization) == {inside.pk, at_cutoff.pk}
+    assert not AuditEvent.objects.filter(pk=past.pk).exists()
+
+
+def test_events_without_organization_follow_the_platform_setting(settings):
+    settings.PLATFORM_EVENT_RETENTION_DAYS = 30
+    cutoff = NOW - timedelta(days=30)
+    inside = event_at(cutoff + SECOND, None, EventType.LOGIN_FAILED)
+    event_at(cutoff - SECOND, None, EventType.LOGIN_FAILED)
+
+    outcome = events_purge_expired(organization=None, now=NOW)
+
+    assert outcome.count == 1
+    assert remaining(None) == {inside.pk}
+
+
+def test_another_organizations_events_are_untouched():
+    small = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    other = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    event_at(NOW - timedelta(days=200), small)
+    theirs = {event_at(NOW - timedelta(days=200), other).pk, event_at(NOW, other).pk}
+
+    events_purge_expired(organization=small, now=NOW)
+
+    assert remaining(small) == set()
+    assert remaining(other) == theirs
+
+
+def test_purge_records_one_retention_purged_event_with_cutoff_and_count():
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    for days in (91, 120, 365):
+        event_at(NOW - timedelta(days=days), organization)
+
+    events_purge_expired(organization=organization, now=NOW, batch_size=2)
+
+    [purged] = events(EventType.RETENTION_PURGED)
+    assert purged.organization_id == organization.pk
+    assert purged.details["count"] == 3
+    assert purged.details["cutoff"] == (NOW - timedelta(days=90)).isoformat()
+    assert purged.details["retention_days"] == 90
+    assert purged.actor_label == "retention purge"
+
+
+def test_running_twice_deletes_nothing_more_and_records_no_second_event():
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    event_at(NOW - timedelta(days=100), organization)
+    kept = event_at(NOW - timedelta(days=10), organization)
+
+    first = events_purge_expired(organization=organization, now=NOW)
+    second = events_purge_expired(organization=organization, now=NOW)
+
+    assert (first.count, second.status, second.count) == (1, "nothing", 0)
+    assert remaining(organization) == {kept.pk}
+    assert len(events(EventType.RETENTION_PURGED)) == 1
+    assert PurgeRun.objects.get().status == PurgeStatus.SUCCEEDED
+
+
+def test_a_scope_claimed_by_a_running_purge_is_skipped():
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    expired = event_at(NOW - timedelta(days=100), organization)
+    PurgeRun.objects.create(
+        scope=f"org:{organization.pk}",
+        organization=organization,
+        retention_days=90,
+        cutoff=NOW - timedelta(days=90),
+    )
+
+    outcome = events_purge_expired(organization=organization, now=NOW)
+
+    assert outcome.status == "skipped"
+    assert remaining(organization) == {expired.pk}
+
+
+def test_a_run_abandoned_by_a_dead_worker_is_closed_and_the_scope_purged():
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    event_at(NOW - timedelta(days=100), organization)
+    stale = PurgeRun.objects.create(
+        scope=f"org:{organization.pk}",
+        organization=organization,
+        retention_days=90,
+        cutoff=NOW - timedelta(days=90),
+        deleted=7,
+        heartbeat_at=datetime.now(tz=UTC) - timedelta(hours=2),
+    )
+
+    outcome = events_purge_expired(organization=organization, now=NOW)
+
+    stale.refresh_from_db()
+    assert stale.status == PurgeStatus.FAILED
+    assert outcome.count == 1
+    interrupted, finished = events(EventType.RETENTION_PURGED)
+    assert interrupted.details["interrupted"] is True and interrupted.details["count"] == 7
+    assert finished.details["count"] == 1
+
+
+def test_purge_all_covers_every_organization_and_the_platform(settings):
+    settings.PLATFORM_EVENT_RETENTION_DAYS = 365
+    small = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    medium = OrganizationFactory(tier=Tier.MEDIUM_BUSINESS)
+    event_at(NOW - timedelta(days=100), small)
+    kept_medium = event_at(NOW - timedelta(days=100), medium)
+    event_at(NOW - timedelta(days=400), medium)
+    event_at(NOW - timedelta(days=400), None)
+
+    outcomes = events_purge_expired_all(now=NOW)
+
+    assert sum(o.count for o in outcomes) == 3
+    assert remaining(small) == set()
+    assert remaining(medium) == {kept_medium.pk}
+    assert remaining(None) == set()
+    assert len(events(EventType.RETENTION_PURGED)) == 3
+
+
+def test_dry_run_command_lists_what_would_go_and_deletes_nothing():
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS, name="Tiny Co")
+    event_at(datetime.now(tz=UTC) - timedelta(days=100), organization)
+    event_at(datetime.now(tz=UTC) - timedelta(days=101), organization)
+    out = StringIO()
+
+    call_command("purge_expired_events", "--dry-run", stdout=out)
+
+    assert "Tiny Co: retention 90 days" in out.getvalue()
+    assert "2 events would be deleted" in out.getvalue()
+    assert len(remaining(organization)) == 2
+    assert not PurgeRun.objects.exists()
+
+
+def test_command_purges_one_organization_by_slug():
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS, slug="tiny")
+    event_at(datetime.now(tz=UTC) - timedelta(days=100), organization)
+    out = StringIO()
+
+    call_command("purge_expired_events", "--organization", "tiny", stdout=out)
+
+    assert "1 events deleted" in out.getvalue()
+    assert remaining(organization) == set()
+
+
+def test_append_only_still_refuses_a_delete_outside_the_purge():
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    event = event_at(NOW - timedelta(days=100), organization)
+    events_purge_expired(organization=organization, now=NOW)  # the gate opened and closed
+    survivor = event_at(NOW - timedelta(days=100), organization)
+
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(pk=survivor.pk).delete()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(pk=survivor.pk).update(reason="tampered")
+    assert not AuditEvent.objects.filter(pk=event.pk).exists()
+    assert AuditEvent.objects.filter(pk=survivor.pk, reason="").exists()
