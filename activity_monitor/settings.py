@@ -102,6 +102,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.navigation",
+                "alerts.context_processors.navigation",
             ],
         },
     },
@@ -192,6 +193,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "retention.tasks.export_schedules_run_due",
         "schedule": timedelta(minutes=10),
     },
+    # Every minute: evaluate alert rules on committed events that no task evaluated (broker
+    # down, worker lost); the database, not the broker, says what is still to do.
+    "alerts-events-sweep": {
+        "task": "alerts.tasks.events_sweep",
+        "schedule": timedelta(minutes=1),
+    },
+    # Every minute: alert emails a lost task never sent and webhook retries that are due.
+    "alerts-notifications-sweep": {
+        "task": "alerts.tasks.notifications_sweep",
+        "schedule": timedelta(minutes=1),
+    },
 }
 
 # --- Cache -----------------------------------------------------------------------------------
@@ -269,3 +281,19 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "archives": {"BACKEND": ARCHIVE_STORAGE_BACKEND, "OPTIONS": _archive_options},
 }
+
+# --- Alerts (alerts app) ---------------------------------------------------------------------
+# Links in alert emails and webhook bodies.
+ALERTS_BASE_URL = env("ALERTS_BASE_URL", "http://127.0.0.1:8000")
+# Development and tests only: let webhooks use http:// and private or loopback addresses.
+ALERTS_WEBHOOK_ALLOW_PRIVATE = envbool("ALERTS_WEBHOOK_ALLOW_PRIVATE", False)
+ALERTS_WEBHOOK_TIMEOUT_SECONDS = envint("ALERTS_WEBHOOK_TIMEOUT_SECONDS", 5)
+ALERTS_WEBHOOK_MAX_ATTEMPTS = envint("ALERTS_WEBHOOK_MAX_ATTEMPTS", 5)
+# Retries wait 30 s, 60 s, 120 s, ... (doubling).
+ALERTS_WEBHOOK_BACKOFF_SECONDS = envint("ALERTS_WEBHOOK_BACKOFF_SECONDS", 30)
+# The sweep leaves an event this long to its own task before evaluating it itself ...
+ALERTS_SWEEP_DELAY_SECONDS = envint("ALERTS_SWEEP_DELAY_SECONDS", 60)
+# ... never moves its mark past an event younger than this (a lower id may commit later) ...
+ALERTS_SWEEP_SETTLE_SECONDS = envint("ALERTS_SWEEP_SETTLE_SECONDS", 300)
+# ... and skips unevaluated events older than this (no one acts on a day-old sign-in alert).
+ALERTS_SWEEP_HORIZON_HOURS = envint("ALERTS_SWEEP_HORIZON_HOURS", 24)

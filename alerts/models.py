@@ -1,1 +1,208 @@
-"""Models for alerts (built in its own issue)."""
+"""Alert rules per organization, the alerts they raise, the evaluation ledger and webhooks."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class RuleKind(models.TextChoices):
+    """Stable names of the rules; never rename a stored value."""
+
+    FAILED_SIGN_INS = "failed_sign_ins", "Failed sign-ins for one account"
+    PASSWORD_SPRAYING = "password_spraying", "Failed sign-ins for many accounts from one IP"
+    NEW_DEVICE = "new_device", "Sign-in from a new device"
+    NEW_COUNTRY = "new_country", "Sign-in from a new country"
+    IMPOSSIBLE_TRAVEL = "impossible_travel", "Impossible travel"
+    CONCURRENT_SESSIONS = "concurrent_sessions", "Concurrent sessions"
+
+
+class Severity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class AlertRule(models.Model):
+    """One rule of one organization: on or off, its thresholds and where it notifies."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    kind = models.CharField(max_length=32, choices=RuleKind.choices)
+    enabled = models.BooleanField(default=True)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.MEDIUM)
+    # Thresholds, validated by alerts.rules.PARAMETERS before they are stored.
+    parameters = models.JSONField(default=dict, blank=True)
+    notify_email = models.BooleanField(default=True)
+    notify_webhook = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "kind"], name="alertrule_org_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.organization_id})"
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Alert(models.Model):
+    """What a rule found about one subject (a user, an IP) in one window; repeats add to count."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="alerts"
+    )
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=32, choices=RuleKind.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    subject_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alerts_about",
+    )
+    subject_label = models.CharField(max_length=254, blank=True)
+    subject_ip = models.GenericIPAddressField(null=True, blank=True)
+    # What the rule is about, e.g. "user:7" or "user:7:country:JP" or "ip:203.0.113.9".
+    subject_key = models.CharField(max_length=160)
+    # subject_key plus the start of its window: the database lets one alert exist per rule,
+    # subject and window, whichever worker gets there first.
+    window_key = models.CharField(max_length=200)
+    summary = models.CharField(max_length=300)
+    status = models.CharField(max_length=16, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="alerts_assigned",
+    )
+    # [{"at": iso, "by": email, "action": "...", "text": "..."}], oldest first.
+    notes = models.JSONField(default=list, blank=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    count = models.PositiveIntegerField(default=1)
+    # Ids of the audit events that triggered it (capped; see alerts.services.MAX_EVENT_IDS).
+    event_ids = models.JSONField(default=list, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    # Set when the alert is raised and its rule emails; cleared by the one sender that claims it.
+    email_pending = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "window_key"], name="alert_rule_window_key")
+        ]
+        indexes = [
+            models.Index(fields=["organization", "status", "-id"], name="alert_org_status"),
+            models.Index(
+                fields=["created_at"],
+                name="alert_email_pending",
+                condition=models.Q(email_pending=True),
+            ),
+            models.Index(fields=["organization", "-id"], name="alert_org_recent"),
+            models.Index(fields=["subject_user", "-id"], name="alert_subject_user"),
+            models.Index(
+                fields=["rule", "subject_key", "-last_seen_at"], name="alert_rule_subject"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} alert {self.pk} ({self.status})"
+
+
+class EvaluatedEvent(models.Model):
+    """Ledger: an audit event whose rules have run. Claimed in the evaluation's transaction.
+
+    Events are append-only, so the ledger, not a flag on the event, says what is done.
+    """
+
+    event_id = models.BigIntegerField(primary_key=True)
+    evaluated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"evaluated {self.event_id}"
+
+
+class SweepState(models.Model):
+    """A single row: every relevant event with an id up to low_water_id has been evaluated."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    low_water_id = models.BigIntegerField(default=0)
+    swept_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"sweep state (low water {self.low_water_id})"
+
+
+class WebhookEndpoint(models.Model):
+    """An organization's receiver of alert notifications, signed with its own secret."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    # The HMAC key the receiver shares; shown to administrators so they can verify signatures.
+    secret = models.CharField(max_length=64)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["organization", "id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One alert sent to one endpoint: the delivery log, with every attempt's outcome."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    payload = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    # [{"at": iso, "status_code": int|None, "error": str, "ms": int}]
+    log = models.JSONField(default=list, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_due",
+                condition=models.Q(status="pending"),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} of alert {self.alert_id} ({self.status})"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,26 @@ if TYPE_CHECKING:
 
 # A second connection to the same database (settings.DATABASES["audit"]).
 DURABLE_ALIAS = "audit"
+
+logger = logging.getLogger(__name__)
+
+# Called with each batch of events once its transaction has committed. Apps that react to events
+# (alerts) register here in AppConfig.ready(), so this app imports none of them.
+_after_commit_hooks: list[Callable[[list[AuditEvent]], None]] = []
+
+
+def after_events_commit(hook: Callable[[list[AuditEvent]], None]) -> None:
+    """Register a callable to run with every batch of recorded events after it commits."""
+    if hook not in _after_commit_hooks:
+        _after_commit_hooks.append(hook)
+
+
+def _run_after_commit_hooks(events: list[AuditEvent]) -> None:
+    for hook in list(_after_commit_hooks):
+        try:
+            hook(events)
+        except Exception:  # a reaction to an event never breaks the request that recorded it
+            logger.exception("after-commit hook %r failed", hook)
 
 
 def durable_alias() -> str:
@@ -110,7 +131,10 @@ def events_record(
     ctx = context if context is not None else request_context(request)
     now = timezone.now()
     events = [_build_event(spec, ctx, now) for spec in specs]
-    return AuditEvent.objects.using(using).bulk_create(events)
+    created = AuditEvent.objects.using(using).bulk_create(events)
+    if _after_commit_hooks and created:
+        transaction.on_commit(lambda: _run_after_commit_hooks(created), using=using)
+    return created
 
 
 def event_record(

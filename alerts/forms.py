@@ -1,0 +1,98 @@
+"""Forms for triage, rule thresholds and webhook endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from accounts.models import User
+
+from .models import AlertRule, AlertStatus, RuleKind, Severity
+from .rules import RULES
+from .webhooks import url_problem
+
+
+class AlertFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "Any status"), *AlertStatus.choices], required=False)
+    rule = forms.ChoiceField(choices=[("", "Any rule"), *RuleKind.choices], required=False)
+    severity = forms.ChoiceField(choices=[("", "Any severity"), *Severity.choices], required=False)
+    user = forms.CharField(required=False, max_length=254, label="User (email)")
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class ResolveForm(forms.Form):
+    note = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Say in a note how the alert was resolved."},
+    )
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(
+        queryset=User.objects.none(),
+        error_messages={
+            "invalid_choice": "Choose an analyst or administrator of your organization."
+        },
+    )
+
+    def __init__(self, *args: Any, assignable: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = assignable
+
+
+class RuleForm(forms.Form):
+    """Built from the rule's parameter specification: bounds come from alerts.rules.RULES."""
+
+    enabled = forms.BooleanField(required=False)
+    severity = forms.ChoiceField(choices=Severity.choices)
+    notify_email = forms.BooleanField(required=False, label="Email")
+    notify_webhook = forms.BooleanField(required=False, label="Webhooks")
+
+    def __init__(self, *args: Any, rule: AlertRule, **kwargs: Any) -> None:
+        self.rule = rule
+        self.spec = RULES[rule.kind]
+        super().__init__(*args, **kwargs)
+        for param in self.spec.params:
+            label = param.label + (f" ({param.unit})" if param.unit else "")
+            if param.is_bool:
+                self.fields[param.name] = forms.BooleanField(required=False, label=label)
+            else:
+                self.fields[param.name] = forms.IntegerField(
+                    label=label,
+                    min_value=param.minimum,
+                    max_value=param.maximum,
+                    error_messages={
+                        "invalid": f"{param.label}: enter a whole number.",
+                        "required": f"{param.label}: enter a number.",
+                        "min_value": f"{param.label}: at least {param.minimum}.",
+                        "max_value": f"{param.label}: at most {param.maximum}.",
+                    },
+                )
+
+    def parameters(self) -> dict[str, Any]:
+        return {p.name: self.cleaned_data[p.name] for p in self.spec.params}
+
+
+class WebhookForm(forms.Form):
+    url = forms.URLField(
+        max_length=500,
+        label="URL",
+        assume_scheme="https",
+        error_messages={"invalid": "Enter a full URL, e.g. https://hooks.example.com/activity."},
+    )
+    description = forms.CharField(max_length=200, required=False)
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        problem = url_problem(url)
+        if problem:
+            raise forms.ValidationError(problem)
+        return url

@@ -1,0 +1,44 @@
+"""Reactions to other apps: committed events are queued for evaluation; new organizations get
+their rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from accounts.models import Organization
+from audit.models import AuditEvent
+
+from .rules import EVALUATED_EVENT_TYPES
+
+
+def queue_evaluation(events: list[AuditEvent]) -> None:
+    """Queue the committed events that a rule looks at (registered with audit.services).
+
+    Only a message is sent here, so the sign-in that recorded the events never waits for the
+    rules; if the broker is down the sweep evaluates them later.
+    """
+    from .services import enqueue
+    from .tasks import events_evaluate as events_evaluate_task
+
+    ids = [
+        event.pk
+        for event in events
+        if event.pk is not None
+        and event.organization_id is not None
+        and event.event_type in EVALUATED_EVENT_TYPES
+    ]
+    if ids:
+        enqueue(events_evaluate_task, ids)
+
+
+@receiver(post_save, sender=Organization, dispatch_uid="alerts.organization_rules")
+def on_organization_saved(
+    sender: Any, instance: Organization, created: bool, **kwargs: Any
+) -> None:
+    if created:
+        from .services import alert_rules_ensure
+
+        alert_rules_ensure(organization_id=instance.pk)

@@ -1,0 +1,158 @@
+"""Reads for alerts. Events are read per organization; alerts per acting user's role."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Role, User, UserSession
+from accounts.selectors import membership_of
+from audit.models import AuditEvent, EventType
+
+from .models import Alert, AlertRule, AlertStatus, WebhookDelivery, WebhookEndpoint
+
+TRIAGE_ROLES = frozenset({Role.ADMINISTRATOR, Role.SECURITY_ANALYST})
+
+
+# --- Events the rules read (always scoped to the event's organization) -----------------------
+
+
+def _organization_events(organization_id: int | None) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(organization_id=organization_id)
+
+
+def failures_of_account(
+    *, organization_id: int | None, user_id: int, since: datetime, until: datetime
+) -> QuerySet[AuditEvent]:
+    return _organization_events(organization_id).filter(
+        event_type=EventType.LOGIN_FAILED,
+        actor_id=user_id,
+        occurred_at__gt=since,
+        occurred_at__lte=until,
+    )
+
+
+def failures_from_ip(
+    *, organization_id: int | None, ip_address: str, since: datetime, until: datetime
+) -> QuerySet[AuditEvent]:
+    return _organization_events(organization_id).filter(
+        event_type=EventType.LOGIN_FAILED,
+        ip_address=ip_address,
+        occurred_at__gt=since,
+        occurred_at__lte=until,
+    )
+
+
+def sign_ins_before(event: AuditEvent) -> QuerySet[AuditEvent]:
+    """The actor's successful sign-ins recorded before this event, newest first."""
+    return (
+        _organization_events(event.organization_id)
+        .filter(event_type=EventType.LOGIN_SUCCEEDED, actor_id=event.actor_id)
+        .filter(
+            Q(occurred_at__lt=event.occurred_at) | Q(occurred_at=event.occurred_at, id__lt=event.pk)
+        )
+        .order_by("-occurred_at", "-id")
+    )
+
+
+def sessions_open_at(
+    *, organization_id: int | None, user_id: int, at: datetime, max_age: timedelta
+) -> QuerySet[UserSession]:
+    """The user's sessions that were open at that instant (and not older than max_age)."""
+    return UserSession.objects.filter(
+        organization_id=organization_id,
+        user_id=user_id,
+        started_at__lte=at,
+        started_at__gt=at - max_age,
+    ).filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
+
+
+def events_by_ids(*, organization_id: int, ids: list[int]) -> QuerySet[AuditEvent]:
+    """The alert's triggering events, oldest first (a timeline)."""
+    return _organization_events(organization_id).filter(pk__in=ids).order_by("occurred_at", "id")
+
+
+# --- Who may do what -------------------------------------------------------------------------
+
+
+def user_can_triage(user: User) -> bool:
+    membership = membership_of(user)
+    return membership is not None and membership.role in TRIAGE_ROLES
+
+
+def user_can_edit_rules(user: User) -> bool:
+    membership = membership_of(user)
+    return membership is not None and membership.role == Role.ADMINISTRATOR
+
+
+# --- Alerts ----------------------------------------------------------------------------------
+
+
+def alerts_for_triage(*, user: User) -> QuerySet[Alert]:
+    """The organization's alerts for an analyst or administrator; none for anyone else."""
+    membership = membership_of(user)
+    if membership is None or membership.role not in TRIAGE_ROLES:
+        return Alert.objects.none()
+    return (
+        Alert.objects.filter(organization_id=membership.organization_id)
+        .select_related("assignee", "subject_user")
+        .order_by("-id")
+    )
+
+
+def alerts_about_user(*, user: User) -> QuerySet[Alert]:
+    """Alerts about the user's own account (their Profile)."""
+    membership = membership_of(user)
+    if membership is None:
+        return Alert.objects.none()
+    return Alert.objects.filter(
+        organization_id=membership.organization_id, subject_user=user
+    ).order_by("-id")
+
+
+def open_alert_count(*, user: User) -> int:
+    return alerts_for_triage(user=user).filter(status=AlertStatus.OPEN).count()
+
+
+def assignable_users(*, user: User) -> QuerySet[User]:
+    """Analysts and administrators of the acting user's organization."""
+    membership = membership_of(user)
+    if membership is None:
+        return User.objects.none()
+    return User.objects.filter(
+        membership__organization_id=membership.organization_id,
+        membership__role__in=TRIAGE_ROLES,
+        is_active=True,
+    ).order_by("email")
+
+
+def rules_for(*, user: User) -> QuerySet[AlertRule]:
+    membership = membership_of(user)
+    if membership is None or membership.role not in TRIAGE_ROLES:
+        return AlertRule.objects.none()
+    return AlertRule.objects.filter(organization_id=membership.organization_id).order_by("id")
+
+
+def webhooks_for(*, user: User) -> QuerySet[WebhookEndpoint]:
+    membership = membership_of(user)
+    if membership is None or membership.role != Role.ADMINISTRATOR:
+        return WebhookEndpoint.objects.none()
+    return WebhookEndpoint.objects.filter(organization_id=membership.organization_id)
+
+
+def deliveries_for(*, endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.filter(endpoint=endpoint).select_related("alert")[:100]
+
+
+def notification_recipients(*, organization_id: int) -> list[str]:
+    """Email addresses of the organization's analysts and administrators."""
+    return list(
+        User.objects.filter(
+            membership__organization_id=organization_id,
+            membership__role__in=TRIAGE_ROLES,
+            is_active=True,
+        )
+        .order_by("email")
+        .values_list("email", flat=True)
+    )

@@ -1,0 +1,32 @@
+"""Alert jobs: thin wrappers that take ids and call one service (schedules in settings)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(time_limit=120, soft_time_limit=100)
+def events_evaluate(event_ids: list[int]) -> int:
+    return services.events_evaluate(event_ids=event_ids)
+
+
+@shared_task(time_limit=600, soft_time_limit=540)
+def events_sweep() -> int:
+    return services.events_sweep()
+
+
+@shared_task(time_limit=120, soft_time_limit=100)
+def alert_notify(alert_id: int) -> None:
+    services.alert_notify(alert_id=alert_id)
+
+
+@shared_task(time_limit=120, soft_time_limit=100)
+def webhook_delivery_attempt(delivery_id: int) -> str:
+    return services.webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(time_limit=600, soft_time_limit=540)
+def notifications_sweep() -> int:
+    return services.notifications_sweep()

@@ -1,0 +1,329 @@
+"""Alert triage (analysts, administrators), rules and webhooks (administrators), own alerts."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.selectors import membership_of
+
+from . import selectors, services
+from .forms import AlertFilterForm, AssignForm, NoteForm, ResolveForm, RuleForm, WebhookForm
+from .models import Alert, AlertRule, RuleKind, WebhookEndpoint
+from .rules import RULES, effective_parameters
+
+PAGE_SIZE = 50
+TRIAGE_ONLY = "Alerts are for security analysts and administrators."
+ADMIN_ONLY = "Only administrators change alert rules and webhooks."
+
+
+def _require_triage(request: HttpRequest) -> None:
+    if not selectors.user_can_triage(request.user):
+        raise PermissionDenied(TRIAGE_ONLY)
+
+
+def _require_admin(request: HttpRequest) -> None:
+    if not selectors.user_can_edit_rules(request.user):
+        raise PermissionDenied(ADMIN_ONLY)
+
+
+def _alert_for_triage(request: HttpRequest, pk: int) -> Alert:
+    """The alert if the user may triage it; another organization's alert does not exist."""
+    _require_triage(request)
+    alert = selectors.alerts_for_triage(user=request.user).filter(pk=pk).first()
+    if alert is None:
+        raise Http404("No such alert.")
+    return alert
+
+
+def _audit_log_link(**filters: str) -> str:
+    return "/settings/security/audit-log/?" + urlencode({k: v for k, v in filters.items() if v})
+
+
+def _vary(response: HttpResponse) -> HttpResponse:
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+# --- Triage ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def alert_list(request: HttpRequest) -> HttpResponse:
+    _require_triage(request)
+    form = AlertFilterForm(request.GET or None)
+    alerts = selectors.alerts_for_triage(user=request.user)
+    if request.GET and not form.is_valid():
+        response = render(
+            request,
+            "alerts/alert_list.html",
+            {"form": form, "alerts": [], "more": None},
+            status=400,
+        )
+        return _vary(response)
+    data = form.cleaned_data if request.GET else {}
+    if data.get("status"):
+        alerts = alerts.filter(status=data["status"])
+    if data.get("rule"):
+        alerts = alerts.filter(kind=data["rule"])
+    if data.get("severity"):
+        alerts = alerts.filter(severity=data["severity"])
+    if data.get("user"):
+        alerts = alerts.filter(
+            Q(subject_label__iexact=data["user"]) | Q(subject_user__email__iexact=data["user"])
+        )
+    if data.get("before"):
+        alerts = alerts.filter(pk__lt=data["before"])
+    page = list(alerts[: PAGE_SIZE + 1])
+    more = None
+    if len(page) > PAGE_SIZE:
+        page = page[:PAGE_SIZE]
+        query = request.GET.copy()
+        query["before"] = str(page[-1].pk)
+        more = "?" + query.urlencode()
+    template = "alerts/alert_list.html#results" if request.htmx else "alerts/alert_list.html"
+    context = {
+        "form": form,
+        "alerts": page,
+        "more": more,
+        "can_edit": selectors.user_can_edit_rules(request.user),
+    }
+    return _vary(render(request, template, context))
+
+
+def _detail_context(request: HttpRequest, alert: Alert, **forms: object) -> dict[str, object]:
+    events = list(
+        selectors.events_by_ids(organization_id=alert.organization_id, ids=alert.event_ids)
+    )
+    for event in events:
+        event.audit_user_link = _audit_log_link(user=event.actor_label)  # type: ignore[attr-defined]
+        event.audit_ip_link = _audit_log_link(ip=event.ip_address or "")  # type: ignore[attr-defined]
+    assignable = selectors.assignable_users(user=request.user)
+    return {
+        "alert": alert,
+        "events": events,
+        "audit_user_link": _audit_log_link(user=alert.subject_label)
+        if alert.subject_user_id
+        else "",
+        "audit_ip_link": _audit_log_link(ip=alert.subject_ip or ""),
+        "ack_form": forms.get("ack_form") or NoteForm(),
+        "assign_form": forms.get("assign_form")
+        or AssignForm(assignable=assignable, initial={"assignee": alert.assignee_id}),
+        "resolve_form": forms.get("resolve_form") or ResolveForm(),
+        "error": forms.get("error"),
+    }
+
+
+@login_required
+@require_GET
+def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _alert_for_triage(request, pk)
+    return render(request, "alerts/alert_detail.html", _detail_context(request, alert))
+
+
+def _triage_response(
+    request: HttpRequest, alert: Alert, *, status: int = 200, **forms: object
+) -> HttpResponse:
+    """The triage panel for HTMX, else back to the page (or the page with the error)."""
+    if request.htmx:
+        response = render(
+            request,
+            "alerts/alert_detail.html#triage",
+            _detail_context(request, alert, **forms),
+            status=status,
+        )
+        return _vary(response)
+    if status != 200:
+        return _vary(
+            render(
+                request,
+                "alerts/alert_detail.html",
+                _detail_context(request, alert, **forms),
+                status=status,
+            )
+        )
+    return redirect("alerts:alert-detail", pk=alert.pk)
+
+
+@login_required
+@require_POST
+def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _alert_for_triage(request, pk)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _triage_response(request, alert, status=400, ack_form=form)
+    try:
+        alert = services.alert_acknowledge(
+            alert=alert, actor=request.user, note=form.cleaned_data["note"], request=request
+        )
+    except services.AlertStateError as exc:
+        return _triage_response(request, alert, status=400, error=str(exc))
+    messages.success(request, "Alert acknowledged.")
+    return _triage_response(request, alert)
+
+
+@login_required
+@require_POST
+def alert_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _alert_for_triage(request, pk)
+    form = AssignForm(request.POST, assignable=selectors.assignable_users(user=request.user))
+    if not form.is_valid():
+        return _triage_response(request, alert, status=400, assign_form=form)
+    try:
+        alert = services.alert_assign(
+            alert=alert, actor=request.user, assignee=form.cleaned_data["assignee"], request=request
+        )
+    except services.AlertStateError as exc:
+        return _triage_response(request, alert, status=400, error=str(exc))
+    messages.success(request, f"Alert assigned to {alert.assignee}.")
+    return _triage_response(request, alert)
+
+
+@login_required
+@require_POST
+def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = _alert_for_triage(request, pk)
+    form = ResolveForm(request.POST)
+    if not form.is_valid():
+        return _triage_response(request, alert, status=400, resolve_form=form)
+    try:
+        alert = services.alert_resolve(
+            alert=alert, actor=request.user, note=form.cleaned_data["note"], request=request
+        )
+    except services.AlertStateError as exc:
+        return _triage_response(request, alert, status=400, error=str(exc))
+    messages.success(request, "Alert resolved.")
+    return _triage_response(request, alert)
+
+
+# --- Rules -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def rule_list(request: HttpRequest) -> HttpResponse:
+    _require_triage(request)
+    membership = membership_of(request.user)
+    services.alert_rules_ensure(organization_id=membership.organization_id)  # type: ignore[union-attr]
+    rules = [
+        (rule, RULES[rule.kind], effective_parameters(rule))
+        for rule in selectors.rules_for(user=request.user)
+    ]
+    return render(
+        request,
+        "alerts/rule_list.html",
+        {"rules": rules, "can_edit": selectors.user_can_edit_rules(request.user)},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rule_edit(request: HttpRequest, kind: str) -> HttpResponse:
+    _require_admin(request)
+    if kind not in RuleKind.values:
+        raise Http404("No such rule.")
+    membership = membership_of(request.user)
+    services.alert_rules_ensure(organization_id=membership.organization_id)  # type: ignore[union-attr]
+    rule: AlertRule = selectors.rules_for(user=request.user).get(kind=kind)
+    initial = {
+        "enabled": rule.enabled,
+        "severity": rule.severity,
+        "notify_email": rule.notify_email,
+        "notify_webhook": rule.notify_webhook,
+        **effective_parameters(rule),
+    }
+    form = RuleForm(request.POST or None, rule=rule, initial=initial)
+    if request.method == "POST":
+        if not form.is_valid():
+            return render(
+                request, "alerts/rule_edit.html", {"form": form, "rule": rule}, status=400
+            )
+        changed = services.alert_rule_update(
+            rule=rule,
+            actor=request.user,
+            enabled=form.cleaned_data["enabled"],
+            severity=form.cleaned_data["severity"],
+            parameters=form.parameters(),
+            notify_email=form.cleaned_data["notify_email"],
+            notify_webhook=form.cleaned_data["notify_webhook"],
+            request=request,
+        )
+        messages.success(request, "Rule saved." if changed else "Nothing changed.")
+        return redirect("alerts:rule-list")
+    return render(request, "alerts/rule_edit.html", {"form": form, "rule": rule})
+
+
+# --- Webhooks --------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webhook_list(request: HttpRequest) -> HttpResponse:
+    _require_admin(request)
+    form = WebhookForm(request.POST or None)
+    if request.method == "POST":
+        if form.is_valid():
+            endpoint = services.webhook_endpoint_create(
+                organization=membership_of(request.user).organization,  # type: ignore[union-attr]
+                url=form.cleaned_data["url"],
+                description=form.cleaned_data["description"],
+                actor=request.user,
+                request=request,
+            )
+            messages.success(request, "Webhook added. Verify requests with the secret below.")
+            return redirect("alerts:webhook-detail", pk=endpoint.pk)
+        status = 400
+    else:
+        status = 200
+    endpoints = selectors.webhooks_for(user=request.user)
+    return render(
+        request, "alerts/webhook_list.html", {"form": form, "endpoints": endpoints}, status=status
+    )
+
+
+def _webhook_for_admin(request: HttpRequest, pk: int) -> WebhookEndpoint:
+    _require_admin(request)
+    endpoint = selectors.webhooks_for(user=request.user).filter(pk=pk).first()
+    if endpoint is None:
+        raise Http404("No such webhook.")
+    return endpoint
+
+
+@login_required
+@require_GET
+def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = _webhook_for_admin(request, pk)
+    return render(
+        request,
+        "alerts/webhook_detail.html",
+        {"endpoint": endpoint, "deliveries": selectors.deliveries_for(endpoint=endpoint)},
+    )
+
+
+@login_required
+@require_POST
+def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    endpoint = _webhook_for_admin(request, pk)
+    services.webhook_endpoint_delete(endpoint=endpoint, actor=request.user, request=request)
+    messages.success(request, "Webhook removed.")
+    return redirect(reverse("alerts:webhook-list"))
+
+
+# --- Own alerts ------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def my_alerts(request: HttpRequest) -> HttpResponse:
+    alerts = selectors.alerts_about_user(user=request.user)[:PAGE_SIZE]
+    return render(request, "alerts/my_alerts.html", {"alerts": alerts})

@@ -1,0 +1,61 @@
+"""Helpers for the alert tests: sign-ins from places, and running what waits for a commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.test import Client, TestCase
+
+from alerts.models import Alert
+
+from .factories import PASSWORD
+from .helpers import sign_in
+
+# Addresses the conftest's test GeoIP database places (GEO_PLACES).
+NEW_YORK = "198.51.100.7"
+BERLIN = "203.0.113.7"
+TOKYO = "192.0.2.7"
+UNLOCATED = "100.64.0.9"
+
+CHROME_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Safari/537.36"
+)
+FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"
+
+
+@pytest.fixture
+def celery_eager() -> Iterator[None]:
+    """Tasks run in the test's thread, also when REDIS_URL is set (a real-worker test opts out)."""
+    from activity_monitor.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@contextmanager
+def committing() -> Iterator[None]:
+    """Run the on-commit callbacks (event evaluation, notifications) the test transaction holds."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        yield
+
+
+def sign_in_from(
+    client: Client,
+    email: str,
+    ip: str = NEW_YORK,
+    password: str = PASSWORD,
+    agent: str = CHROME_MAC,
+):  # type: ignore[no-untyped-def]
+    """Sign in through the real view and let what follows its commit run (the evaluation)."""
+    with committing():
+        return sign_in(client, email, password, REMOTE_ADDR=ip, HTTP_USER_AGENT=agent)
+
+
+def alerts(kind: str | None = None) -> list[Alert]:
+    queryset = Alert.objects.order_by("id")
+    return list(queryset.filter(kind=kind) if kind else queryset)
