@@ -43,8 +43,8 @@ def use_archive_storage(settings, location, backend: str | None = None) -> None:
     }
 
 
-@pytest.fixture(autouse=True)
-def archive_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
+@pytest.fixture(name="archive_dir", autouse=True)
+def archive_dir_fixture(settings, tmp_path):  # type: ignore[no-untyped-def]
     """Every retention test writes its archives to its own temporary directory."""
     location = tmp_path / "archives"
     use_archive_storage(settings, location)

@@ -11,7 +11,7 @@ from retention.models import RetentionSettings
 
 from .factories import OrganizationFactory, member
 from .helpers import events
-from .retention_support import archive_dir  # noqa: F401 (fixture)
+from .retention_support import archive_dir_fixture  # noqa: F401 (autouse fixture)
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from retention.services import events_purge_expired, events_purge_expired_all
 
 from .factories import OrganizationFactory
 from .helpers import events
-from .retention_support import archive_dir, event_at, remaining  # noqa: F401 (fixture)
+from .retention_support import archive_dir_fixture, event_at, remaining  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
