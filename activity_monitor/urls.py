@@ -14,7 +14,6 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="accounts:profile", permanent=False)),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
-    path("", include("retention.urls")),
     path("", include("alerts.urls")),
     path("", include("retention.urls")),
 ]
