@@ -13,6 +13,8 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="accounts:profile", permanent=False)),
     path("admin/", admin.site.urls),
+    # Before accounts: audit.views.activity serves /profile/activity/ (accounts:activity too).
+    path("", include("audit.urls")),
     path("", include("accounts.urls")),
     path("", include("alerts.urls")),
     path("", include("retention.urls")),

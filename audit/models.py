@@ -93,6 +93,21 @@ class Reason:
     PASSWORD_RESET = "password_reset"
 
 
+class CurrentTransactionId(models.Func):
+    """The inserting transaction's id (PostgreSQL xid8 as bigint); 0 on SQLite.
+
+    See api.feed for why the Enterprise API orders its feed by it.
+    """
+
+    template = "(pg_current_xact_id()::text::bigint)"
+    output_field = models.BigIntegerField()
+    arity = 0
+
+    def as_sqlite(self, compiler, connection, **extra_context):  # type: ignore[no-untyped-def]
+        # SQLite has one writer at a time: ids are committed in the order they are handed out.
+        return "0", []
+
+
 class AuditEvent(models.Model):
     """One security-relevant event. Append-only: the database refuses UPDATE and DELETE."""
 
@@ -141,6 +156,11 @@ class AuditEvent(models.Model):
     session_hash = models.CharField(max_length=16, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     details = models.JSONField(default=dict, blank=True)
+    # Set by the database on insert, never by the application (db_default), so a row's position
+    # in the API feed cannot be forged or forgotten.
+    txid = models.BigIntegerField(
+        null=True, blank=True, editable=False, db_default=CurrentTransactionId()
+    )
 
     class Meta:
         indexes = [
@@ -158,6 +178,8 @@ class AuditEvent(models.Model):
             ),
             models.Index(fields=["actor", "-occurred_at", "-id"], name="audit_actor_time"),
             models.Index(fields=["target_user", "-occurred_at", "-id"], name="audit_target_time"),
+            # The Enterprise API's exactly-once feed, ordered by (txid, id).
+            models.Index(fields=["organization", "txid", "id"], name="audit_org_txid"),
         ]
 
     def __str__(self) -> str:

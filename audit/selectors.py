@@ -1,12 +1,58 @@
-"""Reads of audit events. Every query is scoped here, by user or by organization."""
+"""Reads of audit events. Every query is scoped here, by user or by organization.
+
+Pages are cut by a keyset cursor on (occurred_at, id), newest first: a page deep in the past
+costs what the first page costs, rows inserted meanwhile never shift a page, and nothing counts
+the table. Cursors are signed for one scope (a user's log, an organization's log), so a
+tampered cursor or one taken from another tenant is refused, never trusted.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from django.core import signing
 from django.db.models import Q, QuerySet
 
 from accounts.models import Organization, User
 
-from .models import AuditEvent
+from . import lookups  # noqa: F401  (registers ip_address__in_network)
+from .models import EVENT_TYPES_BY_CATEGORY, AuditEvent, Category
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+PAGE_SIZE = 50
+# At most this many people match a name-or-email search; more would not narrow anything.
+TEXT_MATCH_LIMIT = 200
+TIMELINE_SIZE = 10
+
+
+class CursorError(ValueError):
+    """A cursor that was not issued for this view (tampered, foreign or from another version)."""
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    since: datetime | None = None
+    until: datetime | None = None
+    category: str = ""
+    event_type: str = ""
+    outcome: str = ""
+    # An email address or a user id (digits).
+    user: str = ""
+    # An address or a CIDR network, already normalised by the form.
+    ip: str = ""
+    country: str = ""
+    # Part of a user's name or email address.
+    text: str = ""
+
+
+@dataclass
+class Page:
+    events: list[AuditEvent]
+    next_cursor: str | None
 
 
 def events_for_user(*, user: User) -> QuerySet[AuditEvent]:
@@ -19,3 +65,138 @@ def events_for_user(*, user: User) -> QuerySet[AuditEvent]:
 def events_for_organization(*, organization: Organization) -> QuerySet[AuditEvent]:
     """Every event of one organization, newest first."""
     return AuditEvent.objects.filter(organization=organization).order_by("-occurred_at", "-id")
+
+
+def event_for_organization(*, organization: Organization, event_id: int) -> AuditEvent | None:
+    return events_for_organization(organization=organization).filter(pk=event_id).first()
+
+
+def event_for_user(*, user: User, event_id: int) -> AuditEvent | None:
+    return events_for_user(user=user).filter(pk=event_id).first()
+
+
+def _people_matching(*, organization: Organization, text: str) -> list[int]:
+    return list(
+        User.objects.filter(membership__organization=organization)
+        .filter(Q(email__icontains=text) | Q(full_name__icontains=text))
+        .values_list("pk", flat=True)[:TEXT_MATCH_LIMIT]
+    )
+
+
+def _user_condition(*, organization: Organization | None, user: str) -> Q:
+    if user.isdigit():
+        user_id = int(user)
+        return Q(actor_id=user_id) | Q(target_user_id=user_id)
+    # An address: the member with it, and rows that only kept it as a label (unknown usernames,
+    # removed users).
+    condition = Q(actor_label=user) | Q(target_label=user)
+    if organization is not None:
+        found = (
+            User.objects.filter(membership__organization=organization, email__iexact=user)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if found is not None:
+            condition |= Q(actor_id=found) | Q(target_user_id=found)
+    return condition
+
+
+def events_filter(
+    queryset: QuerySet[AuditEvent],
+    *,
+    filters: EventFilters,
+    organization: Organization | None = None,
+) -> QuerySet[AuditEvent]:
+    """Narrow an already scoped queryset by the filters (user and text need the organization)."""
+    f = filters
+    if f.since:
+        queryset = queryset.filter(occurred_at__gte=f.since)
+    if f.until:
+        queryset = queryset.filter(occurred_at__lt=f.until)
+    if f.event_type:
+        queryset = queryset.filter(event_type=f.event_type)
+    elif f.category:
+        queryset = queryset.filter(event_type__in=EVENT_TYPES_BY_CATEGORY[Category(f.category)])
+    if f.outcome:
+        queryset = queryset.filter(outcome=f.outcome)
+    if f.ip:
+        if "/" in f.ip:
+            queryset = queryset.filter(ip_address__in_network=f.ip)
+        else:
+            queryset = queryset.filter(ip_address=f.ip)
+    if f.country:
+        queryset = queryset.filter(country=f.country)
+    if f.user:
+        queryset = queryset.filter(_user_condition(organization=organization, user=f.user))
+    if f.text and organization is not None:
+        people = _people_matching(organization=organization, text=f.text)
+        queryset = queryset.filter(
+            Q(actor_id__in=people) | Q(target_user_id__in=people) | Q(actor_label=f.text.lower())
+        )
+    return queryset
+
+
+def cursor_encode(event: AuditEvent, *, scope: str) -> str:
+    at = event.occurred_at.astimezone(UTC)
+    micros = int(at.timestamp()) * 1_000_000 + at.microsecond
+    return signing.dumps([micros, event.pk], salt=f"audit.cursor:{scope}")
+
+
+def cursor_decode(token: str, *, scope: str) -> tuple[datetime, int]:
+    try:
+        micros, event_id = signing.loads(token, salt=f"audit.cursor:{scope}")
+        seconds, micro = divmod(int(micros), 1_000_000)
+        at = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micro)
+        return at, int(event_id)
+    except (signing.BadSignature, ValueError, TypeError, OverflowError) as exc:
+        raise CursorError(
+            "This page link is not valid here. Start again from the first page."
+        ) from exc
+
+
+def events_page(
+    queryset: QuerySet[AuditEvent], *, cursor: str, scope: str, size: int = PAGE_SIZE
+) -> Page:
+    """One page, newest first, after the cursor (if any); raises CursorError for a bad cursor."""
+    if cursor:
+        at, event_id = cursor_decode(cursor, scope=scope)
+        # The first condition is the index range; the second only trims ties at `at`.
+        queryset = queryset.filter(occurred_at__lte=at).filter(
+            Q(occurred_at__lt=at) | Q(id__lt=event_id)
+        )
+    rows = list(queryset.order_by("-occurred_at", "-id")[: size + 1])
+    next_cursor = cursor_encode(rows[size - 1], scope=scope) if len(rows) > size else None
+    return Page(events=rows[:size], next_cursor=next_cursor)
+
+
+def _around(queryset: QuerySet[AuditEvent], event: AuditEvent) -> Sequence[AuditEvent]:
+    at, pk = event.occurred_at, event.pk
+    before = list(
+        queryset.filter(occurred_at__lte=at)
+        .filter(Q(occurred_at__lt=at) | Q(id__lt=pk))
+        .order_by("-occurred_at", "-id")[:TIMELINE_SIZE]
+    )
+    after = list(
+        queryset.filter(occurred_at__gte=at)
+        .filter(Q(occurred_at__gt=at) | Q(id__gt=pk))
+        .order_by("occurred_at", "id")[:TIMELINE_SIZE]
+    )
+    return [*reversed(after), event, *before]
+
+
+def event_timeline(
+    *, organization: Organization, event: AuditEvent
+) -> dict[str, Sequence[AuditEvent]]:
+    """The same person's and the same address's events around one event, newest first."""
+    scoped = events_for_organization(organization=organization)
+    timeline: dict[str, Sequence[AuditEvent]] = {"user": [], "ip": []}
+    person = event.actor_id or event.target_user_id
+    if person is not None:
+        timeline["user"] = _around(
+            scoped.filter(Q(actor_id=person) | Q(target_user_id=person)), event
+        )
+    elif event.actor_label:
+        timeline["user"] = _around(scoped.filter(actor_label=event.actor_label), event)
+    if event.ip_address:
+        timeline["ip"] = _around(scoped.filter(ip_address=event.ip_address), event)
+    return timeline

@@ -1,0 +1,158 @@
+"""The filter form shared by the Activity Log, the Audit Log, CSV export and the API."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import zoneinfo
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .models import Category, EventType, Outcome, category_of
+from .selectors import EventFilters
+
+MAX_TEXT = 200
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _blank_choice(values: list[str]) -> list[tuple[str, str]]:
+    return [("", "Any"), *((value, value) for value in values)]
+
+
+class EventFilterForm(forms.Form):
+    """Parse filter query parameters; `filters()` gives the selector's EventFilters.
+
+    `organization_wide` adds the user and text filters of the Audit Log; the Activity Log shows
+    one person's events, so there they would mean nothing.
+    """
+
+    start = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    tz = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    category = forms.ChoiceField(required=False, choices=_blank_choice(Category.values))
+    event_type = forms.ChoiceField(
+        required=False, label="Event type", choices=_blank_choice(EventType.values)
+    )
+    outcome = forms.ChoiceField(required=False, choices=_blank_choice(Outcome.values))
+    user = forms.CharField(
+        required=False,
+        max_length=254,
+        help_text="An email address or a user id.",
+    )
+    ip = forms.CharField(
+        required=False, label="IP", max_length=64, help_text="An address or a CIDR network."
+    )
+    country = forms.CharField(required=False, max_length=8, help_text="Two-letter code, e.g. DE.")
+    q = forms.CharField(
+        required=False,
+        label="Name or email",
+        max_length=MAX_TEXT,
+        help_text="Part of a user's name or email address.",
+    )
+    cursor = forms.CharField(required=False, max_length=512, widget=forms.HiddenInput)
+
+    ORGANIZATION_ONLY = ("user", "q")
+
+    def __init__(self, *args: Any, organization_wide: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.organization_wide = organization_wide
+        if not organization_wide:
+            for name in self.ORGANIZATION_ONLY:
+                del self.fields[name]
+
+    def clean_tz(self) -> str:
+        value = self.cleaned_data["tz"].strip() or "UTC"
+        if value not in _time_zones():
+            raise ValidationError("Unknown time zone.")
+        return value
+
+    def clean_ip(self) -> str:
+        value = self.cleaned_data["ip"].strip()
+        if not value:
+            return ""
+        try:
+            if "/" in value:
+                return str(ipaddress.ip_network(value, strict=False))
+            return str(ipaddress.ip_address(value))
+        except ValueError as exc:
+            raise ValidationError(
+                "Enter an IP address (203.0.113.7) or a CIDR network (203.0.113.0/24)."
+            ) from exc
+
+    def clean_country(self) -> str:
+        value = self.cleaned_data["country"].strip()
+        if value and not _COUNTRY.match(value):
+            raise ValidationError("Enter a two-letter country code, e.g. DE.")
+        return value.upper()
+
+    def clean_user(self) -> str:
+        return self.cleaned_data["user"].strip().lower()
+
+    def clean_q(self) -> str:
+        return " ".join(self.cleaned_data["q"].split())
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and start > end:
+            self.add_error("end", "The end date is before the start date.")
+        category, event_type = cleaned.get("category"), cleaned.get("event_type")
+        if category and event_type and category_of(event_type) != category:
+            self.add_error("event_type", f"{event_type} is not in category {category}.")
+        return cleaned
+
+    def filters(self) -> EventFilters:
+        """The validated filters, dates turned into UTC instants of the chosen time zone."""
+        data = self.cleaned_data
+        zone = zoneinfo.ZoneInfo(data.get("tz") or "UTC")
+        since = until = None
+        if data.get("start"):
+            since = datetime.combine(data["start"], time.min, tzinfo=zone)
+        if data.get("end"):
+            # The end date is inclusive: everything before the next day's midnight.
+            until = datetime.combine(data["end"] + timedelta(days=1), time.min, tzinfo=zone)
+        return EventFilters(
+            since=since,
+            until=until,
+            category=data.get("category") or "",
+            event_type=data.get("event_type") or "",
+            outcome=data.get("outcome") or "",
+            user=data.get("user") or "",
+            ip=data.get("ip") or "",
+            country=data.get("country") or "",
+            text=data.get("q") or "",
+        )
+
+    def canonical(self) -> dict[str, str]:
+        """The non-empty filters as strings, without the cursor: what a view "looked at"."""
+        result = {}
+        for name in self.fields:
+            if name == "cursor":
+                continue
+            value = self.cleaned_data.get(name)
+            if value not in (None, ""):
+                result[name] = str(value)
+        if result.get("tz") == "UTC":
+            del result["tz"]
+        return result
+
+    def error_text(self) -> str:
+        """All errors as one line, for JSON and plain-text 400 responses."""
+        parts = []
+        for name, errors in self.errors.items():
+            label = "filters" if name == "__all__" else name
+            parts.append(f"{label}: {' '.join(errors)}")
+        return "; ".join(parts)
