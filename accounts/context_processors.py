@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from .selectors import membership_of, user_can_view_audit_log
+from .selectors import membership_of, user_can_view_audit_log, user_is_administrator
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:
@@ -15,4 +15,5 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     return {
         "nav_membership": membership,
         "nav_can_view_audit_log": user_can_view_audit_log(user),
+        "nav_is_administrator": user_is_administrator(user),
     }

@@ -9,7 +9,8 @@ from django.contrib.auth import authenticate
 from django.core.validators import ProhibitNullCharactersValidator
 from django.http import HttpRequest
 
-from .models import User
+from .mfa import TOTP_CODE, code_kind, normalise_code
+from .models import MfaPolicy, Role, User
 
 # One message for every refusal: it must not tell an unknown address from a wrong password, a
 # locked account or a disabled one.
@@ -49,4 +50,104 @@ class SignInForm(forms.Form):
             self.user = authenticate(self.request, username=email, password=password)
             if self.user is None:
                 raise forms.ValidationError(SIGN_IN_REFUSED, code="refused")
+        return cleaned
+
+
+class SecondStepForm(forms.Form):
+    """The code of the two-step sign-in: six digits from the app, or a backup code."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={
+                "autofocus": True,
+                "autocomplete": "one-time-code",
+                "inputmode": "text",
+                "spellcheck": "false",
+            }
+        ),
+    )
+
+    def clean_code(self) -> str:
+        code = normalise_code(self.cleaned_data["code"])
+        if code_kind(code) is None:
+            raise forms.ValidationError(
+                "Enter the 6-digit code from your authenticator app, or one of your backup codes "
+                "(8 letters and digits).",
+                code="malformed",
+            )
+        return code
+
+
+class TotpEnrolForm(forms.Form):
+    name = forms.CharField(
+        label="Name this device",
+        max_length=64,
+        required=False,
+        strip=True,
+        help_text="For example “Work phone”. Shown on your security page and in your Activity Log.",
+    )
+    code = forms.CharField(
+        label="Code from the app",
+        max_length=16,
+        strip=True,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        if any(ord(ch) < 32 for ch in name):
+            raise forms.ValidationError("The name cannot hold control characters.")
+        return name
+
+    def clean_code(self) -> str:
+        code = normalise_code(self.cleaned_data["code"])
+        if not TOTP_CODE.match(code):
+            raise forms.ValidationError(
+                "Enter the 6-digit code your authenticator app shows.", code="malformed"
+            )
+        return code
+
+
+class PasswordConfirmForm(forms.Form):
+    """Asks for the password again before a change that weakens the account."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+
+    def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if len(password) > 4096 or not self.user.check_password(password):
+            raise forms.ValidationError("That is not your password.", code="wrong_password")
+        return password
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role", choices=Role.choices)
+
+
+class MfaPolicyForm(forms.Form):
+    policy = forms.ChoiceField(
+        label="Two-step verification", choices=MfaPolicy.choices, widget=forms.RadioSelect
+    )
+    roles = forms.MultipleChoiceField(
+        label="Roles that must use it",
+        choices=Role.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("policy") == MfaPolicy.ROLES and not cleaned.get("roles"):
+            self.add_error("roles", "Choose at least one role, or pick another option.")
         return cleaned

@@ -28,6 +28,12 @@ ENTERPRISE_RETENTION_BOUNDS = (365, 10 * 365)
 LOCKOUT_THRESHOLD_MAX = 100
 
 
+class MfaPolicy(models.TextChoices):
+    OFF = "off", "Not required"
+    ALL = "all", "Required for every member"
+    ROLES = "roles", "Required for the chosen roles"
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
@@ -50,6 +56,9 @@ class Organization(models.Model):
     lockout_duration_minutes = models.PositiveIntegerField(
         default=30, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)]
     )
+    mfa_policy = models.CharField(max_length=8, choices=MfaPolicy.choices, default=MfaPolicy.OFF)
+    # Role values (see Role) that must use a second factor when mfa_policy is "roles".
+    mfa_required_roles = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -86,6 +95,12 @@ class Organization(models.Model):
     @property
     def has_api(self) -> bool:
         return self.tier == Tier.ENTERPRISE
+
+    def mfa_required_for(self, role: str) -> bool:
+        """Tell whether a member with this role must have a second factor."""
+        if self.mfa_policy == MfaPolicy.ALL:
+            return True
+        return self.mfa_policy == MfaPolicy.ROLES and role in (self.mfa_required_roles or [])
 
 
 class UserManager(BaseUserManager["User"]):

@@ -14,7 +14,17 @@ from audit.context import SESSION_HASH_KEY, forget_request_context, request_cont
 from audit.models import AuditEvent, EventType, Outcome, Reason
 from audit.services import EventSpec, durable_alias, event_record, events_record
 
-from .models import LockoutState, Organization, SessionEndReason, User, UserSession
+from .models import (
+    LockoutState,
+    Membership,
+    MfaPolicy,
+    Organization,
+    Role,
+    SessionEndReason,
+    User,
+    UserSession,
+)
+from .notifications import security_notice_queue
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -311,6 +321,28 @@ def session_rekey(*, request: HttpRequest) -> None:
         )
 
 
+# Last activity is written at most this often per session, not on every request.
+SESSION_TOUCH_INTERVAL = 60
+SESSION_TOUCHED_KEY = "_am_touched"
+
+
+def session_touch(*, request: HttpRequest) -> bool:
+    """Move the session's last-activity time forward, at most once a minute; True if it did."""
+    session = request.session
+    session_hash = session.get(SESSION_HASH_KEY)
+    if not session_hash:
+        return False
+    now = timezone.now()
+    touched = session.get(SESSION_TOUCHED_KEY)
+    if isinstance(touched, (int, float)) and now.timestamp() - touched < SESSION_TOUCH_INTERVAL:
+        return False
+    session[SESSION_TOUCHED_KEY] = int(now.timestamp())
+    UserSession.objects.filter(session_hash=session_hash, ended_at__isnull=True).update(
+        last_activity_at=now
+    )
+    return True
+
+
 def session_expire_stale(*, batch_size: int = 500) -> int:
     """Record session.expired, once each, for sessions that ran out without a sign-out."""
     now = timezone.now()
@@ -354,7 +386,8 @@ def session_expire_stale(*, batch_size: int = 500) -> int:
 def password_changed_record(*, request: HttpRequest, user: User) -> None:
     """Record a password change and end every other session of the user."""
     session_rekey(request=request)
-    event_record(event_type=EventType.PASSWORD_CHANGED, actor=user, request=request)
+    event = event_record(event_type=EventType.PASSWORD_CHANGED, actor=user, request=request)
+    security_notice_queue(event=event)
     sessions_end(
         user=user, reason=SessionEndReason.PASSWORD_CHANGED, request=request, keep_current=True
     )
@@ -390,6 +423,80 @@ def password_reset_failed_record(*, request: HttpRequest, user: User | None, rea
 
 def password_reset_completed_record(*, request: HttpRequest, user: User) -> None:
     """Record a completed reset: unlock the account and end every session it had."""
-    event_record(event_type=EventType.PASSWORD_RESET_COMPLETED, actor=user, request=request)
+    event = event_record(event_type=EventType.PASSWORD_RESET_COMPLETED, actor=user, request=request)
+    security_notice_queue(event=event)
     lockout_release(user=user, reason=Reason.PASSWORD_RESET, request=request)
     sessions_end(user=user, reason=SessionEndReason.PASSWORD_CHANGED, request=request)
+
+
+# --- Members and organization policy ---------------------------------------------------------
+
+
+class LastAdministratorError(Exception):
+    """The change would leave the organization without an administrator."""
+
+
+def member_role_change(
+    *, admin: User, membership: Membership, role: str, request: HttpRequest | None = None
+) -> bool:
+    """Give a member a new role and record member.role_changed; False if it was already theirs.
+
+    Raises LastAdministratorError rather than demote the organization's last administrator; the
+    administrators' rows are locked so two admins demoting each other cannot both succeed.
+    """
+    if role not in Role.values:
+        raise ValueError(f"unknown role {role!r}")
+    with transaction.atomic():
+        admins = list(
+            Membership.objects.select_for_update()
+            .filter(organization_id=membership.organization_id, role=Role.ADMINISTRATOR)
+            .values_list("pk", flat=True)
+        )
+        current = Membership.objects.select_for_update().get(pk=membership.pk)
+        old = current.role
+        if old == role:
+            return False
+        if old == Role.ADMINISTRATOR and admins == [current.pk]:
+            raise LastAdministratorError
+        current.role = role
+        current.save(update_fields=["role"])
+        membership.role = role
+        event_record(
+            event_type=EventType.MEMBER_ROLE_CHANGED,
+            actor=admin,
+            target_user=current.user,
+            details={"old": old, "new": role},
+            request=request,
+        )
+    return True
+
+
+def organization_mfa_policy_update(
+    *,
+    admin: User,
+    organization: Organization,
+    policy: str,
+    roles: list[str],
+    request: HttpRequest | None = None,
+) -> bool:
+    """Set who must use a second factor and record settings.changed; False if nothing changed."""
+    roles = sorted(set(roles)) if policy == MfaPolicy.ROLES else []
+    old = {
+        "mfa_policy": organization.mfa_policy,
+        "mfa_required_roles": organization.mfa_required_roles,
+    }
+    new = {"mfa_policy": policy, "mfa_required_roles": roles}
+    if old == new:
+        return False
+    with transaction.atomic():
+        organization.mfa_policy = policy
+        organization.mfa_required_roles = roles
+        organization.save(update_fields=["mfa_policy", "mfa_required_roles"])
+        event_record(
+            event_type=EventType.SETTINGS_CHANGED,
+            actor=admin,
+            organization=organization,
+            details={"setting": "mfa_policy", "old": old, "new": new},
+            request=request,
+        )
+    return True

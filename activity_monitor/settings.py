@@ -85,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Session last-activity (at most once a minute) and the MFA enrolment an org requires.
+    "accounts.middleware.AccountSecurityMiddleware",
 ]
 
 ROOT_URLCONF = "activity_monitor.urls"
@@ -154,6 +156,9 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # A long-lived random cookie that tells one browser from another (new-device alerts).
 DEVICE_COOKIE_NAME = "am_device"
 DEVICE_COOKIE_AGE = 60 * 60 * 24 * 400  # browsers cap cookie lifetime at 400 days
+
+# Shown as the account's issuer in authenticator apps.
+OTP_TOTP_ISSUER = "Activity Monitor"
 
 # --- Celery ----------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")

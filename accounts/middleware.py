@@ -1,0 +1,50 @@
+"""Per-request account upkeep: session last-activity, and the MFA enrolment an org requires."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
+
+from .mfa import ENROL_REQUIRED_SESSION_KEY
+from .services import session_touch
+
+# What a member who must enrol may still reach: the enrolment page and the way out.
+ENROL_ALLOWED_VIEWS = frozenset({"accounts:mfa-enrol", "accounts:logout"})
+
+
+class AccountSecurityMiddleware:
+    """Goes after AuthenticationMiddleware, OTPMiddleware and django-htmx's middleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            session_touch(request=request)
+        return self.get_response(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., Any],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponse | None:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        if not request.session.get(ENROL_REQUIRED_SESSION_KEY):
+            return None
+        match = request.resolver_match
+        if match is not None and match.view_name in ENROL_ALLOWED_VIEWS:
+            return None
+        target = reverse("accounts:mfa-enrol")
+        if getattr(request, "htmx", False):
+            return HttpResponseClientRedirect(target)
+        return redirect(target)
