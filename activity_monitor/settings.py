@@ -173,6 +173,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing gives up fast when the broker is down: a sign-in never waits seconds to queue a task
+# (alerts are swept from the database later). kombu's default retries took about 6 s.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+    "socket_connect_timeout": 2,
+}
 CELERY_TIMEZONE = "UTC"
 # Every periodic job, in one place.
 CELERY_BEAT_SCHEDULE = {

@@ -86,7 +86,9 @@ def test_failures_older_than_the_window_do_not_count(client):
     old = timezone.now() - timedelta(minutes=20)
     events_record(
         specs=[
-            EventSpec(event_type=EventType.LOGIN_FAILED, outcome="failure", actor=user, occurred_at=old)
+            EventSpec(
+                event_type=EventType.LOGIN_FAILED, outcome="failure", actor=user, occurred_at=old
+            )
             for _ in range(4)
         ]
     )
@@ -260,9 +262,7 @@ def _recorded_sign_in(user, *, at, country="US", lat=40.7128, lon=-74.006):  # t
     return event
 
 
-def test_two_sign_ins_too_far_apart_for_the_time_between_raise_impossible_travel(
-    client, geoip_db
-):
+def test_two_sign_ins_too_far_apart_for_the_time_between_raise_impossible_travel(client, geoip_db):
     user = member()
     sign_in_from(client, user.email, ip=NEW_YORK)
     sign_in_from(Client(), user.email, ip=TOKYO)

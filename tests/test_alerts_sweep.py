@@ -1,0 +1,104 @@
+"""The database is the source of truth: events no task evaluated are swept up, exactly once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from alerts.models import EvaluatedEvent, RuleKind, SweepState
+from alerts.services import events_sweep, sweep_mark_to_latest
+from audit.models import AuditEvent, EventType
+from audit.services import EventSpec, events_record
+
+from .alerts_support import alerts, celery_eager  # noqa: F401 - a fixture
+from .factories import member
+from .helpers import sign_in
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+
+
+@pytest.fixture
+def sweep_now(settings):  # type: ignore[no-untyped-def]
+    """The sweep takes events at once (in production it leaves them a minute to their task)."""
+    settings.ALERTS_SWEEP_DELAY_SECONDS = 0
+    settings.ALERTS_SWEEP_SETTLE_SECONDS = 0
+
+
+def _fail_without_evaluation(client, email, times=5):  # type: ignore[no-untyped-def]
+    # No on-commit callbacks run here: as if the broker had lost every message.
+    for _ in range(times):
+        sign_in(client, email, "wrong", REMOTE_ADDR="198.51.100.7")
+
+
+def test_events_no_task_evaluated_are_evaluated_by_the_sweep(client, sweep_now):
+    user = member()
+    _fail_without_evaluation(client, user.email)
+    assert alerts() == []
+
+    assert events_sweep() == 5
+
+    [alert] = alerts()
+    assert alert.kind == RuleKind.FAILED_SIGN_INS
+    assert EvaluatedEvent.objects.count() == 5
+
+
+def test_sweeping_twice_evaluates_nothing_twice(client, sweep_now):
+    user = member()
+    _fail_without_evaluation(client, user.email, times=6)
+    events_sweep()
+    assert events_sweep() == 0
+
+    [alert] = alerts()
+    assert alert.count == 2
+    assert len(AuditEvent.objects.filter(event_type=EventType.ALERT_RAISED)) == 1
+
+
+def test_the_sweep_moves_its_mark_past_what_it_has_seen(client, sweep_now):
+    user = member()
+    _fail_without_evaluation(client, user.email, times=2)
+    events_sweep()
+    last = AuditEvent.objects.filter(event_type=EventType.LOGIN_FAILED).latest("pk").pk
+    assert SweepState.objects.get().low_water_id == last
+
+
+def test_the_sweep_leaves_young_events_to_their_own_task(client, settings):
+    settings.ALERTS_SWEEP_DELAY_SECONDS = 60
+    user = member()
+    _fail_without_evaluation(client, user.email)
+    assert events_sweep() == 0
+    assert SweepState.objects.get().low_water_id == 0
+
+
+def test_the_sweep_skips_events_older_than_its_horizon(sweep_now):
+    user = member()
+    long_ago = timezone.now() - timedelta(days=3)
+    events_record(
+        specs=[
+            EventSpec(
+                event_type=EventType.LOGIN_FAILED,
+                outcome="failure",
+                actor=user,
+                occurred_at=long_ago,
+            )
+            for _ in range(5)
+        ]
+    )
+    assert events_sweep() == 0
+    assert alerts() == []
+
+
+def test_a_fresh_deployment_can_start_sweeping_from_now(client, sweep_now):
+    user = member()
+    _fail_without_evaluation(client, user.email)
+    sweep_mark_to_latest()
+    assert events_sweep() == 0
+    assert alerts() == []
+
+
+def test_the_sweep_works_through_many_batches(client, sweep_now):
+    user = member()
+    _fail_without_evaluation(client, user.email, times=12)
+    assert events_sweep(batch_size=5) == 12
+    assert EvaluatedEvent.objects.count() == 12

@@ -1,0 +1,108 @@
+"""End to end with a real Celery worker and real Redis: no eager mode, committed data only."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.db import connections
+
+from activity_monitor.celery import app
+from alerts import tasks
+from alerts.models import Alert, EvaluatedEvent, RuleKind
+from alerts.services import events_sweep
+from audit.models import AuditEvent, EventType
+
+from .factories import member
+from .helpers import sign_in
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"
+
+
+def _wait_for(probe: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"nothing after {timeout} s")
+
+
+@contextmanager
+def _not_eager() -> Iterator[None]:
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = previous
+
+
+@contextmanager
+def _broker(url: str) -> Iterator[None]:
+    """Point the app at another broker; the connection pools are rebuilt for it and after."""
+    previous = app.conf.broker_url
+    app.conf.broker_url = url
+    app._after_fork()  # drops the cached connection and producer pools
+    try:
+        yield
+    finally:
+        app.conf.broker_url = previous
+        app._after_fork()
+
+
+@contextmanager
+def _real_worker() -> Iterator[None]:
+    from celery.contrib.testing.worker import start_worker
+
+    app.control.purge()  # messages other tests left for events that no longer exist
+    with start_worker(
+        app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=20
+    ):
+        yield
+    # The worker thread's database connections would keep the test database open.
+    connections.close_all()
+
+
+def test_five_wrong_passwords_raise_an_alert_through_a_real_worker(client):
+    user = member()
+    with _not_eager(), _real_worker():
+        for _ in range(5):
+            sign_in(client, user.email, "wrong", REMOTE_ADDR="198.51.100.7")
+        alert = _wait_for(lambda: Alert.objects.filter(kind=RuleKind.FAILED_SIGN_INS).first())
+        _wait_for(lambda: EvaluatedEvent.objects.count() == 5)
+
+    assert alert.subject_user_id == user.pk
+    assert Alert.objects.count() == 1
+    assert AuditEvent.objects.filter(event_type=EventType.ALERT_RAISED).count() == 1
+
+
+def test_events_recorded_while_the_broker_is_down_are_evaluated_exactly_once(client, settings):
+    settings.ALERTS_SWEEP_DELAY_SECONDS = 0
+    settings.ALERTS_SWEEP_SETTLE_SECONDS = 0
+    user = member()
+    with _not_eager():
+        with _broker(CLOSED_PORT_BROKER):
+            for _ in range(5):
+                response = sign_in(client, user.email, "wrong", REMOTE_ADDR="198.51.100.7")
+                assert response.status_code == 200  # the sign-in page never notices
+        assert EvaluatedEvent.objects.count() == 0
+        assert Alert.objects.count() == 0
+
+        with _real_worker():  # the broker is back: beat's sweep runs on the worker
+            tasks.events_sweep.delay()
+            _wait_for(lambda: Alert.objects.filter(kind=RuleKind.FAILED_SIGN_INS).exists())
+            _wait_for(lambda: EvaluatedEvent.objects.count() == 5)
+
+    assert events_sweep() == 0  # a second sweep finds nothing left
+    [alert] = Alert.objects.all()
+    assert alert.count == 1
+    failures = AuditEvent.objects.filter(event_type=EventType.LOGIN_FAILED)
+    assert sorted(alert.event_ids) == sorted(failures.values_list("pk", flat=True))
+    assert AuditEvent.objects.filter(event_type=EventType.ALERT_RAISED).count() == 1
