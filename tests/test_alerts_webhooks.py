@@ -1,0 +1,228 @@
+"""Signed webhooks to a local receiver: signature, retries with backoff, timeouts, isolation."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core import mail
+
+from accounts.models import Role
+from alerts import webhooks
+from alerts.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from alerts.services import notifications_sweep, webhook_endpoint_create
+
+from .alerts_support import alerts, celery_eager, sign_in_from  # noqa: F401 - a fixture
+from .factories import member
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+
+
+class Receiver:
+    """A local HTTP endpoint that records what it receives and answers as told."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.status = 204
+        self.delay = 0.0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                time.sleep(receiver.delay)
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def receiver(settings) -> Iterator[Receiver]:  # type: ignore[no-untyped-def]
+    settings.ALERTS_WEBHOOK_ALLOW_PRIVATE = True  # the receiver is on loopback, over http
+    settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS = 1
+    settings.ALERTS_WEBHOOK_BACKOFF_SECONDS = 0
+    local = Receiver()
+    thread = threading.Thread(target=local.server.serve_forever, daemon=True)
+    thread.start()
+    yield local
+    local.server.shutdown()
+    local.server.server_close()
+
+
+def _endpoint_for(user, url: str) -> WebhookEndpoint:  # type: ignore[no-untyped-def]
+    admin = member(user.membership.organization, role=Role.ADMINISTRATOR)
+    return webhook_endpoint_create(
+        organization=user.membership.organization, url=url, description="test", actor=admin
+    )
+
+
+def _five_failures(client, user) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(5):
+        sign_in_from(client, user.email, password="wrong")
+
+
+def test_an_alert_is_posted_signed_and_the_signature_verifies(client, receiver):
+    user = member()
+    endpoint = _endpoint_for(user, receiver.url)
+    _five_failures(client, user)
+
+    [(headers, body)] = receiver.requests
+    assert headers["Content-Type"] == "application/json"
+    assert webhooks.verify(
+        secret=endpoint.secret,
+        timestamp=headers[webhooks.TIMESTAMP_HEADER],
+        body=body,
+        signature=headers[webhooks.SIGNATURE_HEADER],
+    )
+    [alert] = alerts()
+    payload = json.loads(body)
+    assert payload["type"] == "alert.raised"
+    assert payload["alert"]["id"] == alert.pk
+    assert payload["alert"]["rule"] == "failed_sign_ins"
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert delivery.last_status_code == 204
+    assert str(delivery.pk) == headers[webhooks.DELIVERY_HEADER]
+
+
+def test_a_signature_with_another_secret_or_an_old_timestamp_does_not_verify():
+    body = b'{"a":1}'
+    now = 1_800_000_000
+    signature = webhooks.sign(secret="s3cret", timestamp=str(now), body=body)
+    assert webhooks.verify(
+        secret="s3cret", timestamp=str(now), body=body, signature=signature, now=now
+    )
+    assert not webhooks.verify(
+        secret="other", timestamp=str(now), body=body, signature=signature, now=now
+    )
+    assert not webhooks.verify(
+        secret="s3cret", timestamp=str(now), body=body, signature=signature, now=now + 3600
+    )
+    assert not webhooks.verify(
+        secret="s3cret", timestamp=str(now), body=b'{"a":2}', signature=signature, now=now
+    )
+
+
+def test_a_failing_endpoint_is_logged_and_retried_with_growing_pauses(client, receiver, settings):
+    settings.ALERTS_WEBHOOK_BACKOFF_SECONDS = 30
+    receiver.status = 500
+    user = member()
+    _endpoint_for(user, receiver.url)
+    _five_failures(client, user)
+
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert delivery.attempts == 1
+    assert delivery.last_status_code == 500
+    assert delivery.log[0]["status_code"] == 500
+    pause = (delivery.next_attempt_at - delivery.created_at).total_seconds()
+    assert 29 <= pause <= 40
+
+
+def test_an_endpoint_that_keeps_failing_is_given_up_after_the_last_attempt(
+    client, receiver, settings
+):
+    settings.ALERTS_WEBHOOK_MAX_ATTEMPTS = 3
+    receiver.status = 500
+    user = member()
+    _endpoint_for(user, receiver.url)
+    _five_failures(client, user)
+    notifications_sweep()
+    notifications_sweep()
+    notifications_sweep()
+
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.attempts == 3
+    assert len(receiver.requests) == 3
+    assert [entry["status_code"] for entry in delivery.log] == [500, 500, 500]
+
+
+def test_a_retry_that_succeeds_marks_the_delivery_delivered(client, receiver):
+    receiver.status = 503
+    user = member()
+    _endpoint_for(user, receiver.url)
+    _five_failures(client, user)
+    receiver.status = 200
+    notifications_sweep()
+
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert delivery.attempts == 2
+
+
+def test_an_endpoint_that_hangs_times_out_and_is_retried(client, receiver):
+    receiver.delay = 1.5
+    user = member()
+    _endpoint_for(user, receiver.url)
+    _five_failures(client, user)
+
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert delivery.last_status_code is None
+    assert "timed out" in delivery.last_error
+
+
+def test_a_failing_webhook_never_blocks_the_email(client, receiver):
+    receiver.status = 500
+    user = member()
+    analyst = member(user.membership.organization, role=Role.SECURITY_ANALYST)
+    _endpoint_for(user, receiver.url)
+    _five_failures(client, user)
+
+    assert len(alerts()) == 1
+    assert any(analyst.email in message.to for message in mail.outbox)
+
+
+def test_an_unreachable_endpoint_is_logged_not_raised(client, receiver):
+    user = member()
+    _endpoint_for(user, "http://127.0.0.1:1/closed")
+    _endpoint_for(user, receiver.url)
+    _five_failures(client, user)
+
+    closed, good = WebhookDelivery.objects.order_by("endpoint_id")
+    assert closed.status == DeliveryStatus.PENDING
+    assert "connection failed" in closed.last_error
+    assert good.status == DeliveryStatus.SUCCEEDED
+
+
+def test_private_addresses_are_refused_at_delivery_when_not_allowed(client, receiver, settings):
+    user = member()
+    _endpoint_for(user, receiver.url)
+    settings.ALERTS_WEBHOOK_ALLOW_PRIVATE = False
+    _five_failures(client, user)
+
+    [delivery] = WebhookDelivery.objects.all()
+    assert receiver.requests == []
+    assert "https" in delivery.last_error
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://hooks.example.com/x", "must use https"),
+        ("https://127.0.0.1/x", "private, loopback or reserved"),
+        ("https://10.1.2.3/x", "private, loopback or reserved"),
+        ("https://[::1]/x", "private, loopback or reserved"),
+        ("https://169.254.169.254/latest", "private, loopback or reserved"),
+        ("https://user:pw@93.184.215.14/x", "no user name or password"),
+        ("ftp://93.184.215.14/x", "must use https"),
+    ],
+)
+def test_webhook_urls_that_are_not_public_https_are_refused(url, message):
+    assert message in (webhooks.url_problem(url) or "")
+
+
+def test_a_public_https_url_is_accepted():
+    assert webhooks.url_problem("https://93.184.215.14/hooks/activity") is None
