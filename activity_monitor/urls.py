@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # Before accounts: audit.views.activity serves /profile/activity/ (accounts:activity too).
     path("", include("audit.urls")),
+    path("", include("exports.urls")),
     path("", include("accounts.urls")),
     path("", include("alerts.urls")),
     path("", include("retention.urls")),

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
@@ -127,7 +128,7 @@ def activity(request: HttpRequest) -> HttpResponse:
         form=form,
         queryset=lambda f: events_filter(events_for_user(user=user), filters=f.filters()),
         scope=user_scope(user),
-        context={},
+        context={"activity_export_url": reverse("exports:activity-csv")},
     )
     return response
 
@@ -148,7 +149,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             organization=organization,
         ),
         scope=organization_scope(organization),
-        context={"organization": organization},
+        context={
+            "organization": organization,
+            "audit_log_export_url": reverse("exports:audit-log-csv"),
+        },
     )
     if shown:
         _record_viewed_once(

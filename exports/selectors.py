@@ -1,0 +1,17 @@
+"""Reads of exports, scoped to the organization of the person asking."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from accounts.models import Organization
+
+from .models import Export
+
+
+def exports_for_organization(*, organization: Organization) -> QuerySet[Export]:
+    return Export.objects.filter(organization=organization).select_related("requested_by")
+
+
+def export_for_organization(*, organization: Organization, export_id: str) -> Export | None:
+    return exports_for_organization(organization=organization).filter(pk=export_id).first()

@@ -1,0 +1,244 @@
+"""CSV export of filtered events: streamed in the request, or built by a job above a threshold."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from audit.forms import EventFilterForm
+from audit.models import AuditEvent, EventType
+from audit.selectors import events_filter, events_for_organization
+from audit.services import event_record
+
+from . import csv as csv_format
+from .models import Export, ExportStatus
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from accounts.models import Organization, User
+
+# Rows fetched from the server-side cursor per round trip; memory stays flat in the row count.
+FETCH_ROWS = 5_000
+PROGRESS_EVERY = 10_000
+
+
+def stream_max_rows() -> int:
+    """Exports up to this many rows stream in the request; larger ones become a job."""
+    return int(getattr(settings, "EXPORT_STREAM_MAX_ROWS", 100_000))
+
+
+def export_root() -> Path:
+    return Path(getattr(settings, "EXPORT_ROOT", Path(settings.BASE_DIR) / "var" / "exports"))
+
+
+def export_ttl() -> timedelta:
+    return timedelta(hours=int(getattr(settings, "EXPORT_TTL_HOURS", 72)))
+
+
+def rows_at_most(queryset: QuerySet[AuditEvent], limit: int) -> int:
+    """Count the rows up to `limit` + 1: enough to choose stream or job, never a full COUNT."""
+    return queryset.order_by()[: limit + 1].count()
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+class _DetailsCompactor:
+    """jsonb text -> the compact, key-sorted JSON of exports.csv; most rows repeat a few values."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, text: str | None) -> str:
+        if text is None:
+            return "{}"
+        found = self._seen.get(text)
+        if found is None:
+            found = json.dumps(
+                json.loads(text), separators=(",", ":"), ensure_ascii=False, sort_keys=True
+            )
+            if len(self._seen) > 20_000:
+                self._seen.clear()
+            self._seen[text] = found
+        return found
+
+
+def _iso_utc(text: str) -> str:
+    """PostgreSQL's '2026-03-10 12:00:00.5+00' (session in UTC) -> '2026-03-10T12:00:00.500000+00:00'."""
+    stamp = text[:-3]  # Django keeps the connection in UTC, so the offset is always +00
+    if "." in stamp:
+        whole, fraction = stamp.split(".")
+        stamp = f"{whole}.{fraction:0<6}"
+    else:
+        stamp += ".000000"
+    return f"{stamp[:10]}T{stamp[11:]}+00:00"
+
+
+def _postgres_lines(queryset: QuerySet[AuditEvent]) -> Iterator[str]:
+    """CSV lines from a server-side cursor, values read as text: no per-row model or datetime."""
+    from psycopg.types.string import TextLoader
+
+    sql, params = queryset.values_list(*csv_format.EVENT_FIELDS).query.sql_with_params()
+    writer = csv.writer(_Echo())
+    neutralise, starts = csv_format.neutralise, csv_format._FORMULA_START
+    compact = _DetailsCompactor()
+    yield writer.writerow(csv_format.HEADER)
+    with transaction.atomic():
+        connection.ensure_connection()
+        raw = connection.connection
+        with raw.cursor(name=f"export_{uuid.uuid4().hex}") as cursor:
+            for type_name in ("timestamptz", "inet", "jsonb"):
+                cursor.adapters.register_loader(type_name, TextLoader)
+            cursor.itersize = FETCH_ROWS
+            cursor.execute(sql, params)
+            for occurred_at, *middle, details in cursor:
+                cells = [_iso_utc(occurred_at)]
+                for value in middle:
+                    if value is None:
+                        cells.append("")
+                    elif value.startswith(starts):
+                        cells.append(neutralise(value))
+                    else:
+                        cells.append(value)
+                cells.append(neutralise(compact(details)))
+                yield writer.writerow(cells)
+
+
+def csv_stream(queryset: QuerySet[AuditEvent]) -> Iterator[str]:
+    """The header and one line per event of the queryset, in its order; constant memory."""
+    if connection.vendor == "postgresql":
+        return _postgres_lines(queryset)
+    rows = queryset.values_list(*csv_format.EVENT_FIELDS).iterator(chunk_size=FETCH_ROWS)
+    return csv_format.csv_lines(rows)
+
+
+def export_streamed_record(
+    *,
+    request: HttpRequest,
+    user: User,
+    organization: Organization | None,
+    filters: dict[str, str],
+    scope: str,
+) -> None:
+    """Record a CSV streamed straight to the person: it is created and downloaded at once."""
+    details = {"filters": filters, "scope": scope, "delivery": "stream"}
+    for event_type in (EventType.EXPORT_CREATED, EventType.EXPORT_DOWNLOADED):
+        event_record(
+            event_type=event_type,
+            actor=user,
+            organization=organization,
+            details=details,
+            request=request,
+        )
+
+
+def export_create(
+    *, request: HttpRequest | None, user: User, organization: Organization, filters: dict[str, str]
+) -> Export:
+    """Queue a background export of the organization's events matching `filters`."""
+    from .tasks import export_build as export_build_task
+
+    export = Export.objects.create(organization=organization, requested_by=user, filters=filters)
+    event_record(
+        event_type=EventType.EXPORT_CREATED,
+        actor=user,
+        organization=organization,
+        details={"export_id": str(export.pk), "filters": filters, "delivery": "job"},
+        request=request,
+    )
+    transaction.on_commit(lambda: export_build_task.delay(str(export.pk)))
+    return export
+
+
+def _export_queryset(export: Export) -> QuerySet[AuditEvent]:
+    form = EventFilterForm(export.filters)
+    if not form.is_valid():  # stored from a valid form; a change of rules must not go silent
+        raise ValueError(f"stored filters no longer valid: {form.error_text()}")
+    return events_filter(
+        events_for_organization(organization=export.organization),
+        filters=form.filters(),
+        organization=export.organization,
+    )
+
+
+def export_build(*, export_id: str) -> Export | None:
+    """Write the export's CSV file with its SHA-256; idempotent (claims the row first)."""
+    claimed = Export.objects.filter(pk=export_id, status=ExportStatus.PENDING).update(
+        status=ExportStatus.RUNNING
+    )
+    if not claimed:
+        return None
+    export = Export.objects.select_related("organization").get(pk=export_id)
+    root = export_root()
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"{export.pk}.csv"
+    path = root / name
+    digest = hashlib.sha256()
+    size = written = 0
+    try:
+        queryset = _export_queryset(export)
+        Export.objects.filter(pk=export.pk).update(rows_expected=queryset.order_by().count())
+        with path.open("wb") as handle:
+            for number, line in enumerate(csv_stream(queryset)):
+                data = line.encode()
+                handle.write(data)
+                digest.update(data)
+                size += len(data)
+                written = number  # the header is line 0
+                if written and written % PROGRESS_EVERY == 0:
+                    Export.objects.filter(pk=export.pk).update(rows_written=written)
+    except Exception as exc:
+        path.unlink(missing_ok=True)
+        Export.objects.filter(pk=export.pk).update(
+            status=ExportStatus.FAILED, error=str(exc)[:500], finished_at=timezone.now()
+        )
+        raise
+    now = timezone.now()
+    Export.objects.filter(pk=export.pk).update(
+        status=ExportStatus.DONE,
+        rows_written=written,
+        file_name=name,
+        size_bytes=size,
+        sha256=digest.hexdigest(),
+        finished_at=now,
+        expires_at=now + export_ttl(),
+    )
+    export.refresh_from_db()
+    return export
+
+
+def export_downloaded_record(*, request: HttpRequest, user: User, export: Export) -> None:
+    event_record(
+        event_type=EventType.EXPORT_DOWNLOADED,
+        actor=user,
+        organization=export.organization,
+        details={"export_id": str(export.pk), "sha256": export.sha256, "delivery": "job"},
+        request=request,
+    )
+
+
+def exports_expire(*, now: Any = None) -> int:
+    """Delete the files of exports past their expiry and mark them expired; returns how many."""
+    now = now or timezone.now()
+    expired = 0
+    for export in Export.objects.filter(status=ExportStatus.DONE, expires_at__lte=now):
+        if export.file_name:
+            (export_root() / export.file_name).unlink(missing_ok=True)
+        expired += Export.objects.filter(pk=export.pk, status=ExportStatus.DONE).update(
+            status=ExportStatus.EXPIRED
+        )
+    return expired

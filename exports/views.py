@@ -1,0 +1,161 @@
+"""CSV downloads of the Audit Log and the Activity Log, and the list of background exports."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseStopPolling
+
+from audit.forms import EventFilterForm
+from audit.selectors import events_filter, events_for_organization, events_for_user
+from audit.views import _organization_for_audit_log
+
+from . import services
+from .models import ExportStatus
+from .selectors import export_for_organization, exports_for_organization
+
+
+def _csv_response(lines, filename: str) -> StreamingHttpResponse:  # type: ignore[no-untyped-def]
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _bad_filters(form: EventFilterForm) -> HttpResponse:
+    return HttpResponseBadRequest(
+        f"These filters could not be used: {form.error_text()}",
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+def _stamp() -> str:
+    return timezone.now().strftime("%Y%m%dT%H%M%SZ")
+
+
+@require_GET
+@login_required
+def audit_log_csv(request: HttpRequest) -> HttpResponse:
+    """The Audit Log's filtered rows as CSV: streamed, or as a job when there are many."""
+    organization = _organization_for_audit_log(request.user)
+    form = EventFilterForm(request.GET)
+    if not form.is_valid():
+        return _bad_filters(form)
+    queryset = events_filter(
+        events_for_organization(organization=organization),
+        filters=form.filters(),
+        organization=organization,
+    )
+    filters = form.canonical()
+    if services.rows_at_most(queryset, services.stream_max_rows()) > services.stream_max_rows():
+        export = services.export_create(
+            request=request, user=request.user, organization=organization, filters=filters
+        )
+        return redirect(f"{reverse('exports:export-list')}?created={export.pk}")
+    services.export_streamed_record(
+        request=request,
+        user=request.user,
+        organization=organization,
+        filters=filters,
+        scope="organization",
+    )
+    return _csv_response(
+        services.csv_stream(queryset), f"audit-log-{organization.slug}-{_stamp()}.csv"
+    )
+
+
+@require_GET
+@login_required
+def activity_csv(request: HttpRequest) -> HttpResponse:
+    """The person's own filtered activity as CSV, always streamed (one person's rows)."""
+    form = EventFilterForm(request.GET, organization_wide=False)
+    if not form.is_valid():
+        return _bad_filters(form)
+    queryset = events_filter(events_for_user(user=request.user), filters=form.filters())
+    organization = getattr(getattr(request.user, "membership", None), "organization", None)
+    services.export_streamed_record(
+        request=request,
+        user=request.user,
+        organization=organization,
+        filters=form.canonical(),
+        scope="own_activity",
+    )
+    return _csv_response(services.csv_stream(queryset), f"my-activity-{_stamp()}.csv")
+
+
+@require_GET
+@login_required
+def export_list(request: HttpRequest) -> HttpResponse:
+    """Settings → Security → Exports: the organization's background exports."""
+    organization = _organization_for_audit_log(request.user)
+    exports = exports_for_organization(organization=organization)[:100]
+    return render(
+        request,
+        "exports/export_list.html",
+        {"exports": exports, "stream_max_rows": services.stream_max_rows()},
+    )
+
+
+def _export_or_404(request: HttpRequest, export_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    organization = _organization_for_audit_log(request.user)
+    export = export_for_organization(organization=organization, export_id=str(export_id))
+    if export is None:
+        raise Http404("No such export in your organization.")
+    return export
+
+
+@require_GET
+@login_required
+def export_status(request: HttpRequest, export_id: uuid.UUID) -> HttpResponse:
+    """The progress fragment; polls while the job runs and stops (HTTP 286) when it is done."""
+    export = _export_or_404(request, export_id)
+    response = render(request, "exports/_export_status.html", {"export": export})
+    if export.is_finished and request.htmx:
+        stop = HttpResponseStopPolling(response.content)
+        patch_vary_headers(stop, ["HX-Request"])
+        return stop
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_GET
+@login_required
+def export_download(request: HttpRequest, export_id: uuid.UUID) -> HttpResponse:
+    export = _export_or_404(request, export_id)
+    expired = export.expires_at is not None and export.expires_at <= timezone.now()
+    if export.status == ExportStatus.EXPIRED or expired:
+        return HttpResponse(
+            "This export has expired; create it again from the Audit Log.",
+            status=410,
+            content_type="text/plain; charset=utf-8",
+        )
+    if export.status != ExportStatus.DONE:
+        return HttpResponse(
+            "This export is not ready yet.", status=409, content_type="text/plain; charset=utf-8"
+        )
+    path = services.export_root() / export.file_name
+    if not path.exists():
+        raise Http404("The export's file is gone.")
+    services.export_downloaded_record(request=request, user=request.user, export=export)
+    response = FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=f"audit-log-{export.organization.slug}-{export.created_at:%Y%m%dT%H%M%SZ}.csv",
+        content_type="text/csv; charset=utf-8",
+    )
+    response["X-Content-SHA256"] = export.sha256
+    return response

@@ -1,0 +1,238 @@
+"""CSV export of exactly the filtered rows: header, neutralised cells, streaming and jobs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+
+from accounts.models import Role
+from audit.models import EventType
+from exports.csv import HEADER
+from exports.models import Export, ExportStatus
+
+from .factories import OrganizationFactory, member
+from .helpers import events
+from .test_audit_log import MADE_BEFORE, add
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("exports:audit-log-csv")
+MINE_URL = reverse("exports:activity-csv")
+
+
+@pytest.fixture(autouse=True)
+def _exports_in_tmp(settings, tmp_path):
+    settings.EXPORT_ROOT = tmp_path / "exports"
+    cache.clear()
+
+
+def parse(response) -> list[dict[str, str]]:
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    reader = csv.reader(io.StringIO(body.decode()))
+    header = next(reader)
+    assert header == HEADER
+    return [dict(zip(HEADER, row, strict=True)) for row in reader]
+
+
+def made(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Rows of events the test made (signing in records its own)."""
+    return [r for r in rows if r["occurred_at"] < MADE_BEFORE.isoformat()]
+
+
+@pytest.fixture
+def org():
+    return OrganizationFactory(slug="acme")
+
+
+@pytest.fixture
+def admin(org):
+    return member(org, Role.ADMINISTRATOR, email="admin@acme.test")
+
+
+def test_anonymous_is_sent_to_sign_in(client):
+    assert client.get(URL).status_code == 302
+
+
+def test_member_cannot_export_the_organization(client, org):
+    client.force_login(member(org))
+    assert client.get(URL).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "role", [Role.ADMINISTRATOR, Role.SECURITY_ANALYST, Role.COMPLIANCE_OFFICER]
+)
+def test_audit_roles_get_exactly_the_filtered_rows(client, org, role):
+    alice = member(org, email="alice@acme.test")
+    base = datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=UTC)
+    failures = [
+        add(
+            org,
+            alice,
+            event_type=EventType.LOGIN_FAILED,
+            outcome="failure",
+            reason="invalid_credentials",
+            occurred_at=base + timedelta(minutes=i),
+            ip_address="203.0.113.4",
+            country="DE",
+            city="Berlin",
+            details={"method": "password", "a": [1, 2]},
+        )
+        for i in range(3)
+    ]
+    add(org, alice, occurred_at=base)
+    add(OrganizationFactory(), member(), event_type=EventType.LOGIN_FAILED, outcome="failure")
+    client.force_login(member(org, role))
+    response = client.get(URL, {"outcome": "failure"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = made(parse(response))
+    assert [r["occurred_at"] for r in rows] == [
+        (e.occurred_at).isoformat(timespec="microseconds") for e in reversed(failures)
+    ]
+    first = rows[-1]
+    assert first["occurred_at"] == "2026-03-01T08:30:15.123456+00:00"
+    assert first["event_type"] == "login.failed" and first["user"] == "alice@acme.test"
+    assert first["ip_address"] == "203.0.113.4" and first["city"] == "Berlin"
+    assert first["details"] == '{"a":[1,2],"method":"password"}'
+
+
+def test_formula_cells_are_neutralised(client, org, admin):
+    add(org, None, actor_label="=HYPERLINK(1)", user_agent="x", browser="+cmd", reason="@SUM")
+    client.force_login(admin)
+    [row] = made(parse(client.get(URL)))
+    assert row["user"] == "'=HYPERLINK(1)"
+    assert row["browser"] == "'+cmd" and row["reason"] == "'@SUM"
+
+
+def test_whole_seconds_and_empty_values_keep_the_format(client, org, admin):
+    add(org, None, occurred_at=datetime(2026, 2, 2, 2, 2, 2, tzinfo=UTC), details={})
+    client.force_login(admin)
+    [row] = made(parse(client.get(URL)))
+    assert row["occurred_at"] == "2026-02-02T02:02:02.000000+00:00"
+    assert row["ip_address"] == "" and row["details"] == "{}"
+
+
+def test_another_tenants_administrator_gets_none_of_our_rows(client, org):
+    add(org, member(org))
+    client.force_login(member(OrganizationFactory(), Role.ADMINISTRATOR))
+    assert made(parse(client.get(URL))) == []
+
+
+def test_bad_filters_give_400_with_the_reason(client, org, admin):
+    client.force_login(admin)
+    response = client.get(URL, {"ip": "999.1.1.1/40"})
+    assert response.status_code == 400
+    assert "CIDR" in response.content.decode()
+
+
+def test_a_streamed_export_is_recorded_as_created_and_downloaded(client, org, admin):
+    client.force_login(admin)
+    parse(client.get(URL, {"country": "DE"}))
+    created = events(EventType.EXPORT_CREATED)
+    downloaded = events(EventType.EXPORT_DOWNLOADED)
+    assert len(created) == len(downloaded) == 1
+    assert created[0].details["filters"] == {"country": "DE"}
+    assert created[0].actor_id == admin.pk
+
+
+def test_members_export_their_own_activity_only(client, org):
+    alice, bob = member(org), member(org)
+    hers = add(org, alice, request_id="hers")
+    add(org, bob, request_id="his")
+    client.force_login(alice)
+    rows = made(parse(client.get(MINE_URL)))
+    assert [r["request_id"] for r in rows] == [hers.request_id]
+
+
+def test_above_the_threshold_the_export_becomes_a_job_with_a_checksum(
+    client, org, admin, settings, django_capture_on_commit_callbacks
+):
+    settings.EXPORT_STREAM_MAX_ROWS = 5
+    for i in range(8):
+        add(org, admin, occurred_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=i))
+    client.force_login(admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get(URL, {"end": "2026-05-01"})
+    assert response.status_code == 302
+    export = Export.objects.get()
+    assert response["Location"].endswith(f"?created={export.pk}")
+    assert export.status == ExportStatus.DONE  # tasks run eagerly in tests
+    assert export.rows_written == 8 and export.filters == {"end": "2026-05-01"}
+
+    download = client.get(reverse("exports:export-download", args=[export.pk]))
+    body = b"".join(download.streaming_content)
+    assert hashlib.sha256(body).hexdigest() == export.sha256 == download["X-Content-SHA256"]
+    assert len(made(parse_bytes(body))) == 8
+    assert len(events(EventType.EXPORT_DOWNLOADED)) == 1
+    assert events(EventType.EXPORT_CREATED)[0].details["delivery"] == "job"
+
+
+def parse_bytes(body: bytes) -> list[dict[str, str]]:
+    reader = csv.reader(io.StringIO(body.decode()))
+    assert next(reader) == HEADER
+    return [dict(zip(HEADER, row, strict=True)) for row in reader]
+
+
+def test_export_list_and_status_poll_until_done(client, org, admin):
+    export = Export.objects.create(organization=org, requested_by=admin, rows_expected=10)
+    client.force_login(admin)
+    listing = client.get(reverse("exports:export-list")).content.decode()
+    assert 'hx-trigger="every 1s"' in listing
+    status_url = reverse("exports:export-status", args=[export.pk])
+    assert client.get(status_url, HTTP_HX_REQUEST="true").status_code == 200
+    Export.objects.filter(pk=export.pk).update(status=ExportStatus.DONE, sha256="ab" * 32)
+    done = client.get(status_url, HTTP_HX_REQUEST="true")
+    assert done.status_code == 286  # htmx stops polling
+    assert "every 1s" not in done.content.decode()
+
+
+def test_another_tenants_export_is_not_found(client, org):
+    export = Export.objects.create(organization=org)
+    client.force_login(member(OrganizationFactory(), Role.ADMINISTRATOR))
+    assert client.get(reverse("exports:export-download", args=[export.pk])).status_code == 404
+    assert client.get(reverse("exports:export-status", args=[export.pk])).status_code == 404
+
+
+def test_members_cannot_see_the_export_list(client, org):
+    client.force_login(member(org))
+    assert client.get(reverse("exports:export-list")).status_code == 403
+
+
+def test_expired_exports_are_gone(client, org, admin):
+    from django.utils import timezone
+
+    from exports.services import exports_expire
+
+    export = Export.objects.create(
+        organization=org,
+        status=ExportStatus.DONE,
+        file_name="x.csv",
+        expires_at=timezone.now() - timedelta(minutes=1),
+    )
+    client.force_login(admin)
+    assert client.get(reverse("exports:export-download", args=[export.pk])).status_code == 410
+    assert exports_expire() == 1
+    export.refresh_from_db()
+    assert export.status == ExportStatus.EXPIRED
+
+
+@pytest.mark.postgres
+def test_the_postgres_fast_path_writes_what_exports_csv_writes(org, admin):
+    from audit.models import AuditEvent
+    from exports.csv import csv_lines
+    from exports.services import csv_stream
+
+    add(org, admin, details={"z": "ü", "a": {"b": None}}, reason="-1", city="São Paulo")
+    add(org, None, actor_label="\t=1", occurred_at=datetime(2026, 1, 1, 0, 0, 0, 100, tzinfo=UTC))
+    queryset = AuditEvent.objects.order_by("-occurred_at", "-id")
+    from exports.csv import EVENT_FIELDS
+
+    expected = "".join(csv_lines(queryset.values_list(*EVENT_FIELDS)))
+    assert "".join(csv_stream(queryset)) == expected
