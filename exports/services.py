@@ -78,7 +78,7 @@ class _DetailsCompactor:
 
 
 def _iso_utc(text: str) -> str:
-    """PostgreSQL's '2026-03-10 12:00:00.5+00' (session in UTC) -> '2026-03-10T12:00:00.500000+00:00'."""
+    """'2026-03-10 12:00:00.5+00' (PostgreSQL in UTC) as '2026-03-10T12:00:00.500000+00:00'."""
     stamp = text[:-3]  # Django keeps the connection in UTC, so the offset is always +00
     if "." in stamp:
         whole, fraction = stamp.split(".")
