@@ -218,3 +218,13 @@ def test_a_revoked_session_is_gone_from_the_session_store():
     here.post(reverse("accounts:sessions-end-others"))
 
     assert not Session.objects.filter(session_key=key).exists()
+
+
+def test_each_session_shows_where_it_was_started(geoip_db):
+    user = member()
+    here, phone = _browsers(user)
+
+    body = here.get(SECURITY_URL).content.decode()
+
+    assert "New York, US" in body  # 198.51.100.7, this browser
+    assert "Berlin, DE" in body  # 203.0.113.20, the phone

@@ -1,0 +1,79 @@
+"""Races on PostgreSQL: one backup code used at once by many, two admins demoting each other."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.db import connections
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Membership, Role
+from audit.models import EventType
+
+from .factories import member
+from .helpers import events, sign_in
+from .mfa_support import backup_codes, second_step, totp_device
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _all_at_once(actions: list[Callable[[], int]]) -> list[int]:
+    barrier = threading.Barrier(len(actions))
+    statuses: list[int] = []
+
+    def run(action: Callable[[], int]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            statuses.append(action())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return statuses
+
+
+def test_one_backup_code_used_in_parallel_signs_in_exactly_once(settings):
+    settings.OTP_STATIC_THROTTLE_FACTOR = 0  # about the replay, not the back-off
+    user = member()
+    totp_device(user)
+    backup_codes(user, ("abcd2345",))
+    browsers = [Client() for _ in range(6)]
+    for browser in browsers:
+        sign_in(browser, user.email)
+
+    statuses = _all_at_once(
+        [lambda b=browser: second_step(b, "abcd2345").status_code for browser in browsers]
+    )
+
+    assert sorted(statuses) == [302] + [400] * 5
+    assert len(events(EventType.LOGIN_SUCCEEDED)) == 1
+    assert len(events(EventType.MFA_VERIFICATION_FAILED)) == 5
+
+
+def test_two_administrators_demoting_each_other_at_once_leave_one_administrator():
+    first = member(role=Role.ADMINISTRATOR)
+    second = member(organization=first.membership.organization, role=Role.ADMINISTRATOR)
+    first_client, second_client = Client(), Client()
+    sign_in(first_client, first.email)
+    sign_in(second_client, second.email)
+
+    def demote(client: Client, target) -> int:  # type: ignore[no-untyped-def]
+        url = reverse("accounts:member-role", args=[target.membership.pk])
+        return client.post(url, {"role": Role.MEMBER}).status_code
+
+    statuses = _all_at_once(
+        [lambda: demote(first_client, second), lambda: demote(second_client, first)]
+    )
+
+    organization_id = first.membership.organization_id
+    admins = Membership.objects.filter(organization_id=organization_id, role=Role.ADMINISTRATOR)
+    assert admins.count() == 1
+    assert len(events(EventType.MEMBER_ROLE_CHANGED)) == 1
+    assert sorted(statuses) in ([302, 403], [302, 409])
