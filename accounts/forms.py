@@ -53,6 +53,13 @@ class SignInForm(forms.Form):
         return cleaned
 
 
+class CodeInput(forms.TextInput):
+    """A code field that comes back empty after a refusal: a used or wrong code is no help."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
 class SecondStepForm(forms.Form):
     """The code of the two-step sign-in: six digits from the app, or a backup code."""
 
@@ -60,7 +67,7 @@ class SecondStepForm(forms.Form):
         label="Code",
         max_length=32,
         strip=True,
-        widget=forms.TextInput(
+        widget=CodeInput(
             attrs={
                 "autofocus": True,
                 "autocomplete": "one-time-code",
@@ -93,7 +100,7 @@ class TotpEnrolForm(forms.Form):
         label="Code from the app",
         max_length=16,
         strip=True,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        widget=CodeInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
 
     def clean_name(self) -> str:

@@ -76,7 +76,9 @@ def _locked_state(user: User, using: str) -> LockoutState:
     rows = LockoutState.objects.using(using).select_for_update()
     state = rows.filter(user=user).first()
     if state is None:  # the account's first failure: create the row, then lock it
-        LockoutState.objects.using(using).bulk_create([LockoutState(user=user)], ignore_conflicts=True)
+        LockoutState.objects.using(using).bulk_create(
+            [LockoutState(user=user)], ignore_conflicts=True
+        )
         state = rows.get(user=user)
     return state
 

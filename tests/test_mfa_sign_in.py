@@ -127,6 +127,7 @@ def test_a_wrong_code_is_refused_recorded_and_counted_towards_the_lockout(client
 
     assert response.status_code == 400
     assert SECOND_STEP_REFUSED in response.content.decode()
+    assert f'value="{wrong}"' not in response.content.decode()
     assert "_auth_user_id" not in client.session
     [failed] = events(EventType.MFA_VERIFICATION_FAILED)
     assert failed.outcome == Outcome.FAILURE
