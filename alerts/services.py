@@ -403,7 +403,11 @@ def alert_acknowledge(
 ) -> Alert:
     """Mark an open alert as being looked at; records alert.acknowledged."""
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("subject_user").get(pk=alert.pk)
+        alert = (
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("subject_user")
+            .get(pk=alert.pk)
+        )
         if alert.status != AlertStatus.OPEN:
             raise AlertStateError(
                 f"Only open alerts can be acknowledged; this one is {alert.status}."
@@ -434,7 +438,7 @@ def alert_assign(
     """
     with transaction.atomic():
         alert = (
-            Alert.objects.select_for_update()
+            Alert.objects.select_for_update(of=("self",))
             .select_related("subject_user", "assignee")
             .get(pk=alert.pk)
         )
@@ -466,7 +470,11 @@ def alert_resolve(
     if not note.strip():
         raise AlertStateError("Say in a note how the alert was resolved.")
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("subject_user").get(pk=alert.pk)
+        alert = (
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("subject_user")
+            .get(pk=alert.pk)
+        )
         if alert.status == AlertStatus.RESOLVED:
             raise AlertStateError("This alert is already resolved.")
         alert.status = AlertStatus.RESOLVED
