@@ -233,6 +233,9 @@ class PendingSignIn:
 
 def pending_start(*, request: HttpRequest, user: User, next_url: str) -> None:
     """Remember, for a few minutes, that this user passed the password step in this session."""
+    # A new key now, as login() would: a session id planted before the password step is of no
+    # use for the code step.
+    request.session.cycle_key()
     request.session[PENDING_SESSION_KEY] = signing.dumps(
         # The password hash's HMAC ends the pending sign-in if the password changes meanwhile.
         {"u": user.pk, "h": user.get_session_auth_hash(), "n": next_url},

@@ -366,3 +366,21 @@ def test_an_unconfirmed_device_does_not_ask_for_a_second_step(client):
 
     assert response["Location"] == PROFILE_URL
     assert events(EventType.LOGIN_SUCCEEDED)[0].details == {"method": "password"}
+
+
+def test_the_password_step_gives_the_session_a_new_key(client):
+    user = member()
+    device = totp_device(user)
+    client.get(reverse("accounts:login"))
+    session = client.session
+    session["planted"] = True
+    session.save()
+    planted_key = session.session_key
+    client.cookies["sessionid"] = planted_key
+
+    sign_in(client, user.email)
+
+    assert client.session.session_key != planted_key
+    attacker = Client()
+    attacker.cookies["sessionid"] = planted_key
+    assert second_step(attacker, code_for(device)).status_code == 400
