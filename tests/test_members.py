@@ -290,3 +290,22 @@ def test_only_administrators_may_set_the_mfa_policy(client):
     sign_in(client, analyst.email)
     response = client.post(reverse("accounts:mfa-policy"), {"policy": MfaPolicy.ALL})
     assert response.status_code == 403
+
+
+def test_admin_events_carry_where_the_admin_acted_from(client):
+    admin = member(role=Role.ADMINISTRATOR)
+    colleague = _colleague(admin)
+    sign_in(client, admin.email, REMOTE_ADDR="198.51.100.44", HTTP_USER_AGENT="Mozilla/5.0 Firefox")
+
+    client.post(
+        reverse("accounts:member-role", args=[colleague.membership.pk]),
+        {"role": Role.COMPLIANCE_OFFICER},
+        REMOTE_ADDR="198.51.100.44",
+    )
+
+    [changed] = events(EventType.MEMBER_ROLE_CHANGED)
+    assert changed.ip_address == "198.51.100.44"
+    assert changed.actor_label == admin.email
+    assert changed.target_label == colleague.email
+    assert len(changed.session_hash) == 16
+    assert len(changed.request_id) == 32

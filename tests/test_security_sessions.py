@@ -228,3 +228,17 @@ def test_each_session_shows_where_it_was_started(geoip_db):
 
     assert "New York, US" in body  # 198.51.100.7, this browser
     assert "Berlin, DE" in body  # 203.0.113.20, the phone
+
+
+def test_signing_out_all_others_by_htmx_returns_the_list_with_only_this_session():
+    user = member()
+    here, phone = _browsers(user)
+
+    response = here.post(reverse("accounts:sessions-end-others"), HTTP_HX_REQUEST="true")
+
+    body = response.content.decode()
+    assert "<html" not in body and 'id="sessions"' in body
+    assert "Signed out 1 other session(s)." in body
+    assert body.count("This session") == 1
+    assert "Mobile Safari" not in body
+    assert phone.get(reverse("accounts:profile")).status_code == 302
