@@ -300,6 +300,9 @@ def security(request: HttpRequest) -> HttpResponse:
     return render(request, template, _security_context(request))
 
 
+# The page holds the new secret and its answer holds the backup codes: never cached.
+@sensitive_post_parameters("code")
+@never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def mfa_enrol(request: HttpRequest) -> HttpResponse:
@@ -349,6 +352,7 @@ def _backup_codes_page(request: HttpRequest, codes: list[str], *, first: bool) -
     )
 
 
+@never_cache
 @login_required
 @require_POST
 def mfa_backup_codes(request: HttpRequest) -> HttpResponse:

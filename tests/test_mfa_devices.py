@@ -296,3 +296,12 @@ def test_two_users_enrol_independently(signed_in):
     other.get(ENROL_URL)
     assert TOTPDevice.objects.filter(user=other_user).count() == 1
     assert TOTPDevice.objects.filter(user=signed_in).count() == 0
+
+
+def test_pages_with_the_secret_or_the_codes_are_never_cached(client, signed_in):
+    enrol = client.get(ENROL_URL)
+    totp_device(signed_in)
+    codes = client.post(BACKUP_URL)
+
+    for response in (enrol, codes):
+        assert "no-store" in response["Cache-Control"]
