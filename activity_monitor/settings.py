@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "audit",
     "alerts",
     "exports",
+    "api",
     "retention",
 ]
 
@@ -185,6 +186,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TIMEZONE = "UTC"
 # Every periodic job, in one place.
 CELERY_BEAT_SCHEDULE = {
+    # Background CSV exports past EXPORT_TTL_HOURS lose their file and show as expired.
+    "exports-expire": {"task": "exports.tasks.exports_expire", "schedule": timedelta(hours=1)},
     # Sessions that ran out without a sign-out get their session.expired event within minutes.
     "session-expire-stale": {
         "task": "accounts.tasks.session_expire_stale",
@@ -311,3 +314,11 @@ ALERTS_SWEEP_DELAY_SECONDS = envint("ALERTS_SWEEP_DELAY_SECONDS", 60)
 ALERTS_SWEEP_SETTLE_SECONDS = envint("ALERTS_SWEEP_SETTLE_SECONDS", 300)
 # ... and skips unevaluated events older than this (no one acts on a day-old sign-in alert).
 ALERTS_SWEEP_HORIZON_HOURS = envint("ALERTS_SWEEP_HORIZON_HOURS", 24)
+
+# --- Audit Log, CSV export, API (audit, exports, api apps) -----------------------------------
+# The same person re-running the same Audit Log filter within this time is one audit_log.viewed.
+AUDIT_LOG_VIEWED_DEDUP_SECONDS = envint("AUDIT_LOG_VIEWED_DEDUP_SECONDS", 300)
+# CSV exports of more rows than this run as a background job instead of streaming.
+EXPORT_STREAM_MAX_ROWS = envint("EXPORT_STREAM_MAX_ROWS", 100_000)
+EXPORT_ROOT = Path(env("EXPORT_ROOT", str(BASE_DIR / "var" / "exports")))
+EXPORT_TTL_HOURS = envint("EXPORT_TTL_HOURS", 72)

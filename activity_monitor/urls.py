@@ -16,6 +16,7 @@ urlpatterns = [
     # Before accounts: audit.views.activity serves /profile/activity/ (accounts:activity too).
     path("", include("audit.urls")),
     path("", include("exports.urls")),
+    path("", include("api.urls")),
     path("", include("accounts.urls")),
     path("", include("alerts.urls")),
     path("", include("retention.urls")),

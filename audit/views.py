@@ -59,16 +59,26 @@ def organization_scope(organization: Organization) -> str:
     return f"org:{organization.pk}"
 
 
-def _record_viewed_once(
-    request: HttpRequest, *, organization: Organization, looked_at: dict[str, Any]
+def record_viewed_once(
+    request: HttpRequest,
+    *,
+    organization: Organization,
+    looked_at: dict[str, Any],
+    actor: User | None = None,
+    actor_label: str = "",
+    dedup_key: str | None = None,
 ) -> None:
-    """Record audit_log.viewed, once per person and distinct filter per few minutes."""
+    """Record audit_log.viewed, once per viewer and distinct filter per few minutes.
+
+    Paging (the cursor) and HTMX swaps of the same filters are the same view.
+    """
     digest = hashlib.sha256(json.dumps(looked_at, sort_keys=True).encode()).hexdigest()[:32]
-    key = f"audit_log.viewed:{request.user.pk}:{digest}"
+    key = f"audit_log.viewed:{dedup_key or request.user.pk}:{digest}"
     if cache.add(key, True, timeout=VIEWED_DEDUP_SECONDS):
         event_record(
             event_type=EventType.AUDIT_LOG_VIEWED,
-            actor=request.user,
+            actor=actor if actor is not None else request.user,
+            actor_label=actor_label,
             organization=organization,
             details=looked_at,
             request=request,
@@ -155,7 +165,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         },
     )
     if shown:
-        _record_viewed_once(
+        record_viewed_once(
             request, organization=organization, looked_at={"filters": form.canonical()}
         )
     return response
@@ -169,7 +179,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     event = event_for_organization(organization=organization, event_id=event_id)
     if event is None:
         raise Http404("No such event in your organization.")
-    _record_viewed_once(request, organization=organization, looked_at={"event_id": event.pk})
+    record_viewed_once(request, organization=organization, looked_at={"event_id": event.pk})
     return render(
         request,
         "audit/event_detail.html",

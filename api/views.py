@@ -1,0 +1,207 @@
+"""GET /api/v1/events (Enterprise tier, token auth) and Settings → Security → API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.selectors import membership_of, user_is_administrator
+from audit.context import request_context
+from audit.forms import EventFilterForm
+from audit.models import AuditEvent
+from audit.selectors import events_filter, events_for_organization
+from audit.views import record_viewed_once
+
+from . import services
+from .feed import DEFAULT_LIMIT, MAX_LIMIT, FeedCursorError, feed_page
+from .models import ApiToken
+
+# --- The API -----------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, **extra: Any) -> JsonResponse:
+    response = JsonResponse({"error": message, **extra}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="activity-monitor"'
+    return response
+
+
+def _token_from(request: HttpRequest) -> ApiToken | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return (
+        ApiToken.objects.select_related("organization", "created_by")
+        .filter(token_hash=services.token_hash(secret.strip()), revoked_at__isnull=True)
+        .first()
+    )
+
+
+def event_json(event: AuditEvent) -> dict[str, Any]:
+    """One event under the brief's field names (those of the CSV header), plus its id."""
+    return {
+        "id": event.pk,
+        "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
+        "event_type": event.event_type,
+        "category": event.category.value,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "user": event.actor_label,
+        "user_id": event.actor_id,
+        "target_user": event.target_label,
+        "target_user_id": event.target_user_id,
+        "ip_address": event.ip_address,
+        "country": event.country,
+        "city": event.city,
+        "latitude": event.latitude,
+        "longitude": event.longitude,
+        "user_agent": event.user_agent,
+        "browser": event.browser,
+        "os": event.os,
+        "device_type": event.device_type,
+        "device_id": event.device_id,
+        "session": event.session_hash,
+        "request_id": event.request_id,
+        "details": event.details,
+    }
+
+
+def _limit(request: HttpRequest) -> int | str:
+    raw = request.GET.get("limit", "")
+    if not raw:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        return f"limit must be a whole number from 1 to {MAX_LIMIT}."
+    return int(raw)
+
+
+@csrf_exempt
+@require_GET
+def events(request: HttpRequest) -> JsonResponse:
+    """The organization's events in feed order; poll with next_cursor to get each exactly once."""
+    token = _token_from(request)
+    if token is None:
+        return _error(401, "Send a valid, unrevoked API token: Authorization: Bearer <token>.")
+    organization = token.organization
+    if not organization.has_api:
+        return _error(
+            403,
+            f"The events API is part of the Enterprise tier; {organization.name} is on "
+            f"{organization.get_tier_display()}.",
+            tier=organization.tier,
+        )
+    form = EventFilterForm(request.GET)
+    limit = _limit(request)
+    if not form.is_valid() or isinstance(limit, str):
+        fields = {name: list(errors) for name, errors in form.errors.items()}
+        if isinstance(limit, str):
+            fields["limit"] = [limit]
+        return _error(400, "Some parameters could not be used.", fields=fields)
+    queryset = events_filter(
+        events_for_organization(organization=organization),
+        filters=form.filters(),
+        organization=organization,
+    )
+    try:
+        page = feed_page(
+            queryset,
+            organization_id=organization.pk,
+            cursor=form.cleaned_data["cursor"],
+            limit=limit,
+        )
+    except FeedCursorError as exc:
+        return _error(400, str(exc), fields={"cursor": [str(exc)]})
+    context = request_context(request)
+    services.api_token_used(token=token, ip_address=context.ip_address)
+    record_viewed_once(
+        request,
+        organization=organization,
+        looked_at={
+            "filters": form.canonical(),
+            "via": "api",
+            "api_token_id": token.pk,
+            "api_token_prefix": token.prefix,
+        },
+        actor=token.created_by,
+        actor_label=token.label,
+        dedup_key=f"api:{token.pk}",
+    )
+    return JsonResponse(
+        {
+            "events": [event_json(event) for event in page.events],
+            "next_cursor": page.next_cursor,
+            "has_more": page.has_more,
+        }
+    )
+
+
+# --- Settings → Security → API tokens ------------------------------------------------------------
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. SIEM import.")
+
+
+def _administrator_organization(request: HttpRequest):  # type: ignore[no-untyped-def]
+    if not user_is_administrator(request.user):
+        raise PermissionDenied("API tokens are managed by administrators.")
+    membership = membership_of(request.user)
+    assert membership is not None
+    return membership.organization
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest) -> HttpResponse:
+    organization = _administrator_organization(request)
+    form = TokenForm(request.POST or None)
+    created_secret = None
+    status = 200
+    if request.method == "POST":
+        if not organization.has_api:
+            raise PermissionDenied("API tokens need the Enterprise tier.")
+        if form.is_valid():
+            _, created_secret = services.api_token_create(
+                organization=organization,
+                user=request.user,
+                name=form.cleaned_data["name"],
+                request=request,
+            )
+            form = TokenForm()
+        else:
+            status = 400
+    response = render(
+        request,
+        "api/tokens.html",
+        {
+            "organization": organization,
+            "form": form,
+            "tokens": ApiToken.objects.filter(organization=organization).select_related(
+                "created_by"
+            ),
+            # Shown once, in this response only; never stored or logged.
+            "created_secret": created_secret,
+        },
+        status=status,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    organization = _administrator_organization(request)
+    token = ApiToken.objects.filter(organization=organization, pk=token_id).first()
+    if token is None:
+        raise Http404("No such token in your organization.")
+    services.api_token_revoke(token=token, user=request.user, request=request)
+    return redirect("api:tokens")
