@@ -271,14 +271,16 @@ def _new_country(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
     if not event.country:
         return []
     located = selectors.sign_ins_before(event).exclude(country="")
-    if not located.exists():  # nothing to compare with (first located sign-in)
+    previous = located.only("country", "occurred_at").first()
+    if previous is None:  # nothing to compare with (the first located sign-in)
         return []
     lookback = timedelta(days=params["lookback_days"])
+    if previous.country == event.country and previous.occurred_at >= event.occurred_at - lookback:
+        return []
     if located.filter(
         occurred_at__gte=event.occurred_at - lookback, country=event.country
     ).exists():
         return []
-    previous = located.first()
     return [
         Finding(
             kind=RuleKind.NEW_COUNTRY,

@@ -158,15 +158,14 @@ def event_evaluate(*, event_id: int) -> int:
             return 0
         if event.event_type not in EVALUATED_EVENT_TYPES or event.organization_id is None:
             return 0
-        alert_rules_ensure(organization_id=event.organization_id)
         # Locking the organization's rules serialises its evaluations: of two workers that see
         # the same burst, the second finds the first one's alert and adds to it.
-        rules = list(
-            AlertRule.objects.select_for_update()
-            .filter(organization_id=event.organization_id)
-            .order_by("id")
-        )
-        for rule in rules:
+        rules = AlertRule.objects.select_for_update().filter(organization_id=event.organization_id)
+        locked = list(rules.order_by("id"))
+        if len(locked) < len(RULES):  # an organization older than its rules
+            alert_rules_ensure(organization_id=event.organization_id)
+            locked = list(rules.order_by("id"))
+        for rule in locked:
             for finding in findings_for(event, rule):
                 raised += _alert_upsert(rule=rule, finding=finding, event=event)
     return raised
@@ -305,7 +304,9 @@ def _payload(alert: Alert, reopened: bool) -> dict[str, Any]:
 # --- The sweep: events that were never evaluated ----------------------------------------------
 
 
-def events_sweep(*, batch_size: int = 500, max_batches: int = 20) -> int:
+def events_sweep(
+    *, batch_size: int = 500, max_batches: int = 20, horizon_hours: int | None = None
+) -> int:
     """Evaluate committed events that no task evaluated (broker down, worker lost).
 
     Moves a low-water mark over the event ids so each run starts where the last one stopped.
@@ -318,7 +319,9 @@ def events_sweep(*, batch_size: int = 500, max_batches: int = 20) -> int:
     now = timezone.now()
     evaluate_before = now - timedelta(seconds=settings.ALERTS_SWEEP_DELAY_SECONDS)
     settle_before = now - timedelta(seconds=settings.ALERTS_SWEEP_SETTLE_SECONDS)
-    horizon = now - timedelta(hours=settings.ALERTS_SWEEP_HORIZON_HOURS)
+    horizon = now - timedelta(
+        hours=settings.ALERTS_SWEEP_HORIZON_HOURS if horizon_hours is None else horizon_hours
+    )
     evaluated = skipped = 0
     for _ in range(max_batches):
         rows = list(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from alerts.models import EvaluatedEvent, RuleKind, SweepState
@@ -102,3 +103,23 @@ def test_the_sweep_works_through_many_batches(client, sweep_now):
     _fail_without_evaluation(client, user.email, times=12)
     assert events_sweep(batch_size=5) == 12
     assert EvaluatedEvent.objects.count() == 12
+
+
+def test_the_sweep_command_can_reach_back_further_than_the_horizon(sweep_now, capsys):
+    user = member()
+    three_days_ago = timezone.now() - timedelta(days=3)
+    events_record(
+        specs=[
+            EventSpec(
+                event_type=EventType.LOGIN_FAILED,
+                outcome="failure",
+                actor=user,
+                occurred_at=three_days_ago,
+            )
+            for _ in range(5)
+        ]
+    )
+    call_command("alerts_sweep", horizon_hours=24 * 7)
+    assert "Evaluated 5 events" in capsys.readouterr().out
+    [alert] = alerts()
+    assert alert.first_seen_at == three_days_ago
