@@ -235,3 +235,69 @@ def events_purge_batch(
     with _purge_gate(using), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def events_purge_id_range(
+    *,
+    scopes: Iterable[tuple[int | None, datetime, int]],
+    id_from: int,
+    id_to: int,
+    using: str = DEFAULT_DB_ALIAS,
+) -> dict[int | None, int]:
+    """Delete, for each (organization id, before, max id) scope, its events older than `before`
+    with ids in [id_from, id_to) and at most its max id; returns how many went per organization.
+
+    The retention purge's pass over many organizations at once. Tenants' events interleave on
+    the table's pages, so one statement over an id range reads each page once, where a purge
+    per organization would read it once per organization. None is the events without one.
+    """
+    scopes = list(scopes)
+    connection = connections[using]
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    counts: dict[int | None, int] = {}
+    if not scopes:
+        return counts
+    with _purge_gate(using), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # A batch's plan is cheap; JIT compiling it would cost more than it saves. Not
+            # waiting for the commit's WAL flush is safe here: after a crash the rows would
+            # only come back, and the next purge deletes them again.
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL synchronous_commit = off")
+            # Organization ids start at 1: 0 stands for "no organization" in the join.
+            cursor.execute(
+                f"WITH gone AS (DELETE FROM {table} e "  # noqa: S608 - fixed names only
+                "USING unnest(%s::bigint[], %s::timestamptz[], %s::bigint[]) "
+                "AS s(organization_id, before, max_id) "
+                "WHERE COALESCE(e.organization_id, 0) = s.organization_id "
+                "AND e.occurred_at < s.before AND e.id <= s.max_id "
+                "AND e.id >= %s AND e.id < %s RETURNING e.organization_id) "
+                "SELECT organization_id, count(*) FROM gone GROUP BY organization_id",
+                [
+                    [org or 0 for org, _, _ in scopes],
+                    [before for _, before, _ in scopes],
+                    [max_id for _, _, max_id in scopes],
+                    id_from,
+                    id_to,
+                ],
+            )
+            counts.update(dict(cursor.fetchall()))
+        else:
+            for organization_id, before, max_id in scopes:
+                org = (
+                    "organization_id IS NULL" if organization_id is None else "organization_id = %s"
+                )
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE {org} AND occurred_at < %s "  # noqa: S608
+                    "AND id <= %s AND id >= %s AND id < %s",
+                    [
+                        *([] if organization_id is None else [organization_id]),
+                        connection.ops.adapt_datetimefield_value(before),
+                        max_id,
+                        id_from,
+                        id_to,
+                    ],
+                )
+                if cursor.rowcount:
+                    counts[organization_id] = cursor.rowcount
+    return counts

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q, QuerySet
+from django.db.models import Case, Count, F, Max, Min, PositiveBigIntegerField, Q, QuerySet, When
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import ENTERPRISE_RETENTION_BOUNDS, TIER_RETENTION_DAYS, Organization, Tier
 from audit.models import AuditEvent, EventType, Outcome
 from audit.selectors import events_for_organization
-from audit.services import event_record, events_purge_batch
+from audit.services import event_record, events_purge_batch, events_purge_id_range
 from exports.csv import EVENT_FIELDS
 
 from .files import (
@@ -305,27 +305,84 @@ def _stored_file_create(
     )
 
 
-def events_purge_expired(
-    *,
-    organization: Organization | None,
-    now: datetime | None = None,
-    batch_size: int | None = None,
-    dry_run: bool = False,
-) -> PurgeOutcome:
-    """Delete the scope's events past retention at `now`, archiving them first if asked.
+# A scope whose expired rows make up at least this share of the ids between its oldest and
+# newest expired row is purged in the shared pass over id ranges; a sparser one (a small
+# tenant among many) through its own organization index.
+DENSE_SCOPE_SHARE = 0.02
 
-    Safe to run twice or concurrently: a run claims its scope, and a second one skips it.
-    Each batch is its own short transaction, so sign-ins never wait behind the purge. When the
-    archive cannot be written and read back intact, nothing is deleted.
-    """
-    now = now or timezone.now()
-    batch_size = batch_size or settings.RETENTION_PURGE_BATCH_SIZE
+
+@dataclass
+class _Claimed:
+    run: PurgeRun
+    organization: Organization | None
+    min_id: int
+    max_id: int
+    expected: int
+
+    @property
+    def organization_id(self) -> int | None:
+        return self.organization.pk if self.organization is not None else None
+
+    @property
+    def dense(self) -> bool:
+        return self.expected >= DENSE_SCOPE_SHARE * (self.max_id - self.min_id + 1)
+
+
+def _heartbeat(run: PurgeRun, deleted: int) -> None:
+    PurgeRun.objects.filter(pk=run.pk).update(
+        deleted=F("deleted") + deleted, heartbeat_at=timezone.now()
+    )
+
+
+def _purge_finish(claimed: _Claimed) -> PurgeOutcome:
+    run = claimed.run
+    with transaction.atomic():
+        PurgeRun.objects.filter(pk=run.pk).update(
+            status=PurgeStatus.SUCCEEDED, finished_at=timezone.now()
+        )
+        run.refresh_from_db()
+        if run.deleted:
+            _record_purged(run)
+    return _outcome(run, claimed.organization, "succeeded")
+
+
+def _purge_fail(run: PurgeRun, organization: Organization | None, exc: Exception) -> PurgeOutcome:
+    logger.error("retention purge of %s failed: %s", run.scope, exc, exc_info=exc)
+    error = str(exc) or exc.__class__.__name__
+    with transaction.atomic():
+        PurgeRun.objects.filter(pk=run.pk).update(
+            status=PurgeStatus.FAILED, error=error[:2000], finished_at=timezone.now()
+        )
+        run.refresh_from_db()
+        if run.deleted:
+            _record_purged(run, interrupted=True)
+    return _outcome(run, organization, "failed", error=error)
+
+
+def _outcome(
+    run: PurgeRun, organization: Organization | None, status: str, error: str = ""
+) -> PurgeOutcome:
+    return PurgeOutcome(
+        scope=run.scope,
+        organization=organization,
+        retention_days=run.retention_days,
+        cutoff=run.cutoff,
+        status=status,
+        count=run.deleted,
+        error=error,
+        archive=run.archive,
+    )
+
+
+def _purge_prepare(
+    organization: Organization | None, *, now: datetime, dry_run: bool
+) -> PurgeOutcome | _Claimed:
+    """Claim the scope and write its archive if asked; an outcome when there is nothing to do."""
     retention_days = retention_days_of(organization)
     cutoff = now - timedelta(days=retention_days)
-    scope = _scope(organization)
     expired = events_expired(organization=organization, cutoff=cutoff)
     outcome = {
-        "scope": scope,
+        "scope": _scope(organization),
         "organization": organization,
         "retention_days": retention_days,
         "cutoff": cutoff,
@@ -340,61 +397,133 @@ def events_purge_expired(
     try:
         # Rows inserted after this point wait for the next run, so the archive holds exactly
         # what is deleted.
-        max_id = expired.aggregate(top=Max("id"))["top"]
-        PurgeRun.objects.filter(pk=run.pk).update(max_id=max_id)
-        if max_id is not None and _archives_first(organization):
-            run.archive = _archive_expired(run, organization, max_id=max_id)
+        bounds = expired.aggregate(low=Min("id"), high=Max("id"), rows=Count("id"))
+        if bounds["high"] is None:
+            return _purge_finish(_Claimed(run, organization, 0, 0, 0))
+        PurgeRun.objects.filter(pk=run.pk).update(max_id=bounds["high"])
+        if _archives_first(organization):
+            run.archive = _archive_expired(run, organization, max_id=bounds["high"])
             PurgeRun.objects.filter(pk=run.pk).update(archive=run.archive)
-        while max_id is not None:
-            # The batch commits on its own (the purge gate is a durable transaction); the run's
-            # counter follows right after, so a crash can under-count by at most one batch.
-            deleted = events_purge_batch(
-                organization_id=organization.pk if organization else None,
-                before=cutoff,
-                batch_size=batch_size,
-                max_id=max_id,
-            )
-            PurgeRun.objects.filter(pk=run.pk).update(
-                deleted=F("deleted") + deleted, heartbeat_at=timezone.now()
-            )
-            if deleted < batch_size:
-                break
-        with transaction.atomic():
-            PurgeRun.objects.filter(pk=run.pk).update(
-                status=PurgeStatus.SUCCEEDED, finished_at=timezone.now()
-            )
-            run.refresh_from_db()
-            if run.deleted:
-                _record_purged(run)
     except Exception as exc:
-        logger.exception("retention purge of %s failed", scope)
-        error = str(exc) or exc.__class__.__name__
-        with transaction.atomic():
-            PurgeRun.objects.filter(pk=run.pk).update(
-                status=PurgeStatus.FAILED, error=error[:2000], finished_at=timezone.now()
-            )
-            run.refresh_from_db()
-            if run.deleted:
-                _record_purged(run, interrupted=True)
-        return PurgeOutcome(**outcome, status="failed", count=run.deleted, error=error)
-    return PurgeOutcome(**outcome, status="succeeded", count=run.deleted, archive=run.archive)
+        return _purge_fail(run, organization, exc)
+    return _Claimed(run, organization, bounds["low"], bounds["high"], bounds["rows"])
+
+
+def _purge_by_organization(claimed: _Claimed, *, batch_size: int) -> None:
+    """Delete one scope's expired rows, oldest first, through its organization index."""
+    while True:
+        deleted = events_purge_batch(
+            organization_id=claimed.organization_id,
+            before=claimed.run.cutoff,
+            batch_size=batch_size,
+            max_id=claimed.max_id,
+        )
+        _heartbeat(claimed.run, deleted)
+        if deleted < batch_size:
+            return
+
+
+def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int) -> None:
+    """Delete many scopes' expired rows in one pass over their id ranges, batch_size ids a time.
+
+    Each batch commits on its own (the purge gate is a durable transaction) and the runs'
+    counters follow right after it, so a crash can under-count by at most one batch.
+    """
+    pending = sorted(scopes, key=lambda c: c.min_id)
+    low = pending[0].min_id if pending else 0
+    while pending:
+        low = max(low, min(c.min_id for c in pending))
+        high = low + batch_size
+        batch = [c for c in pending if c.min_id < high]
+        counts = events_purge_id_range(
+            scopes=[(c.organization_id, c.run.cutoff, c.max_id) for c in batch],
+            id_from=low,
+            id_to=high,
+        )
+        # One statement for all the runs' counters.
+        PurgeRun.objects.filter(pk__in=[c.run.pk for c in batch]).update(
+            deleted=F("deleted")
+            + Case(
+                *(When(pk=c.run.pk, then=counts.get(c.organization_id, 0)) for c in batch),
+                default=0,
+                output_field=PositiveBigIntegerField(),
+            ),
+            heartbeat_at=timezone.now(),
+        )
+        pending = [c for c in pending if c.max_id >= high]
+        low = high
+
+
+def _purge(
+    scopes: list[Organization | None], *, now: datetime, batch_size: int, dry_run: bool
+) -> list[PurgeOutcome]:
+    outcomes: dict[str, PurgeOutcome] = {}
+    claimed: list[_Claimed] = []
+    for organization in scopes:
+        prepared = _purge_prepare(organization, now=now, dry_run=dry_run)
+        if isinstance(prepared, PurgeOutcome):
+            outcomes[_scope(organization)] = prepared
+        else:
+            claimed.append(prepared)
+    dense = [c for c in claimed if c.dense]
+    if dense:
+        try:
+            _purge_by_id_range(dense, batch_size=batch_size)
+        except Exception as exc:
+            for c in dense:
+                outcomes[c.run.scope] = _purge_fail(c.run, c.organization, exc)
+        else:
+            for c in dense:
+                outcomes[c.run.scope] = _purge_finish(c)
+    for c in claimed:
+        if c.dense:
+            continue
+        try:
+            _purge_by_organization(c, batch_size=batch_size)
+        except Exception as exc:
+            outcomes[c.run.scope] = _purge_fail(c.run, c.organization, exc)
+        else:
+            outcomes[c.run.scope] = _purge_finish(c)
+    return [outcomes[_scope(organization)] for organization in scopes]
+
+
+def events_purge_expired(
+    *,
+    organization: Organization | None,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+    dry_run: bool = False,
+) -> PurgeOutcome:
+    """Delete the scope's events past retention at `now`, archiving them first if asked.
+
+    Safe to run twice or concurrently: a run claims its scope, and a second one skips it.
+    Each batch is its own short transaction, so sign-ins never wait behind the purge. When the
+    archive cannot be written and read back intact, nothing is deleted.
+    """
+    [outcome] = _purge(
+        [organization],
+        now=now or timezone.now(),
+        batch_size=batch_size or settings.RETENTION_PURGE_BATCH_SIZE,
+        dry_run=dry_run,
+    )
+    return outcome
 
 
 def events_purge_expired_all(
     *, now: datetime | None = None, batch_size: int | None = None, dry_run: bool = False
 ) -> list[PurgeOutcome]:
-    """Purge every organization, then the events without one; one failure stops no other."""
-    now = now or timezone.now()
-    outcomes = [
-        events_purge_expired(
-            organization=organization, now=now, batch_size=batch_size, dry_run=dry_run
-        )
-        for organization in Organization.objects.order_by("pk").iterator()
-    ]
-    outcomes.append(
-        events_purge_expired(organization=None, now=now, batch_size=batch_size, dry_run=dry_run)
+    """Purge every organization, then the events without one; one failure stops no other.
+
+    Scopes are claimed and archived one by one, then deleted together in one pass over the ids
+    (see events_purge_id_range), which reads each table page once.
+    """
+    scopes: list[Organization | None] = list(Organization.objects.order_by("pk"))
+    return _purge(
+        [*scopes, None],
+        now=now or timezone.now(),
+        batch_size=batch_size or settings.RETENTION_PURGE_BATCH_SIZE,
+        dry_run=dry_run,
     )
-    return outcomes
 
 
 # --- Scheduled exports -----------------------------------------------------------------------

@@ -195,3 +195,36 @@ def test_append_only_still_refuses_a_delete_outside_the_purge():
         AuditEvent.objects.filter(pk=survivor.pk).update(reason="tampered")
     assert not AuditEvent.objects.filter(pk=event.pk).exists()
     assert AuditEvent.objects.filter(pk=survivor.pk, reason="").exists()
+
+
+def test_a_sparse_organization_among_many_rows_is_purged_exactly():
+    sparse = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    busy = OrganizationFactory(tier=Tier.ENTERPRISE)
+    first = event_at(NOW - timedelta(days=300), sparse)
+    busy_ids = {event_at(NOW - timedelta(days=300), busy).pk for _ in range(120)}
+    last = event_at(NOW - timedelta(days=299), sparse)
+    kept = event_at(NOW - timedelta(days=1), sparse)
+    assert last.pk - first.pk > 100  # few of the ids between its rows are its own
+
+    outcome = events_purge_expired(organization=sparse, now=NOW, batch_size=10)
+
+    assert outcome.count == 2
+    assert remaining(sparse) == {kept.pk}
+    assert remaining(busy) == busy_ids
+
+
+def test_interleaved_organizations_with_different_cutoffs_are_purged_in_one_pass():
+    small = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    medium = OrganizationFactory(tier=Tier.MEDIUM_BUSINESS)
+    expected_kept = set()
+    for days in range(80, 400, 10):
+        for organization, retention in ((small, 90), (medium, 365)):
+            event = event_at(NOW - timedelta(days=days), organization)
+            if days <= retention:  # exactly at the cutoff stays
+                expected_kept.add(event.pk)
+
+    outcomes = events_purge_expired_all(now=NOW, batch_size=7)
+
+    assert remaining(small) | remaining(medium) == expected_kept
+    counts = {o.organization: o.count for o in outcomes if o.organization}
+    assert counts == {small: 30, medium: 3}
