@@ -24,6 +24,21 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 PAGE_SIZE = 50
+# What a list row shows; the rest (user agent, details, ...) waits for the detail page.
+LIST_FIELDS = (
+    "id",
+    "occurred_at",
+    "event_type",
+    "outcome",
+    "reason",
+    "actor_label",
+    "target_label",
+    "ip_address",
+    "country",
+    "city",
+    "browser",
+    "os",
+)
 # At most this many people match a name-or-email search; more would not narrow anything.
 TEXT_MATCH_LIMIT = 200
 TIMELINE_SIZE = 10

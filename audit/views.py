@@ -24,6 +24,7 @@ from accounts.selectors import membership_of, user_can_view_audit_log
 from .forms import EventFilterForm
 from .models import EventType
 from .selectors import (
+    LIST_FIELDS,
     CursorError,
     Page,
     event_for_organization,
@@ -103,7 +104,11 @@ def _list_page(
     page: Page | None = None
     if form.is_valid():
         try:
-            page = events_page(queryset(form), cursor=form.cleaned_data["cursor"], scope=scope)
+            page = events_page(
+                queryset(form).only(*LIST_FIELDS),
+                cursor=form.cleaned_data["cursor"],
+                scope=scope,
+            )
         except CursorError as exc:
             form.add_error("cursor", str(exc))
     base_query = _query_without_cursor(form) if form.is_bound else ""
@@ -138,7 +143,10 @@ def activity(request: HttpRequest) -> HttpResponse:
         form=form,
         queryset=lambda f: events_filter(events_for_user(user=user), filters=f.filters()),
         scope=user_scope(user),
-        context={"activity_export_url": reverse("exports:activity-csv")},
+        context={
+            "activity_export_url": reverse("exports:activity-csv"),
+            "detail_prefix": reverse("audit:activity"),
+        },
     )
     return response
 
@@ -162,6 +170,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         context={
             "organization": organization,
             "audit_log_export_url": reverse("exports:audit-log-csv"),
+            "detail_prefix": reverse("audit:audit-log"),
         },
     )
     if shown:

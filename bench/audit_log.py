@@ -1,0 +1,181 @@
+"""How fast the Audit Log, the Activity Log and the events API answer at ten million events.
+
+    SECRET_KEY=x .venv/bin/python bench/audit_log.py [--events 10000000] [--repeat 15]
+
+Fills (once) a PostgreSQL database with generated events (see bench/_events_db.py), then times
+requests through Django's test client: middleware, view, queries and template rendering, i.e.
+the server's whole work for a request. Prints the median and 90th percentile per case; the
+target is a median of at most 50 ms each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _events_db  # noqa: E402
+
+TARGET_MS = 50.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    _events_db.setup_django()
+    rows = _events_db.ensure_events(args.events)
+
+    from django.test import Client
+    from django.test.utils import override_settings
+    from django.urls import reverse
+
+    from accounts.models import Organization, User
+    from api.services import api_token_create
+    from audit.models import AuditEvent
+    from audit.selectors import PAGE_SIZE, cursor_encode
+    from audit.views import organization_scope, user_scope
+
+    # An Enterprise organization of the generated set (every third one), so the API answers too.
+    organization = Organization.objects.get(slug=f"gen{_events_db.SEED}-002")
+    admin = User.objects.get(email=f"user0000@{organization.slug}.test")
+    person = User.objects.get(email=f"user0042@{organization.slug}.test")
+    org_rows = AuditEvent.objects.filter(organization=organization)
+    sample = org_rows.filter(actor=person).exclude(ip_address=None).order_by("-id").first()
+    assert sample is not None
+    org_count = org_rows.count()
+    depth = min(1000, (org_count - 1) // PAGE_SIZE)  # pages; 1,000 at full size
+    deep = (
+        org_rows.order_by("-occurred_at", "-id")
+        .only("id", "occurred_at")[PAGE_SIZE * depth - 1 : PAGE_SIZE * depth]
+        .get()
+    )
+    deep_cursor = cursor_encode(deep, scope=organization_scope(organization))
+    own = AuditEvent.objects.filter(actor=person).order_by("-occurred_at", "-id")
+    own_deep = own.only("id", "occurred_at")[PAGE_SIZE * 10 - 1 : PAGE_SIZE * 10].first()
+    own_cursor = cursor_encode(own_deep, scope=user_scope(person)) if own_deep else ""
+    middle = sample.occurred_at.date()
+
+    admin_client, person_client, api_client = Client(), Client(), Client()
+    admin_client.force_login(admin)
+    person_client.force_login(person)
+    _, secret = api_token_create(organization=organization, user=admin, name="bench")
+    api_headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+    audit_url = reverse("audit:audit-log")
+    activity_url = reverse("audit:activity")
+    api_url = reverse("api:events")
+    week = {"start": str(middle), "end": str(middle + timedelta(days=6))}
+    api_first = api_client.get(api_url, {"limit": 100}, **api_headers).json()
+    api_deep = api_first
+    for _ in range(50):  # 5,000 events into the feed
+        api_deep = api_client.get(
+            api_url, {"limit": 100, "cursor": api_deep["next_cursor"]}, **api_headers
+        ).json()
+
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("Audit Log: first page", lambda: admin_client.get(audit_url)),
+        (
+            "Audit Log: page 1,000 deep by cursor",
+            lambda: admin_client.get(audit_url, {"cursor": deep_cursor}),
+        ),
+        ("Audit Log: filter user", lambda: admin_client.get(audit_url, {"user": str(person.pk)})),
+        (
+            "Audit Log: filter user by email",
+            lambda: admin_client.get(audit_url, {"user": person.email}),
+        ),
+        ("Audit Log: filter IP", lambda: admin_client.get(audit_url, {"ip": sample.ip_address})),
+        (
+            "Audit Log: filter IP CIDR /24",
+            lambda: admin_client.get(
+                audit_url, {"ip": sample.ip_address.rsplit(".", 1)[0] + ".0/24"}
+            ),
+        ),
+        (
+            "Audit Log: filter event type",
+            lambda: admin_client.get(audit_url, {"event_type": "mfa.device_added"}),
+        ),
+        (
+            "Audit Log: filter category + outcome",
+            lambda: admin_client.get(
+                audit_url, {"category": "authentication", "outcome": "failure"}
+            ),
+        ),
+        ("Audit Log: filter date range (a week)", lambda: admin_client.get(audit_url, week)),
+        ("Audit Log: filter country", lambda: admin_client.get(audit_url, {"country": "JP"})),
+        ("Audit Log: text (name or email)", lambda: admin_client.get(audit_url, {"q": "user0042"})),
+        (
+            "Audit Log: HTMX swap, filtered",
+            lambda: admin_client.get(audit_url, {"outcome": "failure"}, HTTP_HX_REQUEST="true"),
+        ),
+        (
+            "Audit Log: event detail + timeline",
+            lambda: admin_client.get(reverse("audit:event-detail", args=[sample.pk])),
+        ),
+        ("Activity Log: first page", lambda: person_client.get(activity_url)),
+        (
+            "Activity Log: page 10 deep by cursor",
+            lambda: person_client.get(activity_url, {"cursor": own_cursor}),
+        ),
+        (
+            "Activity Log: filter event type",
+            lambda: person_client.get(activity_url, {"event_type": "login.failed"}),
+        ),
+        ("Activity Log: filter date range", lambda: person_client.get(activity_url, week)),
+        ("API: first page (100)", lambda: api_client.get(api_url, {"limit": 100}, **api_headers)),
+        (
+            "API: page 51 by cursor (100)",
+            lambda: api_client.get(
+                api_url, {"limit": 100, "cursor": api_deep["next_cursor"]}, **api_headers
+            ),
+        ),
+        (
+            "API: filter user",
+            lambda: api_client.get(api_url, {"user": str(person.pk)}, **api_headers),
+        ),
+        (
+            "API: filter IP",
+            lambda: api_client.get(api_url, {"ip": sample.ip_address}, **api_headers),
+        ),
+        (
+            "API: filter event type",
+            lambda: api_client.get(api_url, {"event_type": "login.failed"}, **api_headers),
+        ),
+        ("API: filter date range", lambda: api_client.get(api_url, week, **api_headers)),
+        ("API: text", lambda: api_client.get(api_url, {"q": "user0042"}, **api_headers)),
+    ]
+
+    print(f"\n{rows:,} events, {organization.name}: {org_count:,} of them; {_events_db.machine()}")
+    print(f"{'case':<42} {'median ms':>10} {'p90 ms':>8}  rows  target {TARGET_MS:.0f} ms")
+    with override_settings(DEBUG=False):
+        for name, request in cases:
+            request()  # warm: plan cache, OS page cache
+            timings = []
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                response = request()
+                _ = response.content  # type: ignore[attr-defined]
+                timings.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, (name, response.status_code)  # type: ignore[attr-defined]
+            shown = _count_rows(response)
+            median = statistics.median(timings)
+            p90 = sorted(timings)[int(len(timings) * 0.9) - 1]
+            verdict = "ok" if median <= TARGET_MS else "SLOW"
+            print(f"{name:<42} {median:>10.1f} {p90:>8.1f} {shown:>5}  {verdict}")
+
+
+def _count_rows(response: object) -> int:
+    if response["Content-Type"].startswith("application/json"):  # type: ignore[index]
+        return len(response.json()["events"])  # type: ignore[attr-defined]
+    return response.content.decode().count('<tr class="outcome-')  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()
