@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from accounts.models import Organization, Tier
-from audit.models import EventType, Outcome
+from audit.forms import EventFilterForm
 
 from .models import MAX_WINDOW_DAYS, Framework, Frequency
 
@@ -59,16 +59,6 @@ class RetentionSettingsForm(forms.Form):
 class ExportScheduleForm(forms.Form):
     name = forms.CharField(max_length=100, strip=True)
     frequency = forms.ChoiceField(choices=Frequency.choices)
-    event_types = forms.MultipleChoiceField(
-        choices=EventType.choices,
-        required=False,
-        help_text="None selected: every event type.",
-        widget=forms.SelectMultiple(attrs={"size": 8}),
-    )
-    outcome = forms.ChoiceField(choices=[("", "Any outcome"), *Outcome.choices], required=False)
-    user_email = forms.EmailField(
-        required=False, max_length=254, label="Only events of this user (email)"
-    )
     window_days = forms.IntegerField(
         required=False,
         min_value=1,
@@ -76,3 +66,14 @@ class ExportScheduleForm(forms.Form):
         label="Days of events in each file",
         help_text="Counted back from each run; empty: 1, 7 or 31 by frequency.",
     )
+
+
+class ScheduleFilterForm(EventFilterForm):
+    """The Audit Log's filters, without its dates: a schedule's window moves with each run."""
+
+    WINDOWLESS = ("start", "end", "tz", "cursor")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, organization_wide=True, **kwargs)
+        for name in self.WINDOWLESS:
+            del self.fields[name]

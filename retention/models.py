@@ -182,10 +182,9 @@ class ExportSchedule(models.Model):
     )
     name = models.CharField(max_length=100)
     frequency = models.CharField(max_length=16, choices=Frequency.choices)
-    # Filter: empty means any.
-    event_types = models.JSONField(default=list, blank=True)
-    outcome = models.CharField(max_length=8, blank=True)
-    user_email = models.EmailField(max_length=254, blank=True)
+    # The Audit Log's filters (audit.forms.EventFilterForm.canonical(), without dates): the
+    # file holds exactly what the Audit Log shows with them, for the run's window.
+    filters = models.JSONField(default=dict, blank=True)
     # Each run exports the events of the window_days before the run's scheduled time.
     window_days = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(MAX_WINDOW_DAYS)]
@@ -211,11 +210,6 @@ class ExportSchedule(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.get_frequency_display()})"
 
-    def filters(self) -> dict[str, object]:
+    def describe(self) -> dict[str, object]:
         """The filter as recorded in events and manifests."""
-        return {
-            "event_types": list(self.event_types),
-            "outcome": self.outcome,
-            "user_email": self.user_email,
-            "window_days": self.window_days,
-        }
+        return {"filters": dict(self.filters), "window_days": self.window_days}

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import calendar
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, F, Max, Min, PositiveBigIntegerField, Q, QuerySet, When
+from django.db.models import Case, Count, F, Max, Min, PositiveBigIntegerField, QuerySet, When
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import ENTERPRISE_RETENTION_BOUNDS, TIER_RETENTION_DAYS, Organization, Tier
 from audit.models import AuditEvent, EventType, Outcome
-from audit.selectors import events_for_organization
+from audit.selectors import events_filter, events_for_organization
 from audit.services import event_record, events_purge_batch, events_purge_id_range
 from exports.csv import EVENT_FIELDS
 
@@ -29,6 +29,7 @@ from .files import (
     manifest_read,
     manifest_write,
 )
+from .forms import ScheduleFilterForm
 from .models import (
     DEFAULT_WINDOW_DAYS,
     MAX_WINDOW_DAYS,
@@ -544,18 +545,11 @@ def schedule_advance(when: datetime, frequency: str) -> datetime:
     return when.replace(year=year, month=month, day=day)
 
 
-def _validate_filter(
-    *, frequency: str, event_types: list[str], outcome: str, window_days: int
-) -> None:
-    if frequency not in Frequency.values:
-        raise RetentionInputError(f"Unknown frequency {frequency!r}.")
-    unknown = sorted(set(event_types) - set(EventType.values))
-    if unknown:
-        raise RetentionInputError(f"Unknown event type: {', '.join(unknown)}.")
-    if outcome and outcome not in Outcome.values:
-        raise RetentionInputError(f"Unknown outcome {outcome!r}.")
-    if not 1 <= window_days <= MAX_WINDOW_DAYS:
-        raise RetentionInputError(f"The window must be 1 to {MAX_WINDOW_DAYS} days.")
+def _parsed_filters(filters: dict[str, Any]) -> ScheduleFilterForm:
+    form = ScheduleFilterForm(data=filters)
+    if not form.is_valid():
+        raise RetentionInputError(f"Invalid filter: {form.error_text()}")
+    return form
 
 
 def export_schedule_create(
@@ -564,26 +558,24 @@ def export_schedule_create(
     actor: User,
     name: str,
     frequency: str,
-    event_types: list[str],
-    outcome: str = "",
-    user_email: str = "",
+    filters: dict[str, Any],
     window_days: int | None = None,
     now: datetime | None = None,
     request: HttpRequest | None = None,
 ) -> ExportSchedule:
-    """Schedule a recurring export; the first run is at the next midnight UTC."""
+    """Schedule a recurring export of the Audit Log's `filters`; first run at midnight UTC."""
+    if frequency not in Frequency.values:
+        raise RetentionInputError(f"Unknown frequency {frequency!r}.")
     window_days = window_days or DEFAULT_WINDOW_DAYS[Frequency(frequency)]
-    _validate_filter(
-        frequency=frequency, event_types=event_types, outcome=outcome, window_days=window_days
-    )
+    if not 1 <= window_days <= MAX_WINDOW_DAYS:
+        raise RetentionInputError(f"The window must be 1 to {MAX_WINDOW_DAYS} days.")
+    canonical = _parsed_filters(filters).canonical()
     with transaction.atomic():
         schedule = ExportSchedule.objects.create(
             organization=organization,
             name=name.strip()[:100],
             frequency=frequency,
-            event_types=sorted(set(event_types)),
-            outcome=outcome,
-            user_email=user_email.strip().lower(),
+            filters=canonical,
             window_days=window_days,
             next_run_at=_next_midnight(now or timezone.now()),
             created_by=actor,
@@ -596,7 +588,7 @@ def export_schedule_create(
                 "area": "export_schedule",
                 "schedule": schedule.pk,
                 "old": None,
-                "new": {"name": schedule.name, "frequency": frequency, **schedule.filters()},
+                "new": {"name": schedule.name, "frequency": frequency, **schedule.describe()},
             },
             request=request,
         )
@@ -608,7 +600,7 @@ def export_schedule_delete(
 ) -> None:
     """Stop a schedule; the files it produced are kept."""
     with transaction.atomic():
-        old = {"name": schedule.name, "frequency": schedule.frequency, **schedule.filters()}
+        old = {"name": schedule.name, "frequency": schedule.frequency, **schedule.describe()}
         event_record(
             event_type=EventType.SETTINGS_CHANGED,
             actor=actor,
@@ -620,17 +612,14 @@ def export_schedule_delete(
 
 
 def _schedule_rows(schedule: ExportSchedule, start: datetime, end: datetime) -> QuerySet[Any]:
-    events = events_for_organization(organization=schedule.organization).filter(
-        occurred_at__gte=start, occurred_at__lt=end
+    """The schedule's rows for one window: what the Audit Log shows with its filters."""
+    organization = schedule.organization
+    filters = replace(_parsed_filters(schedule.filters).filters(), since=start, until=end)
+    events = events_filter(
+        events_for_organization(organization=organization),
+        filters=filters,
+        organization=organization,
     )
-    if schedule.event_types:
-        events = events.filter(event_type__in=schedule.event_types)
-    if schedule.outcome:
-        events = events.filter(outcome=schedule.outcome)
-    if schedule.user_email:
-        events = events.filter(
-            Q(actor_label__iexact=schedule.user_email) | Q(target_label__iexact=schedule.user_email)
-        )
     return events.order_by("occurred_at", "id").values_list(*EVENT_FIELDS)
 
 
@@ -652,7 +641,7 @@ def export_schedule_run(
         "kind": FileKind.EXPORT.value,
         "organization": organization.slug,
         "schedule": schedule.name,
-        "filters": schedule.filters(),
+        **schedule.describe(),
         "period_start": start.isoformat(),
         "period_end": period_end.isoformat(),
         "created_at": timezone.now().isoformat(),
@@ -683,7 +672,7 @@ def export_schedule_run(
                 "file": stored.name,
                 "sha256": stored.sha256,
                 "rows": stored.row_count,
-                "filters": schedule.filters(),
+                **schedule.describe(),
                 "period_start": start.isoformat(),
                 "period_end": period_end.isoformat(),
             },

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from .files import FileCheckFailed, archive_storage
-from .forms import ExportScheduleForm, RetentionSettingsForm
+from .forms import ExportScheduleForm, RetentionSettingsForm, ScheduleFilterForm
 from .models import VerifyStatus
 from .selectors import (
     RetentionAccess,
@@ -103,12 +103,15 @@ def retention(request: HttpRequest) -> HttpResponse:
     return render(request, "retention/retention.html", context, status=status)
 
 
-def _archives_context(access: RetentionAccess, form: ExportScheduleForm) -> dict[str, object]:
+def _archives_context(
+    access: RetentionAccess, form: ExportScheduleForm, filter_form: ScheduleFilterForm
+) -> dict[str, object]:
     files = list(stored_files_for(access.organization).order_by("-created_at", "-pk")[:FILES_SHOWN])
     return {
         "access": access,
         "organization": access.organization,
         "form": form,
+        "filter_form": filter_form,
         "schedules": schedules_for(access.organization),
         "files": files,
         "problems": sum(
@@ -125,7 +128,8 @@ def archives(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         form = ExportScheduleForm(request.POST)
-        if form.is_valid():
+        filter_form = ScheduleFilterForm(request.POST)
+        if form.is_valid() and filter_form.is_valid():
             data = form.cleaned_data
             try:
                 schedule = export_schedule_create(
@@ -133,9 +137,7 @@ def archives(request: HttpRequest) -> HttpResponse:
                     actor=request.user,
                     name=data["name"],
                     frequency=data["frequency"],
-                    event_types=data["event_types"],
-                    outcome=data["outcome"],
-                    user_email=data["user_email"],
+                    filters=filter_form.canonical(),
                     window_days=data["window_days"],
                     request=request,
                 )
@@ -150,11 +152,12 @@ def archives(request: HttpRequest) -> HttpResponse:
                 return redirect("retention:archives")
         status = 400
     else:
-        form = ExportScheduleForm()
+        form, filter_form = ExportScheduleForm(), ScheduleFilterForm()
     template = "retention/archives.html"
     if request.htmx and request.method == "GET":
         template += "#files"
-    return render(request, template, _archives_context(access, form), status=status)
+    context = _archives_context(access, form, filter_form)
+    return render(request, template, context, status=status)
 
 
 @login_required
@@ -169,7 +172,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(request, f"All {len(checked)} files verified: checksums and rows match.")
     if request.htmx:
-        context = _archives_context(access, ExportScheduleForm())
+        context = _archives_context(access, ExportScheduleForm(), ScheduleFilterForm())
         return render(request, "retention/archives.html#files", context)
     return redirect("retention:archives")
 

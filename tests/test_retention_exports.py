@@ -15,6 +15,7 @@ from accounts.models import Role
 from audit.models import EventType, Outcome
 from retention.models import ExportSchedule, FileKind, Frequency, StoredFile, VerifyStatus
 from retention.services import (
+    RetentionInputError,
     export_schedule_create,
     export_schedule_run,
     export_schedules_run_due,
@@ -37,7 +38,7 @@ MIDNIGHT = datetime(2026, 11, 28, tzinfo=UTC)
 
 
 def _schedule(organization, actor, **kwargs):  # type: ignore[no-untyped-def]
-    options = {"name": "Daily failures", "frequency": Frequency.DAILY, "event_types": []}
+    options = {"name": "Daily failures", "frequency": Frequency.DAILY, "filters": {}}
     options.update(kwargs)
     return export_schedule_create(
         organization=organization, actor=actor, now=MIDNIGHT - timedelta(days=1), **options
@@ -68,7 +69,11 @@ def test_a_due_schedule_produces_a_file_whose_checksum_and_rows_verify(archive_d
     event_at(MIDNIGHT - timedelta(hours=1), organization, EventType.LOGIN_SUCCEEDED)
     event_at(MIDNIGHT - timedelta(days=2), organization, EventType.LOGIN_FAILED, outcome="failure")
     event_at(MIDNIGHT - timedelta(hours=1), OrganizationFactory(), EventType.LOGIN_FAILED)
-    _schedule(organization, admin, event_types=[EventType.LOGIN_FAILED], outcome=Outcome.FAILURE)
+    _schedule(
+        organization,
+        admin,
+        filters={"event_type": EventType.LOGIN_FAILED, "outcome": Outcome.FAILURE},
+    )
 
     produced = export_schedules_run_due(now=MIDNIGHT + timedelta(minutes=5))
 
@@ -86,7 +91,7 @@ def test_a_due_schedule_produces_a_file_whose_checksum_and_rows_verify(archive_d
 def test_export_created_is_recorded_with_checksum_rows_and_filters():
     admin = _admin()
     organization = admin.membership.organization
-    _schedule(organization, admin, user_email="Alice@Example.test", window_days=3)
+    _schedule(organization, admin, filters={"user": "Alice@Example.test"}, window_days=3)
 
     export_schedules_run_due(now=MIDNIGHT)
 
@@ -96,8 +101,8 @@ def test_export_created_is_recorded_with_checksum_rows_and_filters():
     assert created.actor_label == "scheduled export"
     assert created.details["sha256"] == stored.sha256
     assert created.details["rows"] == 0
-    assert created.details["filters"]["user_email"] == "alice@example.test"
-    assert created.details["filters"]["window_days"] == 3
+    assert created.details["filters"] == {"user": "alice@example.test"}
+    assert created.details["window_days"] == 3
 
 
 def test_a_due_schedule_runs_once_however_often_the_beat_fires():
@@ -150,8 +155,9 @@ def test_compliance_officer_schedules_an_export_and_it_is_recorded(client):
         {
             "name": "Weekly sign-in failures",
             "frequency": "weekly",
-            "event_types": ["login.failed", "lockout.triggered"],
+            "category": "authentication",
             "outcome": "failure",
+            "country": "de",
         },
     )
 
@@ -159,20 +165,38 @@ def test_compliance_officer_schedules_an_export_and_it_is_recorded(client):
     schedule = ExportSchedule.objects.get()
     assert schedule.organization_id == officer.membership.organization_id
     assert schedule.window_days == 7
+    assert schedule.filters == {"category": "authentication", "outcome": "failure", "country": "DE"}
     [changed] = events(EventType.SETTINGS_CHANGED)
     assert changed.details["area"] == "export_schedule"
     assert changed.details["old"] is None
-    assert changed.details["new"]["event_types"] == ["lockout.triggered", "login.failed"]
+    assert changed.details["new"]["filters"] == schedule.filters
+
+
+def test_a_schedule_exports_what_the_audit_log_filter_matches(archive_dir):
+    admin = _admin()
+    organization = admin.membership.organization
+    event_at(MIDNIGHT - timedelta(hours=2), organization, EventType.LOGOUT)
+    login = event_at(MIDNIGHT - timedelta(hours=2), organization, EventType.LOGIN_SUCCEEDED)
+    event_at(MIDNIGHT - timedelta(hours=2), organization, EventType.PASSWORD_CHANGED)
+    schedule = _schedule(organization, admin, filters={"category": "authentication"})
+
+    stored = export_schedule_run(schedule=schedule, period_end=MIDNIGHT)
+
+    rows = list(csv.reader(io.StringIO((archive_dir / stored.name).read_text())))
+    assert sorted(row[1] for row in rows[1:]) == ["login.succeeded", "logout"]
+    assert rows[2][0] == login.occurred_at.isoformat(timespec="microseconds")
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("event_types", ["login.maybe"]),
+        ("event_type", "login.maybe"),
         ("outcome", "perhaps"),
+        ("category", "vibes"),
+        ("ip", "not-an-ip"),
+        ("country", "Germany"),
         ("window_days", "0"),
         ("window_days", "367"),
-        ("user_email", "not-an-address"),
         ("frequency", "hourly"),
         ("name", ""),
     ],
@@ -185,6 +209,21 @@ def test_an_invalid_schedule_filter_is_a_400_and_nothing_is_scheduled(client, fi
     assert response.status_code == 400
     assert 'class="errorlist' in response.content.decode()
     assert not ExportSchedule.objects.exists()
+
+
+def test_an_event_type_outside_its_category_is_a_400(client):
+    client.force_login(_admin())
+    data = {"name": "Bad", "frequency": "daily", "category": "mfa", "event_type": "logout"}
+    response = client.post(ARCHIVES, data)
+
+    assert response.status_code == 400
+    assert "logout is not in category mfa" in response.content.decode()
+
+
+def test_the_service_refuses_an_invalid_stored_filter():
+    admin = _admin()
+    with pytest.raises(RetentionInputError, match="event_type"):
+        _schedule(admin.membership.organization, admin, filters={"event_type": "nope"})
 
 
 def test_run_now_stores_a_file_and_records_who_asked(client):
