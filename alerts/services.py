@@ -47,8 +47,13 @@ def enqueue(task: Any, *args: Any, countdown: float | None = None) -> bool:
     """Send a task to the broker; a broker that is down only delays the work (beat sweeps)."""
     try:
         task.apply_async(args=args, countdown=countdown, retry=False)
-    except Exception:
-        logger.warning("could not queue %s%r; the periodic sweep will pick it up", task.name, args)
+    except Exception:  # broker down (or, in eager mode, the task itself failed)
+        logger.warning(
+            "task %s%r did not run now; the periodic sweep will pick it up",
+            task.name,
+            args,
+            exc_info=True,
+        )
         return False
     return True
 

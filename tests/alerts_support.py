@@ -38,6 +38,19 @@ def celery_eager() -> Iterator[None]:
 
 
 @contextmanager
+def hooks_paused() -> Iterator[None]:
+    """Record events without queueing their evaluation (a lost message, a crashed worker)."""
+    from audit import services
+
+    saved = list(services._after_commit_hooks)
+    services._after_commit_hooks.clear()
+    try:
+        yield
+    finally:
+        services._after_commit_hooks.extend(saved)
+
+
+@contextmanager
 def committing() -> Iterator[None]:
     """Run the on-commit callbacks (event evaluation, notifications) the test transaction holds."""
     with TestCase.captureOnCommitCallbacks(execute=True):

@@ -1,0 +1,75 @@
+"""Workers racing on the same events still raise one alert (real PostgreSQL, real threads)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from alerts.models import Alert, EvaluatedEvent
+from alerts.services import events_evaluate
+from audit.models import AuditEvent, EventType
+from audit.services import EventSpec, events_record
+
+from .alerts_support import hooks_paused
+from .factories import member
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _race(target, arguments: list[list[int]]) -> list[int]:  # type: ignore[no-untyped-def]
+    results: list[int] = []
+    barrier = threading.Barrier(len(arguments))
+
+    def run(ids: list[int]) -> None:
+        barrier.wait()
+        try:
+            results.append(target(event_ids=ids))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(ids,)) for ids in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def _failures(user, count: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """Committed failures that no task has evaluated (as if the broker had lost them)."""
+    with hooks_paused():
+        return [
+            events_record(
+                specs=[EventSpec(event_type=EventType.LOGIN_FAILED, outcome="failure", actor=user)]
+            )[0].pk
+            for _ in range(count)
+        ]
+
+
+def test_four_workers_evaluating_the_same_burst_raise_one_alert():
+    user = member()
+    ids = _failures(user, 5)
+
+    results = _race(events_evaluate, [ids, ids, list(reversed(ids)), ids])
+
+    assert sum(results) == 1
+    [alert] = Alert.objects.all()
+    assert alert.count == 1
+    assert EvaluatedEvent.objects.count() == 5
+    assert AuditEvent.objects.filter(event_type=EventType.ALERT_RAISED).count() == 1
+
+
+def test_workers_splitting_a_burst_between_them_raise_one_alert_with_every_repeat_counted():
+    user = member()
+    ids = _failures(user, 8)
+
+    results = _race(events_evaluate, [ids[0::2], ids[1::2]])
+
+    [alert] = Alert.objects.all()
+    assert sum(results) == 1
+    assert EvaluatedEvent.objects.count() == 8
+    # The fifth to eighth failures each match, whichever worker took them and in what order.
+    assert alert.count == 4
+    assert sorted(alert.event_ids) == sorted(ids)
