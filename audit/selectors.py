@@ -102,9 +102,6 @@ def _user_condition(*, organization: Organization | None, user: str) -> Q:
     if user.isdigit():
         user_id = int(user)
         return Q(actor_id=user_id) | Q(target_user_id=user_id)
-    # An address: the member with it, and rows that only kept it as a label (unknown usernames,
-    # removed users).
-    condition = Q(actor_label=user) | Q(target_label=user)
     if organization is not None:
         found = (
             User.objects.filter(membership__organization=organization, email__iexact=user)
@@ -112,8 +109,10 @@ def _user_condition(*, organization: Organization | None, user: str) -> Q:
             .first()
         )
         if found is not None:
-            condition |= Q(actor_id=found) | Q(target_user_id=found)
-    return condition
+            return Q(actor_id=found) | Q(target_user_id=found)
+    # Not a member (any more): rows that only kept the address as a label, such as sign-ins
+    # with an unknown username or events of a removed user.
+    return Q(actor_label=user) | Q(target_label=user)
 
 
 def events_filter(
@@ -144,10 +143,9 @@ def events_filter(
     if f.user:
         queryset = queryset.filter(_user_condition(organization=organization, user=f.user))
     if f.text and organization is not None:
+        # People of the organization, by name or email; the id indexes then find their events.
         people = _people_matching(organization=organization, text=f.text)
-        queryset = queryset.filter(
-            Q(actor_id__in=people) | Q(target_user_id__in=people) | Q(actor_label=f.text.lower())
-        )
+        queryset = queryset.filter(Q(actor_id__in=people) | Q(target_user_id__in=people))
     return queryset
 
 

@@ -318,3 +318,10 @@ def test_event_detail_is_refused_to_members(client, org):
     event = add(org, alice)
     client.force_login(alice)
     assert client.get(reverse("audit:event-detail", args=[event.pk])).status_code == 403
+
+
+def test_filter_by_the_email_of_someone_not_a_member_finds_labelled_rows(client, org, admin):
+    guess = add(org, None, actor_label="ghost@acme.test", event_type=EventType.LOGIN_FAILED)
+    add(org, admin)
+    client.force_login(admin)
+    assert rows(client.get(URL, {"user": "ghost@acme.test"})) == [guess.pk]
