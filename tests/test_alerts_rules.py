@@ -20,6 +20,7 @@ from audit.services import EventSpec, events_record
 
 from .alerts_support import (
     BERLIN,
+    CHROME_MAC,
     FIREFOX_LINUX,
     NEW_YORK,
     TOKYO,
@@ -375,3 +376,36 @@ def test_failures_for_unknown_accounts_are_not_evaluated(client):
         sign_in_from(client, "nobody@example.test", password="wrong")
     assert alerts() == []
     assert EvaluatedEvent.objects.count() == 0
+
+
+def _agent_sign_in(user, agent: str):  # type: ignore[no-untyped-def]
+    """A sign-in that carried no device cookie (only its user agent tells devices apart)."""
+    from audit.useragent import parse_user_agent
+
+    parsed = parse_user_agent(agent)
+    context = RequestContext(
+        ip_address="198.51.100.60",
+        user_agent=agent,
+        browser=parsed.browser,
+        os=parsed.os,
+        device_type=parsed.device_type,
+    )
+    with committing():
+        return events_record(
+            specs=[EventSpec(event_type=EventType.LOGIN_SUCCEEDED, actor=user)], context=context
+        )[0]
+
+
+def test_without_a_device_cookie_a_new_browser_and_os_is_a_new_device():
+    user = member()
+    _agent_sign_in(user, CHROME_MAC)
+    _agent_sign_in(user, FIREFOX_LINUX)
+    [alert] = alerts(RuleKind.NEW_DEVICE)
+    assert alert.details["browser"].startswith("Firefox")
+
+
+def test_without_a_device_cookie_the_same_browser_family_and_os_is_not_new():
+    user = member()
+    _agent_sign_in(user, CHROME_MAC)
+    _agent_sign_in(user, CHROME_MAC.replace("Chrome/130", "Chrome/131"))
+    assert alerts(RuleKind.NEW_DEVICE) == []
