@@ -274,6 +274,9 @@ PLATFORM_EVENT_RETENTION_DAYS = envint("PLATFORM_EVENT_RETENTION_DAYS", 365)
 # Event ids per purge batch; each batch is its own short transaction (about half a second at
 # 100,000) and locks only expired rows, so sign-ins never wait for it (see bench/purge.py).
 RETENTION_PURGE_BATCH_SIZE = envint("RETENTION_PURGE_BATCH_SIZE", 100_000)
+# Rest between purge batches for this many times a batch's duration (0: no rest; 1: half speed),
+# for machines where the purge's CPU and disk use would slow sign-ins.
+RETENTION_PURGE_PAUSE_RATIO = float(env("RETENTION_PURGE_PAUSE_RATIO", "0") or 0)
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
 # Archives and scheduled exports: local disk by default; any Django storage by setting, e.g.
 # ARCHIVE_STORAGE_BACKEND=storages.backends.s3.S3Storage (pip install ".[s3]") with

@@ -177,6 +177,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=settings.RETENTION_PURGE_BATCH_SIZE)
     parser.add_argument("--baseline", type=int, default=400, help="sign-ins without purge")
     parser.add_argument("--archive", action="store_true", help="archive before purge")
+    parser.add_argument(
+        "--pause-ratio",
+        type=float,
+        default=settings.RETENTION_PURGE_PAUSE_RATIO,
+        help="rest between batches, as a multiple of a batch's duration",
+    )
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("bench/purge.py runs on PostgreSQL: set DATABASE_URL=postgres://...")
@@ -210,7 +216,8 @@ def main() -> None:
     during = SignIns(user.email)
     during.start()
     started = time.perf_counter()
-    outcomes = events_purge_expired_all(now=now, batch_size=args.batch_size)
+    with override_settings(RETENTION_PURGE_PAUSE_RATIO=args.pause_ratio):
+        outcomes = events_purge_expired_all(now=now, batch_size=args.batch_size)
     elapsed = time.perf_counter() - started
     during.stop.set()
     during.join()
@@ -230,8 +237,8 @@ def main() -> None:
     print()
     print(f"machine: {cpu}, {os.cpu_count()} CPUs; PostgreSQL {server}")
     print(
-        f"table: {total:,} events, {expired:,} past retention; batch size {args.batch_size:,}; "
-        f"archive before purge: {'on' if args.archive else 'off'}"
+        f"table: {total:,} events, {expired:,} past retention; batch size {args.batch_size:,} ids; "
+        f"pause ratio {args.pause_ratio}; archive before purge: {'on' if args.archive else 'off'}"
     )
     print(f"purged {purged:,} rows in {elapsed:.2f} s: {purged / elapsed:,.0f} rows/s")
     if failed:

@@ -6,6 +6,7 @@ import calendar
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -410,9 +411,21 @@ def _purge_prepare(
     return _Claimed(run, organization, bounds["low"], bounds["high"], bounds["rows"])
 
 
+def _yield_to_sign_ins(batch_started: float) -> None:
+    """Rest between batches for RETENTION_PURGE_PAUSE_RATIO times the batch's own duration.
+
+    Batches never lock a row a sign-in needs, but on a small machine they compete for CPU and
+    disk; a ratio of 1 halves the purge's share of both (0, the default, does not rest).
+    """
+    ratio = settings.RETENTION_PURGE_PAUSE_RATIO
+    if ratio > 0:
+        sleep((monotonic() - batch_started) * ratio)
+
+
 def _purge_by_organization(claimed: _Claimed, *, batch_size: int) -> None:
     """Delete one scope's expired rows, oldest first, through its organization index."""
     while True:
+        started = monotonic()
         deleted = events_purge_batch(
             organization_id=claimed.organization_id,
             before=claimed.run.cutoff,
@@ -422,6 +435,7 @@ def _purge_by_organization(claimed: _Claimed, *, batch_size: int) -> None:
         _heartbeat(claimed.run, deleted)
         if deleted < batch_size:
             return
+        _yield_to_sign_ins(started)
 
 
 def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int) -> None:
@@ -436,6 +450,7 @@ def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int) -> None:
         low = max(low, min(c.min_id for c in pending))
         high = low + batch_size
         batch = [c for c in pending if c.min_id < high]
+        started = monotonic()
         counts = events_purge_id_range(
             scopes=[(c.organization_id, c.run.cutoff, c.max_id) for c in batch],
             id_from=low,
@@ -453,6 +468,8 @@ def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int) -> None:
         )
         pending = [c for c in pending if c.max_id >= high]
         low = high
+        if pending:
+            _yield_to_sign_ins(started)
 
 
 def _purge(

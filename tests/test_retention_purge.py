@@ -228,3 +228,15 @@ def test_interleaved_organizations_with_different_cutoffs_are_purged_in_one_pass
     assert remaining(small) | remaining(medium) == expected_kept
     counts = {o.organization: o.count for o in outcomes if o.organization}
     assert counts == {small: 30, medium: 3}
+
+
+def test_a_pause_between_batches_still_purges_everything(settings):
+    settings.RETENTION_PURGE_PAUSE_RATIO = 0.5
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    for days in range(91, 101):
+        event_at(NOW - timedelta(days=days), organization)
+
+    outcome = events_purge_expired(organization=organization, now=NOW, batch_size=3)
+
+    assert outcome.count == 10
+    assert remaining(organization) == set()
