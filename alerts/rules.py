@@ -104,11 +104,22 @@ def default_parameters(kind: str) -> dict[str, int | bool]:
 
 
 def effective_parameters(rule: AlertRule) -> dict[str, Any]:
-    """The rule's stored parameters over the defaults (a new parameter gets its default)."""
-    merged: dict[str, Any] = default_parameters(rule.kind)
-    for name, value in (rule.parameters or {}).items():
-        if name in merged:
-            merged[name] = value
+    """The rule's stored parameters within their bounds; a missing or unusable one is the default.
+
+    The rule form validates every value; this keeps a hand-edited row from breaking evaluation.
+    """
+    stored = rule.parameters if isinstance(rule.parameters, dict) else {}
+    merged: dict[str, Any] = {}
+    for param in RULES[rule.kind].params:
+        value = stored.get(param.name, param.default)
+        if param.is_bool:
+            merged[param.name] = value if isinstance(value, bool) else param.default
+            continue
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = int(param.default)
+        merged[param.name] = min(max(number, param.minimum), param.maximum)
     return merged
 
 

@@ -409,3 +409,14 @@ def test_without_a_device_cookie_the_same_browser_family_and_os_is_not_new():
     _agent_sign_in(user, CHROME_MAC)
     _agent_sign_in(user, CHROME_MAC.replace("Chrome/130", "Chrome/131"))
     assert alerts(RuleKind.NEW_DEVICE) == []
+
+
+def test_hand_edited_parameters_out_of_bounds_are_held_to_them(client):
+    user = member()
+    AlertRule.objects.filter(
+        organization=user.membership.organization, kind=RuleKind.FAILED_SIGN_INS
+    ).update(parameters={"threshold": "banana", "window_minutes": -4})
+    for _ in range(5):
+        sign_in_from(client, user.email, password="wrong")
+    # The default threshold (5) and the smallest window (1 minute) apply; nothing breaks.
+    assert len(alerts(RuleKind.FAILED_SIGN_INS)) == 1
