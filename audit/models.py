@@ -178,6 +178,11 @@ class AuditEvent(models.Model):
             ),
             models.Index(fields=["actor", "-occurred_at", "-id"], name="audit_actor_time"),
             models.Index(fields=["target_user", "-occurred_at", "-id"], name="audit_target_time"),
+            # Country filter: a country an organization never saw must not scan its history.
+            models.Index(
+                fields=["organization", "country", "-occurred_at", "-id"],
+                name="audit_org_country_time",
+            ),
             # The Enterprise API's exactly-once feed, ordered by (txid, id).
             models.Index(fields=["organization", "txid", "id"], name="audit_org_txid"),
         ]
