@@ -208,10 +208,11 @@ def _password_spraying(event: AuditEvent, params: dict[str, Any]) -> list[Findin
         since=event.occurred_at - window,
         until=event.occurred_at,
     )
-    accounts = failures.exclude(actor_id=None).values("actor_id").distinct().count()
+    rows = list(failures.values_list("id", "actor_id")[:5000])  # one query, bounded
+    accounts = len({actor for _, actor in rows if actor is not None})
     if accounts < params["distinct_accounts"]:
         return []
-    ids = sorted(failures.values_list("id", flat=True)[:1000])
+    ids = sorted(pk for pk, _ in rows)[-1000:]
     return [
         Finding(
             kind=RuleKind.PASSWORD_SPRAYING,

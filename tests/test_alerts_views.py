@@ -474,3 +474,12 @@ def test_members_do_not_see_alerts_about_others(acme):
 
 def test_own_alerts_send_anonymous_visitors_to_sign_in(client):
     assert client.get(_url("my-alerts")).status_code == 302
+
+
+def test_the_audit_log_links_of_an_alert_open_the_filtered_audit_log(acme):
+    analyst = _as(acme.analyst)
+    link = f"/settings/security/audit-log/?user={acme.victim.email}"
+    response = analyst.get(link)
+    assert response.status_code == 200
+    assert "login.failed" in response.content.decode()
+    assert analyst.get("/settings/security/audit-log/?ip=198.51.100.7").status_code == 200
