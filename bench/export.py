@@ -129,7 +129,8 @@ def main() -> None:
             for name, run in runs:
                 rows, seconds = _timed(run)
                 peak = _peak(run)
-                assert rows == copied, (name, rows, copied)
+                # The view's own export.created/downloaded events commit before it streams.
+                assert 0 <= rows - copied <= 4, (name, rows, copied)
                 print(
                     f"{name:<34} {rows:>10,} {seconds:>8.2f} {rows / seconds:>10,.0f} "
                     f"{rows / seconds / copy_rate:>8.2f} {peak / 1e6:>8.1f}"

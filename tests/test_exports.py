@@ -231,6 +231,8 @@ def test_the_postgres_fast_path_writes_what_exports_csv_writes(org, admin):
 
     add(org, admin, details={"z": "ü", "a": {"b": None}}, reason="-1", city="São Paulo")
     add(org, None, actor_label="\t=1", occurred_at=datetime(2026, 1, 1, 0, 0, 0, 100, tzinfo=UTC))
+    add(org, admin, reason='a,"b"', city="=x,y", details={"q": 'say "hi", then\nleave'})
+    add(org, admin, ip_address="2001:db8::7", details={})
     queryset = AuditEvent.objects.order_by("-occurred_at", "-id")
     from exports.csv import EVENT_FIELDS
 
