@@ -13,7 +13,7 @@ from alerts.services import events_sweep, sweep_mark_to_latest
 from audit.models import AuditEvent, EventType
 from audit.services import EventSpec, events_record
 
-from .alerts_support import alerts, celery_eager  # noqa: F401 - a fixture
+from .alerts_support import alerts, celery_eager, committing  # noqa: F401 - a fixture
 from .factories import member
 from .helpers import sign_in
 
@@ -123,3 +123,23 @@ def test_the_sweep_command_can_reach_back_further_than_the_horizon(sweep_now, ca
     assert "Evaluated 5 events" in capsys.readouterr().out
     [alert] = alerts()
     assert alert.first_seen_at == three_days_ago
+
+
+def test_a_failing_evaluation_never_breaks_the_sign_in_and_is_retried_by_the_sweep(
+    client, sweep_now, monkeypatch
+):
+    from alerts import services
+
+    user = member()
+
+    def broken(event, rule):  # type: ignore[no-untyped-def]
+        raise RuntimeError("rule crashed")
+
+    monkeypatch.setattr(services, "findings_for", broken)
+    with committing():
+        response = sign_in(client, user.email, REMOTE_ADDR="198.51.100.7")
+    assert response.status_code == 302
+    assert EvaluatedEvent.objects.count() == 0  # the failed evaluation claimed nothing
+
+    monkeypatch.undo()
+    assert events_sweep() == 2  # login.succeeded and session.started
