@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from time import monotonic, sleep
@@ -245,16 +246,28 @@ def _claim_run(
         return None
 
 
+def _beating(rows: Iterable[Any], keepalive: _Keepalive | None) -> Iterator[Any]:
+    for number, row in enumerate(rows):
+        if keepalive is not None and number % 10_000 == 0:
+            keepalive.beat()
+        yield row
+
+
 def _archive_expired(
-    run: PurgeRun, organization: Organization | None, *, max_id: int
+    run: PurgeRun,
+    organization: Organization | None,
+    *,
+    max_id: int,
+    keepalive: _Keepalive | None = None,
 ) -> StoredFile:
     """Write the run's rows to a verified gzip CSV with a manifest; raise if anything fails."""
-    rows = (
+    rows = _beating(
         events_expired(organization=organization, cutoff=run.cutoff)
         .filter(id__lte=max_id)
         .order_by("occurred_at", "id")
         .values_list(*EVENT_FIELDS)
-        .iterator(chunk_size=5000)
+        .iterator(chunk_size=5000),
+        keepalive,
     )
     stamp = f"{run.cutoff.astimezone(UTC):%Y%m%dT%H%M%SZ}"
     name = f"{_scope_slug(organization)}/archives/events-before-{stamp}-run{run.pk}.csv.gz"
@@ -330,6 +343,26 @@ class _Claimed:
         return self.expected >= DENSE_SCOPE_SHARE * (self.max_id - self.min_id + 1)
 
 
+class _Keepalive:
+    """Refresh the heartbeat of every run this purge holds, at most once a minute.
+
+    Runs wait for one another (archives are written one by one, the shared pass runs before
+    the sparse scopes), and a run whose heartbeat stops for PURGE_STALE_AFTER is taken over.
+    """
+
+    def __init__(self) -> None:
+        self.run_ids: list[int] = []
+        self.last = monotonic()
+
+    def beat(self) -> None:
+        if monotonic() - self.last < 60 or not self.run_ids:
+            return
+        PurgeRun.objects.filter(pk__in=self.run_ids, status=PurgeStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+        self.last = monotonic()
+
+
 def _heartbeat(run: PurgeRun, deleted: int) -> None:
     PurgeRun.objects.filter(pk=run.pk).update(
         deleted=F("deleted") + deleted, heartbeat_at=timezone.now()
@@ -377,7 +410,7 @@ def _outcome(
 
 
 def _purge_prepare(
-    organization: Organization | None, *, now: datetime, dry_run: bool
+    organization: Organization | None, *, now: datetime, dry_run: bool, keepalive: _Keepalive
 ) -> PurgeOutcome | _Claimed:
     """Claim the scope and write its archive if asked; an outcome when there is nothing to do."""
     retention_days = retention_days_of(organization)
@@ -396,6 +429,7 @@ def _purge_prepare(
     run = _claim_run(organization, retention_days=retention_days, cutoff=cutoff)
     if run is None:
         return PurgeOutcome(**outcome, status="skipped")
+    keepalive.run_ids.append(run.pk)
     try:
         # Rows inserted after this point wait for the next run, so the archive holds exactly
         # what is deleted.
@@ -404,7 +438,9 @@ def _purge_prepare(
             return _purge_finish(_Claimed(run, organization, 0, 0, 0))
         PurgeRun.objects.filter(pk=run.pk).update(max_id=bounds["high"])
         if _archives_first(organization):
-            run.archive = _archive_expired(run, organization, max_id=bounds["high"])
+            run.archive = _archive_expired(
+                run, organization, max_id=bounds["high"], keepalive=keepalive
+            )
             PurgeRun.objects.filter(pk=run.pk).update(archive=run.archive)
     except Exception as exc:
         return _purge_fail(run, organization, exc)
@@ -422,9 +458,10 @@ def _yield_to_sign_ins(batch_started: float) -> None:
         sleep((monotonic() - batch_started) * ratio)
 
 
-def _purge_by_organization(claimed: _Claimed, *, batch_size: int) -> None:
+def _purge_by_organization(claimed: _Claimed, *, batch_size: int, keepalive: _Keepalive) -> None:
     """Delete one scope's expired rows, oldest first, through its organization index."""
     while True:
+        keepalive.beat()
         started = monotonic()
         deleted = events_purge_batch(
             organization_id=claimed.organization_id,
@@ -438,7 +475,7 @@ def _purge_by_organization(claimed: _Claimed, *, batch_size: int) -> None:
         _yield_to_sign_ins(started)
 
 
-def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int) -> None:
+def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int, keepalive: _Keepalive) -> None:
     """Delete many scopes' expired rows in one pass over their id ranges, batch_size ids a time.
 
     Each batch commits on its own (the purge gate is a durable transaction) and the runs'
@@ -450,6 +487,7 @@ def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int) -> None:
         low = max(low, min(c.min_id for c in pending))
         high = low + batch_size
         batch = [c for c in pending if c.min_id < high]
+        keepalive.beat()
         started = monotonic()
         counts = events_purge_id_range(
             scopes=[(c.organization_id, c.run.cutoff, c.max_id) for c in batch],
@@ -477,8 +515,9 @@ def _purge(
 ) -> list[PurgeOutcome]:
     outcomes: dict[str, PurgeOutcome] = {}
     claimed: list[_Claimed] = []
+    keepalive = _Keepalive()
     for organization in scopes:
-        prepared = _purge_prepare(organization, now=now, dry_run=dry_run)
+        prepared = _purge_prepare(organization, now=now, dry_run=dry_run, keepalive=keepalive)
         if isinstance(prepared, PurgeOutcome):
             outcomes[_scope(organization)] = prepared
         else:
@@ -486,7 +525,7 @@ def _purge(
     dense = [c for c in claimed if c.dense]
     if dense:
         try:
-            _purge_by_id_range(dense, batch_size=batch_size)
+            _purge_by_id_range(dense, batch_size=batch_size, keepalive=keepalive)
         except Exception as exc:
             for c in dense:
                 outcomes[c.run.scope] = _purge_fail(c.run, c.organization, exc)
@@ -497,7 +536,7 @@ def _purge(
         if c.dense:
             continue
         try:
-            _purge_by_organization(c, batch_size=batch_size)
+            _purge_by_organization(c, batch_size=batch_size, keepalive=keepalive)
         except Exception as exc:
             outcomes[c.run.scope] = _purge_fail(c.run, c.organization, exc)
         else:
