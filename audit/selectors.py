@@ -8,7 +8,7 @@ tampered cursor or one taken from another tenant is refused, never trusted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -149,6 +149,57 @@ def events_filter(
     return queryset
 
 
+def _person_ids(*, organization: Organization, filters: EventFilters) -> list[int] | None:
+    """The people the user or text filter narrows to, when it names members (else None)."""
+    if filters.user:
+        if filters.user.isdigit():
+            return [int(filters.user)]
+        found = (
+            User.objects.filter(membership__organization=organization, email__iexact=filters.user)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        return [found] if found is not None else None
+    if filters.text:
+        return _people_matching(organization=organization, text=filters.text)
+    return None
+
+
+def _split_by_person(queryset: QuerySet[AuditEvent], ids: list[int]) -> list[QuerySet[AuditEvent]]:
+    """`actor in ids OR target in ids` as two disjoint parts, each served by its own index in
+    time order (one OR would read and sort every matching row to find the newest fifty)."""
+    if len(ids) == 1:
+        return [
+            queryset.filter(actor_id=ids[0]),
+            queryset.filter(target_user_id=ids[0]).exclude(actor_id=ids[0]),
+        ]
+    return [
+        queryset.filter(actor_id__in=ids),
+        queryset.filter(target_user_id__in=ids).exclude(actor_id__in=ids),
+    ]
+
+
+def event_list_parts(
+    *,
+    filters: EventFilters,
+    organization: Organization | None = None,
+    user: User | None = None,
+) -> list[QuerySet[AuditEvent]]:
+    """The rows of a list page, scoped to the user's own events or the organization's, as
+    disjoint parts that events_page merges (same rows as events_filter, read faster)."""
+    if user is not None:
+        own = AuditEvent.objects.all()
+        parts = _split_by_person(own, [user.pk])
+        return [events_filter(part, filters=filters) for part in parts]
+    assert organization is not None
+    base = events_for_organization(organization=organization)
+    ids = _person_ids(organization=organization, filters=filters)
+    if ids is None or (filters.user and filters.text):
+        return [events_filter(base, filters=filters, organization=organization)]
+    rest = replace(filters, user="", text="")
+    return _split_by_person(events_filter(base, filters=rest, organization=organization), ids)
+
+
 def cursor_encode(event: AuditEvent, *, scope: str) -> str:
     at = event.occurred_at.astimezone(UTC)
     micros = int(at.timestamp()) * 1_000_000 + at.microsecond
@@ -168,32 +219,51 @@ def cursor_decode(token: str, *, scope: str) -> tuple[datetime, int]:
 
 
 def events_page(
-    queryset: QuerySet[AuditEvent], *, cursor: str, scope: str, size: int = PAGE_SIZE
+    queryset: QuerySet[AuditEvent] | list[QuerySet[AuditEvent]],
+    *,
+    cursor: str,
+    scope: str,
+    size: int = PAGE_SIZE,
 ) -> Page:
-    """One page, newest first, after the cursor (if any); raises CursorError for a bad cursor."""
+    """One page, newest first, after the cursor (if any); raises CursorError for a bad cursor.
+
+    Given disjoint parts, reads a page from each and merges them.
+    """
+    parts = queryset if isinstance(queryset, list) else [queryset]
     if cursor:
         at, event_id = cursor_decode(cursor, scope=scope)
         # The first condition is the index range; the second only trims ties at `at`.
-        queryset = queryset.filter(occurred_at__lte=at).filter(
-            Q(occurred_at__lt=at) | Q(id__lt=event_id)
-        )
-    rows = list(queryset.order_by("-occurred_at", "-id")[: size + 1])
+        parts = [
+            part.filter(occurred_at__lte=at).filter(Q(occurred_at__lt=at) | Q(id__lt=event_id))
+            for part in parts
+        ]
+    rows: list[AuditEvent] = []
+    for part in parts:
+        rows += part.order_by("-occurred_at", "-id")[: size + 1]
+    if len(parts) > 1:
+        rows.sort(key=lambda event: (event.occurred_at, event.pk), reverse=True)
+        rows = rows[: size + 1]
     next_cursor = cursor_encode(rows[size - 1], scope=scope) if len(rows) > size else None
     return Page(events=rows[:size], next_cursor=next_cursor)
 
 
-def _around(queryset: QuerySet[AuditEvent], event: AuditEvent) -> Sequence[AuditEvent]:
+def _around(parts: list[QuerySet[AuditEvent]], event: AuditEvent) -> Sequence[AuditEvent]:
     at, pk = event.occurred_at, event.pk
-    before = list(
-        queryset.filter(occurred_at__lte=at)
-        .filter(Q(occurred_at__lt=at) | Q(id__lt=pk))
-        .order_by("-occurred_at", "-id")[:TIMELINE_SIZE]
-    )
-    after = list(
-        queryset.filter(occurred_at__gte=at)
-        .filter(Q(occurred_at__gt=at) | Q(id__gt=pk))
-        .order_by("occurred_at", "id")[:TIMELINE_SIZE]
-    )
+    before: list[AuditEvent] = []
+    after: list[AuditEvent] = []
+    for part in parts:
+        before += (
+            part.filter(occurred_at__lte=at)
+            .filter(Q(occurred_at__lt=at) | Q(id__lt=pk))
+            .order_by("-occurred_at", "-id")[:TIMELINE_SIZE]
+        )
+        after += (
+            part.filter(occurred_at__gte=at)
+            .filter(Q(occurred_at__gt=at) | Q(id__gt=pk))
+            .order_by("occurred_at", "id")[:TIMELINE_SIZE]
+        )
+    before = sorted(before, key=lambda e: (e.occurred_at, e.pk), reverse=True)[:TIMELINE_SIZE]
+    after = sorted(after, key=lambda e: (e.occurred_at, e.pk))[:TIMELINE_SIZE]
     return [*reversed(after), event, *before]
 
 
@@ -205,11 +275,9 @@ def event_timeline(
     timeline: dict[str, Sequence[AuditEvent]] = {"user": [], "ip": []}
     person = event.actor_id or event.target_user_id
     if person is not None:
-        timeline["user"] = _around(
-            scoped.filter(Q(actor_id=person) | Q(target_user_id=person)), event
-        )
+        timeline["user"] = _around(_split_by_person(scoped, [person]), event)
     elif event.actor_label:
-        timeline["user"] = _around(scoped.filter(actor_label=event.actor_label), event)
+        timeline["user"] = _around([scoped.filter(actor_label=event.actor_label)], event)
     if event.ip_address:
-        timeline["ip"] = _around(scoped.filter(ip_address=event.ip_address), event)
+        timeline["ip"] = _around([scoped.filter(ip_address=event.ip_address)], event)
     return timeline

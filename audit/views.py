@@ -29,10 +29,8 @@ from .selectors import (
     Page,
     event_for_organization,
     event_for_user,
+    event_list_parts,
     event_timeline,
-    events_filter,
-    events_for_organization,
-    events_for_user,
     events_page,
 )
 from .services import event_record
@@ -105,7 +103,7 @@ def _list_page(
     if form.is_valid():
         try:
             page = events_page(
-                queryset(form).only(*LIST_FIELDS),
+                [part.only(*LIST_FIELDS) for part in queryset(form)],
                 cursor=form.cleaned_data["cursor"],
                 scope=scope,
             )
@@ -141,7 +139,7 @@ def activity(request: HttpRequest) -> HttpResponse:
         request,
         template="audit/activity.html",
         form=form,
-        queryset=lambda f: events_filter(events_for_user(user=user), filters=f.filters()),
+        queryset=lambda f: event_list_parts(filters=f.filters(), user=user),
         scope=user_scope(user),
         context={
             "activity_export_url": reverse("exports:activity-csv"),
@@ -161,11 +159,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         request,
         template="audit/audit_log.html",
         form=form,
-        queryset=lambda f: events_filter(
-            events_for_organization(organization=organization),
-            filters=f.filters(),
-            organization=organization,
-        ),
+        queryset=lambda f: event_list_parts(filters=f.filters(), organization=organization),
         scope=organization_scope(organization),
         context={
             "organization": organization,

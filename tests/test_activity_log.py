@@ -112,3 +112,29 @@ def test_viewing_own_activity_is_not_an_audit_log_view(client):
     from .helpers import events
 
     assert events(EventType.AUDIT_LOG_VIEWED) == []
+
+
+def test_paging_merges_own_and_done_to_me_events_without_gaps_or_repeats(client):
+    org = OrganizationFactory()
+    me, admin = member(org), member(org, Role.ADMINISTRATOR)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    made = []
+    for i in range(70):
+        when = base + timedelta(minutes=i // 2)  # ties in time, broken by id
+        if i % 3 == 0:
+            made.append(add(org, admin, target_user=me, occurred_at=when))
+        elif i % 3 == 1:
+            made.append(add(org, me, target_user=me, occurred_at=when))  # both: listed once
+        else:
+            made.append(add(org, me, occurred_at=when))
+    client.force_login(me)
+    seen, params = [], {}
+    while True:
+        response = client.get(URL, params)
+        seen += rows(response)
+        cursor = response.context["page"].next_cursor
+        if not cursor:
+            break
+        params = {"cursor": cursor}
+    expected = sorted(made, key=lambda e: (e.occurred_at, e.pk), reverse=True)
+    assert seen == [e.pk for e in expected]

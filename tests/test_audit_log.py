@@ -325,3 +325,31 @@ def test_filter_by_the_email_of_someone_not_a_member_finds_labelled_rows(client,
     add(org, admin)
     client.force_login(admin)
     assert rows(client.get(URL, {"user": "ghost@acme.test"})) == [guess.pk]
+
+
+def test_user_filter_pages_merge_acting_and_acted_upon(client, org, admin):
+    alice = member(org, email="alice@acme.test")
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    made = [
+        add(
+            org,
+            alice if i % 2 else admin,
+            target_user=None if i % 2 else alice,
+            occurred_at=base + timedelta(minutes=i),
+        )
+        for i in range(80)
+    ]
+    add(org, admin)  # not about alice
+    client.force_login(admin)
+    first = client.get(URL, {"user": str(alice.pk)})
+    second = client.get(URL, {"user": str(alice.pk), "cursor": first.context["page"].next_cursor})
+    assert rows(first) + rows(second) == [e.pk for e in reversed(made)]
+
+
+def test_user_and_text_together_narrow_both_ways(client, org, admin):
+    alice = member(org, email="alice@acme.test", full_name="Alice Anders")
+    bob = member(org, email="bob@acme.test", full_name="Bob Anders")
+    hers = add(org, alice)
+    add(org, bob)
+    client.force_login(admin)
+    assert rows(client.get(URL, {"user": alice.email, "q": "anders"})) == [hers.pk]
