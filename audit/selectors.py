@@ -104,7 +104,7 @@ def _user_condition(*, organization: Organization | None, user: str) -> Q:
         return Q(actor_id=user_id) | Q(target_user_id=user_id)
     if organization is not None:
         found = (
-            User.objects.filter(membership__organization=organization, email__iexact=user)
+            User.objects.filter(membership__organization=organization, email=user)
             .values_list("pk", flat=True)
             .first()
         )
@@ -155,7 +155,7 @@ def _person_ids(*, organization: Organization, filters: EventFilters) -> list[in
         if filters.user.isdigit():
             return [int(filters.user)]
         found = (
-            User.objects.filter(membership__organization=organization, email__iexact=filters.user)
+            User.objects.filter(membership__organization=organization, email=filters.user)
             .values_list("pk", flat=True)
             .first()
         )

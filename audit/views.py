@@ -189,6 +189,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
         {
             "event": event,
             "timeline": event_timeline(organization=organization, event=event),
+            "detail_prefix": reverse("audit:audit-log"),
             "details_json": json.dumps(event.details, indent=2, sort_keys=True),
         },
     )
