@@ -353,3 +353,11 @@ def test_user_and_text_together_narrow_both_ways(client, org, admin):
     add(org, bob)
     client.force_login(admin)
     assert rows(client.get(URL, {"user": alice.email, "q": "anders"})) == [hers.pk]
+
+
+def test_htmx_history_restore_gets_the_whole_page(client, org, admin):
+    client.force_login(admin)
+    response = client.get(
+        URL, {"outcome": "failure"}, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
+    assert "<html" in response.content.decode()

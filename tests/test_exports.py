@@ -238,3 +238,44 @@ def test_the_postgres_fast_path_writes_what_exports_csv_writes(org, admin):
 
     expected = "".join(csv_lines(queryset.values_list(*EVENT_FIELDS)))
     assert "".join(csv_stream(queryset)) == expected
+
+
+def test_anonymous_cannot_export_own_activity_or_see_exports(client, org):
+    export = Export.objects.create(organization=org)
+    for url in (
+        MINE_URL,
+        reverse("exports:export-list"),
+        reverse("exports:export-download", args=[export.pk]),
+        reverse("exports:export-status", args=[export.pk]),
+    ):
+        assert client.get(url).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "role", [Role.ADMINISTRATOR, Role.SECURITY_ANALYST, Role.COMPLIANCE_OFFICER]
+)
+def test_each_audit_role_sees_and_downloads_the_organizations_exports(client, org, role, settings):
+    from pathlib import Path
+
+    root = Path(settings.EXPORT_ROOT)
+    root.mkdir(parents=True)
+    (root / "done.csv").write_text("occurred_at\r\n")
+    export = Export.objects.create(
+        organization=org, status=ExportStatus.DONE, file_name="done.csv", sha256="0" * 64
+    )
+    client.force_login(member(org, role))
+    assert str(export.pk) in client.get(reverse("exports:export-list")).content.decode()
+    response = client.get(reverse("exports:export-download", args=[export.pk]))
+    assert response.status_code == 200 and b"".join(response.streaming_content)
+
+
+def test_members_cannot_download_the_organizations_exports(client, org):
+    export = Export.objects.create(organization=org, status=ExportStatus.DONE, file_name="x.csv")
+    client.force_login(member(org))
+    assert client.get(reverse("exports:export-download", args=[export.pk])).status_code == 403
+
+
+def test_a_running_export_is_not_downloadable_yet(client, org, admin):
+    export = Export.objects.create(organization=org, status=ExportStatus.RUNNING)
+    client.force_login(admin)
+    assert client.get(reverse("exports:export-download", args=[export.pk])).status_code == 409
