@@ -1,7 +1,8 @@
 """Rendering of the event table's rows in Python.
 
-A page of fifty events is about a thousand template variable lookups; in Python the same rows
-take a fraction of that time, and format_html escapes every value just the same.
+A page of fifty events is about a thousand template variable lookups and as many calls of
+Django's lazy-aware escape(); plain html.escape over the same values gives the same HTML in a
+fraction of the time. Every value is escaped; only the assembled rows are marked safe.
 """
 
 from __future__ import annotations
@@ -9,41 +10,30 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable
 from datetime import UTC
+from html import escape
 
 from django import template
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from audit.models import AuditEvent
 
 register = template.Library()
 
-_ROW = (
-    '<tr class="outcome-{}"><td><a href="{}{}/"><time datetime="{}">{}</time></a></td>'
-    "<td><code>{}</code></td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td>"
-    "<td>{}</td></tr>"
-)
 
-
-def _row(event: AuditEvent, prefix: str, zone: zoneinfo.ZoneInfo) -> tuple[object, ...]:
+def _row(event: AuditEvent, prefix: str, zone: zoneinfo.ZoneInfo) -> str:
     local = event.occurred_at.astimezone(zone)
     place = ", ".join(part for part in (event.city, event.country) if part)
     agent = " · ".join(part for part in (event.browser, event.os) if part)
-    target = f" → {event.target_label}" if event.target_label else ""
+    target = f" → {escape(event.target_label)}" if event.target_label else ""
+    outcome = escape(event.outcome)
     return (
-        event.outcome,
-        prefix,
-        event.pk,
-        event.occurred_at.astimezone(UTC).isoformat(),
-        local.strftime("%Y-%m-%d %H:%M:%S"),
-        event.event_type,
-        event.outcome,
-        event.reason,
-        event.actor_label,
-        target,
-        event.ip_address or "—",
-        place,
-        agent,
+        f'<tr class="outcome-{outcome}"><td><a href="{escape(prefix)}{int(event.pk)}/">'
+        f'<time datetime="{event.occurred_at.astimezone(UTC).isoformat()}">'
+        f"{local:%Y-%m-%d %H:%M:%S}</time></a></td>"
+        f"<td><code>{escape(event.event_type)}</code></td><td>{outcome}</td>"
+        f"<td>{escape(event.reason)}</td><td>{escape(event.actor_label)}{target}</td>"
+        f"<td>{escape(event.ip_address or '—')}</td><td>{escape(place)}</td>"
+        f"<td>{escape(agent)}</td></tr>"
     )
 
 
@@ -51,5 +41,5 @@ def _row(event: AuditEvent, prefix: str, zone: zoneinfo.ZoneInfo) -> tuple[objec
 def event_rows(events: Iterable[AuditEvent], detail_prefix: str, tz: str) -> SafeString:
     """The <tr> of each event: time in `tz` linking to its detail page, then its main fields."""
     zone = zoneinfo.ZoneInfo(tz or "UTC")
-    rows = format_html_join("", _ROW, (_row(event, detail_prefix, zone) for event in events))
-    return rows or format_html('<tr><td colspan="8">{}</td></tr>', "No events match.")
+    rows = "".join(_row(event, detail_prefix, zone) for event in events)
+    return mark_safe(rows or '<tr><td colspan="8">No events match.</td></tr>')  # noqa: S308
