@@ -738,29 +738,43 @@ def export_schedule_run(
 
 
 def export_schedules_run_due(*, now: datetime | None = None) -> int:
-    """Produce every due export once (claimed by a conditional update); returns how many."""
+    """Produce every due export once (claimed by a conditional update); returns how many.
+
+    A schedule that missed runs (workers down) catches up one period at a time, oldest first;
+    one whose export fails keeps its period due and is retried at the next beat.
+    """
     now = now or timezone.now()
     produced = 0
-    due = ExportSchedule.objects.filter(next_run_at__lte=now).select_related("organization")
-    for schedule in due.order_by("next_run_at", "pk"):
-        period_end = schedule.next_run_at
-        following = schedule_advance(period_end, schedule.frequency)
-        claimed = ExportSchedule.objects.filter(pk=schedule.pk, next_run_at=period_end).update(
-            next_run_at=following
+    failed: set[int] = set()
+    while True:
+        due = list(
+            ExportSchedule.objects.filter(next_run_at__lte=now)
+            .exclude(pk__in=failed)
+            .select_related("organization")
+            .order_by("next_run_at", "pk")[:100]
         )
-        if not claimed:
-            continue  # another worker has it
-        try:
-            export_schedule_run(schedule=schedule, period_end=period_end)
-        except Exception as exc:
-            logger.exception("scheduled export %s failed", schedule.pk)
-            # Give the period back, so the next beat retries it: no export is silently skipped.
-            ExportSchedule.objects.filter(pk=schedule.pk, next_run_at=following).update(
-                next_run_at=period_end, last_error=(str(exc) or exc.__class__.__name__)[:500]
+        if not due:
+            return produced
+        for schedule in due:
+            period_end = schedule.next_run_at
+            following = schedule_advance(period_end, schedule.frequency)
+            claimed = ExportSchedule.objects.filter(pk=schedule.pk, next_run_at=period_end).update(
+                next_run_at=following
             )
-            continue
-        produced += 1
-    return produced
+            if not claimed:
+                failed.add(schedule.pk)  # another worker has it: leave it to that one
+                continue
+            try:
+                export_schedule_run(schedule=schedule, period_end=period_end)
+            except Exception as exc:
+                logger.exception("scheduled export %s failed", schedule.pk)
+                # Give the period back so the next beat retries it: no export is skipped.
+                ExportSchedule.objects.filter(pk=schedule.pk, next_run_at=following).update(
+                    next_run_at=period_end, last_error=(str(exc) or exc.__class__.__name__)[:500]
+                )
+                failed.add(schedule.pk)
+                continue
+            produced += 1
 
 
 # --- Verification and downloads --------------------------------------------------------------
