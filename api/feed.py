@@ -26,9 +26,15 @@ The design here is exact:
    horizon without rescanning rows the client's filters did not match.
 
 A long-running writing transaction holds H back, so the feed pauses (never skips) until it
-ends. On SQLite one writer at a time holds the database lock from its first insert to its
-commit, so ids are committed in order; there txid is 0 and the feed is ordered by id alone.
-The proof under real concurrency is tests/test_api.py::test_polling_under_concurrent_writes...
+ends; transaction ids are cluster-wide, so that includes writers in other databases of the same
+PostgreSQL server (keep bulk loads and long migrations elsewhere, or expect the pause).
+
+On SQLite one writer at a time holds the database lock from its first insert to its commit, so
+ids are committed in order; there txid is 0 and the feed is ordered by id alone.
+
+Proved under real concurrency in tests/test_api.py:
+test_a_row_that_commits_after_a_later_row_is_not_skipped and
+test_polling_under_concurrent_writes_receives_every_event_exactly_once.
 """
 
 from __future__ import annotations

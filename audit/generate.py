@@ -1,4 +1,4 @@
-"""Synthetic events in bulk, for benchmarks and demos: millions of plausible rows in seconds.
+"""Synthetic events in bulk, for benchmarks and demos: a million plausible rows in about a minute.
 
 On PostgreSQL rows go through COPY (text format, built as strings in one tight loop); elsewhere
 through bulk_create. Times rise monotonically with the row number, so ids follow time as they
