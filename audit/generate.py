@@ -43,6 +43,7 @@ MORE_PLACES = [
     ("CA", "Toronto", 43.65, -79.38, "198.51.103."),
 ]
 ALL_PLACES = PLACES + MORE_PLACES
+BOT_AGENT = "python-requests/2.32.3"
 
 # (event type, outcome, reason, details, weight): shares close to a real tenant's, where
 # sign-ins and sessions dominate and administration is rare.
@@ -280,7 +281,7 @@ def _lines(
     attacker_ip_prefix, attacker = ATTACKER[4], f"{ATTACKER[0]}\t{ATTACKER[1]}\t{ATTACKER[2]}"
     attacker += f"\t{ATTACKER[3]}"
     travel = [_place_columns(rng, place) for place in ALL_PLACES]
-    bot_agent = _agent_columns("python-requests/2.32.3", 0)
+    bot_agent = _agent_columns(BOT_AGENT, 0)
     rand = rng.random
     start_us = int(start.timestamp() * 1_000_000)
     last_second, second_text = -1, ""
@@ -323,6 +324,159 @@ def _lines(
                 f"{request_hex[32 * n : 32 * n + 32]}\t{details}\n"
             )
         produced += size
+
+
+# --- PostgreSQL: narrow rows by COPY, expanded to full events on the server ------------------
+# Python sends what varies per event (time, person, kind, place, two random ids) and PostgreSQL
+# joins in the rest from small lookup tables: far fewer bytes to format and parse per row.
+
+_SERVER_CHUNK = 1_000_000
+
+_LOOKUPS = """
+CREATE TEMP TABLE gen_person (
+    idx int PRIMARY KEY, organization_id bigint, user_id bigint, email text, ip inet,
+    country text, city text, latitude float8, longitude float8,
+    h_agent text, h_browser text, h_os text, h_device text, h_device_id text,
+    t_agent text, t_browser text, t_os text, t_device text, t_device_id text
+) ON COMMIT DROP;
+CREATE TEMP TABLE gen_kind (
+    idx int PRIMARY KEY, event_type text, outcome text, reason text, targeted bool, details jsonb
+) ON COMMIT DROP;
+CREATE TEMP TABLE gen_place (
+    idx int PRIMARY KEY, ip inet, country text, city text, latitude float8, longitude float8
+) ON COMMIT DROP;
+CREATE TEMP TABLE gen_row (
+    at_us bigint, person int, kind int, mode smallint, place int, session text, request text
+) ON COMMIT DROP;
+"""
+
+_EXPAND = """
+INSERT INTO audit_auditevent (
+    occurred_at, organization_id, event_type, outcome, reason, actor_id, actor_label,
+    target_user_id, target_label, ip_address, user_agent, browser, os, device_type, device_id,
+    country, city, latitude, longitude, session_hash, request_id, details
+)
+SELECT
+    %(start)s::timestamptz + r.at_us * interval '1 microsecond',
+    p.organization_id, k.event_type, k.outcome, k.reason,
+    CASE WHEN k.targeted THEN NULL ELSE p.user_id END,
+    CASE WHEN k.targeted THEN '' ELSE p.email END,
+    CASE WHEN k.targeted THEN p.user_id END,
+    CASE WHEN k.targeted THEN p.email ELSE '' END,
+    CASE r.mode WHEN 0 THEN p.ip WHEN 1 THEN g.ip ELSE (%(attacker_prefix)s || r.place)::inet END,
+    CASE r.mode WHEN 0 THEN p.h_agent WHEN 1 THEN p.t_agent ELSE %(bot_agent)s END,
+    CASE r.mode WHEN 0 THEN p.h_browser WHEN 1 THEN p.t_browser ELSE %(bot_browser)s END,
+    CASE r.mode WHEN 0 THEN p.h_os WHEN 1 THEN p.t_os ELSE %(bot_os)s END,
+    CASE r.mode WHEN 0 THEN p.h_device WHEN 1 THEN p.t_device ELSE %(bot_device)s END,
+    CASE r.mode WHEN 0 THEN p.h_device_id WHEN 1 THEN p.t_device_id ELSE %(bot_device_id)s END,
+    CASE r.mode WHEN 0 THEN p.country ELSE g.country END,
+    CASE r.mode WHEN 0 THEN p.city ELSE g.city END,
+    CASE r.mode WHEN 0 THEN p.latitude ELSE g.latitude END,
+    CASE r.mode WHEN 0 THEN p.longitude ELSE g.longitude END,
+    r.session, r.request, k.details
+FROM gen_row r
+JOIN gen_person p ON p.idx = r.person
+JOIN gen_kind k ON k.idx = r.kind
+LEFT JOIN gen_place g ON g.idx = CASE r.mode WHEN 1 THEN r.place WHEN 2 THEN -1 END
+"""
+
+
+def _load_postgres(
+    cursor: Any,
+    *,
+    people: list[_Person],
+    total: int,
+    start: datetime,
+    end: datetime,
+    seed: int,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """COPY narrow rows into a temp table and expand them into audit_auditevent, a chunk at a time.
+
+    Rows go in rising time order (the join probes gen_row in its physical order, serially), so
+    ids follow time as they do in production.
+    """
+    rng = random.Random(seed)
+    cursor.execute(_LOOKUPS)
+    # Parallel plans could interleave rows; one process keeps the insertion order.
+    cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    with cursor.cursor.copy("COPY gen_person FROM STDIN") as copy:
+        for idx, person in enumerate(people):
+            ip, place = person.home_columns
+            copy.write(
+                f"{idx}\t{person.organization_id}\t{person.actor_columns}\t{ip}\t{place}\t"
+                f"{person.home_agent_columns}\t{person.travel_agent_columns}\n"
+            )
+    kinds = [
+        (
+            f"{event_type}\t{outcome}\t{_copy_text(reason)}\t"
+            f"{'t' if event_type in _TARGETED else 'f'}\t"
+            f"{_copy_text(json.dumps(details, separators=(',', ':')))}"
+        )
+        for event_type, outcome, reason, details, _ in _MIX
+    ]
+    weights = [weight for *_, weight in _MIX]
+    travel = [_place_columns(rng, place) for place in ALL_PLACES]
+    with cursor.cursor.copy("COPY gen_kind FROM STDIN") as copy:
+        for idx, kind in enumerate(kinds):
+            copy.write(f"{idx}\t{kind}\n")
+    with cursor.cursor.copy("COPY gen_place FROM STDIN") as copy:
+        for idx, (ip, place) in enumerate(travel):
+            copy.write(f"{idx}\t{ip}\t{place}\n")
+        country, city, lat, lon, _ = ATTACKER
+        copy.write(f"-1\t\\N\t{country}\t{city}\t{lat}\t{lon}\n")
+    bot = parse_user_agent(BOT_AGENT)
+    params = {
+        "start": start,
+        "attacker_prefix": ATTACKER[4],
+        "bot_agent": BOT_AGENT,
+        "bot_browser": bot.browser,
+        "bot_os": bot.os,
+        "bot_device": bot.device_type,
+        "bot_device_id": short_hash(f"0:{BOT_AGENT}", purpose="device"),
+    }
+    span_us = int((end - start).total_seconds() * 1_000_000)
+    step = span_us / max(total, 1)
+    person_ids = range(len(people))
+    kind_ids = range(len(kinds))
+    travel_count = len(travel)
+    rand = rng.random
+    done = 0
+    while done < total:
+        size = min(_SERVER_CHUNK, total - done)
+        with cursor.cursor.copy("COPY gen_row FROM STDIN") as copy:
+            produced = 0
+            while produced < size:
+                block = min(20_000, size - produced)
+                who = rng.choices(person_ids, k=block)
+                what = rng.choices(kind_ids, weights=weights, k=block)
+                session_hex = rng.randbytes(8 * block).hex()
+                request_hex = rng.randbytes(16 * block).hex()
+                lines = []
+                for n in range(block):
+                    index = done + produced + n
+                    roll = rand()
+                    if roll < 0.9:
+                        mode, place = 0, 0
+                    elif roll < 0.98:
+                        mode, place = 1, index % travel_count
+                    else:
+                        mode, place = 2, index % 250 + 2
+                    lines.append(
+                        f"{int((index + rand()) * step)}\t{who[n]}\t{what[n]}\t{mode}\t{place}\t"
+                        f"{session_hex[16 * n : 16 * n + 16]}\t"
+                        f"{request_hex[32 * n : 32 * n + 32]}\n"
+                    )
+                copy.write("".join(lines))
+                produced += block
+        cursor.execute(_EXPAND, params)
+        cursor.execute("TRUNCATE gen_row")
+        done += size
+        if progress:
+            progress(done)
+    # Dropped now, not only on commit: a caller's outer transaction may run this twice.
+    cursor.execute("DROP TABLE gen_person, gen_kind, gen_place, gen_row")
+    return done
 
 
 def _parse_line(line: str) -> AuditEvent:
@@ -397,20 +551,15 @@ def events_generate(
             if rebuild_indexes is None:
                 rebuild_indexes = total >= REBUILD_INDEXES_FROM
             dropped = _indexes_drop(cursor) if rebuild_indexes else []
-            sql = f"COPY audit_auditevent ({', '.join(COLUMNS)}) FROM STDIN"
-            with cursor.cursor.copy(sql) as copy:
-                buffer: list[str] = []
-                for line in lines:
-                    buffer.append(line)
-                    if len(buffer) == chunk:
-                        copy.write("".join(buffer))
-                        done += len(buffer)
-                        buffer.clear()
-                        if progress:
-                            progress(done)
-                if buffer:
-                    copy.write("".join(buffer))
-                    done += len(buffer)
+            done = _load_postgres(
+                cursor,
+                people=people,
+                total=total,
+                start=start.astimezone(UTC),
+                end=end,
+                seed=seed,
+                progress=progress,
+            )
             _indexes_create(cursor, dropped)
         return done
     batch: list[AuditEvent] = []
