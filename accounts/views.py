@@ -35,7 +35,6 @@ from django_otp import user_has_device
 
 from audit.context import SESSION_HASH_KEY
 from audit.models import Reason
-from audit.selectors import events_for_user
 
 from . import mfa
 from .forms import (
@@ -129,12 +128,6 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/profile.html", {"membership": membership_of(request.user)})
-
-
-@login_required
-def activity(request: HttpRequest) -> HttpResponse:
-    events = events_for_user(user=request.user)[:50]
-    return render(request, "accounts/activity.html", {"events": events})
 
 
 @login_required

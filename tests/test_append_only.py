@@ -22,9 +22,12 @@ def stored() -> AuditEvent:
 
 
 def _refused(sql: str, params: list[object]) -> None:
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, params)
 
 
 def test_raw_update_is_refused(stored):
@@ -66,7 +69,9 @@ def test_the_retention_purge_path_deletes_only_what_it_is_asked_to():
     organization, other = OrganizationFactory(), OrganizationFactory()
     now = timezone.now()
     old = [
-        AuditEvent(event_type=EventType.LOGOUT, organization=org, occurred_at=now - timedelta(days=100))
+        AuditEvent(
+            event_type=EventType.LOGOUT, organization=org, occurred_at=now - timedelta(days=100)
+        )
         for org in (organization, organization, other)
     ]
     recent = AuditEvent(event_type=EventType.LOGOUT, organization=organization, occurred_at=now)

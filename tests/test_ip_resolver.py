@@ -81,7 +81,9 @@ def test_trusted_proxy_yields_the_forwarded_client(client, settings):
 def test_garbage_forwarded_for_stores_no_ip_and_keeps_the_header(client, settings):
     settings.TRUSTED_PROXIES = PROXIES
     user = member()
-    response = sign_in(client, user.email, "wrong", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="<script>")
+    response = sign_in(
+        client, user.email, "wrong", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="<script>"
+    )
     assert response.status_code == 200
     [failed] = events(EventType.LOGIN_FAILED)
     assert failed.ip_address is None

@@ -14,7 +14,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize(
-    "name", ["accounts:profile", "accounts:activity", "accounts:security-settings", "accounts:password-change"]
+    "name",
+    [
+        "accounts:profile",
+        "accounts:activity",
+        "accounts:security-settings",
+        "accounts:password-change",
+    ],
 )
 def test_anonymous_visitors_are_sent_to_sign_in(client, name):
     url = reverse(name)

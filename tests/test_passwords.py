@@ -83,7 +83,9 @@ def test_reset_request_for_a_known_address_is_recorded_and_mailed(client):
 def test_reset_request_for_an_unknown_address_looks_the_same_and_is_recorded(client):
     known = member()
     response_known = client.post(reverse("accounts:password-reset"), {"email": known.email})
-    response_unknown = client.post(reverse("accounts:password-reset"), {"email": "ghost@example.test"})
+    response_unknown = client.post(
+        reverse("accounts:password-reset"), {"email": "ghost@example.test"}
+    )
 
     assert response_unknown.status_code == response_known.status_code == 302
     assert response_unknown["Location"] == response_known["Location"]
