@@ -111,7 +111,7 @@ def test_a_session_deleted_by_clearsessions_is_expired_too(client):
     ("line", "secret"),
     [
         (
-            '"GET /password-reset/reset/MQ/c9x2ab-5f1e2d3c4b5a69788796a5b4c3d2e1f0/ HTTP/1.1" 302 0',
+            '"GET /password-reset/reset/MQ/c9x2ab-5f1e2d3c4b5a69788796a5b4c3d2e1f0/ HTTP/1.1"',
             "c9x2ab-5f1e2d3c4b5a69788796a5b4c3d2e1f0",
         ),
         ("POST body password=hunter2&email=a@b.test", "hunter2"),
