@@ -31,7 +31,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_otp import login as otp_login
-from django_otp import user_has_device
 
 from audit.context import SESSION_HASH_KEY
 from audit.models import Reason
@@ -103,7 +102,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         form = SignInForm(request, data=request.POST)
         if form.is_valid() and form.user is not None:
             user = form.user
-            if user_has_device(user):
+            if mfa.user_has_any_device(user):
                 # Signed in only after the second step: for now the session merely remembers
                 # that this user gave the right password.
                 mfa.pending_start(request=request, user=user, next_url=_safe_next(request))
