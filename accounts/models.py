@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -196,7 +198,7 @@ class LockoutState(models.Model):
     def __str__(self) -> str:
         return f"lockout state of {self.user_id}"
 
-    def is_locked(self, now) -> bool:  # type: ignore[no-untyped-def]
+    def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now
 
 

@@ -54,4 +54,3 @@ def members_of(admin: User) -> QuerySet[Membership]:
 def member_of(admin: User, membership_id: int) -> Membership | None:
     """One member of the administrator's own organization; None for any other organization."""
     return members_of(admin).filter(pk=membership_id).first()
-

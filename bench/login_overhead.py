@@ -131,8 +131,10 @@ def main(rounds: int) -> None:
         if i % 40 == 0:  # keep the account below its lockout threshold (not timed)
             LockoutState.objects.update(counter_reset_at=timezone.now(), locked_until=None)
 
-    print(f"sign-in overhead on {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
-          f"{rounds} rounds each, MD5 hasher, median milliseconds")
+    print(
+        f"sign-in overhead on {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
+        f"{rounds} rounds each, MD5 hasher, median milliseconds"
+    )
     for kind in ("success", "failure"):
         on = statistics.median(samples[("on", kind)]) * 1000
         off = statistics.median(samples[("off", kind)]) * 1000

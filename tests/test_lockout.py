@@ -149,17 +149,23 @@ def test_a_lock_still_running_is_not_released_by_the_task(client):
     assert events(EventType.LOCKOUT_RELEASED) == []
 
 
-def test_admin_unlock_through_the_django_admin_action(client):
-    user = member()
-    _fail(client, user, 10)
+def _admin_unlock(user):  # type: ignore[no-untyped-def]
+    """Unlock `user` through the Django admin action, as a platform operator; returns both."""
     operator = member(role=Role.ADMINISTRATOR, is_staff=True, is_superuser=True)
     admin_client = Client()
     sign_in(admin_client, operator.email)
-
     response = admin_client.post(
         reverse("admin:accounts_lockoutstate_changelist"),
         {"action": "unlock", "_selected_action": [user.pk]},
     )
+    return operator, response
+
+
+def test_admin_unlock_through_the_django_admin_action(client):
+    user = member()
+    _fail(client, user, 10)
+
+    operator, response = _admin_unlock(user)
 
     assert response.status_code == 302
     [released] = events(EventType.LOCKOUT_RELEASED)
@@ -172,13 +178,7 @@ def test_admin_unlock_through_the_django_admin_action(client):
 def test_admin_unlock_of_an_unlocked_account_records_nothing(client):
     user = member()
     _fail(client, user, 2)
-    operator = member(role=Role.ADMINISTRATOR, is_staff=True, is_superuser=True)
-    admin_client = Client()
-    sign_in(admin_client, operator.email)
-    admin_client.post(
-        reverse("admin:accounts_lockoutstate_changelist"),
-        {"action": "unlock", "_selected_action": [user.pk]},
-    )
+    _admin_unlock(user)
     assert events(EventType.LOCKOUT_RELEASED) == []
 
 
