@@ -51,7 +51,7 @@ class EmailBackend(ModelBackend):
         user = None
         if _plausible_email(attempted):
             user = (
-                User._default_manager.filter(email__iexact=attempted)
+                User._default_manager.by_email(attempted)
                 .select_related("membership__organization", "lockout_state")
                 .first()
             )

@@ -108,8 +108,16 @@ class Organization(models.Model):
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
+    def by_email(self, address: str) -> models.QuerySet[User]:
+        """Users with this address in any case, found through the unique index on lower(email).
+
+        (email__iexact compiles to UPPER(email) = UPPER(%s), which no index serves: a sequential
+        scan of every user on every sign-in.)
+        """
+        return self.alias(email_lower=Lower("email")).filter(email_lower=address.lower())
+
     def get_by_natural_key(self, username: str | None) -> User:
-        return self.get(email__iexact=username)
+        return self.by_email(username or "").get()
 
     def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
         if not email:

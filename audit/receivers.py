@@ -18,7 +18,7 @@ def _failure_from_credentials(credentials: dict[str, Any]) -> AuthFailure:
     """Reconstruct why a sign-in failed when no request carried the backend's reason."""
     attempted = str(credentials.get("username") or credentials.get("email") or "")
     user = (
-        User._default_manager.filter(email__iexact=attempted[:254])
+        User._default_manager.by_email(attempted[:254])
         .select_related("membership__organization")
         .first()
         if attempted and "\x00" not in attempted
