@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.core import signing
-from django.db import transaction
+from django.db import connection, transaction
 from django_otp import verify_token
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -102,10 +102,19 @@ def user_has_mfa(user: User) -> bool:
 
 
 def user_has_any_device(user: User) -> bool:
-    """Whether the sign-in needs a second step: one query, unlike django-otp's device discovery."""
-    totp = TOTPDevice.objects.filter(user=user, confirmed=True).values("id")
-    static = StaticDevice.objects.filter(user=user, confirmed=True).values("id")
-    return totp.union(static, all=True).exists()
+    """Whether the sign-in needs a second step: a confirmed authenticator app or backup codes.
+
+    On every password sign-in, so one statement of SQL: the ORM's UNION and EXISTS compile took
+    longer than the rest of the check (django-otp's own device discovery is slower still).
+    """
+    totp, static = TOTPDevice._meta.db_table, StaticDevice._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {totp} WHERE user_id = %s AND confirmed)"  # noqa: S608
+            f" OR EXISTS (SELECT 1 FROM {static} WHERE user_id = %s AND confirmed)",
+            [user.pk, user.pk],
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def user_devices(user: User) -> list[Device]:
