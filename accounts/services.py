@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from audit.context import SESSION_HASH_KEY, forget_request_context, request_context, short_hash
+from audit.inserts import rows_insert
 from audit.models import AuditEvent, EventType, Outcome, Reason
 from audit.services import EventSpec, durable_alias, event_record, events_record
 
@@ -234,7 +235,7 @@ def session_start(*, request: HttpRequest, user: User, method: str = "password")
         session[SESSION_HASH_KEY] = short_hash(session.session_key or "", purpose="session")
         forget_request_context(request)
         ctx = request_context(request)
-        tracked = UserSession.objects.create(
+        tracked = UserSession(
             user=user,
             organization_id=getattr(getattr(user, "membership", None), "organization_id", None),
             session_key=session.session_key,
@@ -250,6 +251,7 @@ def session_start(*, request: HttpRequest, user: User, method: str = "password")
             started_at=now,
             last_activity_at=now,
         )
+        rows_insert([tracked], using=DEFAULT_DB_ALIAS)
         specs.append(
             EventSpec(
                 event_type=EventType.SESSION_STARTED,

@@ -13,6 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from .context import RequestContext, request_context
+from .inserts import rows_insert
 from .models import AuditEvent, EventType, Outcome
 from .sanitize import clean_details, clean_text
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 DURABLE_ALIAS = "audit"
 
 logger = logging.getLogger(__name__)
+
+# EventType.values builds a new list on every access; this is checked on every write.
+_EVENT_TYPES = frozenset(EventType.values)
 
 # Called with each batch of events once its transaction has committed. Apps that react to events
 # (alerts) register here in AppConfig.ready(), so this app imports none of them.
@@ -84,7 +88,7 @@ def _organization_id_of(user: User | None) -> int | None:
 
 
 def _build_event(spec: EventSpec, context: RequestContext, now: datetime) -> AuditEvent:
-    if spec.event_type not in EventType.values:
+    if spec.event_type not in _EVENT_TYPES:
         raise ValueError(f"unknown event type {spec.event_type!r}")
     actor, target = spec.actor, spec.target_user
     organization_id = (
@@ -131,10 +135,10 @@ def events_record(
     ctx = context if context is not None else request_context(request)
     now = timezone.now()
     events = [_build_event(spec, ctx, now) for spec in specs]
-    created = AuditEvent.objects.using(using).bulk_create(events)
-    if _after_commit_hooks and created:
-        transaction.on_commit(lambda: _run_after_commit_hooks(created), using=using)
-    return created
+    rows_insert(events, using=using)
+    if _after_commit_hooks and events:
+        transaction.on_commit(lambda: _run_after_commit_hooks(events), using=using)
+    return events
 
 
 def event_record(
