@@ -17,11 +17,10 @@ from .rules import EVALUATED_EVENT_TYPES
 def queue_evaluation(events: list[AuditEvent]) -> None:
     """Queue the committed events that a rule looks at (registered with audit.services).
 
-    Only a message is sent here, so the sign-in that recorded the events never waits for the
-    rules; if the broker is down the sweep evaluates them later.
+    The ids go to a background publisher (alerts.dispatch), so the sign-in that recorded the
+    events waits neither for the rules nor for the broker; the sweep evaluates any it loses.
     """
-    from .services import enqueue
-    from .tasks import events_evaluate as events_evaluate_task
+    from .dispatch import evaluation_request
 
     ids = [
         event.pk
@@ -31,7 +30,7 @@ def queue_evaluation(events: list[AuditEvent]) -> None:
         and event.event_type in EVALUATED_EVENT_TYPES
     ]
     if ids:
-        enqueue(events_evaluate_task, ids)
+        evaluation_request(ids)
 
 
 @receiver(post_save, sender=Organization, dispatch_uid="alerts.organization_rules")
