@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from audit.models import Reason
 
 from .models import User
+from .selectors import user_for_sign_in
 from .services import lockout_is_active
 
 MAX_EMAIL_LENGTH = 254
@@ -50,11 +51,7 @@ class EmailBackend(ModelBackend):
         attempted = str(username).strip()
         user = None
         if _plausible_email(attempted):
-            user = (
-                User._default_manager.by_email(attempted)
-                .select_related("membership__organization", "lockout_state")
-                .first()
-            )
+            user = user_for_sign_in(attempted)
         if user is None or len(password) > MAX_PASSWORD_LENGTH:
             # Hash anyway so that an unknown address takes as long as a wrong password.
             User().set_password(password[:MAX_PASSWORD_LENGTH])

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, QuerySet
+from datetime import datetime
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Exists, Model, OuterRef, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .models import AUDIT_LOG_ROLES, Membership, Role, User, UserSession
+from audit.models import AuditEvent, EventType, Reason
+
+from .models import (
+    AUDIT_LOG_ROLES,
+    LockoutState,
+    Membership,
+    Organization,
+    Role,
+    User,
+    UserSession,
+)
 
 
 def membership_of(user: User) -> Membership | None:
@@ -54,3 +69,149 @@ def members_of(admin: User) -> QuerySet[Membership]:
 def member_of(admin: User, membership_id: int) -> Membership | None:
     """One member of the administrator's own organization; None for any other organization."""
     return members_of(admin).filter(pk=membership_id).first()
+
+
+# --- The signing-in user ---------------------------------------------------------------------
+#
+# Every sign-in attempt reads the account with its membership, organization and lockout row.
+# As a QuerySet with select_related that costs more Python time (compiling four models' worth of
+# columns and joins, on every call) than the database spends on it, so the statement is built
+# once per database and the rows become instances through Model.from_db, with the same value
+# converters and related-object caches select_related would have set.
+
+_SIGN_IN_MODELS: tuple[tuple[type[Model], str], ...] = (
+    (User, "u"),
+    (Membership, "m"),
+    (Organization, "o"),
+    (LockoutState, "l"),
+)
+_sign_in_statements: dict[str, str] = {}
+
+
+def _sign_in_statement(connection: BaseDatabaseWrapper) -> str:
+    sql = _sign_in_statements.get(connection.vendor)
+    if sql is None:
+        q = connection.ops.quote_name
+
+        def column(model: type[Model], alias: str, name: str) -> str:
+            return f"{alias}.{q(model._meta.get_field(name).column)}"
+
+        def table(model: type[Model], alias: str) -> str:
+            return f"{q(model._meta.db_table)} {alias}"
+
+        selected = ", ".join(
+            f"{alias}.{q(field.column)}"
+            for model, alias in _SIGN_IN_MODELS
+            for field in model._meta.concrete_fields
+        )
+        # Names come from the models, quoted; the address is a parameter.
+        sql = _sign_in_statements[connection.vendor] = (
+            f"SELECT {selected} FROM {table(User, 'u')}"  # noqa: S608
+            f" LEFT JOIN {table(Membership, 'm')}"
+            f" ON {column(Membership, 'm', 'user')} = {column(User, 'u', 'id')}"
+            f" LEFT JOIN {table(Organization, 'o')}"
+            f" ON {column(Organization, 'o', 'id')} = {column(Membership, 'm', 'organization')}"
+            f" LEFT JOIN {table(LockoutState, 'l')}"
+            f" ON {column(LockoutState, 'l', 'user')} = {column(User, 'u', 'id')}"
+            f" WHERE LOWER({column(User, 'u', 'email')}) = %s"
+        )
+    return sql
+
+
+def _instance(
+    model: type[Model], alias: str, values: list[Any], connection: BaseDatabaseWrapper, using: str
+) -> Model | None:
+    fields = model._meta.concrete_fields
+    if values[fields.index(model._meta.pk)] is None:  # no row on this side of a LEFT JOIN
+        return None
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        col = field.get_col(alias)
+        for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+            value = convert(value, col, connection)
+        converted.append(value)
+    return model.from_db(using, [field.attname for field in fields], converted)
+
+
+def user_for_sign_in(address: str, *, using: str = DEFAULT_DB_ALIAS) -> User | None:
+    """The account with this address (any case), its membership, organization and lockout row.
+
+    The same as User.objects.by_email(address).select_related("membership__organization",
+    "lockout_state").first(), found through the unique index on lower(email).
+    """
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(_sign_in_statement(connection), [address.lower()])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances: list[Model | None] = []
+    start = 0
+    for model, alias in _SIGN_IN_MODELS:
+        end = start + len(model._meta.concrete_fields)
+        instances.append(_instance(model, alias, list(row[start:end]), connection, using))
+        start = end
+    user, membership, organization, lockout_state = instances
+    assert isinstance(user, User)  # noqa: S101 - the inner side of every join
+    User._meta.get_field("membership").set_cached_value(user, membership)
+    User._meta.get_field("lockout_state").set_cached_value(user, lockout_state)
+    if membership is not None:
+        Membership._meta.get_field("user").set_cached_value(membership, user)
+        Membership._meta.get_field("organization").set_cached_value(membership, organization)
+    if lockout_state is not None:
+        LockoutState._meta.get_field("user").set_cached_value(lockout_state, user)
+    return user
+
+
+# --- Lockout counting, on every failed sign-in -------------------------------------------------
+
+# Failures that count towards a lockout. A refusal because the account is already locked or
+# inactive does not: it proves nothing about the password.
+COUNTED_FAILURES = (Reason.INVALID_CREDENTIALS, Reason.MFA_FAILED)
+
+
+def lockout_state_for_update(user: User, *, using: str) -> LockoutState | None:
+    """The user's lockout row, locked (SELECT ... FOR UPDATE) until the transaction ends."""
+    connection = connections[using]
+    q = connection.ops.quote_name
+    fields = LockoutState._meta.concrete_fields
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(q(field.column) for field in fields)}"  # noqa: S608
+            f" FROM {q(LockoutState._meta.db_table)}"
+            f" WHERE {q(LockoutState._meta.pk.column)} = %s{lock}",  # type: ignore[union-attr]
+            [user.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    state = _instance(LockoutState, LockoutState._meta.db_table, list(row), connection, using)
+    return state  # type: ignore[return-value]
+
+
+def failures_counted_since(user: User, since: datetime, *, using: str) -> int:
+    """How many counted sign-in failures of the user were recorded after `since`.
+
+    AuditEvent.objects.filter(actor=user, event_type=LOGIN_FAILED, reason__in=COUNTED_FAILURES,
+    occurred_at__gt=since).count(), in SQL written once: it runs under the lockout row's lock.
+    """
+    connection = connections[using]
+    q = connection.ops.quote_name
+    column = {name: q(AuditEvent._meta.get_field(name).column) for name in _COUNTED_COLUMNS}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {q(AuditEvent._meta.db_table)}"  # noqa: S608
+            f" WHERE {column['actor']} = %s AND {column['event_type']} = %s"
+            f" AND {column['reason']} IN (%s, %s) AND {column['occurred_at']} > %s",
+            [
+                user.pk,
+                str(EventType.LOGIN_FAILED),
+                *(str(reason) for reason in COUNTED_FAILURES),
+                connection.ops.adapt_datetimefield_value(since),
+            ],
+        )
+        return int(cursor.fetchone()[0])
+
+
+_COUNTED_COLUMNS = ("actor", "event_type", "reason", "occurred_at")

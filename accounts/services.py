@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit.context import SESSION_HASH_KEY, forget_request_context, request_context, short_hash
 from audit.inserts import rows_insert
-from audit.models import AuditEvent, EventType, Outcome, Reason
+from audit.models import EventType, Outcome, Reason
 from audit.services import EventSpec, durable_alias, event_record, events_record
 
 from .models import (
@@ -26,13 +26,10 @@ from .models import (
     UserSession,
 )
 from .notifications import security_notice_queue
+from .selectors import COUNTED_FAILURES, failures_counted_since, lockout_state_for_update
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-# Failures that count towards a lockout. A refusal because the account is already locked or
-# inactive does not: it proves nothing about the password.
-COUNTED_FAILURES = (Reason.INVALID_CREDENTIALS, Reason.MFA_FAILED)
 
 
 @dataclass(frozen=True)
@@ -74,13 +71,13 @@ def lockout_is_active(*, user: User, request: HttpRequest | None = None) -> bool
 
 def _locked_state(user: User, using: str) -> LockoutState:
     """Return the user's lockout row, created if missing, locked until the transaction ends."""
-    rows = LockoutState.objects.using(using).select_for_update()
-    state = rows.filter(user=user).first()
+    state = lockout_state_for_update(user, using=using)
     if state is None:  # the account's first failure: create the row, then lock it
         LockoutState.objects.using(using).bulk_create(
             [LockoutState(user=user)], ignore_conflicts=True
         )
-        state = rows.get(user=user)
+        state = lockout_state_for_update(user, using=using)
+    assert state is not None  # noqa: S101 - created just above, and rows are never deleted here
     return state
 
 
@@ -133,16 +130,7 @@ def login_failure_record(
                 )
                 if moment is not None
             )
-            earlier = (
-                AuditEvent.objects.using(alias)
-                .filter(
-                    actor=user,
-                    event_type=EventType.LOGIN_FAILED,
-                    reason__in=COUNTED_FAILURES,
-                    occurred_at__gt=since,
-                )
-                .count()
-            )
+            earlier = failures_counted_since(user, since, using=alias)
             if earlier + 1 >= policy.threshold:
                 state.locked_at = now
                 state.locked_until = now + timedelta(minutes=policy.duration_minutes)

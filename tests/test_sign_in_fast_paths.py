@@ -1,0 +1,174 @@
+"""The hand-written SQL on the sign-in path gives exactly what the ORM would, on both databases."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import DEFAULT_DB_ALIAS, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import LockoutState, Organization, User, UserSession
+from accounts.selectors import (
+    failures_counted_since,
+    lockout_state_for_update,
+    user_for_sign_in,
+)
+from alerts.dispatch import BatchingPublisher
+from audit.inserts import rows_insert
+from audit.models import AuditEvent, EventType, Outcome, Reason
+from audit.services import EventSpec, events_record
+
+from .factories import UserFactory, member
+
+pytestmark = pytest.mark.django_db
+
+
+def _orm_user(email: str) -> User | None:
+    return (
+        User._default_manager.by_email(email)
+        .select_related("membership__organization", "lockout_state")
+        .first()
+    )
+
+
+def _values(instance: object | None) -> dict[str, object] | None:
+    if instance is None:
+        return None
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+def test_the_sign_in_user_matches_the_orm_and_needs_one_query():
+    user = member()
+    organization = user.membership.organization
+    Organization.objects.filter(pk=organization.pk).update(mfa_required_roles=["administrator"])
+    LockoutState.objects.create(user=user, counter_reset_at=timezone.now(), locked_at=None)
+
+    with CaptureQueriesContext(connection) as queries:
+        found = user_for_sign_in(user.email.upper())
+        assert found is not None
+        related = (found.membership, found.membership.organization, found.lockout_state)
+    assert len(queries.captured_queries) == 1
+
+    expected = _orm_user(user.email)
+    assert _values(found) == _values(expected)
+    assert [_values(r) for r in related] == [
+        _values(expected.membership),
+        _values(expected.membership.organization),
+        _values(expected.lockout_state),
+    ]
+    assert found.membership.organization.mfa_required_roles == ["administrator"]
+    assert found.membership.user is found
+    assert found._state.adding is False
+    assert found.check_password("correct horse battery staple")
+
+
+def test_a_user_without_membership_or_lockout_row_reads_as_with_select_related():
+    user = UserFactory()
+    found = user_for_sign_in(user.email)
+    assert _values(found) == _values(_orm_user(user.email))
+    assert getattr(found, "membership", None) is None
+    with pytest.raises(LockoutState.DoesNotExist):
+        found.lockout_state  # noqa: B018 - the access is the assertion
+    assert user_for_sign_in("nobody@example.test") is None
+
+
+def test_the_lockout_row_and_the_failure_count_match_the_orm():
+    user = member()
+    now = timezone.now()
+    LockoutState.objects.create(user=user, locked_at=now, locked_until=now + timedelta(minutes=5))
+    state = lockout_state_for_update(user, using=DEFAULT_DB_ALIAS)
+    assert _values(state) == _values(LockoutState.objects.get(user=user))
+    assert lockout_state_for_update(UserFactory(), using=DEFAULT_DB_ALIAS) is None
+
+    specs = [
+        EventSpec(
+            event_type=EventType.LOGIN_FAILED,
+            outcome=Outcome.FAILURE,
+            reason=reason,
+            actor=user,
+            occurred_at=now - timedelta(minutes=minutes),
+        )
+        for reason, minutes in [
+            (Reason.INVALID_CREDENTIALS, 1),
+            (Reason.MFA_FAILED, 2),
+            (Reason.ACCOUNT_LOCKED, 3),  # does not count
+            (Reason.INVALID_CREDENTIALS, 30),  # before `since`
+        ]
+    ]
+    events_record(specs=specs)
+    since = now - timedelta(minutes=15)
+    expected = AuditEvent.objects.filter(
+        actor=user,
+        event_type=EventType.LOGIN_FAILED,
+        reason__in=[Reason.INVALID_CREDENTIALS, Reason.MFA_FAILED],
+        occurred_at__gt=since,
+    ).count()
+    assert failures_counted_since(user, since, using=DEFAULT_DB_ALIAS) == expected == 2
+
+
+def test_rows_insert_stores_what_bulk_create_would():
+    user = member()
+    ours = UserSession(
+        user=user,
+        organization_id=user.membership.organization_id,
+        session_key="k1",
+        session_hash="h1",
+        ip_address="2001:db8::1",
+        user_agent="<script>",
+        country="GB",
+    )
+    theirs = UserSession(**{**_values(ours), "id": None, "session_key": "k2", "session_hash": "h2"})
+    rows_insert([ours], using=DEFAULT_DB_ALIAS)
+    UserSession.objects.bulk_create([theirs])
+    assert ours.pk is not None and ours._state.adding is False
+    stored = _values(UserSession.objects.get(pk=ours.pk))
+    other = _values(UserSession.objects.get(session_hash="h2"))
+    for key in ("id", "session_key", "session_hash"):
+        stored.pop(key), other.pop(key)
+    assert stored == other
+
+
+def test_events_written_in_one_statement_get_their_ids_and_details():
+    user = member()
+    details = {"method": "password", "note": "a, b: c", "unicode": "Zoë ✓"}
+    events = events_record(
+        specs=[
+            EventSpec(event_type=EventType.LOGIN_SUCCEEDED, actor=user, details=details),
+            EventSpec(event_type=EventType.SESSION_STARTED, actor=user),
+        ]
+    )
+    stored = AuditEvent.objects.filter(pk__in=[e.pk for e in events]).order_by("pk")
+    assert [e.event_type for e in stored] == [EventType.LOGIN_SUCCEEDED, EventType.SESSION_STARTED]
+    assert stored[0].details == details
+    assert stored[0].organization_id == user.membership.organization_id
+    if connection.vendor == "postgresql":
+        assert all(e.txid is not None for e in stored)  # the database's default, not ours
+
+
+def test_the_publisher_batches_what_arrives_together_and_survives_a_failing_send():
+    sent: list[list[int]] = []
+    failed = threading.Event()
+
+    def send(ids: list[int]) -> None:
+        if ids == [13]:
+            failed.set()
+            raise ConnectionError("broker down")
+        sent.append(ids)
+
+    publisher = BatchingPublisher(send, max_batch=4, linger=0.2)
+    publisher.submit([1, 2])
+    publisher.submit([3])
+    publisher.submit([4, 5, 6])
+    assert publisher.flush(timeout=5)
+    assert sorted(i for batch in sent for i in batch) == [1, 2, 3, 4, 5, 6]
+    assert all(len(batch) <= 4 for batch in sent)
+    assert len(sent) == 2  # three submissions within the linger: two messages of at most four
+
+    publisher.submit([13])
+    assert publisher.flush(timeout=5) and failed.is_set()
+    publisher.submit([14])
+    assert publisher.flush(timeout=5)
+    assert sent[-1] == [14]  # the thread lived on after the failed send
