@@ -114,12 +114,15 @@ class AuditEvent(models.Model):
     occurred_at = models.DateTimeField(default=timezone.now)
     # Plain columns, not enforced foreign keys: a row must outlive the user or organization it
     # names, and the table must be distributable by organization_id later.
+    # The foreign keys get no index of their own: each leads a composite index below, and every
+    # index is paid for again on every event written.
     organization = models.ForeignKey(
         "accounts.Organization",
         null=True,
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     event_type = models.CharField(max_length=64, choices=EventType.choices)
@@ -131,6 +134,7 @@ class AuditEvent(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     actor_label = models.CharField(max_length=254, blank=True)
@@ -140,6 +144,7 @@ class AuditEvent(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,
         related_name="+",
     )
     target_label = models.CharField(max_length=254, blank=True)
