@@ -12,6 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.models import AuditEvent, EventType, Reason
 
+from .mfa import second_factor_sql
 from .models import (
     AUDIT_LOG_ROLES,
     LockoutState,
@@ -104,6 +105,7 @@ def _sign_in_statement(connection: BaseDatabaseWrapper) -> str:
             for model, alias in _SIGN_IN_MODELS
             for field in model._meta.concrete_fields
         )
+        selected += ", " + second_factor_sql(column(User, "u", "id"))
         # Names come from the models, quoted; the address is a parameter.
         sql = _sign_in_statements[connection.vendor] = (
             f"SELECT {selected} FROM {table(User, 'u')}"  # noqa: S608
@@ -134,7 +136,8 @@ def _instance(
 
 
 def user_for_sign_in(address: str, *, using: str = DEFAULT_DB_ALIAS) -> User | None:
-    """The account with this address (any case), its membership, organization and lockout row.
+    """The account with this address (any case), its membership, organization and lockout row,
+    and (has_second_factor) whether it has a confirmed second factor.
 
     The same as User.objects.by_email(address).select_related("membership__organization",
     "lockout_state").first(), found through the unique index on lower(email).
@@ -153,6 +156,7 @@ def user_for_sign_in(address: str, *, using: str = DEFAULT_DB_ALIAS) -> User | N
         start = end
     user, membership, organization, lockout_state = instances
     assert isinstance(user, User)  # noqa: S101 - the inner side of every join
+    user.has_second_factor = bool(row[-1])  # type: ignore[attr-defined] # see mfa.user_has_any_device
     User._meta.get_field("membership").set_cached_value(user, membership)
     User._meta.get_field("lockout_state").set_cached_value(user, lockout_state)
     if membership is not None:

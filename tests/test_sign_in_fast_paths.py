@@ -9,7 +9,10 @@ import pytest
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts import mfa
 from accounts.models import LockoutState, Organization, User, UserSession
 from accounts.selectors import (
     failures_counted_since,
@@ -63,6 +66,24 @@ def test_the_sign_in_user_matches_the_orm_and_needs_one_query():
     assert found.membership.user is found
     assert found._state.adding is False
     assert found.check_password("correct horse battery staple")
+
+
+@pytest.mark.parametrize(
+    ("devices", "expected"),
+    [
+        ([], False),
+        ([(TOTPDevice, False)], False),  # enrolment not finished
+        ([(TOTPDevice, True)], True),
+        ([(StaticDevice, True)], True),
+    ],
+)
+def test_the_sign_in_user_says_whether_a_second_step_is_due(devices, expected):
+    user = member()
+    for model, confirmed in devices:
+        model.objects.create(user=user, name="d", confirmed=confirmed)
+    found = user_for_sign_in(user.email)
+    assert found.has_second_factor is expected
+    assert mfa.user_has_any_device(user) is expected  # the same question asked on its own
 
 
 def test_a_user_without_membership_or_lockout_row_reads_as_with_select_related():
