@@ -173,23 +173,32 @@ def event_record(
         details=details or {},
     )
     alias = using or (durable_alias() if durable else DEFAULT_DB_ALIAS)
-    if durable and using is None:
-        with transaction.atomic(using=alias):
-            return events_record(specs=[spec], request=request, context=context, using=alias)[0]
+    # One INSERT: on a connection in autocommit (the durable case) it commits on its own.
     return events_record(specs=[spec], request=request, context=context, using=alias)[0]
 
 
 @contextmanager
 def _purge_gate(using: str) -> Iterator[None]:
-    """Open the append-only guard for one transaction of its own; the purge's narrow path."""
+    """Open the append-only guard for one transaction of its own; the purge's narrow path.
+
+    On PostgreSQL the gate is a SET LOCAL, so it closes with the transaction at the latest. The
+    round trip that opens it turns off, for this transaction only, the commit's wait for its WAL
+    flush (after a crash a purge batch's rows can only come back, with the bookkeeping the
+    purge wrote in the same transaction, and the next purge deletes them again) and JIT, which
+    costs a batch's cheap plan more than it saves.
+    """
     connection = connections[using]
     # durable: the gate must never stay open inside a caller's longer transaction.
     with transaction.atomic(using=using, durable=True), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL audit.retention_purge = 'on'")
+            cursor.execute(
+                "SELECT set_config('audit.retention_purge', 'on', true), "
+                "set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)"
+            )
             try:
                 yield
             finally:
+                # Closed explicitly too: inside a test's transaction this one is not the outermost.
                 cursor.execute("SET LOCAL audit.retention_purge = 'off'")
         else:
             cursor.execute("INSERT INTO audit_purge_gate (opened) VALUES (1)")
@@ -206,6 +215,7 @@ def events_purge_batch(
     batch_size: int = 10_000,
     using: str = DEFAULT_DB_ALIAS,
     max_id: int | None = None,
+    then: Callable[[int], None] | None = None,
 ) -> int:
     """Delete up to batch_size of the organization's oldest events older than `before`.
 
@@ -213,6 +223,7 @@ def events_purge_batch(
     `max_id`, rows with a larger id are left alone (they were not in the archive written first).
     One statement per batch: the rows are picked and deleted without a round trip, and on
     PostgreSQL by their physical address (ctid), which spares a primary-key lookup per row.
+    `then(count)` runs inside the batch's transaction, so what it writes commits with the batch.
     """
     connection = connections[using]
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
@@ -238,7 +249,10 @@ def events_purge_batch(
         )
     with _purge_gate(using), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        deleted = cursor.rowcount
+        if then is not None:
+            then(deleted)
+    return deleted
 
 
 def events_purge_id_range(
@@ -247,6 +261,7 @@ def events_purge_id_range(
     id_from: int,
     id_to: int,
     using: str = DEFAULT_DB_ALIAS,
+    then: Callable[[dict[int | None, int]], None] | None = None,
 ) -> dict[int | None, int]:
     """Delete, for each (organization id, before, max id) scope, its events older than `before`
     with ids in [id_from, id_to) and at most its max id; returns how many went per organization.
@@ -254,6 +269,7 @@ def events_purge_id_range(
     The retention purge's pass over many organizations at once. Tenants' events interleave on
     the table's pages, so one statement over an id range reads each page once, where a purge
     per organization would read it once per organization. None is the events without one.
+    `then(counts)` runs inside the batch's transaction, so what it writes commits with the batch.
     """
     scopes = list(scopes)
     connection = connections[using]
@@ -263,11 +279,6 @@ def events_purge_id_range(
         return counts
     with _purge_gate(using), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # A batch's plan is cheap; JIT compiling it would cost more than it saves. Not
-            # waiting for the commit's WAL flush is safe here: after a crash the rows would
-            # only come back, and the next purge deletes them again.
-            cursor.execute("SET LOCAL jit = off")
-            cursor.execute("SET LOCAL synchronous_commit = off")
             # Organization ids start at 1: 0 stands for "no organization" in the join.
             cursor.execute(
                 f"WITH gone AS (DELETE FROM {table} e "  # noqa: S608 - fixed names only
@@ -304,4 +315,6 @@ def events_purge_id_range(
                 )
                 if cursor.rowcount:
                     counts[organization_id] = cursor.rowcount
+        if then is not None:
+            then(counts)
     return counts

@@ -468,18 +468,31 @@ def _purge_by_organization(claimed: _Claimed, *, batch_size: int, keepalive: _Ke
             before=claimed.run.cutoff,
             batch_size=batch_size,
             max_id=claimed.max_id,
+            then=lambda count: _heartbeat(claimed.run, count),
         )
-        _heartbeat(claimed.run, deleted)
         if deleted < batch_size:
             return
         _yield_to_sign_ins(started)
 
 
+def _count_in_runs(batch: list[_Claimed], counts: dict[int | None, int]) -> None:
+    """Add a batch's counts to its runs' counters, in one statement."""
+    PurgeRun.objects.filter(pk__in=[c.run.pk for c in batch]).update(
+        deleted=F("deleted")
+        + Case(
+            *(When(pk=c.run.pk, then=counts.get(c.organization_id, 0)) for c in batch),
+            default=0,
+            output_field=PositiveBigIntegerField(),
+        ),
+        heartbeat_at=timezone.now(),
+    )
+
+
 def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int, keepalive: _Keepalive) -> None:
     """Delete many scopes' expired rows in one pass over their id ranges, batch_size ids a time.
 
-    Each batch commits on its own (the purge gate is a durable transaction) and the runs'
-    counters follow right after it, so a crash can under-count by at most one batch.
+    Each batch commits on its own (the purge gate is a durable transaction), and the runs'
+    counters are written in that same transaction: they always agree with what was deleted.
     """
     pending = sorted(scopes, key=lambda c: c.min_id)
     low = pending[0].min_id if pending else 0
@@ -489,20 +502,11 @@ def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int, keepalive: _K
         batch = [c for c in pending if c.min_id < high]
         keepalive.beat()
         started = monotonic()
-        counts = events_purge_id_range(
+        events_purge_id_range(
             scopes=[(c.organization_id, c.run.cutoff, c.max_id) for c in batch],
             id_from=low,
             id_to=high,
-        )
-        # One statement for all the runs' counters.
-        PurgeRun.objects.filter(pk__in=[c.run.pk for c in batch]).update(
-            deleted=F("deleted")
-            + Case(
-                *(When(pk=c.run.pk, then=counts.get(c.organization_id, 0)) for c in batch),
-                default=0,
-                output_field=PositiveBigIntegerField(),
-            ),
-            heartbeat_at=timezone.now(),
+            then=lambda counts, batch=batch: _count_in_runs(batch, counts),
         )
         pending = [c for c in pending if c.max_id >= high]
         low = high

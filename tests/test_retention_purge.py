@@ -240,3 +240,34 @@ def test_a_pause_between_batches_still_purges_everything(settings):
 
     assert outcome.count == 10
     assert remaining(organization) == set()
+
+
+@pytest.mark.parametrize("path", ["id_range", "organization"])
+def test_a_batch_and_what_the_purge_writes_with_it_commit_or_fail_together(path):
+    """The runs' counters are written inside the batch's transaction: a failure there undoes
+    the batch's deletes too, so the counters never disagree with what was deleted."""
+    from audit.services import events_purge_batch, events_purge_id_range
+
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    expired = {event_at(NOW - timedelta(days=100 + n), organization).pk for n in range(3)}
+    seen = []
+
+    def then(counts):
+        seen.append(counts)
+        raise RuntimeError("bookkeeping failed")
+
+    with pytest.raises(RuntimeError):
+        if path == "id_range":
+            events_purge_id_range(
+                scopes=[(organization.pk, NOW - timedelta(days=90), max(expired))],
+                id_from=min(expired),
+                id_to=max(expired) + 1,
+                then=then,
+            )
+        else:
+            events_purge_batch(
+                organization_id=organization.pk, before=NOW - timedelta(days=90), then=then
+            )
+
+    assert seen == [{organization.pk: 3} if path == "id_range" else 3]
+    assert remaining(organization) == expired
