@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.contrib.sessions.models import Session
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.context import SESSION_HASH_KEY, forget_request_context, request_context, short_hash
@@ -26,7 +27,7 @@ from .models import (
     UserSession,
 )
 from .notifications import security_notice_queue
-from .selectors import COUNTED_FAILURES, failures_counted_since, lockout_state_for_update
+from .selectors import COUNTED_FAILURES, failures_counted_since
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -69,16 +70,35 @@ def lockout_is_active(*, user: User, request: HttpRequest | None = None) -> bool
     return False
 
 
-def _locked_state(user: User, using: str) -> LockoutState:
-    """Return the user's lockout row, created if missing, locked until the transaction ends."""
-    state = lockout_state_for_update(user, using=using)
-    if state is None:  # the account's first failure: create the row, then lock it
+def _cached_lockout_state(user: User) -> LockoutState | None:
+    try:
+        return user.lockout_state  # joined by the sign-in's account query: no extra query
+    except LockoutState.DoesNotExist:
+        return None
+
+
+def _lockout_claim(
+    *, user: User, seen: LockoutState | None, now: datetime, policy: LockoutPolicy, using: str
+) -> datetime | None:
+    """Lock the account unless it is locked or its count was reset since `seen`; one wins.
+
+    A conditional UPDATE: of several failures that all counted to the threshold at once, the
+    first to update the row locks the account and the others find it locked. Returns the end of
+    the lock this call set, or None.
+    """
+    reset_seen = seen.counter_reset_at if seen is not None else None
+    if seen is None:  # the account's first lock: the row may not exist yet
         LockoutState.objects.using(using).bulk_create(
             [LockoutState(user=user)], ignore_conflicts=True
         )
-        state = lockout_state_for_update(user, using=using)
-    assert state is not None  # noqa: S101 - created just above, and rows are never deleted here
-    return state
+    until = now + timedelta(minutes=policy.duration_minutes)
+    claimed = (
+        LockoutState.objects.using(using)
+        .filter(user=user, counter_reset_at=reset_seen)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+        .update(locked_at=now, locked_until=until, counter_reset_at=now)
+    )
+    return until if claimed else None
 
 
 def login_failure_record(
@@ -86,70 +106,65 @@ def login_failure_record(
 ) -> None:
     """Record a failed sign-in (kept even if the request rolls back) and lock when due.
 
-    Failures of one account are serialised on its lockout row, so a burst of parallel wrong
-    passwords yields exactly one lockout.triggered.
+    The failure is written first, on its own, then counted with every other committed failure
+    of the account in the window; when the count reaches the threshold a conditional update
+    claims the lock, so a burst of parallel wrong passwords yields exactly one
+    lockout.triggered. (Failures in the same burst as the lock may be recorded as invalid
+    credentials rather than locked account: their password was checked before the lock.)
     """
+    event = {
+        "event_type": EventType.LOGIN_FAILED,
+        "outcome": Outcome.FAILURE,
+        "request": request,
+        "durable": True,
+    }
     if user is None:
         event_record(
-            event_type=EventType.LOGIN_FAILED,
-            outcome=Outcome.FAILURE,
+            **event,
             reason=reason,
             actor_label=attempted,
             details={"attempted_username": attempted},
+        )
+        return
+    state = _cached_lockout_state(user)
+    now = timezone.now()
+    if state is not None and state.is_locked(now):
+        reason = Reason.ACCOUNT_LOCKED
+    method = "mfa" if reason == Reason.MFA_FAILED else "password"
+    event_record(**event, reason=reason, actor=user, details={"method": method})
+    if reason not in COUNTED_FAILURES:
+        return
+    # Failures count within the window, since the last reset (lock or release) and since the
+    # last successful sign-in (Django keeps last_login; no write needed on success).
+    policy = LockoutPolicy.of(user.organization)
+    since = max(
+        moment
+        for moment in (
+            now - timedelta(minutes=policy.window_minutes),
+            state.counter_reset_at if state is not None else None,
+            user.last_login,
+        )
+        if moment is not None
+    )
+    alias = durable_alias()
+    failures = failures_counted_since(user, since, using=alias)
+    if failures < policy.threshold:
+        return
+    until = _lockout_claim(user=user, seen=state, now=now, policy=policy, using=alias)
+    if until is not None:
+        event_record(
+            event_type=EventType.LOCKOUT_TRIGGERED,
+            reason=policy.describe(),
+            target_user=user,
+            details={
+                "failures": failures,
+                "threshold": policy.threshold,
+                "window_minutes": policy.window_minutes,
+                "locked_until": until.isoformat(),
+            },
             request=request,
             durable=True,
         )
-        return
-    alias = durable_alias()
-    policy = LockoutPolicy.of(user.organization)
-    with transaction.atomic(using=alias):
-        state = _locked_state(user, alias)
-        now = timezone.now()
-        if state.is_locked(now):
-            reason = Reason.ACCOUNT_LOCKED
-        specs = [
-            EventSpec(
-                event_type=EventType.LOGIN_FAILED,
-                outcome=Outcome.FAILURE,
-                reason=reason,
-                actor=user,
-                details={"method": "password"}
-                if reason != Reason.MFA_FAILED
-                else {"method": "mfa"},
-            )
-        ]
-        if reason in COUNTED_FAILURES:
-            # Failures count within the window, since the last reset (lock or release) and since
-            # the last successful sign-in (Django keeps last_login; no write needed on success).
-            since = max(
-                moment
-                for moment in (
-                    now - timedelta(minutes=policy.window_minutes),
-                    state.counter_reset_at,
-                    user.last_login,
-                )
-                if moment is not None
-            )
-            earlier = failures_counted_since(user, since, using=alias)
-            if earlier + 1 >= policy.threshold:
-                state.locked_at = now
-                state.locked_until = now + timedelta(minutes=policy.duration_minutes)
-                state.counter_reset_at = now
-                state.save(using=alias)
-                specs.append(
-                    EventSpec(
-                        event_type=EventType.LOCKOUT_TRIGGERED,
-                        reason=policy.describe(),
-                        target_user=user,
-                        details={
-                            "failures": earlier + 1,
-                            "threshold": policy.threshold,
-                            "window_minutes": policy.window_minutes,
-                            "locked_until": state.locked_until.isoformat(),
-                        },
-                    )
-                )
-        events_record(specs=specs, request=request, using=alias)
 
 
 def lockout_release(

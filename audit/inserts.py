@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.fields import NOT_PROVIDED
 
@@ -46,7 +46,11 @@ def _statement(model: type[models.Model], rows: int, connection: BaseDatabaseWra
 
 
 def rows_insert(objs: Sequence[models.Model], *, using: str) -> None:
-    """Insert new instances of one model and give each its primary key (one statement a batch)."""
+    """Insert new instances of one model and give each its primary key.
+
+    One statement, which commits on its own on a connection in autocommit; more rows than one
+    statement may carry go in several statements inside one transaction.
+    """
     if not objs:
         return
     model = type(objs[0])
@@ -56,18 +60,21 @@ def rows_insert(objs: Sequence[models.Model], *, using: str) -> None:
         return
     columns = _columns(model)
     batch = max(1, connection.ops.bulk_batch_size(list(columns), objs))
+    if len(objs) > batch:  # more than one statement: all or none, as bulk_create
+        with transaction.atomic(using=using, savepoint=False):
+            for start in range(0, len(objs), batch):
+                rows_insert(objs[start : start + batch], using=using)
+        return
+    params: list[object] = []
+    for obj in objs:
+        params.extend(
+            field.get_db_prep_save(field.pre_save(obj, True), connection) for field in columns
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(model, len(objs), connection), params)
+        keys = cursor.fetchall()
     pk_field = model._meta.pk
-    for start in range(0, len(objs), batch):
-        chunk = objs[start : start + batch]
-        params: list[object] = []
-        for obj in chunk:
-            params.extend(
-                field.get_db_prep_save(field.pre_save(obj, True), connection) for field in columns
-            )
-        with connection.cursor() as cursor:
-            cursor.execute(_statement(model, len(chunk), connection), params)
-            keys = cursor.fetchall()
-        for obj, (key,) in zip(chunk, keys, strict=True):
-            setattr(obj, pk_field.attname, pk_field.to_python(key))  # type: ignore[union-attr]
-            obj._state.adding = False
-            obj._state.db = using
+    for obj, (key,) in zip(objs, keys, strict=True):
+        setattr(obj, pk_field.attname, pk_field.to_python(key))  # type: ignore[union-attr]
+        obj._state.adding = False
+        obj._state.db = using
