@@ -174,26 +174,6 @@ def user_for_sign_in(address: str, *, using: str = DEFAULT_DB_ALIAS) -> User | N
 COUNTED_FAILURES = (Reason.INVALID_CREDENTIALS, Reason.MFA_FAILED)
 
 
-def lockout_state_for_update(user: User, *, using: str) -> LockoutState | None:
-    """The user's lockout row, locked (SELECT ... FOR UPDATE) until the transaction ends."""
-    connection = connections[using]
-    q = connection.ops.quote_name
-    fields = LockoutState._meta.concrete_fields
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(q(field.column) for field in fields)}"  # noqa: S608
-            f" FROM {q(LockoutState._meta.db_table)}"
-            f" WHERE {q(LockoutState._meta.pk.column)} = %s{lock}",  # type: ignore[union-attr]
-            [user.pk],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    state = _instance(LockoutState, LockoutState._meta.db_table, list(row), connection, using)
-    return state  # type: ignore[return-value]
-
-
 def failures_counted_since(user: User, since: datetime, *, using: str) -> int:
     """How many counted sign-in failures of the user were recorded after `since`.
 

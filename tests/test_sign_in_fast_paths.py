@@ -16,7 +16,6 @@ from accounts import mfa
 from accounts.models import LockoutState, Organization, User, UserSession
 from accounts.selectors import (
     failures_counted_since,
-    lockout_state_for_update,
     user_for_sign_in,
 )
 from alerts.dispatch import BatchingPublisher
@@ -96,14 +95,9 @@ def test_a_user_without_membership_or_lockout_row_reads_as_with_select_related()
     assert user_for_sign_in("nobody@example.test") is None
 
 
-def test_the_lockout_row_and_the_failure_count_match_the_orm():
+def test_the_failure_count_matches_the_orm():
     user = member()
     now = timezone.now()
-    LockoutState.objects.create(user=user, locked_at=now, locked_until=now + timedelta(minutes=5))
-    state = lockout_state_for_update(user, using=DEFAULT_DB_ALIAS)
-    assert _values(state) == _values(LockoutState.objects.get(user=user))
-    assert lockout_state_for_update(UserFactory(), using=DEFAULT_DB_ALIAS) is None
-
     specs = [
         EventSpec(
             event_type=EventType.LOGIN_FAILED,
