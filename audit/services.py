@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
@@ -185,15 +186,19 @@ def _purge_gate(using: str) -> Iterator[None]:
     round trip that opens it turns off, for this transaction only, the commit's wait for its WAL
     flush (after a crash a purge batch's rows can only come back, with the bookkeeping the
     purge wrote in the same transaction, and the next purge deletes them again) and JIT, which
-    costs a batch's cheap plan more than it saves.
+    costs a batch's cheap plan more than it saves. With RETENTION_PURGE_WAL_COMPRESSION it also
+    compresses the full-page images the batch writes to the WAL, most of a purge's WAL.
     """
     connection = connections[using]
     # durable: the gate must never stay open inside a caller's longer transaction.
     with transaction.atomic(using=using, durable=True), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            compression = settings.RETENTION_PURGE_WAL_COMPRESSION
             cursor.execute(
                 "SELECT set_config('audit.retention_purge', 'on', true), "
                 "set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)"
+                + (", set_config('wal_compression', %s, true)" if compression else ""),
+                [compression] if compression else [],
             )
             try:
                 yield
