@@ -6,7 +6,7 @@ eight years old, so past every tier's retention, the rest from the last 80 days,
 tier's. Expired rows are loaded first, so they hold the lowest ids and the first pages of the
 table, as they would in production. Then:
 
-  1. sign-ins through the test client in a second thread, without a purge: the baseline;
+  1. sign-ins through the test client in a second process, without a purge: the baseline;
   2. the daily purge (retention.services.events_purge_expired_all) while the same sign-ins run.
 
 Prints rows purged per second and the sign-ins' median and 95th-percentile latency with and
@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -114,6 +114,9 @@ def _load(events: int, expired: int, now) -> None:  # type: ignore[no-untyped-de
         print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE audit_auditevent")
+        # Write out what loading and vacuuming dirtied now, so that neither the sign-ins nor
+        # the purge are measured while a checkpoint writes gigabytes of it in the background.
+        cursor.execute("CHECKPOINT")
 
 
 def _bench_user():  # type: ignore[no-untyped-def]
@@ -130,18 +133,36 @@ def _bench_user():  # type: ignore[no-untyped-def]
     return user
 
 
-class SignIns(threading.Thread):
-    """Sign in again and again through the real view until stopped or `limit` is reached."""
+class SignIns:
+    """Sign in again and again through the real view until stopped or `limit` is reached.
+
+    In a process of its own, as a web worker is in production: the purge runs in a Celery
+    worker, so the sign-ins must not share this process's interpreter lock with it.
+    """
 
     def __init__(self, email: str, limit: int | None = None) -> None:
-        super().__init__(daemon=True)
+        context = multiprocessing.get_context("fork")
         self.email, self.limit = email, limit
+        self.stop = context.Event()
         self.samples: list[float] = []
-        self.stop = threading.Event()
+        self._results = context.SimpleQueue()
+        self._process = context.Process(target=self._run, daemon=True)
 
-    def run(self) -> None:
+    def start(self) -> None:
+        connections.close_all()  # the child must open its own connection, not share ours
+        self._process.start()
+
+    def join(self) -> None:
+        outcome = self._results.get()
+        self._process.join()
+        if isinstance(outcome, str):
+            raise RuntimeError(f"sign-ins failed: {outcome}")
+        self.samples = outcome
+
+    def _run(self) -> None:
+        samples: list[float] = []
         try:
-            while not self.stop.is_set() and (self.limit is None or len(self.samples) < self.limit):
+            while not self.stop.is_set() and (self.limit is None or len(samples) < self.limit):
                 client = Client()
                 started = time.perf_counter()
                 response = client.post(
@@ -150,10 +171,69 @@ class SignIns(threading.Thread):
                     REMOTE_ADDR="203.0.113.10",
                     HTTP_USER_AGENT=AGENT,
                 )
-                self.samples.append(time.perf_counter() - started)
-                assert response.status_code == 302, response.status_code
+                samples.append(time.perf_counter() - started)
+                if response.status_code != 302:
+                    raise RuntimeError(f"sign-in answered {response.status_code}")
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+            self._results.put(repr(exc))
+        else:
+            self._results.put(samples)
         finally:
             connections.close_all()
+
+
+class BatchClock:
+    """Times the purge's delete statements (each batch's transaction) as the service calls them,
+    so the report can tell the batches' own time from the work around them."""
+
+    def __init__(self) -> None:
+        import retention.services as purge_service
+
+        self.module = purge_service
+        self.durations: list[float] = []
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def _timed(self, function):  # type: ignore[no-untyped-def]
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            self.first = self.first or started
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.last = time.perf_counter()
+                self.durations.append(self.last - started)
+
+        return timed
+
+    @contextlib.contextmanager
+    def installed(self):  # type: ignore[no-untyped-def]
+        saved = self.module.events_purge_id_range, self.module.events_purge_batch
+        self.module.events_purge_id_range = self._timed(saved[0])
+        self.module.events_purge_batch = self._timed(saved[1])
+        try:
+            yield self
+        finally:
+            self.module.events_purge_id_range, self.module.events_purge_batch = saved
+
+    def report(self, started: float, ended: float) -> str:
+        if not self.durations or self.first is None or self.last is None:
+            return "no batches"
+        inside = sum(self.durations)
+        return (
+            f"{len(self.durations)} batches: {inside:.2f} s in their statements "
+            f"(median {statistics.median(self.durations) * 1000:.0f} ms, "
+            f"max {max(self.durations) * 1000:.0f} ms), "
+            f"{self.last - self.first - inside:.2f} s between them, "
+            f"{self.first - started:.2f} s before the first, "
+            f"{ended - self.last:.2f} s after the last"
+        )
+
+
+def _wal_position() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+        return int(cursor.fetchone()[0])
 
 
 def _summary(samples: list[float]) -> str:
@@ -183,6 +263,11 @@ def main() -> None:
         default=settings.RETENTION_PURGE_PAUSE_RATIO,
         help="rest between batches, as a multiple of a batch's duration",
     )
+    parser.add_argument(
+        "--wal-compression",
+        default=settings.RETENTION_PURGE_WAL_COMPRESSION,
+        help="RETENTION_PURGE_WAL_COMPRESSION for the purge's transactions (lz4, zstd, pglz)",
+    )
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         sys.exit("bench/purge.py runs on PostgreSQL: set DATABASE_URL=postgres://...")
@@ -193,6 +278,7 @@ def main() -> None:
     from retention.models import RetentionSettings
     from retention.services import events_purge_expired_all
 
+    load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     now = timezone.now()
     _load(args.events, args.expired, now)
     total = AuditEvent.objects.count()
@@ -213,12 +299,23 @@ def main() -> None:
     baseline.start()
     baseline.join()
 
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     during = SignIns(user.email)
     during.start()
+    clock = BatchClock()
+    wal_before = _wal_position()
     started = time.perf_counter()
-    with override_settings(RETENTION_PURGE_PAUSE_RATIO=args.pause_ratio):
+    with (
+        override_settings(
+            RETENTION_PURGE_PAUSE_RATIO=args.pause_ratio,
+            RETENTION_PURGE_WAL_COMPRESSION=args.wal_compression,
+        ),
+        clock.installed(),
+    ):
         outcomes = events_purge_expired_all(now=now, batch_size=args.batch_size)
-    elapsed = time.perf_counter() - started
+    ended = time.perf_counter()
+    elapsed = ended - started
+    wal_written = _wal_position() - wal_before
     during.stop.set()
     during.join()
     purged = sum(o.count for o in outcomes)
@@ -236,11 +333,18 @@ def main() -> None:
         server = cursor.fetchone()[0]
     print()
     print(f"machine: {cpu}, {os.cpu_count()} CPUs; PostgreSQL {server}")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_total_relation_size('audit_auditevent')")
+        size = cursor.fetchone()[0]
+    print(f"load average (1, 5, 15 min) at the start: {load_at_start}; before the purge: {load}")
     print(
-        f"table: {total:,} events, {expired:,} past retention; batch size {args.batch_size:,} ids; "
-        f"pause ratio {args.pause_ratio}; archive before purge: {'on' if args.archive else 'off'}"
+        f"table: {total:,} events ({size / 1e9:.1f} GB with indexes), {expired:,} past retention; "
+        f"batch size {args.batch_size:,} ids; pause ratio {args.pause_ratio}; "
+        f"WAL compression {args.wal_compression or 'as the server'}; "
+        f"archive before purge: {'on' if args.archive else 'off'}"
     )
     print(f"purged {purged:,} rows in {elapsed:.2f} s: {purged / elapsed:,.0f} rows/s")
+    print(f"  {clock.report(started, ended)}; {wal_written / 1e6:,.0f} MB of WAL")
     if failed:
         print(f"FAILED purges: {[(o.scope, o.error) for o in failed]}")
     print(f"sign-ins without purge: {_summary(baseline.samples)}")
