@@ -279,9 +279,9 @@ RETENTION_PURGE_BATCH_SIZE = envint("RETENTION_PURGE_BATCH_SIZE", 100_000)
 RETENTION_PURGE_PAUSE_RATIO = float(env("RETENTION_PURGE_PAUSE_RATIO", "0") or 0)
 # PostgreSQL: compress the WAL's full-page images in the purge's own transactions (lz4, zstd or
 # pglz; empty leaves the server's wal_compression). A purge writes about one full page per
-# 20 rows deleted, so lz4 halves its WAL. Needs a superuser, or on PostgreSQL 15+
-# GRANT SET ON PARAMETER wal_compression TO <the app's role>; without it the purge fails.
-RETENTION_PURGE_WAL_COMPRESSION = env("RETENTION_PURGE_WAL_COMPRESSION", "")
+# 20 rows deleted, so lz4 halves its WAL. Applied where the app's role may set it (a superuser,
+# or on PostgreSQL 15+ GRANT SET ON PARAMETER wal_compression TO <role>); skipped elsewhere.
+RETENTION_PURGE_WAL_COMPRESSION = env("RETENTION_PURGE_WAL_COMPRESSION", "lz4")
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
 # Archives and scheduled exports: local disk by default; any Django storage by setting, e.g.
 # ARCHIVE_STORAGE_BACKEND=storages.backends.s3.S3Storage (pip install ".[s3]") with

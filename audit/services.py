@@ -178,6 +178,31 @@ def event_record(
     return events_record(specs=[spec], request=request, context=context, using=alias)[0]
 
 
+def _purge_wal_compression(connection: Any, cursor: Any) -> str:
+    """RETENTION_PURGE_WAL_COMPRESSION if this server has it and our role may set it, else "".
+
+    Asked once per connection wrapper: without the privilege (a superuser's, or on PostgreSQL
+    15+ GRANT SET ON PARAMETER wal_compression) the purge runs as before, uncompressed.
+    """
+    wanted = settings.RETENTION_PURGE_WAL_COMPRESSION
+    known = getattr(connection, "_audit_purge_wal_compression", None)
+    if known is not None and known[0] == wanted:
+        return known[1]
+    usable = ""
+    if wanted and connection.pg_version >= 150000:
+        cursor.execute(
+            "SELECT has_parameter_privilege('wal_compression', 'SET') AND %s = ANY(enumvals) "
+            "FROM pg_settings WHERE name = 'wal_compression'",
+            [wanted],
+        )
+        row = cursor.fetchone()
+        usable = wanted if row and row[0] else ""
+        if not usable:
+            logger.info("retention purge: cannot set wal_compression=%s, purging without", wanted)
+    connection._audit_purge_wal_compression = (wanted, usable)
+    return usable
+
+
 @contextmanager
 def _purge_gate(using: str) -> Iterator[None]:
     """Open the append-only guard for one transaction of its own; the purge's narrow path.
@@ -186,14 +211,14 @@ def _purge_gate(using: str) -> Iterator[None]:
     round trip that opens it turns off, for this transaction only, the commit's wait for its WAL
     flush (after a crash a purge batch's rows can only come back, with the bookkeeping the
     purge wrote in the same transaction, and the next purge deletes them again) and JIT, which
-    costs a batch's cheap plan more than it saves. With RETENTION_PURGE_WAL_COMPRESSION it also
-    compresses the full-page images the batch writes to the WAL, most of a purge's WAL.
+    costs a batch's cheap plan more than it saves. Where allowed (RETENTION_PURGE_WAL_COMPRESSION)
+    it also compresses the full-page images the batch writes, most of a purge's WAL.
     """
     connection = connections[using]
     # durable: the gate must never stay open inside a caller's longer transaction.
     with transaction.atomic(using=using, durable=True), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            compression = settings.RETENTION_PURGE_WAL_COMPRESSION
+            compression = _purge_wal_compression(connection, cursor)
             cursor.execute(
                 "SELECT set_config('audit.retention_purge', 'on', true), "
                 "set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)"

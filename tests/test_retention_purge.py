@@ -271,3 +271,46 @@ def test_a_batch_and_what_the_purge_writes_with_it_commit_or_fail_together(path)
 
     assert seen == [{organization.pk: 3} if path == "id_range" else 3]
     assert remaining(organization) == expired
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("wanted", "privileged", "expected"),
+    [("lz4", True, "lz4"), ("no-such-method", True, None), ("lz4", False, None)],
+)
+def test_wal_compression_is_set_in_the_batch_only_where_allowed(
+    settings, wanted, privileged, expected
+):
+    """A role that may not set wal_compression (or a method the server lacks) still purges."""
+    from django.db import connection
+
+    from audit.services import events_purge_batch
+
+    settings.RETENTION_PURGE_WAL_COMPRESSION = wanted
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    expired = event_at(NOW - timedelta(days=100), organization)
+    seen = []
+
+    def then(count):
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW wal_compression")
+            seen.append((count, cursor.fetchone()[0]))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW wal_compression")
+        server_default = cursor.fetchone()[0]
+        if not privileged:  # roles are transactional: this one goes with the test's transaction
+            cursor.execute("CREATE ROLE am_purge_unprivileged")
+            cursor.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO am_purge_unprivileged")
+            cursor.execute("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO am_purge_unprivileged")
+            cursor.execute("SET LOCAL ROLE am_purge_unprivileged")
+    connection.__dict__.pop("_audit_purge_wal_compression", None)
+    try:
+        events_purge_batch(
+            organization_id=organization.pk, before=NOW - timedelta(days=90), then=then
+        )
+    finally:
+        connection.__dict__.pop("_audit_purge_wal_compression", None)
+
+    assert seen == [(1, expected or server_default)]
+    assert not AuditEvent.objects.filter(pk=expired.pk).exists()
