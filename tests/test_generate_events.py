@@ -80,3 +80,19 @@ def test_a_large_load_rebuilds_every_index_it_dropped():
 
     assert indexes() == before
     assert AuditEvent.objects.count() == 100
+
+
+@pytest.mark.postgres
+def test_generated_rows_carry_the_loading_transactions_id_and_stay_append_only():
+    from django.db import connection, transaction
+
+    from audit.generate import events_generate
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        events_generate(total=300, days=1, organizations=1, users_per_org=2)
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+        (txid,) = cursor.fetchone()
+
+    assert set(AuditEvent.objects.values_list("txid", flat=True)) == {txid}
+    with pytest.raises(Exception, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=AuditEvent.objects.first().pk).update(reason="x")
