@@ -10,6 +10,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Exists, Model, OuterRef, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.inserts import planned_cursor
 from audit.models import AuditEvent, EventType, Reason
 
 from .mfa import second_factor_sql
@@ -143,7 +144,7 @@ def user_for_sign_in(address: str, *, using: str = DEFAULT_DB_ALIAS) -> User | N
     "lockout_state").first(), found through the unique index on lower(email).
     """
     connection = connections[using]
-    with connection.cursor() as cursor:
+    with planned_cursor(connection) as cursor:
         cursor.execute(_sign_in_statement(connection), [address.lower()])
         row = cursor.fetchone()
     if row is None:
@@ -183,7 +184,7 @@ def failures_counted_since(user: User, since: datetime, *, using: str) -> int:
     connection = connections[using]
     q = connection.ops.quote_name
     column = {name: q(AuditEvent._meta.get_field(name).column) for name in _COUNTED_COLUMNS}
-    with connection.cursor() as cursor:
+    with planned_cursor(connection) as cursor:
         cursor.execute(
             f"SELECT COUNT(*) FROM {q(AuditEvent._meta.db_table)}"  # noqa: S608
             f" WHERE {column['actor']} = %s AND {column['event_type']} = %s"

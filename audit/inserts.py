@@ -9,12 +9,44 @@ default (AuditEvent.txid) are left to the database; the primary key comes back w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 
 from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models.fields import NOT_PROVIDED
+
+
+@contextmanager
+def planned_cursor(connection: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
+    """A cursor whose statements PostgreSQL may plan once per connection and then reuse.
+
+    Django's psycopg cursors bind parameters on the client, so the server parses and plans every
+    statement anew; for the sign-in's few fixed statements that planning costs more than running
+    them. This cursor sends parameters separately, and psycopg prepares a statement once it has
+    run prepare_threshold times (5 by default; OPTIONS {"prepare_threshold": None} turns it off,
+    as a transaction-mode PgBouncer older than 1.21 needs). Elsewhere, Django's own cursor. It is
+    wrapped as connection.cursor() is, so query logging and execute_wrapper() still see it.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = ServerBindingCursor(connection.connection)
+    connection.validate_thread_sharing()
+    wrapped = (
+        connection.make_debug_cursor(raw)
+        if connection.queries_logged
+        else connection.make_cursor(raw)
+    )
+    with wrapped as cursor:
+        yield cursor
 
 
 @cache
@@ -70,7 +102,7 @@ def rows_insert(objs: Sequence[models.Model], *, using: str) -> None:
         params.extend(
             field.get_db_prep_save(field.pre_save(obj, True), connection) for field in columns
         )
-    with connection.cursor() as cursor:
+    with planned_cursor(connection) as cursor:
         cursor.execute(_statement(model, len(objs), connection), params)
         keys = cursor.fetchall()
     pk_field = model._meta.pk

@@ -24,6 +24,7 @@ from audit.models import AuditEvent, EventType, Outcome, Reason
 from audit.services import EventSpec, events_record
 
 from .factories import UserFactory, member
+from .helpers import sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -187,3 +188,25 @@ def test_the_publisher_batches_what_arrives_together_and_survives_a_failing_send
     publisher.submit([14])
     assert publisher.flush(timeout=5)
     assert sent[-1] == [14]  # the thread lived on after the failed send
+
+
+@pytest.mark.postgres("prepared statements are PostgreSQL's")
+def test_the_sign_in_statements_are_prepared_once_per_connection(client):
+    """After a few sign-ins the account query, the failure count and the event INSERT run as
+    prepared statements on the request's connection; the ORM's own queries are never prepared."""
+    user = member()
+    for _ in range(6):
+        assert sign_in(client, user.email, "wrong").status_code == 200
+        assert sign_in(client, user.email).status_code == 302
+        client.logout()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(sql.startswith('SELECT u."id"') and "LOWER(" in sql for sql in prepared)
+    assert any(sql.startswith("SELECT COUNT(*) FROM") for sql in prepared)
+    assert any(sql.startswith('INSERT INTO "audit_auditevent"') for sql in prepared)
+    assert not any('"django_session"' in sql for sql in prepared)
+    # Stored exactly as through Django's cursor: the last six failures and sign-ins are there.
+    kinds = AuditEvent.objects.filter(actor=user).values_list("event_type", flat=True)
+    assert list(kinds).count(EventType.LOGIN_FAILED) == 6
+    assert list(kinds).count(EventType.LOGIN_SUCCEEDED) == 6
