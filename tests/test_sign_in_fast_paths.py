@@ -210,3 +210,26 @@ def test_the_sign_in_statements_are_prepared_once_per_connection(client):
     kinds = AuditEvent.objects.filter(actor=user).values_list("event_type", flat=True)
     assert list(kinds).count(EventType.LOGIN_FAILED) == 6
     assert list(kinds).count(EventType.LOGIN_SUCCEEDED) == 6
+
+
+def test_a_sign_in_stamps_last_login_once_as_django_would(client):
+    """accounts swaps Django's update_last_login for a prepared UPDATE: same column, one write."""
+    from django.contrib.auth.models import update_last_login
+    from django.contrib.auth.signals import user_logged_in
+
+    from accounts.services import last_login_stamp
+
+    receivers = [entry[1]() for entry in user_logged_in.receivers]
+    assert last_login_stamp in receivers
+    assert update_last_login not in receivers
+
+    user = member()
+    assert user.last_login is None
+    before = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        assert sign_in(client, user.email).status_code == 302
+    writes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    stamps = [sql for sql in writes if '"accounts_user"' in sql]
+    assert len(stamps) == 1 and '"last_login"' in stamps[0]
+    user.refresh_from_db()
+    assert before <= user.last_login <= timezone.now()
