@@ -221,14 +221,19 @@ class SessionEndReason(models.TextChoices):
 class UserSession(models.Model):
     """One signed-in browser session, kept after it ends for the user's own security page."""
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="user_sessions")
+    # Every sign-in inserts a row, so it carries only the indexes its queries use: the user's
+    # sessions through usersession_user_open, a session by its hash through the unique
+    # constraint (no LIKE twin of either), nothing by session_key.
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="user_sessions", db_index=False
+    )
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     # The live Django session key, kept to revoke the session; it changes when the key is cycled
     # (password change). Never copied into audit events: those carry session_hash.
-    session_key = models.CharField(max_length=40, db_index=True)
-    session_hash = models.CharField(max_length=16, unique=True)
+    session_key = models.CharField(max_length=40)
+    session_hash = models.CharField(max_length=16)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     browser = models.CharField(max_length=64, blank=True)
@@ -243,6 +248,9 @@ class UserSession(models.Model):
     end_reason = models.CharField(max_length=32, choices=SessionEndReason.choices, blank=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session_hash"], name="usersession_hash_unique")
+        ]
         indexes = [
             models.Index(fields=["user", "ended_at"], name="usersession_user_open"),
             models.Index(
