@@ -30,15 +30,19 @@ def planned_cursor(connection: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
     as a transaction-mode PgBouncer older than 1.21 needs). Elsewhere, Django's own cursor. It is
     wrapped as connection.cursor() is, so query logging and execute_wrapper() still see it.
     """
-    if connection.vendor != "postgresql":
+    server_binding = None
+    if connection.vendor == "postgresql":
+        from django.db.backends.postgresql import base
+
+        server_binding = getattr(base, "ServerBindingCursor", None)  # psycopg 3 only
+    if server_binding is None:
         with connection.cursor() as cursor:
             yield cursor
         return
-    from django.db.backends.postgresql.base import ServerBindingCursor
 
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        raw = ServerBindingCursor(connection.connection)
+        raw = server_binding(connection.connection)
     connection.validate_thread_sharing()
     wrapped = (
         connection.make_debug_cursor(raw)
