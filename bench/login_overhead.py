@@ -116,6 +116,8 @@ def main(rounds: int) -> None:
     samples: dict[tuple[str, str], list[float]] = {
         (mode, kind): [] for mode in ("on", "off") for kind in ("success", "failure")
     }
+    # The same samples by block, to compare each block with its neighbour of the other mode.
+    blocked: dict[tuple[str, str], list[list[float]]] = {key: [] for key in samples}
 
     def one(mode: str, kind: str) -> float:
         client = Client()
@@ -135,12 +137,16 @@ def main(rounds: int) -> None:
             if mode == "off":
                 _capture(False)
                 bare.enable()
+            if i >= 2:  # the first blocks warm caches and connections
+                for kind in ("success", "failure"):
+                    blocked[(mode, kind)].append([])
             try:
                 for j in range(BLOCK + 1):
                     for kind in ("success", "failure"):
                         elapsed = one(mode, kind)
-                        if i >= 2 and j >= 1:  # the first blocks warm caches and connections
+                        if i >= 2 and j >= 1:
                             samples[(mode, kind)].append(elapsed)
+                            blocked[(mode, kind)][-1].append(elapsed)
             finally:
                 if mode == "off":
                     bare.disable()
@@ -156,6 +162,16 @@ def main(rounds: int) -> None:
         on = statistics.median(samples[("on", kind)]) * 1000
         off = statistics.median(samples[("off", kind)]) * 1000
         print(f"  {kind:<8} capture on {on:7.3f} ms   off {off:7.3f} ms   ratio {on / off:5.2f}x")
+    # On a shared machine the speed drifts within a run; the ratio of neighbouring blocks
+    # (taken a fraction of a second apart) is what drift moves least.
+    print("ratio of neighbouring blocks' medians: median [quartiles]")
+    for kind in ("success", "failure"):
+        ratios = [
+            statistics.median(on) / statistics.median(off)
+            for on, off in zip(blocked[("on", kind)], blocked[("off", kind)], strict=True)
+        ]
+        low, mid, high = statistics.quantiles(ratios, n=4)
+        print(f"  {kind:<8} {mid:5.2f}x  [{low:.2f} {high:.2f}]  over {len(ratios)} pairs")
 
 
 if __name__ == "__main__":
