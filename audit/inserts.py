@@ -81,6 +81,56 @@ def _statement(model: type[models.Model], rows: int, connection: BaseDatabaseWra
     return sql
 
 
+def _values(objs: Sequence[models.Model], connection: BaseDatabaseWrapper) -> list[object]:
+    columns = _columns(type(objs[0]))
+    params: list[object] = []
+    for obj in objs:
+        params.extend(
+            field.get_db_prep_save(field.pre_save(obj, True), connection) for field in columns
+        )
+    return params
+
+
+def _saved(objs: Sequence[models.Model], keys: Sequence[object], using: str) -> None:
+    pk_field = objs[0]._meta.pk
+    for obj, key in zip(objs, keys, strict=True):
+        setattr(obj, pk_field.attname, pk_field.to_python(key))  # type: ignore[union-attr]
+        obj._state.adding = False
+        obj._state.db = using
+
+
+def _fits_one_statement(objs: Sequence[models.Model], connection: BaseDatabaseWrapper) -> bool:
+    columns = list(_columns(type(objs[0])))
+    return len(objs) <= max(1, connection.ops.bulk_batch_size(columns, objs))
+
+
+_together: dict[tuple[tuple[tuple[type[models.Model], int], ...], str], str] = {}
+
+
+def _statement_together(
+    shapes: tuple[tuple[type[models.Model], int], ...], connection: BaseDatabaseWrapper
+) -> str:
+    sql = _together.get((shapes, connection.vendor))
+    if sql is None:
+        sql = _together[(shapes, connection.vendor)] = _compose_together(shapes, connection)
+    return sql
+
+
+def _compose_together(
+    shapes: tuple[tuple[type[models.Model], int], ...], connection: BaseDatabaseWrapper
+) -> str:
+    quote = connection.ops.quote_name
+    inserts = ", ".join(
+        f"g{n} AS ({_statement(model, rows, connection)})" for n, (model, rows) in enumerate(shapes)
+    )
+    # Names from the models, quoted; every value is a parameter of the INSERTs.
+    keys = " UNION ALL ".join(
+        f"SELECT {n}, {quote(model._meta.pk.column)} FROM g{n}"  # type: ignore[union-attr]  # noqa: S608
+        for n, (model, _rows) in enumerate(shapes)
+    )
+    return f"WITH {inserts} {keys}"
+
+
 def rows_insert(objs: Sequence[models.Model], *, using: str) -> None:
     """Insert new instances of one model and give each its primary key.
 
@@ -94,23 +144,45 @@ def rows_insert(objs: Sequence[models.Model], *, using: str) -> None:
     if not connection.features.can_return_rows_from_bulk_insert:
         model._default_manager.using(using).bulk_create(objs)
         return
-    columns = _columns(model)
-    batch = max(1, connection.ops.bulk_batch_size(list(columns), objs))
-    if len(objs) > batch:  # more than one statement: all or none, as bulk_create
+    if not _fits_one_statement(objs, connection):  # all or none, as bulk_create
+        batch = max(1, connection.ops.bulk_batch_size(list(_columns(model)), objs))
         with transaction.atomic(using=using, savepoint=False):
             for start in range(0, len(objs), batch):
                 rows_insert(objs[start : start + batch], using=using)
         return
-    params: list[object] = []
-    for obj in objs:
-        params.extend(
-            field.get_db_prep_save(field.pre_save(obj, True), connection) for field in columns
-        )
     with planned_cursor(connection) as cursor:
-        cursor.execute(_statement(model, len(objs), connection), params)
+        cursor.execute(_statement(model, len(objs), connection), _values(objs, connection))
         keys = cursor.fetchall()
-    pk_field = model._meta.pk
-    for obj, (key,) in zip(objs, keys, strict=True):
-        setattr(obj, pk_field.attname, pk_field.to_python(key))  # type: ignore[union-attr]
-        obj._state.adding = False
-        obj._state.db = using
+    _saved(objs, [key for (key,) in keys], using)
+
+
+def rows_insert_together(groups: Sequence[Sequence[models.Model]], *, using: str) -> None:
+    """Insert new rows of several models (one model per group) in one statement, all or none.
+
+    On PostgreSQL one statement of data-modifying WITH queries: each group's INSERT returns its
+    keys, the final SELECT hands them back group by group, and the database is asked once
+    instead of once per model (a round trip costs more than the rows of a sign-in). Elsewhere,
+    or when a group needs more than one statement, rows_insert per group in one transaction.
+    """
+    groups = [group for group in groups if group]
+    if len(groups) < 2:  # one model: its own statement, in autocommit committing on its own
+        for group in groups:
+            rows_insert(group, using=using)
+        return
+    connection = connections[using]
+    if connection.vendor != "postgresql" or not all(
+        _fits_one_statement(group, connection) for group in groups
+    ):
+        with transaction.atomic(using=using, savepoint=False):
+            for group in groups:
+                rows_insert(group, using=using)
+        return
+    sql = _statement_together(tuple((type(group[0]), len(group)) for group in groups), connection)
+    params: list[object] = []
+    for group in groups:
+        params.extend(_values(group, connection))
+    with planned_cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    for n, group in enumerate(groups):
+        _saved(group, [key for index, key in rows if index == n], using)

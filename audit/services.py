@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from .context import RequestContext, request_context
-from .inserts import rows_insert
+from .inserts import rows_insert_together
 from .models import AuditEvent, EventType, Outcome
 from .sanitize import clean_details, clean_text
 
@@ -131,12 +131,17 @@ def events_record(
     request: HttpRequest | None = None,
     context: RequestContext | None = None,
     using: str = DEFAULT_DB_ALIAS,
+    alongside: Sequence[models.Model] = (),
 ) -> list[AuditEvent]:
-    """Write several events of one request in one statement, in the caller's transaction."""
+    """Write several events of one request in one statement, in the caller's transaction.
+
+    `alongside`: new rows of one other model that the events describe (the session a sign-in
+    starts), written in the same statement, so they exist exactly when the events do.
+    """
     ctx = context if context is not None else request_context(request)
     now = timezone.now()
     events = [_build_event(spec, ctx, now) for spec in specs]
-    rows_insert(events, using=using)
+    rows_insert_together([alongside, events], using=using)
     if _after_commit_hooks and events:
         transaction.on_commit(lambda: _run_after_commit_hooks(events), using=using)
     return events

@@ -233,3 +233,41 @@ def test_a_sign_in_stamps_last_login_once_as_django_would(client):
     assert len(stamps) == 1 and '"last_login"' in stamps[0]
     user.refresh_from_db()
     assert before <= user.last_login <= timezone.now()
+
+
+def test_rows_written_together_get_their_own_ids_in_order():
+    user = member()
+    sessions = [
+        UserSession(user=user, session_key=f"k{n}", session_hash=f"h{n}", ip_address="192.0.2.1")
+        for n in range(2)
+    ]
+    kinds = [EventType.LOGIN_SUCCEEDED, EventType.SESSION_STARTED, EventType.LOGOUT]
+
+    events = events_record(
+        specs=[EventSpec(event_type=kind, actor=user) for kind in kinds], alongside=sessions
+    )
+
+    for session in sessions:
+        assert session._state.adding is False
+        assert UserSession.objects.get(pk=session.pk).session_hash == session.session_hash
+    assert [AuditEvent.objects.get(pk=e.pk).event_type for e in events] == kinds
+
+
+def test_a_sign_in_writes_its_session_and_its_events_in_one_statement(client):
+    user = member()
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert sign_in(client, user.email).status_code == 302
+
+    writes = [sql for sql in statements if "accounts_usersession" in sql and "INSERT" in sql]
+    assert len(writes) == 1
+    if connection.vendor == "postgresql":
+        assert 'INSERT INTO "audit_auditevent"' in writes[0]
+    session = UserSession.objects.get(user=user)
+    started = AuditEvent.objects.get(actor=user, event_type=EventType.SESSION_STARTED)
+    assert started.session_hash == session.session_hash
