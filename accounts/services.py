@@ -30,6 +30,7 @@ from .notifications import security_notice_queue
 from .selectors import COUNTED_FAILURES, failures_counted_since
 
 if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
     from django.http import HttpRequest
 
 
@@ -217,26 +218,30 @@ def lockouts_release_expired() -> int:
 # --- Sessions --------------------------------------------------------------------------------
 
 
-def last_login_stamp(sender: object, user: User, **kwargs: object) -> None:
-    """Django's update_last_login (the user_logged_in receiver AccountsConfig swaps it for):
-    the same column set to the same moment, by a statement prepared once per connection instead
-    of a save() compiled on every sign-in."""
+def _last_login_update(user: User, connection: BaseDatabaseWrapper) -> tuple[str, list[object]]:
+    """What Django's update_last_login writes (last_login = now), as SQL and parameters."""
     user.last_login = timezone.now()
-    using = user._state.db or DEFAULT_DB_ALIAS
-    connection = connections[using]
     field = User._meta.get_field("last_login")
     quote = connection.ops.quote_name
+    return (
+        # Names from the model, quoted; the values are parameters.
+        f"UPDATE {quote(User._meta.db_table)} SET {quote(field.column)} = %s"  # noqa: S608
+        f" WHERE {quote(User._meta.pk.column)} = %s",  # type: ignore[union-attr]
+        [field.get_db_prep_save(user.last_login, connection), user.pk],
+    )
+
+
+def last_login_stamp(user: User) -> None:
+    """Stamp last_login as Django's update_last_login would, for a sign-in without a session to
+    record (session_start stamps the others in the statement that records them)."""
+    connection = connections[user._state.db or DEFAULT_DB_ALIAS]
     with planned_cursor(connection) as cursor:
-        cursor.execute(
-            # Names from the model, quoted; the values are parameters.
-            f"UPDATE {quote(User._meta.db_table)} SET {quote(field.column)} = %s"  # noqa: S608
-            f" WHERE {quote(User._meta.pk.column)} = %s",  # type: ignore[union-attr]
-            [field.get_db_prep_save(user.last_login, connection), user.pk],
-        )
+        cursor.execute(*_last_login_update(user, connection))
 
 
 def session_start(*, request: HttpRequest, user: User, method: str = "password") -> UserSession:
-    """Record a successful sign-in and the session it starts (call right after login())."""
+    """Record a successful sign-in and the session it starts, and stamp the user's last_login
+    (call right after login(); AccountsConfig takes Django's update_last_login out)."""
     session = request.session
     now = timezone.now()
     existing = session.get(SESSION_HASH_KEY)
@@ -279,8 +284,15 @@ def session_start(*, request: HttpRequest, user: User, method: str = "password")
                 details={"expires_at": session.get_expiry_date().isoformat()},
             )
         )
-    # The new session's row goes in the events' statement: one round trip for the three rows.
-    events_record(specs=specs, request=request, alongside=[tracked] if tracked.pk is None else [])
+    # The last_login stamp and the new session's row go in the events' statement: one round
+    # trip for every write of the sign-in beyond what Django's own login() makes.
+    connection = connections[DEFAULT_DB_ALIAS]
+    events_record(
+        specs=specs,
+        request=request,
+        alongside=[tracked] if tracked.pk is None else [],
+        statements=[_last_login_update(user, connection)],
+    )
     return tracked
 
 

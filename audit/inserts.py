@@ -104,31 +104,30 @@ def _fits_one_statement(objs: Sequence[models.Model], connection: BaseDatabaseWr
     return len(objs) <= max(1, connection.ops.bulk_batch_size(columns, objs))
 
 
-_together: dict[tuple[tuple[tuple[type[models.Model], int], ...], str], str] = {}
+_together: dict[tuple[tuple[str, ...], tuple[tuple[type[models.Model], int], ...], str], str] = {}
 
 
 def _statement_together(
-    shapes: tuple[tuple[type[models.Model], int], ...], connection: BaseDatabaseWrapper
+    statements: tuple[str, ...],
+    shapes: tuple[tuple[type[models.Model], int], ...],
+    connection: BaseDatabaseWrapper,
 ) -> str:
-    sql = _together.get((shapes, connection.vendor))
+    key = (statements, shapes, connection.vendor)
+    sql = _together.get(key)
     if sql is None:
-        sql = _together[(shapes, connection.vendor)] = _compose_together(shapes, connection)
+        quote = connection.ops.quote_name
+        parts = [f"s{n} AS ({statement})" for n, statement in enumerate(statements)]
+        parts += [
+            f"g{n} AS ({_statement(model, rows, connection)})"
+            for n, (model, rows) in enumerate(shapes)
+        ]
+        # Names from the models, quoted; every value is a parameter of the parts.
+        keys = " UNION ALL ".join(
+            f"SELECT {n}, {quote(model._meta.pk.column)} FROM g{n}"  # type: ignore[union-attr]  # noqa: S608
+            for n, (model, _rows) in enumerate(shapes)
+        )
+        sql = _together[key] = f"WITH {', '.join(parts)} {keys}"
     return sql
-
-
-def _compose_together(
-    shapes: tuple[tuple[type[models.Model], int], ...], connection: BaseDatabaseWrapper
-) -> str:
-    quote = connection.ops.quote_name
-    inserts = ", ".join(
-        f"g{n} AS ({_statement(model, rows, connection)})" for n, (model, rows) in enumerate(shapes)
-    )
-    # Names from the models, quoted; every value is a parameter of the INSERTs.
-    keys = " UNION ALL ".join(
-        f"SELECT {n}, {quote(model._meta.pk.column)} FROM g{n}"  # type: ignore[union-attr]  # noqa: S608
-        for n, (model, _rows) in enumerate(shapes)
-    )
-    return f"WITH {inserts} {keys}"
 
 
 def rows_insert(objs: Sequence[models.Model], *, using: str) -> None:
@@ -156,33 +155,51 @@ def rows_insert(objs: Sequence[models.Model], *, using: str) -> None:
     _saved(objs, [key for (key,) in keys], using)
 
 
-def rows_insert_together(groups: Sequence[Sequence[models.Model]], *, using: str) -> None:
-    """Insert new rows of several models (one model per group) in one statement, all or none.
+def rows_insert_together(
+    groups: Sequence[Sequence[models.Model]],
+    *,
+    using: str,
+    statements: Sequence[tuple[str, Sequence[object]]] = (),
+) -> None:
+    """Insert new rows of several models (one model per group), and run other writes of the same
+    change (`statements`: an UPDATE with its parameters), in one statement: all or none.
 
     On PostgreSQL one statement of data-modifying WITH queries: each group's INSERT returns its
     keys, the final SELECT hands them back group by group, and the database is asked once
-    instead of once per model (a round trip costs more than the rows of a sign-in). Elsewhere,
-    or when a group needs more than one statement, rows_insert per group in one transaction.
+    instead of once per write (a round trip costs more than the rows of a sign-in). Elsewhere,
+    or when a group needs more than one statement, one write after another in one transaction.
     """
     groups = [group for group in groups if group]
-    if len(groups) < 2:  # one model: its own statement, in autocommit committing on its own
+    if len(groups) <= 1 and not statements:
+        # One model: its own statement, which in autocommit commits on its own.
         for group in groups:
             rows_insert(group, using=using)
         return
     connection = connections[using]
-    if connection.vendor != "postgresql" or not all(
-        _fits_one_statement(group, connection) for group in groups
+    if (
+        connection.vendor != "postgresql"
+        or not groups
+        or not all(_fits_one_statement(group, connection) for group in groups)
     ):
         with transaction.atomic(using=using, savepoint=False):
+            with planned_cursor(connection) as cursor:
+                for sql, params in statements:
+                    cursor.execute(sql, params)
             for group in groups:
                 rows_insert(group, using=using)
         return
-    sql = _statement_together(tuple((type(group[0]), len(group)) for group in groups), connection)
-    params: list[object] = []
+    sql = _statement_together(
+        tuple(statement for statement, _params in statements),
+        tuple((type(group[0]), len(group)) for group in groups),
+        connection,
+    )
+    values: list[object] = []
+    for _statement_sql, params in statements:
+        values.extend(params)
     for group in groups:
-        params.extend(_values(group, connection))
+        values.extend(_values(group, connection))
     with planned_cursor(connection) as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, values)
         rows = cursor.fetchall()
     for n, group in enumerate(groups):
         _saved(group, [key for index, key in rows if index == n], using)

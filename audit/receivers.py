@@ -10,7 +10,12 @@ from django.http import HttpRequest
 
 from accounts.backends import AuthFailure
 from accounts.models import User
-from accounts.services import login_failure_record, session_end_current, session_start
+from accounts.services import (
+    last_login_stamp,
+    login_failure_record,
+    session_end_current,
+    session_start,
+)
 from audit.models import Reason
 
 
@@ -41,6 +46,7 @@ def on_login_failed(
 @receiver(user_logged_in, dispatch_uid="audit.logged_in")
 def on_logged_in(sender: object, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     if request is None or not hasattr(request, "session"):
+        last_login_stamp(user)  # nothing to record, but last_login moves as Django's would
         return
     session_start(request=request, user=user, method=getattr(request, "auth_method", "password"))
 

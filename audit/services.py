@@ -132,16 +132,19 @@ def events_record(
     context: RequestContext | None = None,
     using: str = DEFAULT_DB_ALIAS,
     alongside: Sequence[models.Model] = (),
+    statements: Sequence[tuple[str, Sequence[object]]] = (),
 ) -> list[AuditEvent]:
     """Write several events of one request in one statement, in the caller's transaction.
 
     `alongside`: new rows of one other model that the events describe (the session a sign-in
-    starts), written in the same statement, so they exist exactly when the events do.
+    starts); `statements`: other writes of the same change (an UPDATE and its parameters). Both
+    go in the events' statement (audit.inserts.rows_insert_together), so they happen exactly when
+    the events are written.
     """
     ctx = context if context is not None else request_context(request)
     now = timezone.now()
     events = [_build_event(spec, ctx, now) for spec in specs]
-    rows_insert_together([alongside, events], using=using)
+    rows_insert_together([alongside, events], using=using, statements=statements)
     if _after_commit_hooks and events:
         transaction.on_commit(lambda: _run_after_commit_hooks(events), using=using)
     return events
