@@ -2,10 +2,10 @@
 
 Publishing a Celery message costs about as much Python time as the rest of a sign-in's
 recording. So a request only drops the event ids into an in-process queue; a daemon thread sends
-them, many per message: whatever arrives within LINGER_SECONDS of the first id goes together, up
-to MAX_BATCH ids. Nothing depends on the message arriving: the events are committed, and the beat
-sweep (alerts.services.events_sweep) evaluates any that no task did, e.g. because the process
-died with ids still queued or the broker was down.
+them, many per message: whatever arrives within LINGER_SECONDS of the first id goes together, in
+messages of at most MAX_BATCH ids. Nothing depends on the message arriving: the events are
+committed, and the beat sweep (alerts.services.events_sweep) evaluates any that no task did, e.g.
+because the process died with ids still queued or the broker was down.
 
 With task_always_eager (no broker: `make run`, the tests) the task runs at once, in the caller's
 thread, as before.
@@ -79,17 +79,15 @@ class BatchingPublisher:
     def _run(self) -> None:
         while True:
             batches = [self._queue.get()]
-            ids = list(batches[0])
-            deadline = time.monotonic() + self._linger
-            while len(ids) < self._max_batch:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
+            # Gather by sleeping, not by waiting on the queue: a waiting thread would be woken
+            # (and take the interpreter lock from the request) by every submit of the linger.
+            time.sleep(self._linger)
+            while True:
                 try:
-                    batches.append(self._queue.get(timeout=remaining))
+                    batches.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-                ids.extend(batches[-1])
+            ids = [event_id for batch in batches for event_id in batch]
             try:
                 for start in range(0, len(ids), self._max_batch):
                     self._send(ids[start : start + self._max_batch])
