@@ -9,14 +9,56 @@ default (AuditEvent.txid) are left to the database; the primary key comes back w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, lru_cache
 
 from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models.fields import NOT_PROVIDED
+
+
+@lru_cache(maxsize=512)
+def _numbered(query: str) -> str:
+    """The statement with PostgreSQL's own placeholders: each %s as $1, $2, ...; %% as %."""
+    pieces = []
+    count = 0
+    for piece in re.split(r"(%%|%s)", query):
+        if piece == "%s":
+            count += 1
+            pieces.append(f"${count}")
+        else:
+            pieces.append("%" if piece == "%%" else piece)
+    return "".join(pieces)
+
+
+@cache
+def _planned_cursor_class() -> type | None:
+    """psycopg 3's RawCursor (server-side binding, $n placeholders) fed Django-style %s SQL.
+
+    Django's ServerBindingCursor would do, but psycopg converts %s placeholders anew on every
+    call for a statement of more than 50 parameters (a sign-in's session row and two events have
+    61), a regular-expression pass that costs more than a round trip; here each statement is
+    converted once per process (_numbered).
+    """
+    try:
+        import psycopg
+        from django.db.backends.postgresql import base
+    except ImportError:
+        return None
+    mixin = getattr(base, "CursorMixin", None)
+    if mixin is None or not hasattr(psycopg, "RawCursor"):  # psycopg 2, or psycopg 3 < 3.2
+        return None
+
+    class PlannedCursor(mixin, psycopg.RawCursor):  # type: ignore[misc, valid-type]
+        def execute(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def]
+            if isinstance(query, str):
+                query = _numbered(query)
+            return super().execute(query, params, **kwargs)
+
+    return PlannedCursor
 
 
 @contextmanager
@@ -27,22 +69,19 @@ def planned_cursor(connection: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
     statement anew; for the sign-in's few fixed statements that planning costs more than running
     them. This cursor sends parameters separately, and psycopg prepares a statement once it has
     run prepare_threshold times (5 by default; OPTIONS {"prepare_threshold": None} turns it off,
-    as a transaction-mode PgBouncer older than 1.21 needs). Elsewhere, Django's own cursor. It is
-    wrapped as connection.cursor() is, so query logging and execute_wrapper() still see it.
+    as a transaction-mode PgBouncer older than 1.21 needs). Statements use Django's %s
+    placeholders. Elsewhere, Django's own cursor. It is wrapped as connection.cursor() is, so
+    query logging and execute_wrapper() still see it.
     """
-    server_binding = None
-    if connection.vendor == "postgresql":
-        from django.db.backends.postgresql import base
-
-        server_binding = getattr(base, "ServerBindingCursor", None)  # psycopg 3 only
-    if server_binding is None:
+    cursor_class = _planned_cursor_class() if connection.vendor == "postgresql" else None
+    if cursor_class is None:
         with connection.cursor() as cursor:
             yield cursor
         return
 
     connection.ensure_connection()
     with connection.wrap_database_errors:
-        raw = server_binding(connection.connection)
+        raw = cursor_class(connection.connection)
     connection.validate_thread_sharing()
     wrapped = (
         connection.make_debug_cursor(raw)

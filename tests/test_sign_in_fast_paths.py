@@ -283,3 +283,9 @@ def test_a_sign_in_writes_its_session_and_its_events_in_one_statement(client):
     session = UserSession.objects.get(user=user)
     started = AuditEvent.objects.get(actor=user, event_type=EventType.SESSION_STARTED)
     assert started.session_hash == session.session_hash
+
+
+def test_planned_statements_get_postgresqls_numbered_placeholders():
+    from audit.inserts import _numbered
+
+    assert _numbered("SELECT %s, '100%%' WHERE a = %s") == "SELECT $1, '100%' WHERE a = $2"
