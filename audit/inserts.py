@@ -240,5 +240,6 @@ def rows_insert_together(
     with planned_cursor(connection) as cursor:
         cursor.execute(sql, values)
         rows = cursor.fetchall()
+    # Each part's keys come back in the order of its VALUES rows, as bulk_create relies on.
     for n, group in enumerate(groups):
         _saved(group, [key for index, key in rows if index == n], using)
