@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -164,6 +165,24 @@ def test_events_written_in_one_statement_get_their_ids_and_details():
         assert all(e.txid is not None for e in stored)  # the database's default, not ours
 
 
+def test_submits_during_the_linger_wake_no_one():
+    """The publisher sleeps through its linger: what arrives meanwhile waits in the queue,
+    untouched, instead of waking the thread (and taking the interpreter lock from a request)."""
+    sent: list[list[int]] = []
+    publisher = BatchingPublisher(sent.append, linger=1.0)
+    publisher.submit([1])
+    deadline = time.monotonic() + 5
+    while publisher._queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the thread has taken the first ids and lingers
+    publisher.submit([2])
+    publisher.submit([3])
+    time.sleep(0.1)
+
+    assert publisher._queue.qsize() == 2
+    assert publisher.flush(timeout=5)
+    assert sent == [[1, 2, 3]]
+
+
 def test_the_publisher_batches_what_arrives_together_and_survives_a_failing_send():
     sent: list[list[int]] = []
     failed = threading.Event()
@@ -212,6 +231,19 @@ def test_the_sign_in_statements_are_prepared_once_per_connection(client):
     assert list(kinds).count(EventType.LOGIN_SUCCEEDED) == 6
 
 
+def _statements_of_sign_in(client, user: User) -> list[str]:  # type: ignore[no-untyped-def]
+    """The SQL a successful sign-in sends on the default connection."""
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert sign_in(client, user.email).status_code == 302
+    return statements
+
+
 def test_a_sign_in_stamps_last_login_once_as_django_would(client):
     """Django's update_last_login is out; the sign-in's own statement stamps the same column."""
     from django.contrib.auth.models import update_last_login
@@ -222,14 +254,7 @@ def test_a_sign_in_stamps_last_login_once_as_django_would(client):
     user = member()
     assert user.last_login is None
     before = timezone.now()
-    statements: list[str] = []
-
-    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        statements.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
-        assert sign_in(client, user.email).status_code == 302
+    statements = _statements_of_sign_in(client, user)
     stamps = [sql for sql in statements if 'UPDATE "accounts_user" SET "last_login"' in sql]
     assert len(stamps) == 1
     user.refresh_from_db()
@@ -267,14 +292,7 @@ def test_rows_written_together_get_their_own_ids_in_order():
 
 def test_a_sign_in_writes_its_session_and_its_events_in_one_statement(client):
     user = member()
-    statements: list[str] = []
-
-    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        statements.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
-        assert sign_in(client, user.email).status_code == 302
+    statements = _statements_of_sign_in(client, user)
 
     writes = [sql for sql in statements if "accounts_usersession" in sql and "INSERT" in sql]
     assert len(writes) == 1
