@@ -39,9 +39,9 @@ def _planned_cursor_class() -> type | None:
     """psycopg 3's RawCursor (server-side binding, $n placeholders) fed Django-style %s SQL.
 
     Django's ServerBindingCursor would do, but psycopg converts %s placeholders anew on every
-    call for a statement of more than 50 parameters (a sign-in's session row and two events have
-    61), a regular-expression pass that costs more than a round trip; here each statement is
-    converted once per process (_numbered).
+    call for a statement of more than 50 parameters (a sign-in's last_login stamp, session row
+    and two events have 62), a regular-expression pass that costs more than a round trip; here
+    each statement is converted once per process (_numbered).
     """
     try:
         import psycopg
@@ -138,9 +138,9 @@ def _saved(objs: Sequence[models.Model], keys: Sequence[object], using: str) -> 
         obj._state.db = using
 
 
-def _fits_one_statement(objs: Sequence[models.Model], connection: BaseDatabaseWrapper) -> bool:
-    columns = list(_columns(type(objs[0])))
-    return len(objs) <= max(1, connection.ops.bulk_batch_size(columns, objs))
+def _batch_size(objs: Sequence[models.Model], connection: BaseDatabaseWrapper) -> int:
+    """How many of these rows one INSERT may carry on this database."""
+    return max(1, connection.ops.bulk_batch_size(list(_columns(type(objs[0]))), objs))
 
 
 _together: dict[tuple[tuple[str, ...], tuple[tuple[type[models.Model], int], ...], str], str] = {}
@@ -182,8 +182,8 @@ def rows_insert(objs: Sequence[models.Model], *, using: str) -> None:
     if not connection.features.can_return_rows_from_bulk_insert:
         model._default_manager.using(using).bulk_create(objs)
         return
-    if not _fits_one_statement(objs, connection):  # all or none, as bulk_create
-        batch = max(1, connection.ops.bulk_batch_size(list(_columns(model)), objs))
+    batch = _batch_size(objs, connection)
+    if len(objs) > batch:  # more than one statement: all or none, as bulk_create
         with transaction.atomic(using=using, savepoint=False):
             for start in range(0, len(objs), batch):
                 rows_insert(objs[start : start + batch], using=using)
@@ -218,7 +218,7 @@ def rows_insert_together(
     if (
         connection.vendor != "postgresql"
         or not groups
-        or not all(_fits_one_statement(group, connection) for group in groups)
+        or any(len(group) > _batch_size(group, connection) for group in groups)
     ):
         with transaction.atomic(using=using, savepoint=False):
             with planned_cursor(connection) as cursor:
