@@ -33,6 +33,19 @@ def loaded() -> tuple[Organization, list[User]]:
     return organization, people
 
 
+def test_the_person_indexes_leave_out_rows_without_the_person():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_auditevent'"
+        )
+        definitions = dict(cursor.fetchall())
+
+    assert definitions["audit_actor_time"].endswith("WHERE (actor_id IS NOT NULL)")
+    assert definitions["audit_target_time"].endswith("WHERE (target_user_id IS NOT NULL)")
+    assert "audit_org_actor_time" not in definitions
+    assert len(definitions) == 8  # the primary key and seven secondary indexes
+
+
 def test_the_activity_log_reads_the_actor_and_target_indexes(loaded):
     _organization, people = loaded
 
