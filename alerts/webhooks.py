@@ -1,26 +1,28 @@
-"""Webhook transport: which URLs are allowed, how a body is signed, and one HTTP attempt."""
+"""Webhook transport: which URLs are allowed, how a body is signed, and one HTTP attempt.
+
+The connection itself is outbound.http's: the one vetted way out of the application.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
-import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
+
+from outbound import http as outbound_http
 
 SIGNATURE_HEADER = "X-Activity-Monitor-Signature"
 TIMESTAMP_HEADER = "X-Activity-Monitor-Timestamp"
 DELIVERY_HEADER = "X-Activity-Monitor-Delivery"
 # A receiver should refuse signatures older than this (replays).
 SIGNATURE_TOLERANCE_SECONDS = 300
+# Only the status matters; the rest of a receiver's answer is not read.
+RESPONSE_READ_BYTES = 4096
 
 
 def body_of(payload: dict[str, Any]) -> bytes:
@@ -47,30 +49,7 @@ def verify(
 
 def url_problem(url: str) -> str | None:
     """Why the URL may not receive webhooks, or None. Resolves the host to check its addresses."""
-    allow_private = settings.ALERTS_WEBHOOK_ALLOW_PRIVATE
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "That is not a valid URL."
-    if parts.scheme != "https" and not (allow_private and parts.scheme == "http"):
-        return "Webhook URLs must use https://."
-    if not parts.hostname:
-        return "The URL has no host name."
-    if parts.username or parts.password:
-        return "Put no user name or password in the URL; requests are signed instead."
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return f"The host {parts.hostname} could not be resolved."
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global and not allow_private:
-            return (
-                f"The host {parts.hostname} points at a private, loopback or reserved address "
-                f"({address}); webhooks go to public addresses only."
-            )
-    return None
+    return outbound_http.url_problem(url, allow_private=settings.ALERTS_WEBHOOK_ALLOW_PRIVATE)
 
 
 @dataclass(frozen=True)
@@ -84,49 +63,42 @@ class Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect could lead to an address url_problem() never saw: treat it as a failure.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def post(*, url: str, secret: str, payload: dict[str, Any], delivery_id: int) -> Attempt:
-    """POST the signed JSON body once; never raises."""
+    """POST the signed JSON body once, through the vetted connection; never raises.
+
+    The URL is vetted again here, not only when it was saved: DNS may point elsewhere now.
+    """
     started = time.monotonic()
 
     def done(code: int | None, error: str = "") -> Attempt:
         return Attempt(code, error[:300], int((time.monotonic() - started) * 1000))
 
-    problem = url_problem(url)
-    if problem:
-        return done(None, problem)
     body = body_of(payload)
     timestamp = str(int(time.time()))
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked by url_problem
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "ActivityMonitor-Webhook/1",
-            SIGNATURE_HEADER: sign(secret=secret, timestamp=timestamp, body=body),
-            TIMESTAMP_HEADER: timestamp,
-            DELIVERY_HEADER: str(delivery_id),
-        },
-    )
     try:
-        with _opener.open(request, timeout=settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS) as response:
-            response.read(4096)
-            return done(response.status)
-    except urllib.error.HTTPError as exc:
-        return done(exc.code, f"HTTP {exc.code}")
-    except TimeoutError:
-        return done(None, f"timed out after {settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS} s")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, TimeoutError):
+        response = outbound_http.request(
+            "POST",
+            url,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "ActivityMonitor-Webhook/1",
+                SIGNATURE_HEADER: sign(secret=secret, timestamp=timestamp, body=body),
+                TIMESTAMP_HEADER: timestamp,
+                DELIVERY_HEADER: str(delivery_id),
+            },
+            allow_private=settings.ALERTS_WEBHOOK_ALLOW_PRIVATE,
+            timeout=settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS,
+            max_response_bytes=RESPONSE_READ_BYTES,
+        )
+    except outbound_http.Refused as exc:
+        return done(None, str(exc))
+    except outbound_http.RequestFailed as exc:
+        if exc.timed_out:
             return done(None, f"timed out after {settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS} s")
-        return done(None, f"connection failed: {reason}")
+        return done(None, f"connection failed: {exc}")
+    if 300 <= response.status < 400:
+        return done(response.status, f"HTTP {response.status}: redirects are not followed")
+    if not 200 <= response.status < 300:
+        return done(response.status, f"HTTP {response.status}")
+    return done(response.status)
