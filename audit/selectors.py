@@ -31,6 +31,7 @@ LIST_FIELDS = (
     "event_type",
     "outcome",
     "reason",
+    "actor",  # whose action it was decides what a person sees of it in their own log
     "actor_label",
     "target_label",
     "ip_address",

@@ -22,6 +22,7 @@ from accounts.models import Organization, User
 from accounts.selectors import membership_of, user_can_view_audit_log
 
 from .forms import EventFilterForm
+from .member_view import event_seen_by
 from .models import EventType
 from .selectors import (
     LIST_FIELDS,
@@ -97,8 +98,12 @@ def _list_page(
     queryset: Any,
     scope: str,
     context: dict[str, Any],
+    seen_by: User | None = None,
 ) -> tuple[HttpResponse, bool]:
-    """Render a filtered, paged list (the whole page, or its results partial for HTMX)."""
+    """Render a filtered, paged list (the whole page, or its results partial for HTMX).
+
+    With seen_by, the rows are what that person may see of them (their own Activity Log).
+    """
     page: Page | None = None
     if form.is_valid():
         try:
@@ -109,6 +114,8 @@ def _list_page(
             )
         except CursorError as exc:
             form.add_error("cursor", str(exc))
+    if page is not None and seen_by is not None:
+        page.events = [event_seen_by(event, viewer_id=seen_by.pk) for event in page.events]
     base_query = _query_without_cursor(form) if form.is_bound else ""
     context = {
         **context,
@@ -145,6 +152,7 @@ def activity(request: HttpRequest) -> HttpResponse:
             "activity_export_url": reverse("exports:activity-csv"),
             "detail_prefix": reverse("audit:activity"),
         },
+        seen_by=user,
     )
     return response
 
@@ -198,10 +206,11 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 @require_GET
 @login_required
 def activity_event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
-    """One of the person's own events, with all its fields."""
+    """One of the person's own events, with what they may see of it."""
     event = event_for_user(user=request.user, event_id=event_id)
     if event is None:
         raise Http404("No such event in your activity.")
+    event = event_seen_by(event, viewer_id=request.user.pk)
     return render(
         request,
         "audit/event_detail.html",

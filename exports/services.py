@@ -17,6 +17,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from audit.forms import EventFilterForm
+from audit.member_view import fields_seen_by
 from audit.models import AuditEvent, EventType
 from audit.selectors import events_filter, events_for_organization
 from audit.services import event_record
@@ -173,6 +174,18 @@ def csv_stream(queryset: QuerySet[AuditEvent]) -> Iterator[str]:
         return _postgres_lines(queryset)
     rows = queryset.values_list(*csv_format.EVENT_FIELDS).iterator(chunk_size=FETCH_ROWS)
     return csv_format.csv_lines(rows)
+
+
+def csv_stream_seen_by(queryset: QuerySet[AuditEvent], *, viewer_id: int) -> Iterator[str]:
+    """The person's own rows as csv_stream writes them, each as they may see it.
+
+    Rows pass through Python (not COPY) to drop what someone else's action on the person
+    must not show them; one person's events are few enough for that.
+    """
+    names = csv_format.EVENT_FIELDS
+    rows = queryset.values(*names, "actor_id").iterator(chunk_size=FETCH_ROWS)
+    seen = (fields_seen_by(row, viewer_id=viewer_id) for row in rows)
+    return csv_format.csv_lines(tuple(row[name] for name in names) for row in seen)
 
 
 def export_streamed_record(

@@ -94,7 +94,10 @@ def activity_csv(request: HttpRequest) -> HttpResponse:
         filters=form.canonical(),
         scope="own_activity",
     )
-    return _csv_response(services.csv_stream(queryset), f"my-activity-{_stamp()}.csv")
+    return _csv_response(
+        services.csv_stream_seen_by(queryset, viewer_id=request.user.pk),
+        f"my-activity-{_stamp()}.csv",
+    )
 
 
 @require_GET
