@@ -120,6 +120,11 @@ def destination_vet(
         found = [str(literal)]
     else:
         try:
+            # One ASCII form for resolving, SNI and the Host header alike.
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise Refused(f"The host {host} is not a valid host name.") from None
+        try:
             found = list(resolver(host, port))
         except (OSError, UnicodeError):
             found = []

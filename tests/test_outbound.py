@@ -206,3 +206,17 @@ def test_an_ipv6_literal_is_connected_to_with_a_bracketed_host_header():
         )
     assert response.status == 204
     assert receiver.requests[0].headers["Host"] == f"[::1]:{receiver.port}"
+
+
+def test_an_international_host_name_is_resolved_and_named_in_its_ascii_form():
+    resolver = CountingResolver(["127.0.0.1"])
+    with running(Receiver()) as receiver:
+        outbound.request(
+            "POST",
+            f"http://bücher.test:{receiver.port}/hook",
+            allow_private=True,
+            resolver=resolver,
+            timeout=2,
+        )
+    assert resolver.calls == [("xn--bcher-kva.test", receiver.port)]
+    assert receiver.requests[0].headers["Host"] == f"xn--bcher-kva.test:{receiver.port}"
