@@ -125,6 +125,17 @@ def test_the_subjects_activity_csv_shows_the_triage_without_the_analyst(triaged)
         assert trace not in text
 
 
+def test_the_subjects_alerts_page_says_what_happened_and_what_to_do_not_who_triaged(triaged):
+    response = _as(triaged.alice).get(reverse("alerts:my-alerts"))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert triaged.alert.summary in page
+    assert "choose a new, unique password" in page
+    assert "Resolved" in page
+    for trace in _triage_traces(triaged):
+        assert trace not in page
+
+
 def test_the_subject_still_sees_their_own_events_in_full(triaged):
     # The failed sign-ins on Alice's account are hers (what happened): address and browser stay.
     rows = _csv_rows(_as(triaged.alice).get(reverse("exports:activity-csv")))
@@ -179,6 +190,8 @@ def test_the_analyst_sees_their_own_triage_in_full_in_their_activity_log(triaged
 def test_another_member_sees_nothing_of_the_alert(triaged):
     colleague = _as(member(triaged.organization))
     assert colleague.get(_activity_event(triaged.acknowledged)).status_code == 404
+    mine = colleague.get(reverse("alerts:my-alerts")).content.decode()
+    assert triaged.alert.summary not in mine
     assert colleague.get(reverse("alerts:alert-detail", args=[triaged.alert.pk])).status_code == 403
     rows = _csv_rows(colleague.get(reverse("exports:activity-csv")))
     assert not [row for row in rows if row["event_type"].startswith("alert.")]
@@ -200,6 +213,7 @@ def test_another_organizations_administrator_sees_nothing_of_the_alert(triaged):
         lambda t: _activity_event(t.acknowledged),
         lambda t: reverse("exports:activity-csv"),
         lambda t: reverse("audit:activity"),
+        lambda t: reverse("alerts:my-alerts"),
     ],
 )
 def test_anonymous_visitors_are_sent_to_sign_in(client, triaged, url):
