@@ -104,9 +104,9 @@ def destination_vet(
         raise Refused("That is not a valid URL.") from None
     scheme = parts.scheme.lower()
     if scheme != "https" and not (allow_private and scheme == "http"):
-        raise Refused("Webhook URLs must use https://.")
+        raise Refused("The URL must use https://.")
     if parts.username is not None or parts.password is not None:
-        raise Refused("Put no user name or password in the URL; requests are signed instead.")
+        raise Refused("Put no user name or password in the URL.")
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise Refused("The URL has no host name.")
@@ -135,7 +135,7 @@ def destination_vet(
         if address is None or (not allow_private and not is_public(address)):
             raise Refused(
                 f"The host {host} points at a private, loopback or reserved address "
-                f"({text}); webhooks go to public addresses only."
+                f"({text}); requests go to public addresses only."
             )
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Destination(scheme, host, port, target, tuple(found[:MAX_ADDRESSES]))
