@@ -215,6 +215,8 @@ HOSTILE_URLS: list[tuple[str, str]] = [
     ("https://0x7f.1:{port}/hook", NOT_A_HOST),  # hex and a shorthand
     ("https://0177.0.0.1:{port}/hook", NOT_A_HOST),  # octal
     ("https://127.1:{port}/hook", NOT_A_HOST),
+    ("http://2130706433:{port}/", "must use https"),
+    ("http://0x7f.1:{port}/", "must use https"),
     ("https://good.example@127.0.0.1:{port}/hook", "no user name or password"),
     ("https://good.example:pw@127.0.0.1:{port}/hook", "no user name or password"),
     ("http://good@127.0.0.1:{port}/hook", "must use https"),

@@ -220,3 +220,10 @@ def test_an_international_host_name_is_resolved_and_named_in_its_ascii_form():
         )
     assert resolver.calls == [("xn--bcher-kva.test", receiver.port)]
     assert receiver.requests[0].headers["Host"] == f"xn--bcher-kva.test:{receiver.port}"
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f.1", "0177.0.0.1", "127.1", "0x7f000001"])
+def test_ipv4_shorthands_are_refused_even_where_private_addresses_are_allowed(host):
+    # Whatever they resolve to, they are not a name a certificate or a reader can check.
+    with pytest.raises(outbound.Refused, match="neither a host name nor an IP address"):
+        outbound.destination_vet(f"http://{host}/", allow_private=True)
