@@ -6,4 +6,6 @@ RUN pip install --no-cache-dir .
 COPY . .
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "activity_monitor.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# gunicorn.conf.py: bind 0.0.0.0:8000, WEB_CONCURRENCY workers (3), access and error logs with
+# secrets redacted.
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "activity_monitor.wsgi"]

@@ -238,12 +238,21 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Email -----------------------------------------------------------------------------------
-EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Production sends through SMTP. DEBUG=1 prints messages with reset links and other secrets
+# redacted (activity_monitor.mail); Django's own console backend would print live reset links
+# into the process's output. docker compose sends to its Mailpit (http://127.0.0.1:8025).
+EMAIL_BACKEND = env("EMAIL_BACKEND") or (
+    "activity_monitor.mail.RedactingConsoleEmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
 EMAIL_HOST = env("EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+# An unreachable mail server fails a send within seconds instead of holding a request or worker.
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Activity Monitor <no-reply@activity-monitor.test>")
 
 # --- Internationalisation, static ------------------------------------------------------------
@@ -265,8 +274,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
+        # runserver's access log. gunicorn's logs are configured by gunicorn.conf.py, in the
+        # master process, with the same filter.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -1,0 +1,74 @@
+"""Read the settings module as a fresh process would under a given environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Long and random enough for check --deploy (security.W009); made up for these tests only.
+PRODUCTION_SECRET_KEY = "test-3f9c1e7a5b2d8064c1f7e9a3b5d2c8e0f4a6b1d3c5e7f9a2b4d6"
+
+SETTINGS = [
+    "DEBUG",
+    "EMAIL_BACKEND",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "SECURE_PROXY_SSL_HEADER",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+]
+
+_PRINT_SETTINGS = (
+    "import json, django; django.setup(); from django.conf import settings; "
+    f"print(json.dumps({{name: getattr(settings, name) for name in {SETTINGS!r}}}))"
+)
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    """What an operator who set only the required variables runs with, plus overrides.
+
+    Nothing of the test run's own environment (DJANGO_ALLOW_ASYNC_UNSAFE, opt-outs) leaks in.
+    """
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    env.update(
+        {
+            "SECRET_KEY": PRODUCTION_SECRET_KEY,
+            "ALLOWED_HOSTS": "monitor.example.test",
+            "DATABASE_URL": "postgres://activity@db.example.test:5432/activity_monitor",
+            "REDIS_URL": "redis://redis.example.test:6379/0",
+            "DJANGO_SETTINGS_MODULE": "activity_monitor.settings",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def settings_under(overrides: dict[str, str]) -> dict[str, object]:
+    """The SETTINGS above as a process started with production_env(**overrides) sees them."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PRINT_SETTINGS],
+        cwd=ROOT,
+        env=production_env(**overrides),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(result.stdout)
