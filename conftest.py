@@ -24,6 +24,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite speaks plain http (test client, live server): it opts out of the https redirect.
+
+    Production's default (SECURE_SSL_REDIRECT on unless DEBUG) is kept everywhere else; this is
+    the suite's one explicit opt-out, as Django's own test setup swaps the email backend. Tests
+    of the redirect switch it back on for themselves.
+    """
+    settings.SECURE_SSL_REDIRECT = False
+
+
 def _is_postgres() -> bool:
     return connection.vendor == "postgresql"
 

@@ -255,6 +255,29 @@ EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Activity Monitor <no-reply@activity-monitor.test>")
 
+# --- HTTPS and browser security headers ------------------------------------------------------
+# Secure by default: with DEBUG off every switch below is on, as are the cookies' Secure flags
+# (SECURE_COOKIES, above), and `manage.py check --deploy` passes. Plain-http runs opt out by
+# name: `make run` (DEBUG=1), docker compose's local stack (SECURE_SSL_REDIRECT=0,
+# SECURE_HSTS_SECONDS=0, SECURE_COOKIES=0) and the test suite (conftest.py).
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers and container health checks probe /health/ over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+# Sent on https responses only. One year by default; start lower (e.g. 300) for a first rollout,
+# since a browser that saw the header refuses plain http to this host until it runs out.
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 60 * 60 * 24 * 365)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Only a signal: nothing is preloaded until the owner of the registrable domain submits it to
+# hstspreload.org. Set 0 where that must never happen.
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", True)
+# Behind a proxy that terminates TLS, Django sees plain http and SECURE_SSL_REDIRECT would loop.
+# Name the header the proxy sets, e.g. SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto, only when the
+# proxy always sets it (overwriting any a client sent): Django then trusts "https" in it. Unset,
+# no header is trusted.
+_proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+
 # --- Internationalisation, static ------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
