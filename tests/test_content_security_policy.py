@@ -1,0 +1,81 @@
+"""Every response carries the Content-Security-Policy, and no template needs it relaxed (issue 12,
+finding 9). The browser proof is tests/test_browser_csp.py."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .factories import member
+from .helpers import sign_in
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = {
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+}
+
+
+def _policy(response) -> set[str]:  # type: ignore[no-untyped-def]
+    """The response's directives (django-csp writes them in no fixed order)."""
+    return {part.strip() for part in response.get("Content-Security-Policy", "").split(";")}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/sign-in/", {}, 200),
+        ("/password-reset/", {}, 200),
+        ("/no-such-page/", {}, 404),
+        ("/api/v1/events", {}, 401),
+        ("/health/", {}, 200),
+        ("/profile/", {}, 302),
+    ],
+)
+def test_every_response_carries_the_policy(client, path, headers, status):
+    response = client.get(path, **headers)
+
+    assert response.status_code == status
+    assert _policy(response) == POLICY
+
+
+@pytest.mark.django_db
+def test_signed_in_pages_and_htmx_fragments_carry_the_policy(client):
+    user = member()
+    sign_in(client, user.email)
+
+    page = client.get("/profile/activity/")
+    fragment = client.get("/profile/activity/?outcome=failure", HTTP_HX_REQUEST="true")
+
+    assert page.status_code == fragment.status_code == 200
+    assert _policy(page) == _policy(fragment) == POLICY
+
+
+# Mail is read in mail clients, not under our policy: its inline styles are how mail is styled.
+PAGE_TEMPLATES = sorted(
+    path for path in (ROOT / "templates").rglob("*.html") if "email" not in path.parts
+)
+INLINE = {
+    "an inline <script>": re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I),
+    "a <style> block": re.compile(r"<style\b", re.I),
+    "a style attribute": re.compile(r"\sstyle\s*=", re.I),
+    "an on* event handler": re.compile(r"\son[a-z]+\s*=", re.I),
+    "an hx-on handler (evaluated code)": re.compile(r"\shx-on[:-]", re.I),
+    "a javascript: URL": re.compile(r"javascript:", re.I),
+}
+
+
+@pytest.mark.parametrize("template", PAGE_TEMPLATES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_templates_need_no_inline_script_or_style(template):
+    text = template.read_text()
+    found = [what for what, pattern in INLINE.items() if pattern.search(text)]
+    assert found == [], f"{template.relative_to(ROOT)} has {', '.join(found)}"
