@@ -79,3 +79,17 @@ def test_page_templates_need_no_inline_script_or_style(template):
     text = template.read_text()
     found = [what for what, pattern in INLINE.items() if pattern.search(text)]
     assert found == [], f"{template.relative_to(ROOT)} has {', '.join(found)}"
+
+
+@pytest.mark.django_db
+def test_a_refused_csrf_token_gets_our_own_page_not_django_s_inline_styled_one():
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post(
+        "/sign-in/", {"email": "a@b.test", "password": "x"}
+    )
+
+    assert response.status_code == 403
+    assert _policy(response) == POLICY
+    assert b"This form has expired" in response.content
+    assert b"<style" not in response.content
