@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -175,11 +174,24 @@ def _reset_link() -> tuple[str, str]:
     return f"/password-reset/reset/{uidb64}/{token}/", token
 
 
+# A link cut short by a mail client (no dash left): still most of someone's live token.
+TRUNCATED = "c9x2ab5f1e2d3c4b5a69"
+
+
 def _visit_reset_link(base: str, path: str) -> None:
     # The link itself: a live token, so Django answers with its set-password redirect.
     assert _get(f"{base}{path}") == 302
     # The stylesheet of the link's page names the link as its referer.
     assert _get(f"{base}/health/", Referer=f"{base}{path}") == 200
+    assert _get(f"{base}/password-reset/reset/MQ/{TRUNCATED}/") == 200  # "invalid link"
+
+
+def _assert_redacted(output: str, path: str, token: str) -> None:
+    assert token not in output
+    assert TRUNCATED not in output
+    redacted_path = path.replace(token, "[redacted]")
+    assert f'"GET {redacted_path} HTTP/1.1" 302' in output
+    assert '"GET /password-reset/reset/MQ/[redacted]/ HTTP/1.1" 200' in output
 
 
 @pytest.mark.postgres(reason="a second process (the server) opens the test database")
@@ -215,10 +227,8 @@ def test_gunicorn_access_log_never_shows_a_reset_token():
         _visit_reset_link(base, path)
     finally:
         output = _stop(process)
-    assert token not in output
-    redacted_path = re.sub(re.escape(token), "[redacted]", path)
-    assert f'"GET {redacted_path} HTTP/1.1" 302' in output
-    assert f'"{base}{redacted_path}"' in output  # the referer
+    _assert_redacted(output, path, token)
+    assert f'"{base}{path.replace(token, "[redacted]")}"' in output  # the referer
 
 
 def test_docker_compose_and_the_image_run_gunicorn_with_its_config():
@@ -252,11 +262,6 @@ def test_runserver_access_log_never_shows_a_reset_token():
     try:
         _wait_until_up(process, base)
         _visit_reset_link(base, path)
-        # A mistyped token is logged as redacted as a live one.
-        assert _get(f"{base}/password-reset/reset/MQ/not-a-real-token/") == 200
     finally:
         output = _stop(process)
-    assert token not in output
-    assert "not-a-real-token" not in output
-    redacted_path = re.sub(re.escape(token), "[redacted]", path)
-    assert f'"GET {redacted_path} HTTP/1.1" 302' in output
+    _assert_redacted(output, path, token)
