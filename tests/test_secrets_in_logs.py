@@ -116,16 +116,25 @@ def _database_url() -> str:
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def _server_env() -> dict[str, str]:
+def _server_env(*, debug: bool = False) -> dict[str, str]:
     """The test process's environment, on its test database, serving plain http."""
     return {
         **os.environ,
         "DATABASE_URL": _database_url(),
         "SECRET_KEY": settings.SECRET_KEY,  # the reset token is signed with it
         "SECURE_SSL_REDIRECT": "0",
-        "DEBUG": "",
+        "DEBUG": "1" if debug else "",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def _post(url: str) -> int:
+    request = urllib.request.Request(url, data=b"new_password1=x", method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def _get(url: str, **headers: str) -> int:
@@ -217,7 +226,7 @@ def test_gunicorn_access_log_never_shows_a_reset_token():
             "activity_monitor.wsgi",
         ],
         cwd=ROOT,
-        env=_server_env(),
+        env=_server_env(debug=True),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -225,9 +234,15 @@ def test_gunicorn_access_log_never_shows_a_reset_token():
     try:
         _wait_until_up(process, base)
         _visit_reset_link(base, path)
+        # Django's warnings quote the path: "Forbidden (CSRF cookie not set.): <path>",
+        # "Not Found: <path>".
+        assert _post(f"{base}{path}") == 403
+        assert _get(f"{base}{path}no-such-page/") == 404
     finally:
         output = _stop(process)
     _assert_redacted(output, path, token)
+    assert "Forbidden (CSRF cookie not set.): /password-reset/reset/" in output
+    assert "Not Found: /password-reset/reset/" in output
     assert f'"{base}{path.replace(token, "[redacted]")}"' in output  # the referer
 
 
@@ -241,7 +256,8 @@ def test_docker_compose_and_the_image_run_gunicorn_with_its_config():
 
 @pytest.mark.postgres(reason="a second process (the server) opens the test database")
 @pytest.mark.django_db(transaction=True)
-def test_runserver_access_log_never_shows_a_reset_token():
+def test_runserver_log_never_shows_a_reset_token_in_development():
+    """As `make run` runs it (DEBUG=1), where Django's own console handler prints too."""
     path, token = _reset_link()
     base = f"http://127.0.0.1:{RUNSERVER_PORT}"
     process = subprocess.Popen(
@@ -254,7 +270,7 @@ def test_runserver_access_log_never_shows_a_reset_token():
             "--skip-checks",
         ],
         cwd=ROOT,
-        env=_server_env(),
+        env=_server_env(debug=True),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -262,6 +278,12 @@ def test_runserver_access_log_never_shows_a_reset_token():
     try:
         _wait_until_up(process, base)
         _visit_reset_link(base, path)
+        # Django's warnings quote the path: "Forbidden (CSRF cookie not set.): <path>",
+        # "Not Found: <path>".
+        assert _post(f"{base}{path}") == 403
+        assert _get(f"{base}{path}no-such-page/") == 404
     finally:
         output = _stop(process)
     _assert_redacted(output, path, token)
+    assert "Forbidden (CSRF cookie not set.): /password-reset/reset/" in output
+    assert "Not Found: /password-reset/reset/" in output
