@@ -28,9 +28,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """The suite speaks plain http (test client, live server): it opts out of the https redirect.
 
     Production's default (SECURE_SSL_REDIRECT on unless DEBUG) is kept everywhere else; this is
-    the suite's one explicit opt-out, as Django's own test setup swaps the email backend. Tests
-    of the redirect switch it back on for themselves.
+    the suite's one explicit opt-out, as Django's own test setup swaps the email backend. Servers
+    and workers a test starts inherit it through the environment. Tests of the redirect switch
+    it back on for themselves.
     """
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
     settings.SECURE_SSL_REDIRECT = False
 
 
