@@ -276,9 +276,13 @@ SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", True)
 # Name the header the proxy sets, e.g. SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto, only when the
 # proxy always sets it (overwriting any a client sent): Django then trusts "https" in it. Unset,
 # no header is trusted.
-_proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER").strip()
+# Written as the header (X-Forwarded-Proto) or as Django's META key (HTTP_X_FORWARDED_PROTO).
+_proxy_ssl_header = env("SECURE_PROXY_SSL_HEADER").strip().upper().replace("-", "_")
 if _proxy_ssl_header:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+    SECURE_PROXY_SSL_HEADER = (
+        _proxy_ssl_header if _proxy_ssl_header.startswith("HTTP_") else f"HTTP_{_proxy_ssl_header}",
+        "https",
+    )
 # Every response says: our own scripts, styles and images only (static/, htmx vendored under
 # static/vendor/), no inline script or style, no plugins, no framing, forms post only to us.
 CONTENT_SECURITY_POLICY = {

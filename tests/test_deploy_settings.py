@@ -60,6 +60,12 @@ def test_each_switch_is_an_operator_choice():
     assert chosen["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
 
 
+def test_the_proxy_header_may_be_named_as_django_spells_it():
+    named = settings_under({"SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO"})
+
+    assert named["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
 # --- What a browser gets (the suite's own settings are production's, minus the redirect) ----------
 
 
