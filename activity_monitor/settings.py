@@ -319,9 +319,9 @@ LOGGING = {
     "loggers": {
         # Django's default logging gives "django" a console handler of its own (printing when
         # DEBUG is on) and an AdminEmailHandler, both without our filter: "Not Found: <path>"
-        # printed the reset token twice, once in clear. Every django.* line goes through the
-        # redacting handler, once.
-        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # printed the reset token twice, once in clear. Without them every django.* line goes
+        # up to the root's redacting handler, once.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # runserver's access log. gunicorn's logs are configured by gunicorn.conf.py, in the
         # master process, with the same filter.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
