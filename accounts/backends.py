@@ -1,7 +1,8 @@
-"""Email-and-password authentication that knows about lockouts and says why it refused."""
+"""Email-and-password authentication that knows about lockouts and records why it refused."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,30 +11,69 @@ from django.http import HttpRequest
 
 from audit.models import Reason
 
+from .lockout import (
+    MAX_EMAIL_LENGTH,
+    Verdict,
+    hash_for_nothing,
+    login_failure_record,
+    password_check,
+)
 from .models import User
 from .selectors import user_for_sign_in
-from .services import lockout_is_active
 
-MAX_EMAIL_LENGTH = 254
-# Longer passwords are refused unhashed: hashing megabytes is a denial-of-service lever.
-MAX_PASSWORD_LENGTH = 4096
+
+def _lookup_worthy(value: str) -> bool:
+    return 0 < len(value) <= MAX_EMAIL_LENGTH and not any(ch in value for ch in "\x00\r\n")
+
+
+def takes_credentials(credentials: Mapping[str, Any]) -> bool:
+    """Whether EmailBackend checks (and records the refusal of) these credentials."""
+    name = credentials.get("username", credentials.get(User.USERNAME_FIELD))
+    return name is not None and credentials.get("password") is not None
 
 
 @dataclass(frozen=True)
-class AuthFailure:
-    reason: str
-    user: User | None
-    attempted: str
+class PasswordSignIn:
+    user: User | None  # the account, if the name and password were right and it may sign in
+    value: Any = None  # what `then` returned
 
 
-def note_failure(request: HttpRequest | None, failure: AuthFailure) -> None:
-    """Leave the refusal's reason on the request for the user_login_failed receiver."""
-    if request is not None:
-        request.auth_failure = failure  # type: ignore[attr-defined]
+def password_sign_in(
+    *,
+    request: HttpRequest | None,
+    username: str,
+    password: str,
+    then: Callable[[User], Any] | None = None,
+) -> PasswordSignIn:
+    """Check a sign-in name and password, recording every refusal.
 
+    An unknown name costs a hash like a wrong password and takes no lock; a known account's
+    password is checked under its lockout lock (accounts.lockout.credential_check), and `then`
+    runs with the user while that lock is held, so the sign-in it records precedes any lock.
+    """
+    attempted = str(username).strip()
+    user = user_for_sign_in(attempted) if _lookup_worthy(attempted) else None
+    if user is None:
+        hash_for_nothing(password)
+        login_failure_record(
+            user=None, reason=Reason.UNKNOWN_USER, attempted=attempted, request=request
+        )
+        return PasswordSignIn(user=None)
+    found = user
 
-def _plausible_email(value: str) -> bool:
-    return 0 < len(value) <= MAX_EMAIL_LENGTH and not any(ch in value for ch in "\x00\r\n")
+    def admitted() -> PasswordSignIn:
+        if not found.is_active:
+            return PasswordSignIn(user=None)  # the right password of a disabled account
+        return PasswordSignIn(user=found, value=then(found) if then is not None else None)
+
+    result = password_check(user=user, password=password, request=request, then=admitted)
+    if result.verdict is Verdict.LOCKED:
+        hash_for_nothing(password)  # a locked account answers as slowly as any other
+    if result.verdict is not Verdict.PASSED:
+        return PasswordSignIn(user=None)
+    if result.value.user is None:
+        login_failure_record(user=user, reason=Reason.INACTIVE_ACCOUNT, request=request)
+    return result.value
 
 
 class EmailBackend(ModelBackend):
@@ -48,28 +88,7 @@ class EmailBackend(ModelBackend):
             username = kwargs.get(User.USERNAME_FIELD)
         if username is None or password is None:
             return None
-        attempted = str(username).strip()
-        user = None
-        if _plausible_email(attempted):
-            user = user_for_sign_in(attempted)
-        if user is None or len(password) > MAX_PASSWORD_LENGTH:
-            # Hash anyway so that an unknown address takes as long as a wrong password.
-            User().set_password(password[:MAX_PASSWORD_LENGTH])
-            reason = Reason.UNKNOWN_USER if user is None else Reason.INVALID_CREDENTIALS
-            note_failure(request, AuthFailure(reason, user, attempted))
-            return None
-        if not user.check_password(password):
-            # Whether the account is locked is settled under the lockout row's lock when the
-            # failure is recorded (accounts.services.login_failure_record).
-            note_failure(request, AuthFailure(Reason.INVALID_CREDENTIALS, user, attempted))
-            return None
-        if lockout_is_active(user=user, request=request):
-            note_failure(request, AuthFailure(Reason.ACCOUNT_LOCKED, user, attempted))
-            return None
-        if not self.user_can_authenticate(user):
-            note_failure(request, AuthFailure(Reason.INACTIVE_ACCOUNT, user, attempted))
-            return None
-        return user
+        return password_sign_in(request=request, username=username, password=password).user
 
     def get_user(self, user_id: int) -> User | None:
         user = (

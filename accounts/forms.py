@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib.auth import authenticate
+from django.contrib.auth import forms as auth_forms
 from django.core.validators import ProhibitNullCharactersValidator
 from django.http import HttpRequest
 
+from .backends import password_sign_in
+from .lockout import PURPOSE_PASSWORD_CHANGE, Verdict, password_check
 from .mfa import TOTP_CODE, code_kind, normalise_code
 from .models import MfaPolicy, Role, User
 
@@ -17,6 +20,11 @@ from .models import MfaPolicy, Role, User
 SIGN_IN_REFUSED = (
     "That email and password did not work, or the account is locked for a while. "
     "Check them and try again, or reset your password."
+)
+# For a signed-in user whose password checks have locked the account.
+ACCOUNT_LOCKED = (
+    "Too many wrong passwords or codes: your account is locked for a while. "
+    "Try again later, or reset your password."
 )
 
 
@@ -32,10 +40,19 @@ class SignInForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
-    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        request: HttpRequest,
+        *args: Any,
+        then: Callable[[User], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.request = request
+        self.then = then
         self.user: User | None = None
+        # What `then` returned: it runs with the user once the password is right.
+        self.outcome: Any = None
         # Odd input (NUL bytes, oversized values) is a failed sign-in like any other, recorded
         # by the backend, not a form error that would skip the record.
         for field in self.fields.values():
@@ -47,7 +64,10 @@ class SignInForm(forms.Form):
         cleaned = super().clean()
         email, password = cleaned.get("email"), cleaned.get("password")
         if email and password:
-            self.user = authenticate(self.request, username=email, password=password)
+            attempt = password_sign_in(
+                request=self.request, username=email, password=password, then=self.then
+            )
+            self.user, self.outcome = attempt.user, attempt.value
             if self.user is None:
                 raise forms.ValidationError(SIGN_IN_REFUSED, code="refused")
         return cleaned
@@ -118,6 +138,23 @@ class TotpEnrolForm(forms.Form):
         return code
 
 
+def _password_recheck(
+    *,
+    user: User,
+    password: str,
+    request: HttpRequest | None,
+    purpose: str,
+    wrong: str = "That is not your password.",
+) -> None:
+    """Raise a form error unless `password` is the signed-in user's (checked, recorded and
+    counted towards the lockout like a sign-in)."""
+    result = password_check(user=user, password=password, request=request, purpose=purpose)
+    if result.locked:
+        raise forms.ValidationError(ACCOUNT_LOCKED, code="locked")
+    if result.verdict is not Verdict.PASSED:
+        raise forms.ValidationError(wrong, code="wrong_password")
+
+
 class PasswordConfirmForm(forms.Form):
     """Asks for the password again before a change that weakens the account."""
 
@@ -127,15 +164,39 @@ class PasswordConfirmForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
     )
 
-    def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, user: User, *args: Any, request: HttpRequest | None, purpose: str, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        self.request = request
+        self.purpose = purpose
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
-        if len(password) > 4096 or not self.user.check_password(password):
-            raise forms.ValidationError("That is not your password.", code="wrong_password")
+        _password_recheck(
+            user=self.user, password=password, request=self.request, purpose=self.purpose
+        )
         return password
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    """Django's form; the old password is checked like a sign-in's (recorded and counted)."""
+
+    def __init__(self, user: User, *args: Any, request: HttpRequest | None, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+
+    def clean_old_password(self) -> str:
+        old_password = self.cleaned_data["old_password"]
+        _password_recheck(
+            user=self.user,
+            password=old_password,
+            request=self.request,
+            purpose=PURPOSE_PASSWORD_CHANGE,
+            wrong=self.error_messages["password_incorrect"],
+        )
+        return old_password
 
 
 class MemberRoleForm(forms.Form):

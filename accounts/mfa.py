@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from base64 import b32encode
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core import signing
 from django.db import connection, transaction
@@ -22,6 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.models import EventType, Outcome, Reason
 from audit.services import event_record
 
+from .lockout import FACTOR_MFA, Verdict, credential_check
 from .models import User
 from .notifications import security_notice_queue
 
@@ -322,16 +324,61 @@ def second_factor_verify(*, user: User, code: str) -> SecondFactorResult:
         candidates, method = ([backup] if backup else []), METHOD_BACKUP_CODE
     else:
         return SecondFactorResult(device=None)
-    throttled = False
+    throttled = checked = False
     for device in candidates:
         allowed, _ = device.verify_is_allowed()
         if not allowed:
             throttled = True
             continue
+        checked = True
         verified = verify_token(user, device.persistent_id, code)
         if verified is not None:
             return SecondFactorResult(device=verified, method=method)
-    return SecondFactorResult(device=None, throttled=throttled)
+    # Throttled only if no device looked at the code: a code one device refused is a wrong code.
+    return SecondFactorResult(device=None, throttled=throttled and not checked)
+
+
+@dataclass(frozen=True)
+class SecondFactorCheck:
+    wrong: bool = False  # checked and wrong: recorded as login.failed and counted
+    throttled: bool = False  # django-otp's back-off refused to look: not counted
+    locked: bool = False  # the account is locked: refused unchecked, or this code locked it
+    value: Any = None  # what `then` returned for a right code
+
+
+def second_factor_check(
+    *,
+    user: User,
+    code: str,
+    request: HttpRequest | None,
+    then: Callable[[Device, str], Any],
+) -> SecondFactorCheck:
+    """Check a code of the two-step sign-in under the account's lockout lock.
+
+    Through accounts.lockout.credential_check, like every password check: refused unchecked
+    while locked, a wrong code recorded and counted; `then(device, method)` runs for a right code
+    while the lock is held.
+    """
+    results: list[SecondFactorResult] = []
+
+    def check() -> bool | None:
+        result = second_factor_verify(user=user, code=code)
+        results.append(result)
+        return None if result.throttled else result.device is not None
+
+    def passed() -> Any:
+        [result] = results
+        return then(result.device, result.method)
+
+    attempt = credential_check(
+        user=user, factor=FACTOR_MFA, check=check, request=request, then=passed
+    )
+    return SecondFactorCheck(
+        wrong=attempt.verdict is Verdict.WRONG,
+        throttled=attempt.verdict is Verdict.UNCHECKED,
+        locked=attempt.locked,
+        value=attempt.value,
+    )
 
 
 def second_factor_failed_record(

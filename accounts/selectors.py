@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -11,7 +10,6 @@ from django.db.models import Exists, Model, OuterRef, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.inserts import planned_cursor
-from audit.models import AuditEvent, EventType, Reason
 
 from .mfa import second_factor_sql
 from .models import (
@@ -166,37 +164,3 @@ def user_for_sign_in(address: str, *, using: str = DEFAULT_DB_ALIAS) -> User | N
     if lockout_state is not None:
         LockoutState._meta.get_field("user").set_cached_value(lockout_state, user)
     return user
-
-
-# --- Lockout counting, on every failed sign-in -------------------------------------------------
-
-# Failures that count towards a lockout. A refusal because the account is already locked or
-# inactive does not: it proves nothing about the password.
-COUNTED_FAILURES = (Reason.INVALID_CREDENTIALS, Reason.MFA_FAILED)
-
-
-def failures_counted_since(user: User, since: datetime, *, using: str) -> int:
-    """How many counted sign-in failures of the user were recorded after `since`.
-
-    AuditEvent.objects.filter(actor=user, event_type=LOGIN_FAILED, reason__in=COUNTED_FAILURES,
-    occurred_at__gt=since).count(), in SQL written once: it runs under the lockout row's lock.
-    """
-    connection = connections[using]
-    q = connection.ops.quote_name
-    column = {name: q(AuditEvent._meta.get_field(name).column) for name in _COUNTED_COLUMNS}
-    with planned_cursor(connection) as cursor:
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {q(AuditEvent._meta.db_table)}"  # noqa: S608
-            f" WHERE {column['actor']} = %s AND {column['event_type']} = %s"
-            f" AND {column['reason']} IN (%s, %s) AND {column['occurred_at']} > %s",
-            [
-                user.pk,
-                str(EventType.LOGIN_FAILED),
-                *(str(reason) for reason in COUNTED_FAILURES),
-                connection.ops.adapt_datetimefield_value(since),
-            ],
-        )
-        return int(cursor.fetchone()[0])
-
-
-_COUNTED_COLUMNS = ("actor", "event_type", "reason", "occurred_at")

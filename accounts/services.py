@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.contrib.sessions.models import Session
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from audit.context import SESSION_HASH_KEY, forget_request_context, request_context, short_hash
 from audit.inserts import planned_cursor
 from audit.models import EventType, Outcome, Reason
-from audit.services import EventSpec, durable_alias, event_record, events_record
+from audit.services import EventSpec, event_record, events_record
 
+from .lockout import lockout_release_locked
 from .models import (
     LockoutState,
     Membership,
@@ -27,145 +25,13 @@ from .models import (
     UserSession,
 )
 from .notifications import security_notice_queue
-from .selectors import COUNTED_FAILURES, failures_counted_since
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.http import HttpRequest
 
 
-@dataclass(frozen=True)
-class LockoutPolicy:
-    threshold: int = 10
-    window_minutes: int = 15
-    duration_minutes: int = 30
-
-    @classmethod
-    def of(cls, organization: Organization | None) -> LockoutPolicy:
-        if organization is None:
-            return cls()
-        return cls(
-            organization.lockout_threshold,
-            organization.lockout_window_minutes,
-            organization.lockout_duration_minutes,
-        )
-
-    def describe(self) -> str:
-        return f"{self.threshold} failed sign-ins in {self.window_minutes} minutes"
-
-
 # --- Lockout ---------------------------------------------------------------------------------
-
-
-def lockout_is_active(*, user: User, request: HttpRequest | None = None) -> bool:
-    """Tell whether the account is locked now; a lock whose time is up is released on the way."""
-    try:
-        state = user.lockout_state  # joined by the backend's user lookup: no extra query
-    except LockoutState.DoesNotExist:
-        return False
-    if state is None or state.locked_until is None:
-        return False
-    if state.locked_until > timezone.now():
-        return True
-    lockout_release(user=user, reason=Reason.EXPIRED, request=request)
-    return False
-
-
-def _cached_lockout_state(user: User) -> LockoutState | None:
-    try:
-        return user.lockout_state  # joined by the sign-in's account query: no extra query
-    except LockoutState.DoesNotExist:
-        return None
-
-
-def _lockout_claim(
-    *, user: User, seen: LockoutState | None, now: datetime, policy: LockoutPolicy, using: str
-) -> datetime | None:
-    """Lock the account unless it is locked or its count was reset since `seen`; one wins.
-
-    A conditional UPDATE: of several failures that all counted to the threshold at once, the
-    first to update the row locks the account and the others find it locked. Returns the end of
-    the lock this call set, or None.
-    """
-    reset_seen = seen.counter_reset_at if seen is not None else None
-    if seen is None:  # the account's first lock: the row may not exist yet
-        LockoutState.objects.using(using).bulk_create(
-            [LockoutState(user=user)], ignore_conflicts=True
-        )
-    until = now + timedelta(minutes=policy.duration_minutes)
-    claimed = (
-        LockoutState.objects.using(using)
-        .filter(user=user, counter_reset_at=reset_seen)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
-        .update(locked_at=now, locked_until=until, counter_reset_at=now)
-    )
-    return until if claimed else None
-
-
-def login_failure_record(
-    *, user: User | None, reason: str, attempted: str, request: HttpRequest | None
-) -> None:
-    """Record a failed sign-in (kept even if the request rolls back) and lock when due.
-
-    The failure is written first, on its own, then counted with every other committed failure
-    of the account in the window; when the count reaches the threshold a conditional update
-    claims the lock, so a burst of parallel wrong passwords yields exactly one
-    lockout.triggered. (Failures in the same burst as the lock may be recorded as invalid
-    credentials rather than locked account: their password was checked before the lock.)
-    """
-    event = {
-        "event_type": EventType.LOGIN_FAILED,
-        "outcome": Outcome.FAILURE,
-        "request": request,
-        "durable": True,
-    }
-    if user is None:
-        event_record(
-            **event,
-            reason=reason,
-            actor_label=attempted,
-            details={"attempted_username": attempted},
-        )
-        return
-    state = _cached_lockout_state(user)
-    now = timezone.now()
-    if state is not None and state.is_locked(now):
-        reason = Reason.ACCOUNT_LOCKED
-    method = "mfa" if reason == Reason.MFA_FAILED else "password"
-    event_record(**event, reason=reason, actor=user, details={"method": method})
-    if reason not in COUNTED_FAILURES:
-        return
-    # Failures count within the window, since the last reset (lock or release) and since the
-    # last successful sign-in (Django keeps last_login; no write needed on success).
-    policy = LockoutPolicy.of(user.organization)
-    since = max(
-        moment
-        for moment in (
-            now - timedelta(minutes=policy.window_minutes),
-            state.counter_reset_at if state is not None else None,
-            user.last_login,
-        )
-        if moment is not None
-    )
-    alias = durable_alias()
-    failures = failures_counted_since(user, since, using=alias)
-    if failures < policy.threshold:
-        return
-    until = _lockout_claim(user=user, seen=state, now=now, policy=policy, using=alias)
-    if until is not None:
-        event_record(
-            event_type=EventType.LOCKOUT_TRIGGERED,
-            reason=policy.describe(),
-            target_user=user,
-            details={
-                "failures": failures,
-                "threshold": policy.threshold,
-                "window_minutes": policy.window_minutes,
-                "locked_until": until.isoformat(),
-            },
-            request=request,
-            durable=True,
-        )
 
 
 def lockout_release(
@@ -175,31 +41,24 @@ def lockout_release(
     actor: User | None = None,
     request: HttpRequest | None = None,
 ) -> bool:
-    """Unlock the account and record lockout.released, once; False if it was not locked."""
-    now = timezone.now()
-    candidates = LockoutState.objects.filter(user=user, locked_until__isnull=False)
-    if reason == Reason.EXPIRED:
-        candidates = candidates.filter(locked_until__lte=now)
-    state = candidates.first()
-    if state is None:
-        return False
+    """Unlock the account and record lockout.released, once; False if it was not locked.
+
+    Under the lockout row's lock, the one the sign-in checks under: of two releases, or a
+    release and a sign-in, one goes first and the other sees what it did.
+    """
     with transaction.atomic():
-        # Conditional on the lock we read: of two concurrent releases only one updates a row.
-        released = LockoutState.objects.filter(pk=state.pk, locked_until=state.locked_until).update(
-            locked_until=None, counter_reset_at=now
+        state = (
+            LockoutState.objects.select_for_update(of=("self",))
+            .select_related("user__membership")
+            .filter(user_id=user.pk)
+            .first()
         )
-        if not released:
+        if state is None or state.locked_until is None:
             return False
-        event_record(
-            event_type=EventType.LOCKOUT_RELEASED,
-            reason=reason,
-            actor=actor,
-            target_user=user,
-            details={
-                "locked_at": state.locked_at.isoformat() if state.locked_at else None,
-                "locked_until": state.locked_until.isoformat() if state.locked_until else None,
-            },
-            request=request,
+        if reason == Reason.EXPIRED and state.locked_until > timezone.now():
+            return False
+        lockout_release_locked(
+            state=state, reason=reason, actor=actor, request=request, using=DEFAULT_DB_ALIAS
         )
     return True
 
@@ -243,6 +102,10 @@ def session_start(*, request: HttpRequest, user: User, method: str = "password")
     """Record a successful sign-in and the session it starts, and stamp the user's last_login
     (call right after login(); AccountsConfig takes Django's update_last_login out)."""
     session = request.session
+    if not session.session_key:
+        # login() over another user's session flushes it and leaves the key to be made on save;
+        # the session row needs it now.
+        session.cycle_key()
     now = timezone.now()
     existing = session.get(SESSION_HASH_KEY)
     tracked = None
@@ -294,6 +157,53 @@ def session_start(*, request: HttpRequest, user: User, method: str = "password")
         statements=[_last_login_update(user, connection)],
     )
     return tracked
+
+
+# Recorded in session.ended's details when a sign-in in the same browser ended the session.
+ENDED_BY_SIGN_IN = "sign_in"
+
+
+def session_end_replaced(*, request: HttpRequest) -> None:
+    """End the session the request came with, before a sign-in gives the browser a new one.
+
+    Call once the credentials are verified, right before login() (or the two-step sign-in's
+    pending state). A signed-in session (anyone's: the same user, another one, or one planted by
+    an attacker) is recorded as session.ended, reason logout, with ended_by "sign_in"; then the
+    stored session is deleted, so the key the browser came with is dead and login() makes a new
+    one (no session fixation, whatever Django's login() would keep for the same user).
+    """
+    session = request.session
+    session_hash = session.get(SESSION_HASH_KEY, "")
+    tracked = None
+    if session_hash:
+        tracked = (
+            UserSession.objects.filter(session_hash=session_hash, ended_at__isnull=True)
+            .select_related("user__membership")
+            .first()
+        )
+    with transaction.atomic():
+        if tracked is not None:
+            claimed = UserSession.objects.filter(pk=tracked.pk, ended_at__isnull=True).update(
+                ended_at=timezone.now(), end_reason=SessionEndReason.LOGOUT
+            )
+            if claimed:
+                events_record(
+                    specs=[
+                        EventSpec(
+                            event_type=EventType.SESSION_ENDED,
+                            reason=Reason.LOGOUT,
+                            actor=tracked.user,
+                            session_hash=tracked.session_hash,
+                            details={
+                                "started_at": tracked.started_at.isoformat(),
+                                "ended_by": ENDED_BY_SIGN_IN,
+                            },
+                        )
+                    ],
+                    request=request,
+                )
+        session.flush()
+    forget_request_context(request)
 
 
 def session_end_current(*, request: HttpRequest, user: User) -> None:

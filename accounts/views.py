@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import (
@@ -31,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_otp import login as otp_login
+from django_otp.models import Device
 
 from audit.context import SESSION_HASH_KEY
 from audit.models import Reason
@@ -40,11 +40,13 @@ from .forms import (
     SIGN_IN_REFUSED,
     MemberRoleForm,
     MfaPolicyForm,
+    PasswordChangeForm,
     PasswordConfirmForm,
     SecondStepForm,
     SignInForm,
     TotpEnrolForm,
 )
+from .lockout import PURPOSE_MFA_DEVICE_REMOVE
 from .models import Membership, Role, SessionEndReason, User
 from .selectors import (
     member_of,
@@ -56,15 +58,14 @@ from .selectors import (
 )
 from .services import (
     LastAdministratorError,
-    lockout_is_active,
     lockout_release,
-    login_failure_record,
     member_role_change,
     organization_mfa_policy_update,
     password_changed_record,
     password_reset_completed_record,
     password_reset_failed_record,
     password_reset_requested_record,
+    session_end_replaced,
     sessions_end,
 )
 
@@ -91,7 +92,21 @@ def _after_sign_in(request: HttpRequest, user: User, next_url: str) -> HttpRespo
     return HttpResponseRedirect(next_url)
 
 
+def _signed_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
+    """Start the session of a user whose password was right (the old session ends first)."""
+    session_end_replaced(request=request)
+    if mfa.user_has_any_device(user):
+        # Signed in only after the second step: for now the session merely remembers that
+        # this user gave the right password.
+        mfa.pending_start(request=request, user=user, next_url=next_url)
+        return redirect("accounts:mfa-verify")
+    login(request, user)
+    return _after_sign_in(request, user, next_url)
+
+
 # Not atomic: a refused sign-in must be committed whatever happens to the rest of the request.
+# The successful one is written while the account's lockout lock is held (accounts.lockout), in
+# the lock's transaction.
 @transaction.non_atomic_requests
 @sensitive_post_parameters("password")
 @csrf_protect
@@ -99,17 +114,14 @@ def _after_sign_in(request: HttpRequest, user: User, next_url: str) -> HttpRespo
 @require_http_methods(["GET", "POST"])
 def sign_in(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        form = SignInForm(request, data=request.POST)
-        if form.is_valid() and form.user is not None:
-            user = form.user
-            if mfa.user_has_any_device(user):
-                # Signed in only after the second step: for now the session merely remembers
-                # that this user gave the right password.
-                mfa.pending_start(request=request, user=user, next_url=_safe_next(request))
-                return redirect("accounts:mfa-verify")
-            with transaction.atomic():
-                login(request, user)
-            return _after_sign_in(request, user, _safe_next(request))
+        next_url = _safe_next(request)
+        form = SignInForm(
+            request,
+            data=request.POST,
+            then=lambda user: _signed_in(request, user, next_url),
+        )
+        if form.is_valid() and form.outcome is not None:
+            return form.outcome
     else:
         form = SignInForm(request)
     return render(
@@ -140,16 +152,19 @@ def security_settings(request: HttpRequest) -> HttpResponse:
     )
 
 
+# Not atomic: a wrong old password must be recorded (and counted) whatever happens next.
+@transaction.non_atomic_requests
 @sensitive_post_parameters()
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def password_change(request: HttpRequest) -> HttpResponse:
-    form = PasswordChangeForm(request.user, request.POST or None)
+    form = PasswordChangeForm(request.user, request.POST or None, request=request)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
-        update_session_auth_hash(request, user)
-        password_changed_record(request=request, user=user)
+        with transaction.atomic():
+            user = form.save()
+            update_session_auth_hash(request, user)
+            password_changed_record(request=request, user=user)
         messages.success(request, "Your password was changed. Your other sessions were signed out.")
         return redirect("accounts:profile")
     return render(request, "accounts/password_change.html", {"form": form})
@@ -217,7 +232,8 @@ def _sign_in_again(request: HttpRequest, message: str, status: int) -> HttpRespo
 
 
 # Not atomic, like sign_in: failed codes, throttling and lockouts must be committed whatever
-# happens to the rest of the request. The successful sign-in is one transaction of its own.
+# happens to the rest of the request. The successful sign-in is written while the account's
+# lockout lock is held, in the lock's transaction.
 @transaction.non_atomic_requests
 @sensitive_post_parameters("code")
 @csrf_protect
@@ -232,33 +248,26 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
     form = SecondStepForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         code = form.cleaned_data["code"]
-        if lockout_is_active(user=user, request=request):
+
+        def signed_in(device: Device, method: str) -> HttpResponse:
             mfa.pending_clear(request)
-            login_failure_record(
-                user=user, reason=Reason.ACCOUNT_LOCKED, attempted=user.email, request=request
-            )
-            return _sign_in_again(request, SIGN_IN_REFUSED, status=403)
-        result = mfa.second_factor_verify(user=user, code=code)
-        if result.device is not None:
-            mfa.pending_clear(request)
-            with transaction.atomic():
-                mfa.second_factor_verified_record(user=user, device=result.device, request=request)
-                request.auth_method = result.method  # type: ignore[attr-defined]
-                login(request, user)
-                otp_login(request, result.device)
+            session_end_replaced(request=request)
+            mfa.second_factor_verified_record(user=user, device=device, request=request)
+            request.auth_method = method  # type: ignore[attr-defined]
+            login(request, user)
+            otp_login(request, device)
             return _after_sign_in(request, user, pending.next_url)
-        mfa.second_factor_failed_record(
-            user=user, code=code, throttled=result.throttled, request=request
-        )
-        if not result.throttled:
-            login_failure_record(
-                user=user, reason=Reason.MFA_FAILED, attempted=user.email, request=request
+
+        result = mfa.second_factor_check(user=user, code=code, request=request, then=signed_in)
+        if result.value is not None:
+            return result.value
+        if result.wrong or result.throttled:
+            mfa.second_factor_failed_record(
+                user=user, code=code, throttled=result.throttled, request=request
             )
-            # The failure may just have locked the account: read the lock afresh.
-            user = mfa.user_for_sign_in(user.pk) or user
-            if lockout_is_active(user=user, request=request):
-                mfa.pending_clear(request)
-                return _sign_in_again(request, SIGN_IN_REFUSED, status=403)
+        if result.locked:
+            mfa.pending_clear(request)
+            return _sign_in_again(request, SIGN_IN_REFUSED, status=403)
         form.add_error(None, SECOND_STEP_THROTTLED if result.throttled else SECOND_STEP_REFUSED)
     status = 400 if form.errors else 200
     return render(
@@ -356,6 +365,9 @@ def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
     return _backup_codes_page(request, codes, first=False)
 
 
+# Not atomic: a wrong password must be recorded (and counted) whatever happens next; the removal
+# is one transaction of its own (mfa.device_remove).
+@transaction.non_atomic_requests
 @sensitive_post_parameters("password")
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -363,7 +375,9 @@ def mfa_device_remove(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     device = mfa.device_of_user(request.user, kind=kind, pk=pk)
     if device is None:
         raise Http404("No such device of yours.")
-    form = PasswordConfirmForm(request.user, request.POST or None)
+    form = PasswordConfirmForm(
+        request.user, request.POST or None, request=request, purpose=PURPOSE_MFA_DEVICE_REMOVE
+    )
     if request.method == "POST" and form.is_valid():
         names = mfa.device_remove(user=request.user, device=device, request=request)
         messages.success(request, "Removed: " + ", ".join(names) + ".")

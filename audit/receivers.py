@@ -8,19 +8,21 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from accounts.backends import AuthFailure
+from accounts.backends import takes_credentials
+from accounts.lockout import FACTOR_PASSWORD, credential_check, login_failure_record
 from accounts.models import User
-from accounts.services import (
-    last_login_stamp,
-    login_failure_record,
-    session_end_current,
-    session_start,
-)
+from accounts.services import last_login_stamp, session_end_current, session_start
 from audit.models import Reason
 
 
-def _failure_from_credentials(credentials: dict[str, Any]) -> AuthFailure:
-    """Reconstruct why a sign-in failed when no request carried the backend's reason."""
+@receiver(user_login_failed, dispatch_uid="audit.login_failed")
+def on_login_failed(
+    sender: object, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    if takes_credentials(credentials):
+        return  # EmailBackend recorded its refusal when it made it, under the account's lock
+    # Credentials no backend could take (none of our forms sends such): refused all the same,
+    # and for a named account a refusal counts towards its lockout like a wrong password.
     attempted = str(credentials.get("username") or credentials.get("email") or "")
     user = (
         User._default_manager.by_email(attempted[:254])
@@ -29,18 +31,12 @@ def _failure_from_credentials(credentials: dict[str, Any]) -> AuthFailure:
         if attempted and "\x00" not in attempted
         else None
     )
-    reason = Reason.INVALID_CREDENTIALS if user else Reason.UNKNOWN_USER
-    return AuthFailure(reason, user, attempted)
-
-
-@receiver(user_login_failed, dispatch_uid="audit.login_failed")
-def on_login_failed(
-    sender: object, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
-) -> None:
-    failure = getattr(request, "auth_failure", None) or _failure_from_credentials(credentials)
-    login_failure_record(
-        user=failure.user, reason=failure.reason, attempted=failure.attempted, request=request
-    )
+    if user is None:
+        login_failure_record(
+            user=None, reason=Reason.UNKNOWN_USER, attempted=attempted, request=request
+        )
+    else:
+        credential_check(user=user, factor=FACTOR_PASSWORD, check=lambda: False, request=request)
 
 
 @receiver(user_logged_in, dispatch_uid="audit.logged_in")

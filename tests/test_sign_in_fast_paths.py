@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection
@@ -15,13 +14,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import mfa
 from accounts.models import LockoutState, Organization, User, UserSession
-from accounts.selectors import (
-    failures_counted_since,
-    user_for_sign_in,
-)
+from accounts.selectors import user_for_sign_in
 from alerts.dispatch import BatchingPublisher
 from audit.inserts import rows_insert
-from audit.models import AuditEvent, EventType, Outcome, Reason
+from audit.models import AuditEvent, EventType
 from audit.services import EventSpec, events_record
 
 from .factories import UserFactory, member
@@ -95,35 +91,6 @@ def test_a_user_without_membership_or_lockout_row_reads_as_with_select_related()
     with pytest.raises(LockoutState.DoesNotExist):
         found.lockout_state  # noqa: B018 - the access is the assertion
     assert user_for_sign_in("nobody@example.test") is None
-
-
-def test_the_failure_count_matches_the_orm():
-    user = member()
-    now = timezone.now()
-    specs = [
-        EventSpec(
-            event_type=EventType.LOGIN_FAILED,
-            outcome=Outcome.FAILURE,
-            reason=reason,
-            actor=user,
-            occurred_at=now - timedelta(minutes=minutes),
-        )
-        for reason, minutes in [
-            (Reason.INVALID_CREDENTIALS, 1),
-            (Reason.MFA_FAILED, 2),
-            (Reason.ACCOUNT_LOCKED, 3),  # does not count
-            (Reason.INVALID_CREDENTIALS, 30),  # before `since`
-        ]
-    ]
-    events_record(specs=specs)
-    since = now - timedelta(minutes=15)
-    expected = AuditEvent.objects.filter(
-        actor=user,
-        event_type=EventType.LOGIN_FAILED,
-        reason__in=[Reason.INVALID_CREDENTIALS, Reason.MFA_FAILED],
-        occurred_at__gt=since,
-    ).count()
-    assert failures_counted_since(user, since, using=DEFAULT_DB_ALIAS) == expected == 2
 
 
 def test_rows_insert_stores_what_bulk_create_would():
@@ -211,8 +178,9 @@ def test_the_publisher_batches_what_arrives_together_and_survives_a_failing_send
 
 @pytest.mark.postgres("prepared statements are PostgreSQL's")
 def test_the_sign_in_statements_are_prepared_once_per_connection(client):
-    """After a few sign-ins the account query, the failure count and the event INSERT run as
-    prepared statements on the request's connection; the ORM's own queries are never prepared."""
+    """After a few sign-ins the account query and the event INSERT run as prepared statements on
+    the request's connection; the ORM's own queries (the lockout's among them) are never
+    prepared."""
     user = member()
     for _ in range(6):
         assert sign_in(client, user.email, "wrong").status_code == 200
@@ -222,7 +190,6 @@ def test_the_sign_in_statements_are_prepared_once_per_connection(client):
         cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
         prepared = [row[0] for row in cursor.fetchall()]
     assert any(sql.startswith('SELECT u."id"') and "LOWER(" in sql for sql in prepared)
-    assert any(sql.startswith("SELECT COUNT(*) FROM") for sql in prepared)
     assert any(sql.startswith('INSERT INTO "audit_auditevent"') for sql in prepared)
     assert not any('"django_session"' in sql for sql in prepared)
     # Stored exactly as through Django's cursor: the last six failures and sign-ins are there.
