@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -18,8 +20,10 @@ from accounts.services import lockouts_release_expired
 from accounts.tasks import lockout_release_expired
 from audit.models import EventType, Reason
 
-from .factories import OrganizationFactory, member
+from .factories import PASSWORD, OrganizationFactory, member
+from .hashers import CountingMD5PasswordHasher
 from .helpers import events, sign_in
+from .mfa_support import code_for, second_step, totp_device
 
 pytestmark = pytest.mark.django_db
 
@@ -182,64 +186,169 @@ def test_admin_unlock_of_an_unlocked_account_records_nothing(client):
     assert events(EventType.LOCKOUT_RELEASED) == []
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_burst_of_parallel_wrong_passwords_locks_exactly_once():
-    user = member()
-    attempts = 24
-    barrier = threading.Barrier(attempts)
+def _in_parallel(attempts: list[Callable[[], int]], *, workers: int) -> list[int]:
+    """Run the attempts from `workers` threads (each with its own connection), all starting at
+    once; returns the status codes. Fewer threads than attempts: the database is shared."""
+    barrier = threading.Barrier(workers)
     statuses: list[int] = []
+    shares = [attempts[n::workers] for n in range(workers)]
 
-    def attempt() -> None:
+    def work(share: list[Callable[[], int]]) -> None:
         try:
-            client = Client()
             barrier.wait(timeout=30)
-            statuses.append(sign_in(client, user.email, "wrong").status_code)
+            for attempt in share:
+                statuses.append(attempt())
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=attempt) for _ in range(attempts)]
+    threads = [threading.Thread(target=work, args=(share,)) for share in shares]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=120)
+    assert len(statuses) == len(attempts), "an attempt raised or hung"
+    return statuses
 
-    assert statuses == [200] * attempts
+
+@pytest.fixture
+def counted_checks(settings):  # type: ignore[no-untyped-def]
+    """Password checks counted by a real hasher (Django's MD5 one, counting verify() calls)."""
+    settings.PASSWORD_HASHERS = ["tests.hashers.CountingMD5PasswordHasher"]
+    CountingMD5PasswordHasher.reset()
+    return CountingMD5PasswordHasher
+
+
+def _attempt(email: str, password: str) -> Callable[[], int]:
+    return lambda: sign_in(Client(), email, password).status_code
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_200_wrong_passwords_is_checked_exactly_threshold_times(counted_checks):
+    user = member()
+    statuses = _in_parallel([_attempt(user.email, "wrong")] * 200, workers=16)
+
+    assert statuses == [200] * 200
+    assert counted_checks.verified == 10  # the policy's threshold, not one more
     [locked] = events(EventType.LOCKOUT_TRIGGERED)
+    assert locked.details["failures"] == 10
     failures = events(EventType.LOGIN_FAILED)
-    assert len(failures) == attempts  # every attempt is on record, once
-    # At least the policy's ten counted; attempts whose password was checked before the lock
-    # committed say so, every later one says the account was locked.
-    counted = [e for e in failures if e.reason == Reason.INVALID_CREDENTIALS]
-    assert len(counted) >= 10
-    assert locked.details["failures"] >= 10
-    assert {e.reason for e in failures} <= {Reason.INVALID_CREDENTIALS, Reason.ACCOUNT_LOCKED}
+    assert len(failures) == 200  # every attempt is on record, once
+    checked = [e for e in failures if e.reason == Reason.INVALID_CREDENTIALS]
+    refused = [e for e in failures if e.reason == Reason.ACCOUNT_LOCKED]
+    assert (len(checked), len(refused)) == (10, 190)
+    # Recorded in the order decided: every check before the lock, every refusal after it.
+    assert max(e.pk for e in checked) < locked.pk < min(e.pk for e in refused)
     state = LockoutState.objects.get(user=user)
     assert state.locked_until - state.locked_at == timedelta(minutes=30)
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_no_parallel_sign_in_succeeds_while_locked():
+def test_no_right_password_succeeds_after_the_lock_in_sixty_parallel_attempts(counted_checks):
+    user = member()
+    # Five right passwords among 55 wrong ones: whatever the order, ten wrong ones come in a row
+    # (six runs between the five successes hold 55), so the account locks.
+    attempts = [_attempt(user.email, "wrong")] * 55 + [_attempt(user.email, PASSWORD)] * 5
+    random.Random(12).shuffle(attempts)
+
+    statuses = _in_parallel(attempts, workers=12)
+
+    [locked] = events(EventType.LOCKOUT_TRIGGERED)
+    succeeded = events(EventType.LOGIN_SUCCEEDED)
+    checked = events(EventType.LOGIN_FAILED, reason=Reason.INVALID_CREDENTIALS)
+    refused = events(EventType.LOGIN_FAILED, reason=Reason.ACCOUNT_LOCKED)
+    assert statuses.count(302) == len(succeeded) <= 5
+    assert all(e.pk < locked.pk and e.occurred_at < locked.occurred_at for e in succeeded)
+    assert all(e.pk < locked.pk for e in checked)
+    assert all(e.pk > locked.pk for e in refused)
+    assert len(succeeded) + len(checked) + len(refused) == 60
+    # Every check is a success or a counted failure: nothing was checked after the lock.
+    assert counted_checks.verified == len(succeeded) + len(checked)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_no_parallel_sign_in_succeeds_while_locked(counted_checks):
     user = member()
     _fail(Client(), user, 10)
-    barrier = threading.Barrier(8)
-    statuses: list[int] = []
+    counted_checks.reset()
 
-    def attempt() -> None:
-        try:
-            client = Client()
-            barrier.wait(timeout=30)
-            statuses.append(sign_in(client, user.email).status_code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=attempt) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    statuses = _in_parallel([_attempt(user.email, PASSWORD)] * 8, workers=8)
 
     assert statuses == [200] * 8
     assert events(EventType.LOGIN_SUCCEEDED) == []
     assert len(events(EventType.LOGIN_FAILED, reason=Reason.ACCOUNT_LOCKED)) == 8
+    assert counted_checks.verified == 0  # refused without looking at the password
+
+
+def test_a_locked_account_is_refused_without_checking_the_password(client, counted_checks):
+    user = member()
+    _fail(client, user, 10)
+    assert counted_checks.verified == 10
+    sign_in(client, user.email)
+    sign_in(client, user.email, "wrong")
+    assert counted_checks.verified == 10
+
+
+def test_a_password_check_holds_the_lockout_row_lock(client):
+    """The lock the comments promise: each attempt on a known account takes its lockout row FOR
+    UPDATE (created by the first attempt); PostgreSQL only, SQLite has no such clause."""
+    user = member()
+    sign_in(client, user.email, "wrong")
+    assert LockoutState.objects.filter(user=user).exists()
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        sign_in(client, user.email, "wrong")
+        sign_in(client, user.email)
+    locking = [s for s in statements if '"accounts_lockoutstate"' in s and "FOR UPDATE" in s]
+    assert len(locking) == (2 if connection.vendor == "postgresql" else 0)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_wrong_codes_are_checked_exactly_threshold_times_under_the_same_lock(settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0  # about the lockout, not django-otp's back-off
+    user = member()
+    device = totp_device(user)
+    wrong = "000000" if code_for(device) != "000000" else "111111"
+    browsers = [Client() for _ in range(30)]
+    for browser in browsers:  # each passes the password step: nothing counted yet
+        assert sign_in(browser, user.email).status_code == 302
+
+    statuses = _in_parallel(
+        [lambda b=browser: second_step(b, wrong).status_code for browser in browsers], workers=10
+    )
+
+    [locked] = events(EventType.LOCKOUT_TRIGGERED)
+    checked = events(EventType.LOGIN_FAILED, reason=Reason.MFA_FAILED)
+    refused = events(EventType.LOGIN_FAILED, reason=Reason.ACCOUNT_LOCKED)
+    assert (len(checked), len(refused)) == (10, 20)
+    assert len(events(EventType.MFA_VERIFICATION_FAILED)) == 10  # only checked codes
+    assert max(e.pk for e in checked) < locked.pk < min(e.pk for e in refused)
+    assert sorted(statuses) == [400] * 9 + [403] * 21
+    # The right code is refused now, unchecked.
+    late = Client()
+    sign_in(late, user.email)
+    assert second_step(late, code_for(device)).status_code in (400, 403)
+    assert events(EventType.LOGIN_SUCCEEDED) == []
+
+
+def test_wrong_passwords_and_wrong_codes_count_together(client, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    user = member()
+    device = totp_device(user)
+    wrong = "000000" if code_for(device) != "000000" else "111111"
+    _fail(client, user, 7)
+    sign_in(client, user.email)
+    for _ in range(3):
+        second_step(client, wrong)
+
+    [locked] = events(EventType.LOCKOUT_TRIGGERED)
+    assert locked.details["failures"] == 10
+    assert sign_in(client, user.email).status_code == 200  # locked: no second step offered

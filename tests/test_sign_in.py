@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.forms import SIGN_IN_REFUSED
-from audit.models import EventType, Outcome, Reason
+from audit.models import AuditEvent, EventType, Outcome, Reason
 
 from .factories import member
 from .helpers import events, sign_in
@@ -184,3 +184,31 @@ def test_admin_login_goes_through_the_recorded_sign_in(client):
     response = client.get("/admin/login/")
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("accounts:login"))
+
+
+@pytest.mark.parametrize(
+    "typed", ["correct horse battery staple", "hunter2", "P@ssw0rd!", "a\x00b", "x" * 300]
+)
+def test_a_sign_in_name_that_is_no_address_is_stored_masked(client, typed):
+    """Someone typed their password into the email field: its length and a keyed hash are
+    kept, enough to see the same text tried again, never the text."""
+    sign_in(client, typed, "whatever")
+    sign_in(client, typed, "whatever")
+    sign_in(client, typed + "!", "whatever")
+
+    first, again, other = events(EventType.LOGIN_FAILED)
+    assert first.reason == Reason.UNKNOWN_USER
+    length, digest = re.fullmatch(r"masked:(\d+):([0-9a-f]{16})", first.actor_label).groups()
+    assert int(length) == len(typed.strip())
+    assert first.details == {"attempted_username": first.actor_label}
+    assert again.actor_label == first.actor_label
+    assert other.actor_label != first.actor_label
+    stored = "\n".join(str(row) for row in AuditEvent.objects.values_list())
+    assert typed not in stored
+
+
+@pytest.mark.parametrize("address", ["ghost@example.test", "First.Last+tag@sub.example.org"])
+def test_a_plausible_address_that_matches_no_one_is_kept_as_typed(client, address):
+    sign_in(client, address, "whatever")
+    [failed] = events(EventType.LOGIN_FAILED)
+    assert failed.actor_label == failed.details["attempted_username"] == address
