@@ -181,8 +181,8 @@ def session_end_replaced(*, request: HttpRequest) -> None:
             .select_related("user__membership")
             .first()
         )
-    with transaction.atomic():
-        if tracked is not None:
+    if tracked is not None:
+        with transaction.atomic():
             claimed = UserSession.objects.filter(pk=tracked.pk, ended_at__isnull=True).update(
                 ended_at=timezone.now(), end_reason=SessionEndReason.LOGOUT
             )
@@ -202,7 +202,7 @@ def session_end_replaced(*, request: HttpRequest) -> None:
                     ],
                     request=request,
                 )
-        session.flush()
+    session.flush()
     forget_request_context(request)
 
 
