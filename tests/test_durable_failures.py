@@ -61,3 +61,12 @@ def test_unknown_user_failure_survives_the_rollback_too():
         raise _RollBack
     [failed] = AuditEvent.objects.filter(event_type=EventType.LOGIN_FAILED)
     assert failed.reason == Reason.UNKNOWN_USER
+
+
+@pytest.mark.django_db
+def test_a_failure_without_a_request_is_recorded_once():
+    user = member()
+    assert authenticate(None, username=user.email, password="wrong") is None
+    assert authenticate(None, email="ghost@example.test", password="x") is None
+    reasons = list(AuditEvent.objects.order_by("id").values_list("reason", flat=True))
+    assert reasons == [Reason.INVALID_CREDENTIALS, Reason.UNKNOWN_USER]

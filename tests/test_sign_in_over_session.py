@@ -167,3 +167,18 @@ def test_a_refused_sign_in_leaves_the_current_session_alone():
     assert browser.session.session_key == key
     assert _signed_in_as(browser) == str(user.pk)
     assert events(EventType.SESSION_ENDED) == []
+
+
+def test_any_login_over_another_users_session_is_recorded_not_a_500():
+    """Django's login() outside our sign-in views (here the test client's) flushes the other
+    user's session and leaves the new key for later; the session is recorded all the same."""
+    first, second = member(), member()
+    browser = _browser()
+    browser.force_login(first)
+    browser.force_login(second)
+
+    assert browser.get(PROFILE_URL).status_code == 200
+    assert _signed_in_as(browser) == str(second.pk)
+    started = events(EventType.SESSION_STARTED)
+    assert [e.actor_id for e in started] == [first.pk, second.pk]
+    assert UserSession.objects.get(session_hash=started[-1].session_hash).session_key
