@@ -16,7 +16,7 @@ from .lockout import (
     Verdict,
     hash_for_nothing,
     login_failure_record,
-    password_check,
+    password_attempt,
 )
 from .models import User
 from .selectors import user_for_sign_in
@@ -48,7 +48,7 @@ def password_sign_in(
     """Check a sign-in name and password, recording every refusal.
 
     An unknown name costs a hash like a wrong password and takes no lock; a known account's
-    password is checked under its lockout lock (accounts.lockout.credential_check), and `then`
+    password is checked under its lockout lock (accounts.lockout.credential_attempt), and `then`
     runs with the user while that lock is held, so the sign-in it records precedes any lock.
     """
     attempted = str(username).strip()
@@ -66,7 +66,7 @@ def password_sign_in(
             return PasswordSignIn(user=None)  # the right password of a disabled account
         return PasswordSignIn(user=found, value=then(found) if then is not None else None)
 
-    result = password_check(user=user, password=password, request=request, then=admitted)
+    result = password_attempt(user=user, password=password, request=request, then=admitted)
     if result.verdict is Verdict.LOCKED:
         hash_for_nothing(password)  # a locked account answers as slowly as any other
     if result.verdict is not Verdict.PASSED:

@@ -11,7 +11,7 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.http import HttpRequest
 
 from .backends import password_sign_in
-from .lockout import PURPOSE_PASSWORD_CHANGE, Verdict, password_check
+from .lockout import PURPOSE_PASSWORD_CHANGE, Verdict, password_attempt
 from .mfa import TOTP_CODE, code_kind, normalise_code
 from .models import MfaPolicy, Role, User
 
@@ -138,7 +138,7 @@ class TotpEnrolForm(forms.Form):
         return code
 
 
-def _password_recheck(
+def _require_password(
     *,
     user: User,
     password: str,
@@ -148,7 +148,7 @@ def _password_recheck(
 ) -> None:
     """Raise a form error unless `password` is the signed-in user's (checked, recorded and
     counted towards the lockout like a sign-in)."""
-    result = password_check(user=user, password=password, request=request, purpose=purpose)
+    result = password_attempt(user=user, password=password, request=request, purpose=purpose)
     if result.locked:
         raise forms.ValidationError(ACCOUNT_LOCKED, code="locked")
     if result.verdict is not Verdict.PASSED:
@@ -174,7 +174,7 @@ class PasswordConfirmForm(forms.Form):
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
-        _password_recheck(
+        _require_password(
             user=self.user, password=password, request=self.request, purpose=self.purpose
         )
         return password
@@ -189,7 +189,7 @@ class PasswordChangeForm(auth_forms.PasswordChangeForm):
 
     def clean_old_password(self) -> str:
         old_password = self.cleaned_data["old_password"]
-        _password_recheck(
+        _require_password(
             user=self.user,
             password=old_password,
             request=self.request,

@@ -1,8 +1,8 @@
 """The one place a password or a second factor is checked: under the account's lockout lock.
 
 Every check of a secret (the sign-in's password, the two-step code, the old password on Change
-password, the password that confirms removing a device) goes through credential_check. It takes a
-row lock on the account's LockoutState in a transaction of its own and, while holding it: refuses
+password, the password that confirms removing a device) goes through credential_attempt. It takes
+a row lock on the account's LockoutState in a transaction of its own and, while holding it: refuses
 without checking if the account is locked; otherwise checks, and on a wrong answer records
 login.failed, counts the account's failures in the window and, at the organization's threshold,
 locks the account and records lockout.triggered. So whatever the concurrency no attempt is checked
@@ -77,7 +77,7 @@ class Verdict(enum.Enum):
 
 
 @dataclass(frozen=True)
-class CheckResult:
+class AttemptResult:
     verdict: Verdict
     # The account is locked after this attempt: it was, or this failure locked it.
     locked: bool = False
@@ -118,11 +118,11 @@ def login_failure_record(
 ) -> None:
     """Record a sign-in refused without a check of a secret (unknown account, disabled account).
 
-    Kept even if the request rolls back; never counted towards a lockout (credential_check
+    Kept even if the request rolls back; never counted towards a lockout (credential_attempt
     records and counts the refusals that checked something).
     """
     if reason in COUNTED_FAILURES:
-        raise ValueError(f"{reason} is recorded by credential_check, under the account's lock")
+        raise ValueError(f"{reason} is recorded by credential_attempt, under the account's lock")
     if user is None:
         label = attempted_name_label(attempted)
         event_record(
@@ -146,7 +146,7 @@ def login_failure_record(
     )
 
 
-def credential_check(
+def credential_attempt(
     *,
     user: User,
     factor: str,
@@ -154,8 +154,8 @@ def credential_check(
     request: HttpRequest | None,
     purpose: str = PURPOSE_SIGN_IN,
     then: Callable[[], Any] | None = None,
-) -> CheckResult:
-    """Check a secret of a known account under the account's lockout lock.
+) -> AttemptResult:
+    """Decide an attempt at a known account's secret under the account's lockout lock.
 
     `check` answers True (right), False (wrong: recorded as login.failed and counted) or None
     (it did not look: nothing recorded). `then` runs after a right answer while the lock is still
@@ -171,27 +171,27 @@ def credential_check(
             lockout_release_locked(state=state, reason=Reason.EXPIRED, request=request, using=alias)
         if lockout_is_active(state=state, now=now):
             _failure_record(user, Reason.ACCOUNT_LOCKED, factor, purpose, request, using=alias)
-            return CheckResult(Verdict.LOCKED, locked=True)
+            return AttemptResult(Verdict.LOCKED, locked=True)
         answer = check()
         if answer is None:
-            return CheckResult(Verdict.UNCHECKED)
+            return AttemptResult(Verdict.UNCHECKED)
         if answer:
-            return CheckResult(Verdict.PASSED, value=then() if then is not None else None)
+            return AttemptResult(Verdict.PASSED, value=then() if then is not None else None)
         reason = Reason.MFA_FAILED if factor == FACTOR_MFA else Reason.INVALID_CREDENTIALS
         _failure_record(user, reason, factor, purpose, request, using=alias)
         locked = _lock_if_due(user, state, request=request, using=alias)
-        return CheckResult(Verdict.WRONG, locked=locked)
+        return AttemptResult(Verdict.WRONG, locked=locked)
 
 
-def password_check(
+def password_attempt(
     *,
     user: User,
     password: str,
     request: HttpRequest | None,
     purpose: str = PURPOSE_SIGN_IN,
     then: Callable[[], Any] | None = None,
-) -> CheckResult:
-    """Check the account's password through credential_check."""
+) -> AttemptResult:
+    """Decide an attempt at the account's password (credential_attempt)."""
 
     def check() -> bool:
         if len(password) > MAX_PASSWORD_LENGTH:
@@ -199,7 +199,7 @@ def password_check(
             return False
         return user.check_password(password)
 
-    return credential_check(
+    return credential_attempt(
         user=user, factor=FACTOR_PASSWORD, check=check, request=request, purpose=purpose, then=then
     )
 

@@ -23,7 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.models import EventType, Outcome, Reason
 from audit.services import event_record
 
-from .lockout import FACTOR_MFA, Verdict, credential_check
+from .lockout import FACTOR_MFA, Verdict, credential_attempt
 from .models import User
 from .notifications import security_notice_queue
 
@@ -339,23 +339,23 @@ def second_factor_verify(*, user: User, code: str) -> SecondFactorResult:
 
 
 @dataclass(frozen=True)
-class SecondFactorCheck:
+class SecondFactorAttempt:
     wrong: bool = False  # checked and wrong: recorded as login.failed and counted
     throttled: bool = False  # django-otp's back-off refused to look: not counted
     locked: bool = False  # the account is locked: refused unchecked, or this code locked it
     value: Any = None  # what `then` returned for a right code
 
 
-def second_factor_check(
+def second_factor_attempt(
     *,
     user: User,
     code: str,
     request: HttpRequest | None,
     then: Callable[[Device, str], Any],
-) -> SecondFactorCheck:
+) -> SecondFactorAttempt:
     """Check a code of the two-step sign-in under the account's lockout lock.
 
-    Through accounts.lockout.credential_check, like every password check: refused unchecked
+    Through accounts.lockout.credential_attempt, like every password check: refused unchecked
     while locked, a wrong code recorded and counted; `then(device, method)` runs for a right code
     while the lock is held.
     """
@@ -370,10 +370,10 @@ def second_factor_check(
         [result] = results
         return then(result.device, result.method)
 
-    attempt = credential_check(
+    attempt = credential_attempt(
         user=user, factor=FACTOR_MFA, check=check, request=request, then=passed
     )
-    return SecondFactorCheck(
+    return SecondFactorAttempt(
         wrong=attempt.verdict is Verdict.WRONG,
         throttled=attempt.verdict is Verdict.UNCHECKED,
         locked=attempt.locked,

@@ -258,7 +258,7 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
             otp_login(request, device)
             return _after_sign_in(request, user, pending.next_url)
 
-        result = mfa.second_factor_check(user=user, code=code, request=request, then=signed_in)
+        result = mfa.second_factor_attempt(user=user, code=code, request=request, then=signed_in)
         if result.value is not None:
             return result.value
         if result.wrong or result.throttled:

@@ -9,7 +9,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from accounts.backends import takes_credentials
-from accounts.lockout import FACTOR_PASSWORD, credential_check, login_failure_record
+from accounts.lockout import FACTOR_PASSWORD, credential_attempt, login_failure_record
 from accounts.models import User
 from accounts.services import last_login_stamp, session_end_current, session_start
 from audit.models import Reason
@@ -36,7 +36,7 @@ def on_login_failed(
             user=None, reason=Reason.UNKNOWN_USER, attempted=attempted, request=request
         )
     else:
-        credential_check(user=user, factor=FACTOR_PASSWORD, check=lambda: False, request=request)
+        credential_attempt(user=user, factor=FACTOR_PASSWORD, check=lambda: False, request=request)
 
 
 @receiver(user_logged_in, dispatch_uid="audit.logged_in")
