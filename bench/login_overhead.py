@@ -48,9 +48,9 @@ from django.utils import timezone  # noqa: E402
 PASSWORD = "bench-pass-2026"  # noqa: S105
 BLOCK = 10  # timed sign-ins of each kind per block
 CAPTURE_RECEIVERS = [
-    (user_login_failed, "audit.login_failed"),
-    (user_logged_in, "audit.logged_in"),
-    (user_logged_out, "audit.logged_out"),
+    (user_login_failed, "accounts.login_failed"),
+    (user_logged_in, "accounts.logged_in"),
+    (user_logged_out, "accounts.logged_out"),
 ]
 
 
@@ -72,12 +72,12 @@ def _capture(enabled: bool) -> None:
     sign-in, and AccountsConfig takes update_last_login out)."""
     from django.contrib.auth.models import update_last_login
 
-    from audit import receivers
+    from accounts import receivers
 
     handlers = {
-        "audit.login_failed": receivers.on_login_failed,
-        "audit.logged_in": receivers.on_logged_in,
-        "audit.logged_out": receivers.on_logged_out,
+        "accounts.login_failed": receivers.on_login_failed,
+        "accounts.logged_in": receivers.on_logged_in,
+        "accounts.logged_out": receivers.on_logged_out,
     }
     for signal, uid in CAPTURE_RECEIVERS:
         if enabled:

@@ -1,4 +1,8 @@
-"""Receivers for Django's own auth signals: every sign-in, failure and sign-out is recorded."""
+"""Receivers for Django's own auth signals: every sign-in, failure and sign-out is recorded.
+
+They live here, not in audit: what a sign-in means is the accounts app's to decide; audit only
+records what it is given.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,15 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from accounts.backends import takes_credentials
-from accounts.lockout import FACTOR_PASSWORD, credential_attempt, login_failure_record
-from accounts.models import User
-from accounts.services import last_login_stamp, session_end_current, session_start
 from audit.models import Reason
 
+from .backends import takes_credentials
+from .lockout import FACTOR_PASSWORD, credential_attempt, login_failure_record
+from .models import User
+from .services import last_login_stamp, session_end_current, session_start
 
-@receiver(user_login_failed, dispatch_uid="audit.login_failed")
+
+@receiver(user_login_failed, dispatch_uid="accounts.login_failed")
 def on_login_failed(
     sender: object, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
@@ -39,7 +44,7 @@ def on_login_failed(
         credential_attempt(user=user, factor=FACTOR_PASSWORD, check=lambda: False, request=request)
 
 
-@receiver(user_logged_in, dispatch_uid="audit.logged_in")
+@receiver(user_logged_in, dispatch_uid="accounts.logged_in")
 def on_logged_in(sender: object, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     if request is None or not hasattr(request, "session"):
         last_login_stamp(user)  # nothing to record, but last_login moves as Django's would
@@ -47,7 +52,7 @@ def on_logged_in(sender: object, request: HttpRequest | None, user: User, **kwar
     session_start(request=request, user=user, method=getattr(request, "auth_method", "password"))
 
 
-@receiver(user_logged_out, dispatch_uid="audit.logged_out")
+@receiver(user_logged_out, dispatch_uid="accounts.logged_out")
 def on_logged_out(
     sender: object, request: HttpRequest | None, user: User | None, **kwargs: Any
 ) -> None:
