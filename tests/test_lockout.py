@@ -352,3 +352,21 @@ def test_wrong_passwords_and_wrong_codes_count_together(client, settings):
     [locked] = events(EventType.LOCKOUT_TRIGGERED)
     assert locked.details["failures"] == 10
     assert sign_in(client, user.email).status_code == 200  # locked: no second step offered
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_expired_lock_released_by_sign_ins_and_the_task_at_once_is_released_once():
+    user = member()
+    _fail(Client(), user, 10)
+    _expire_lock(user)
+
+    def release() -> int:
+        lockouts_release_expired()
+        return 0
+
+    statuses = _in_parallel([_attempt(user.email, PASSWORD), release] * 4, workers=8)
+
+    assert statuses.count(302) == 4
+    assert [e.reason for e in events(EventType.LOCKOUT_RELEASED)] == [Reason.EXPIRED]
+    assert LockoutState.objects.get(user=user).locked_until is None
