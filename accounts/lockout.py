@@ -116,10 +116,11 @@ def hash_for_nothing(password: str) -> None:
 def login_failure_record(
     *, user: User | None, reason: str, attempted: str = "", request: HttpRequest | None
 ) -> None:
-    """Record a sign-in refused without a check of a secret (unknown account, disabled account).
+    """Record a sign-in refused for something other than a wrong secret (an unknown account, a
+    disabled one).
 
     Kept even if the request rolls back; never counted towards a lockout (credential_attempt
-    records and counts the refusals that checked something).
+    records and counts wrong secrets, under the account's lock).
     """
     if reason in COUNTED_FAILURES:
         raise ValueError(f"{reason} is recorded by credential_attempt, under the account's lock")
