@@ -14,13 +14,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.selectors import membership_of, user_is_administrator
 from audit.context import request_context
-from audit.forms import EventFilterForm
 from audit.models import AuditEvent
-from audit.selectors import events_filter, events_for_organization
+from audit.selectors import events_matching
 from audit.views import record_viewed_once
 
 from . import services
-from .feed import DEFAULT_LIMIT, MAX_LIMIT, FeedCursorError, feed_page
+from .feed import FeedCursorError, feed_page
+from .forms import EventFeedForm
 from .models import ApiToken
 
 # --- The API -----------------------------------------------------------------------------------
@@ -31,6 +31,11 @@ def _error(status: int, message: str, **extra: Any) -> JsonResponse:
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="activity-monitor"'
     return response
+
+
+def _refused(form: EventFeedForm) -> JsonResponse:
+    fields = {name: list(errors) for name, errors in form.errors.items()}
+    return _error(400, form.refusal(), fields=fields)
 
 
 def _token_from(request: HttpRequest) -> ApiToken | None:
@@ -74,15 +79,6 @@ def event_json(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def _limit(request: HttpRequest) -> int | str:
-    raw = request.GET.get("limit", "")
-    if not raw:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        return f"limit must be a whole number from 1 to {MAX_LIMIT}."
-    return int(raw)
-
-
 @csrf_exempt
 @require_GET
 def events(request: HttpRequest) -> JsonResponse:
@@ -98,27 +94,19 @@ def events(request: HttpRequest) -> JsonResponse:
             f"{organization.get_tier_display()}.",
             tier=organization.tier,
         )
-    form = EventFilterForm(request.GET)
-    limit = _limit(request)
-    if not form.is_valid() or isinstance(limit, str):
-        fields = {name: list(errors) for name, errors in form.errors.items()}
-        if isinstance(limit, str):
-            fields["limit"] = [limit]
-        return _error(400, "Some parameters could not be used.", fields=fields)
-    queryset = events_filter(
-        events_for_organization(organization=organization),
-        filters=form.filters(),
-        organization=organization,
-    )
+    form = EventFeedForm(request.GET)
+    if not form.is_valid():
+        return _refused(form)
     try:
         page = feed_page(
-            queryset,
+            events_matching(filters=form.filters(), organization=organization),
             organization_id=organization.pk,
             cursor=form.cleaned_data["cursor"],
-            limit=limit,
+            limit=form.cleaned_data["limit"],
         )
     except FeedCursorError as exc:
-        return _error(400, str(exc), fields={"cursor": [str(exc)]})
+        form.add_error("cursor", str(exc))
+        return _refused(form)
     context = request_context(request)
     services.api_token_used(token=token, ip_address=context.ip_address)
     record_viewed_once(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import zoneinfo
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -20,6 +21,15 @@ from .selectors import EventFilters
 
 MAX_TEXT = 200
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+# The days a filter may name. Python's datetime ends at 9999-12-31; a day's end is the next
+# midnight, shifted by its zone's offset (never more than a day, in any zone), so a day before
+# 9999 always has instants both sides of it. Nothing was recorded before 1900.
+MIN_DATE = date(1900, 1, 1)
+MAX_DATE = date(9998, 12, 31)
+DATE_RANGE_MESSAGE = f"Enter a date from {MIN_DATE:%Y-%m-%d} to {MAX_DATE:%Y-%m-%d}."
+# User ids are PostgreSQL bigints.
+MAX_USER_ID = 2**63 - 1
+USER_ID_MESSAGE = "A user id is written with the digits 0-9 and is at most 19 digits long."
 
 
 @lru_cache(maxsize=1)
@@ -68,6 +78,45 @@ class DirectHiddenInput(_DirectRender, forms.HiddenInput):
     pass
 
 
+class DayField(forms.DateField):
+    """A day written YYYY-MM-DD in ASCII digits (what a date input sends), within the range."""
+
+    input_formats = ["%Y-%m-%d"]
+    default_error_messages = {"invalid": "Enter a date as YYYY-MM-DD, e.g. 2026-03-01."}
+    default_validators = [
+        MinValueValidator(MIN_DATE, message=DATE_RANGE_MESSAGE),
+        MaxValueValidator(MAX_DATE, message=DATE_RANGE_MESSAGE),
+    ]
+
+    def to_python(self, value: Any) -> date | None:
+        # strptime reads any Unicode digit ("２０２６"); only the ASCII form is a date here.
+        # Stored filters (JSON) may hold any type; only text or a date is one.
+        if isinstance(value, str) and not value.isascii():
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        if value is not None and not isinstance(value, str | date):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+class WholeNumberField(forms.IntegerField):
+    """A whole number in ASCII digits: int() would also read "３" or "٣" as a number."""
+
+    def to_python(self, value: Any) -> int | None:
+        if isinstance(value, str) and not value.strip().isascii():
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+def user_id_of(value: str) -> int | None:
+    """The user id the user filter names, None for an address or name; refuses a number
+    that is not an id (Unicode digits such as "²" or "①", more than a bigint holds)."""
+    if not value.isdigit():
+        return None
+    if not value.isascii() or int(value) > MAX_USER_ID:
+        raise ValidationError(USER_ID_MESSAGE)
+    return int(value)
+
+
 def _blank_choice(values: list[str]) -> list[tuple[str, str]]:
     return [("", "Any"), *((value, value) for value in values)]
 
@@ -79,8 +128,8 @@ class EventFilterForm(forms.Form):
     one person's events, so there they would mean nothing.
     """
 
-    start = forms.DateField(required=False, label="From", widget=DirectDateInput)
-    end = forms.DateField(required=False, label="To", widget=DirectDateInput)
+    start = DayField(required=False, label="From", widget=DirectDateInput)
+    end = DayField(required=False, label="To", widget=DirectDateInput)
     tz = forms.CharField(required=False, max_length=64, widget=DirectHiddenInput)
     category = forms.ChoiceField(
         required=False, choices=_blank_choice(Category.values), widget=DirectSelect
@@ -120,13 +169,19 @@ class EventFilterForm(forms.Form):
     cursor = forms.CharField(required=False, max_length=512, widget=DirectHiddenInput)
 
     ORGANIZATION_ONLY = ("user", "q")
+    # Where in the results to start and how many: how to read them, not what to read.
+    NOT_FILTERS = ("cursor", "limit")
 
-    def __init__(self, *args: Any, organization_wide: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, organization_wide: bool = True, paged: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.organization_wide = organization_wide
         if not organization_wide:
             for name in self.ORGANIZATION_ONLY:
                 del self.fields[name]
+        if not paged:  # an export takes every row: a page cursor means nothing there
+            del self.fields["cursor"]
 
     def clean_tz(self) -> str:
         value = self.cleaned_data["tz"].strip() or "UTC"
@@ -138,14 +193,17 @@ class EventFilterForm(forms.Form):
         value = self.cleaned_data["ip"].strip()
         if not value:
             return ""
+        message = "Enter an IP address (203.0.113.7) or a CIDR network (203.0.113.0/24)."
+        # An IPv6 zone ("fe80::1%eth0") names an interface of some host; no stored address
+        # has one, and PostgreSQL's inet type cannot hold it.
+        if "%" in value:
+            raise ValidationError(message)
         try:
             if "/" in value:
                 return str(ipaddress.ip_network(value, strict=False))
             return str(ipaddress.ip_address(value))
         except ValueError as exc:
-            raise ValidationError(
-                "Enter an IP address (203.0.113.7) or a CIDR network (203.0.113.0/24)."
-            ) from exc
+            raise ValidationError(message) from exc
 
     def clean_country(self) -> str:
         value = self.cleaned_data["country"].strip()
@@ -154,7 +212,9 @@ class EventFilterForm(forms.Form):
         return value.upper()
 
     def clean_user(self) -> str:
-        return self.cleaned_data["user"].strip().lower()
+        value = self.cleaned_data["user"].strip().lower()
+        user_id_of(value)  # refuses what looks like an id but is not one
+        return value
 
     def clean_q(self) -> str:
         return " ".join(self.cleaned_data["q"].split())
@@ -179,23 +239,26 @@ class EventFilterForm(forms.Form):
         if data.get("end"):
             # The end date is inclusive: everything before the next day's midnight.
             until = datetime.combine(data["end"] + timedelta(days=1), time.min, tzinfo=zone)
+        user = data.get("user") or ""
+        user_id = user_id_of(user)
         return EventFilters(
             since=since,
             until=until,
             category=data.get("category") or "",
             event_type=data.get("event_type") or "",
             outcome=data.get("outcome") or "",
-            user=data.get("user") or "",
+            user_id=user_id,
+            user="" if user_id is not None else user,
             ip=data.get("ip") or "",
             country=data.get("country") or "",
             text=data.get("q") or "",
         )
 
     def canonical(self) -> dict[str, str]:
-        """The non-empty filters as strings, without the cursor: what a view "looked at"."""
+        """The non-empty filters as strings, without cursor or limit: what a view "looked at"."""
         result = {}
         for name in self.fields:
-            if name == "cursor":
+            if name in self.NOT_FILTERS:
                 continue
             value = self.cleaned_data.get(name)
             if value not in (None, ""):
@@ -203,6 +266,10 @@ class EventFilterForm(forms.Form):
         if result.get("tz") == "UTC":
             del result["tz"]
         return result
+
+    def refusal(self) -> str:
+        """Why the filters were refused, in one sentence for a 400 answer."""
+        return f"These filters could not be used: {self.error_text()}"
 
     def error_text(self) -> str:
         """All errors as one line, for JSON and plain-text 400 responses."""

@@ -56,13 +56,18 @@ class EventFilters:
     category: str = ""
     event_type: str = ""
     outcome: str = ""
-    # An email address or a user id (digits).
+    # A user id, or else an email address (of a member, or kept as an event's label).
+    user_id: int | None = None
     user: str = ""
     # An address or a CIDR network, already normalised by the form.
     ip: str = ""
     country: str = ""
     # Part of a user's name or email address.
     text: str = ""
+
+    @property
+    def names_user(self) -> bool:
+        return self.user_id is not None or bool(self.user)
 
 
 @dataclass
@@ -99,21 +104,24 @@ def _people_matching(*, organization: Organization, text: str) -> list[int]:
     )
 
 
-def _user_condition(*, organization: Organization | None, user: str) -> Q:
-    if user.isdigit():
-        user_id = int(user)
-        return Q(actor_id=user_id) | Q(target_user_id=user_id)
+def _member_id(*, organization: Organization, email: str) -> int | None:
+    return (
+        User.objects.filter(membership__organization=organization, email=email)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _user_condition(*, organization: Organization | None, filters: EventFilters) -> Q:
+    if filters.user_id is not None:
+        return Q(actor_id=filters.user_id) | Q(target_user_id=filters.user_id)
     if organization is not None:
-        found = (
-            User.objects.filter(membership__organization=organization, email=user)
-            .values_list("pk", flat=True)
-            .first()
-        )
+        found = _member_id(organization=organization, email=filters.user)
         if found is not None:
             return Q(actor_id=found) | Q(target_user_id=found)
     # Not a member (any more): rows that only kept the address as a label, such as sign-ins
     # with an unknown username or events of a removed user.
-    return Q(actor_label=user) | Q(target_label=user)
+    return Q(actor_label=filters.user) | Q(target_label=filters.user)
 
 
 def events_filter(
@@ -141,25 +149,39 @@ def events_filter(
             queryset = queryset.filter(ip_address=f.ip)
     if f.country:
         queryset = queryset.filter(country=f.country)
-    if f.user:
-        queryset = queryset.filter(_user_condition(organization=organization, user=f.user))
+    if f.names_user:
+        queryset = queryset.filter(_user_condition(organization=organization, filters=f))
     if f.text and organization is not None:
         # People of the organization, by name or email; the id indexes then find their events.
         people = _people_matching(organization=organization, text=f.text)
+        if not people:
+            return queryset.none()
         queryset = queryset.filter(Q(actor_id__in=people) | Q(target_user_id__in=people))
     return queryset
 
 
+def events_matching(
+    *, filters: EventFilters, organization: Organization | None = None, user: User | None = None
+) -> QuerySet[AuditEvent]:
+    """The events of one scope (a person's own, or an organization's) that match the filters:
+    what a CSV export, a background export or the API reads. The person's own log has no user
+    or text filter."""
+    if user is not None:
+        return events_filter(events_for_user(user=user), filters=filters)
+    assert organization is not None
+    return events_filter(
+        events_for_organization(organization=organization),
+        filters=filters,
+        organization=organization,
+    )
+
+
 def _person_ids(*, organization: Organization, filters: EventFilters) -> list[int] | None:
     """The people the user or text filter narrows to, when it names members (else None)."""
+    if filters.user_id is not None:
+        return [filters.user_id]
     if filters.user:
-        if filters.user.isdigit():
-            return [int(filters.user)]
-        found = (
-            User.objects.filter(membership__organization=organization, email=filters.user)
-            .values_list("pk", flat=True)
-            .first()
-        )
+        found = _member_id(organization=organization, email=filters.user)
         return [found] if found is not None else None
     if filters.text:
         return _people_matching(organization=organization, text=filters.text)
@@ -195,9 +217,9 @@ def event_list_parts(
     assert organization is not None
     base = events_for_organization(organization=organization)
     ids = _person_ids(organization=organization, filters=filters)
-    if ids is None or (filters.user and filters.text):
+    if ids is None or (filters.names_user and filters.text):
         return [events_filter(base, filters=filters, organization=organization)]
-    rest = replace(filters, user="", text="")
+    rest = replace(filters, user_id=None, user="", text="")
     return _split_by_person(events_filter(base, filters=rest, organization=organization), ids)
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from audit.forms import EventFilterForm
 from audit.member_view import fields_seen_by
 from audit.models import AuditEvent, EventType
-from audit.selectors import events_filter, events_for_organization
+from audit.selectors import events_matching
 from audit.services import event_record
 
 from . import csv as csv_format
@@ -227,14 +227,10 @@ def export_create(
 
 
 def _export_queryset(export: Export) -> QuerySet[AuditEvent]:
-    form = EventFilterForm(export.filters)
+    form = EventFilterForm(export.filters, paged=False)
     if not form.is_valid():  # stored from a valid form; a change of rules must not go silent
         raise ValueError(f"stored filters no longer valid: {form.error_text()}")
-    return events_filter(
-        events_for_organization(organization=export.organization),
-        filters=form.filters(),
-        organization=export.organization,
-    )
+    return events_matching(filters=form.filters(), organization=export.organization)
 
 
 def export_build(*, export_id: str) -> Export | None:

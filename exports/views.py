@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
 from audit.forms import EventFilterForm
-from audit.selectors import events_filter, events_for_organization, events_for_user
+from audit.selectors import events_matching
 from audit.views import _organization_for_audit_log
 
 from . import services
@@ -37,10 +37,7 @@ def _csv_response(lines, filename: str) -> StreamingHttpResponse:  # type: ignor
 
 
 def _bad_filters(form: EventFilterForm) -> HttpResponse:
-    return HttpResponseBadRequest(
-        f"These filters could not be used: {form.error_text()}",
-        content_type="text/plain; charset=utf-8",
-    )
+    return HttpResponseBadRequest(form.refusal(), content_type="text/plain; charset=utf-8")
 
 
 def _stamp() -> str:
@@ -52,14 +49,10 @@ def _stamp() -> str:
 def audit_log_csv(request: HttpRequest) -> HttpResponse:
     """The Audit Log's filtered rows as CSV: streamed, or as a job when there are many."""
     organization = _organization_for_audit_log(request.user)
-    form = EventFilterForm(request.GET)
+    form = EventFilterForm(request.GET, paged=False)
     if not form.is_valid():
         return _bad_filters(form)
-    queryset = events_filter(
-        events_for_organization(organization=organization),
-        filters=form.filters(),
-        organization=organization,
-    )
+    queryset = events_matching(filters=form.filters(), organization=organization)
     filters = form.canonical()
     if services.rows_at_most(queryset, services.stream_max_rows()) > services.stream_max_rows():
         export = services.export_create(
@@ -82,10 +75,10 @@ def audit_log_csv(request: HttpRequest) -> HttpResponse:
 @login_required
 def activity_csv(request: HttpRequest) -> HttpResponse:
     """The person's own filtered activity as CSV, always streamed (one person's rows)."""
-    form = EventFilterForm(request.GET, organization_wide=False)
+    form = EventFilterForm(request.GET, organization_wide=False, paged=False)
     if not form.is_valid():
         return _bad_filters(form)
-    queryset = events_filter(events_for_user(user=request.user), filters=form.filters())
+    queryset = events_matching(filters=form.filters(), user=request.user)
     organization = getattr(getattr(request.user, "membership", None), "organization", None)
     services.export_streamed_record(
         request=request,

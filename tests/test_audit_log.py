@@ -218,7 +218,7 @@ def test_full_page_has_a_real_get_form_and_links(client, org, admin):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"start": "2026-13-45"}, "Enter a valid date"),
+        ({"start": "2026-13-45"}, "Enter a date as YYYY-MM-DD"),
         ({"start": "2026-03-10", "end": "2026-03-01"}, "before the start"),
         ({"event_type": "login.hacked"}, "Select a valid choice"),
         ({"ip": "300.1.1.1/99"}, "CIDR network"),

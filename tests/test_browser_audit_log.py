@@ -103,3 +103,19 @@ def test_bad_filter_shows_a_message_in_the_page(page):
     alert = page.get_by_test_id("filter-errors")
     alert.wait_for()
     assert "CIDR" in alert.inner_text()
+
+
+def test_an_out_of_range_date_and_a_unicode_user_id_are_explained_in_place(page):
+    org = OrganizationFactory()
+    admin = member(org, Role.ADMINISTRATOR)
+    _sign_in(page, admin.email)
+    page.goto("/settings/security/audit-log/")
+    page.fill("input[name=end]", "9999-12-31")
+    page.fill("input[name=user]", "²")
+    page.get_by_role("button", name="Filter").click()
+    alert = page.get_by_test_id("filter-errors")
+    alert.wait_for()
+    text = alert.inner_text()
+    assert "Enter a date from 1900-01-01 to 9998-12-31." in text
+    assert "A user id is written with the digits 0-9" in text
+    assert page.locator("h1").inner_text().startswith("Settings")  # swapped in place

@@ -59,7 +59,7 @@ def test_the_activity_log_reads_the_actor_and_target_indexes(loaded):
 def test_the_audit_log_user_filter_reads_the_person_indexes(loaded, how):
     organization, people = loaded
     filters = (
-        EventFilters(user=str(people[1].pk)) if how == "id" else EventFilters(text=people[1].email)
+        EventFilters(user_id=people[1].pk) if how == "id" else EventFilters(text=people[1].email)
     )
 
     parts = event_list_parts(filters=filters, organization=organization)
