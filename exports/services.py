@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
@@ -135,27 +136,43 @@ def _chunk(rows: list[bytes], details: dict[bytes, bytes]) -> str:
     return joined.replace(b"\t", b",").decode()
 
 
-def _postgres_lines(queryset: QuerySet[AuditEvent]) -> Iterator[str]:
-    """CSV text from COPY (the queryset's SELECT) TO STDOUT; constant memory."""
+def _copy_statement(queryset: QuerySet[AuditEvent]) -> str | None:
+    """The queryset's SELECT with its parameters bound, for COPY; None when it can match no row.
+
+    Django says "no row" by raising EmptyResultSet while it writes the SQL (a filter such as
+    `actor_id IN ()` or .none()): a list page reads that as an empty page, so the export must
+    too, and must find out before the response starts.
+    """
     from psycopg import ClientCursor
 
     fields = ["csv_occurred_at", *csv_format.EVENT_FIELDS[1:]]
     fields[fields.index("ip_address")] = "csv_ip"
-    sql, params = (
-        # Constant SQL of our own; no input reaches it.
-        queryset.annotate(
-            csv_occurred_at=RawSQL(_OCCURRED_AT_SQL, []),  # noqa: S611
-            csv_ip=RawSQL(_IP_SQL, []),  # noqa: S611
+    try:
+        sql, params = (
+            # Constant SQL of our own; no input reaches it.
+            queryset.annotate(
+                csv_occurred_at=RawSQL(_OCCURRED_AT_SQL, []),  # noqa: S611
+                csv_ip=RawSQL(_IP_SQL, []),  # noqa: S611
+            )
+            .values_list(*fields)
+            .query.sql_with_params()
         )
-        .values_list(*fields)
-        .query.sql_with_params()
-    )
+    except EmptyResultSet:
+        return None
+    connection.ensure_connection()
+    # COPY takes no bind parameters: the filters are bound client-side, by psycopg's own quoting.
+    with ClientCursor(connection.connection) as quoting:
+        return quoting.mogrify(sql, params)
+
+
+def _postgres_lines(statement: str | None) -> Iterator[str]:
+    """CSV text from COPY (the statement) TO STDOUT; constant memory. Only the header for
+    a statement that can match nothing."""
     yield ",".join(csv_format.HEADER) + "\r\n"
+    if statement is None:
+        return
     connection.ensure_connection()
     raw = connection.connection
-    # COPY takes no bind parameters: the filters are bound client-side, by psycopg's own quoting.
-    with ClientCursor(raw) as quoting:
-        statement = quoting.mogrify(sql, params)
     details: dict[bytes, bytes] = {}
     with raw.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT") as copy:
         rows: list[bytes] = []
@@ -171,7 +188,7 @@ def _postgres_lines(queryset: QuerySet[AuditEvent]) -> Iterator[str]:
 def csv_stream(queryset: QuerySet[AuditEvent]) -> Iterator[str]:
     """The header and one line per event of the queryset, in its order; constant memory."""
     if connection.vendor == "postgresql":
-        return _postgres_lines(queryset)
+        return _postgres_lines(_copy_statement(queryset))
     rows = queryset.values_list(*csv_format.EVENT_FIELDS).iterator(chunk_size=FETCH_ROWS)
     return csv_format.csv_lines(rows)
 

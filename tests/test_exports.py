@@ -174,6 +174,26 @@ def test_above_the_threshold_the_export_becomes_a_job_with_a_checksum(
     assert events(EventType.EXPORT_CREATED)[0].details["delivery"] == "job"
 
 
+@pytest.mark.parametrize(
+    "filters", [{"q": "zzzz-no-such-person"}, {"q": "%"}, {"user": "nobody@nowhere.test"}]
+)
+def test_a_background_export_that_matches_nobody_is_its_header_alone(
+    org, admin, filters, django_capture_on_commit_callbacks
+):
+    from exports.services import export_create, export_root
+
+    add(org, admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        export = export_create(request=None, user=admin, organization=org, filters=filters)
+
+    export.refresh_from_db()
+    assert export.status == ExportStatus.DONE, export.error
+    assert export.rows_written == 0
+    body = (export_root() / export.file_name).read_bytes()
+    assert body == (",".join(HEADER) + "\r\n").encode()
+    assert hashlib.sha256(body).hexdigest() == export.sha256
+
+
 def parse_bytes(body: bytes) -> list[dict[str, str]]:
     reader = csv.reader(io.StringIO(body.decode()))
     assert next(reader) == HEADER
