@@ -18,7 +18,7 @@ from django.utils.text import slugify
 
 from accounts.models import ENTERPRISE_RETENTION_BOUNDS, TIER_RETENTION_DAYS, Organization, Tier
 from audit.models import AuditEvent, EventType, Outcome
-from audit.selectors import events_filter, events_for_organization
+from audit.selectors import EventFilters, events_matching
 from audit.services import event_record, events_purge_batch, events_purge_id_range
 from exports.csv import EVENT_FIELDS
 
@@ -61,6 +61,11 @@ PURGE_STALE_AFTER = timedelta(minutes=30)
 
 class RetentionInputError(ValueError):
     """A request the rules do not allow (out of range, wrong tier, bad filter)."""
+
+
+class ScheduleFiltersInvalid(RetentionInputError):
+    """A schedule's stored filters that the filter form refuses today (stored under older,
+    looser rules): no run of it can succeed until it is replaced."""
 
 
 # --- Settings --------------------------------------------------------------------------------
@@ -671,14 +676,26 @@ def export_schedule_delete(
         schedule.delete()
 
 
-def _schedule_rows(schedule: ExportSchedule, start: datetime, end: datetime) -> QuerySet[Any]:
+def _schedule_filters(schedule: ExportSchedule) -> EventFilters:
+    """The schedule's stored filters, parsed as the Audit Log parses them, or
+    ScheduleFiltersInvalid (recorded on the schedule, where its page shows it)."""
+    form = ScheduleFilterForm(data=schedule.filters)
+    if form.is_valid():
+        return form.filters()
+    error = ScheduleFiltersInvalid(
+        f"The stored filters can no longer be used ({form.error_text()}); "
+        "delete this schedule and create it again."
+    )
+    ExportSchedule.objects.filter(pk=schedule.pk).update(last_error=str(error)[:500])
+    raise error
+
+
+def _schedule_rows(
+    schedule: ExportSchedule, filters: EventFilters, start: datetime, end: datetime
+) -> QuerySet[Any]:
     """The schedule's rows for one window: what the Audit Log shows with its filters."""
-    organization = schedule.organization
-    filters = replace(_parsed_filters(schedule.filters).filters(), since=start, until=end)
-    events = events_filter(
-        events_for_organization(organization=organization),
-        filters=filters,
-        organization=organization,
+    events = events_matching(
+        filters=replace(filters, since=start, until=end), organization=schedule.organization
     )
     return events.order_by("occurred_at", "id").values_list(*EVENT_FIELDS)
 
@@ -691,11 +708,12 @@ def export_schedule_run(
     request: HttpRequest | None = None,
 ) -> StoredFile:
     """Produce the schedule's CSV for the window ending at `period_end`, stored and checked."""
+    filters = _schedule_filters(schedule)
     start = period_end - timedelta(days=schedule.window_days)
     organization = schedule.organization
     stamp = f"{period_end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
     name = f"{organization.slug}/exports/{slugify(schedule.name) or 'export'}-{stamp}.csv"
-    rows = _schedule_rows(schedule, start, period_end).iterator(chunk_size=5000)
+    rows = _schedule_rows(schedule, filters, start, period_end).iterator(chunk_size=5000)
     facts = file_write_csv(name=name, rows=rows, compress=False)
     about = {
         "kind": FileKind.EXPORT.value,
@@ -771,7 +789,10 @@ def export_schedules_run_due(*, now: datetime | None = None) -> int:
             try:
                 export_schedule_run(schedule=schedule, period_end=period_end)
             except Exception as exc:
-                logger.exception("scheduled export %s failed", schedule.pk)
+                if isinstance(exc, ScheduleFiltersInvalid):  # known and shown: no traceback
+                    logger.warning("scheduled export %s failed: %s", schedule.pk, exc)
+                else:
+                    logger.exception("scheduled export %s failed", schedule.pk)
                 # Give the period back so the next beat retries it: no export is skipped.
                 ExportSchedule.objects.filter(pk=schedule.pk, next_run_at=following).update(
                     next_run_at=period_end, last_error=(str(exc) or exc.__class__.__name__)[:500]

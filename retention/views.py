@@ -28,6 +28,7 @@ from .selectors import (
 )
 from .services import (
     RetentionInputError,
+    ScheduleFiltersInvalid,
     export_schedule_create,
     export_schedule_delete,
     export_schedule_run,
@@ -188,6 +189,8 @@ def schedule_run(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except FileCheckFailed as exc:
         messages.error(request, f"The export could not be stored: {exc}")
+    except ScheduleFiltersInvalid as exc:
+        messages.error(request, str(exc))
     else:
         messages.success(request, f"Exported {stored.row_count} events to {stored.filename}.")
     return redirect("retention:archives")

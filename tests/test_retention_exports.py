@@ -131,6 +131,55 @@ def test_a_failing_storage_leaves_the_period_due_and_shows_the_error(settings, a
     assert events(EventType.EXPORT_CREATED) == []
 
 
+def _broken_schedule(organization, admin, filters):  # type: ignore[no-untyped-def]
+    """A schedule whose filters were stored under looser rules than the form has today."""
+    schedule = _schedule(organization, admin, name="Broken")
+    ExportSchedule.objects.filter(pk=schedule.pk).update(filters=filters)
+    schedule.refresh_from_db()
+    return schedule
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{"user": "²"}, {"user": "①"}, {"country": ["DE"]}, {"event_type": "login.hacked"}],
+)
+def test_a_schedule_whose_filters_no_longer_parse_fails_visibly_and_others_still_run(
+    client, filters
+):
+    admin = _admin()
+    organization = admin.membership.organization
+    event_at(MIDNIGHT - timedelta(hours=3), organization)
+    broken = _broken_schedule(organization, admin, filters)
+    _schedule(organization, admin, name="Working")
+
+    assert export_schedules_run_due(now=MIDNIGHT) == 1
+
+    [stored] = StoredFile.objects.all()
+    assert stored.schedule.name == "Working"
+    broken.refresh_from_db()
+    assert broken.next_run_at == MIDNIGHT  # still due: nothing is skipped
+    assert "The stored filters can no longer be used" in broken.last_error
+    assert next(iter(filters)) + ": " in broken.last_error
+    [created] = events(EventType.EXPORT_CREATED)
+    assert created.details["schedule"] != broken.pk
+    client.force_login(admin)
+    page = client.get(ARCHIVES).content.decode()
+    assert "The stored filters can no longer be used" in page
+
+
+def test_running_a_schedule_with_unusable_filters_by_hand_says_why(client):
+    admin = _admin()
+    broken = _broken_schedule(admin.membership.organization, admin, {"user": "²"})
+    client.force_login(admin)
+
+    response = client.post(reverse("retention:schedule-run", args=[broken.pk]), follow=True)
+
+    assert response.status_code == 200
+    assert "The stored filters can no longer be used" in response.content.decode()
+    assert not StoredFile.objects.exists()
+    assert events(EventType.EXPORT_CREATED) == []
+
+
 @pytest.mark.parametrize(
     ("when", "frequency", "expected"),
     [
