@@ -21,9 +21,9 @@ from .selectors import EventFilters
 
 MAX_TEXT = 200
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
-# The days a filter may name. Python's datetime ends at 9999-12-31; a day's end is the next
-# midnight, shifted by its zone's offset (never more than a day, in any zone), so a day before
-# 9999 always has instants both sides of it. Nothing was recorded before 1900.
+# The days a filter may name. A day becomes the instants from its midnight to the next one in
+# the viewer's zone (whose offset is always less than a day); Python's datetime holds those only
+# for days well inside its years 1 to 9999. 1900 is long before any event this product records.
 MIN_DATE = date(1900, 1, 1)
 MAX_DATE = date(9998, 12, 31)
 DATE_RANGE_MESSAGE = f"Enter a date from {MIN_DATE:%Y-%m-%d} to {MAX_DATE:%Y-%m-%d}."
