@@ -348,6 +348,54 @@ def test_hostile_filters_are_refused_or_answered_and_change_no_event(
     assert _stored(world.seeded_up_to) == seeded_before
 
 
+# --- Scheduled exports: the filters stored by Archives & scheduled exports, and their run ------
+
+SCHEDULE_FIELDS = ORG_FIELDS - {"start", "end", "tz"}  # a schedule's window moves with each run
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.names() & SCHEDULE_FIELDS], ids=lambda c: c.id
+)
+def test_hostile_schedule_filters_are_refused_or_their_runs_hold_exactly_the_rows(
+    case, world, settings, tmp_path
+):
+    from retention.models import ExportSchedule, StoredFile
+    from retention.services import export_schedule_run
+
+    from .retention_support import use_archive_storage
+
+    use_archive_storage(settings, tmp_path)
+    client = Client(raise_request_exception=False)
+    client.force_login(world.admin)
+    seeded_before = _stored(world.seeded_up_to)
+    count_before = AuditEvent.objects.count()
+    form = {"name": "Hostile", "frequency": "monthly", "window_days": "31"}
+    if isinstance(case.params, str):
+        body = "&".join(f"{k}={v}" for k, v in form.items()) + "&" + case.params
+        response = client.post(
+            reverse("retention:archives"), body, "application/x-www-form-urlencoded"
+        )
+    else:
+        response = client.post(reverse("retention:archives"), {**form, **case.params})
+
+    assert response.status_code < 500
+    if case.outcome == REFUSED:
+        assert response.status_code == 400
+        assert 'class="errorlist' in response.content.decode()
+        assert not ExportSchedule.objects.exists()
+        assert AuditEvent.objects.count() == count_before
+    else:
+        assert response.status_code == 302
+        schedule = ExportSchedule.objects.get()
+        stored = export_schedule_run(
+            schedule=schedule, period_end=datetime(2026, 3, 2, tzinfo=UTC), actor=world.admin
+        )
+        rows = _csv_rows((tmp_path / stored.name).read_bytes())
+        assert len(rows) == stored.row_count == StoredFile.objects.get().row_count
+        assert (len(rows) == 0) == (case.outcome == EMPTY), (case.outcome, len(rows))
+    assert _stored(world.seeded_up_to) == seeded_before
+
+
 # --- Who may ask: the views that parse filters keep their doors whatever the input ------------
 
 HOSTILE = {"end": "9999-12-31", "user": "²", "q": "%", "limit": "²"}
