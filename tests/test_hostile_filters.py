@@ -124,6 +124,8 @@ CASES = [
     Case("q-100k", {"q": "x" * 100_000}, REFUSED, "q"),
     Case("q-nul", {"q": "a\x00b"}, REFUSED, "q"),
     Case("q-bad-utf8", "q=%FF%FE", EMPTY),
+    Case("q-crlf-header", {"q": "x\r\nX-Injected: 1"}, EMPTY),
+    Case("q-rtl-override-emoji", {"q": "\u202eevil\U0001f600"}, EMPTY),
     Case("user-nul", {"user": "\x00"}, REFUSED, "user"),
     Case("user-300", {"user": "a" * 300}, REFUSED, "user"),
     Case("user-negative", {"user": "-1"}, EMPTY),
