@@ -237,7 +237,8 @@ def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
         made = _seed()
     yield made
     with django_db_blocker.unblock():
-        # The only way events leave the table is the purge's gate, as in conftest.py.
+        # Events leave the table only through the purge's gate: the same two lines as
+        # conftest.py's _empty_audit_table_before_flush (change both together).
         with _purge_gate("default"):
             AuditEvent.objects.all().delete()
         Organization.objects.filter(slug__startswith="hostile-").delete()
