@@ -70,7 +70,9 @@ def record_viewed_once(
 ) -> None:
     """Record audit_log.viewed, once per viewer and distinct filter per few minutes.
 
-    Paging (the cursor) and HTMX swaps of the same filters are the same view.
+    Paging (the cursor) and HTMX swaps of the same filters are the same view. The dedupe lives
+    in the cache; with Redis unreachable the cache answers as no cache (`add` succeeds), so every
+    view is recorded: more rows for a while, never a view left unrecorded or a failed page.
     """
     digest = hashlib.sha256(json.dumps(looked_at, sort_keys=True).encode()).hexdigest()[:32]
     key = f"audit_log.viewed:{dedup_key or request.user.pk}:{digest}"
