@@ -99,7 +99,8 @@ class BatchingPublisher:
 
 
 def _send_for_evaluation(ids: list[int]) -> None:
-    from .services import enqueue
+    from activity_monitor.celery import enqueue
+
     from .tasks import events_evaluate
 
     enqueue(events_evaluate, ids)
