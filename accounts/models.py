@@ -262,3 +262,34 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.session_hash} of {self.user_id}"
+
+
+class SecurityNotice(models.Model):
+    """An email owed to a user about a change to their account security (NIST SP 800-63B).
+
+    Written in the transaction that records the change, so the database, not the broker, says
+    what is still to send: a task sends it after commit, and a sweep sends what no task did
+    (broker down, worker dead). A sender claims the row for a lease, sends, then marks it sent:
+    at least once, never lost (a sender that dies after sending but before marking sends twice).
+    """
+
+    # The audit event the email tells about (events are append-only, so the ledger is separate).
+    event_id = models.BigIntegerField(primary_key=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # A sender holds the row until then; past it, the sender is taken for dead.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Sent, or found with nothing (left) to send.
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="securitynotice_unsent",
+                condition=models.Q(sent_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"security notice for event {self.event_id}"

@@ -1,21 +1,30 @@
 """Security emails to the user (NIST SP 800-63B): sent by a Celery task after the change commits.
 
 Each email is built from the audit event that recorded the change, so the task takes one id and
-the message can never say more than the event does (which holds no secret).
+the message can never say more than the event does (which holds no secret). A SecurityNotice row,
+written with the change, says the email is owed until it is sent: the sweep sends what no task
+did (broker down, worker dead), so an email is sent at least once and never lost.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
+from django.db.models import F, Q
 from django.template.loader import render_to_string
+from django.utils import timezone
 
+from activity_monitor.celery import enqueue
 from audit.models import AuditEvent, EventType
 
-from .models import User
+from .models import SecurityNotice, User
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,17 +55,46 @@ NOTICES: dict[str, Notice] = {
 
 
 def security_notice_queue(*, event: AuditEvent) -> None:
-    """Send the user's email for this event once the surrounding transaction commits."""
+    """Owe the user an email for this event; it is sent once the surrounding transaction commits."""
     if event.event_type not in NOTICES:
         return
     from .tasks import security_notice_send as security_notice_send_task
 
+    SecurityNotice.objects.create(event_id=event.pk)
     event_id = event.pk
-    transaction.on_commit(lambda: security_notice_send_task.delay(event_id))
+    transaction.on_commit(lambda: enqueue(security_notice_send_task, event_id))
+
+
+def _claim(event_id: int) -> bool:
+    """Take the unsent notice for a lease (conditional UPDATE); True if this caller holds it."""
+    now = timezone.now()
+    return bool(
+        SecurityNotice.objects.filter(pk=event_id, sent_at__isnull=True)
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        .update(
+            claimed_until=now + timedelta(seconds=settings.SWEEP_CLAIM_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+    )
 
 
 def security_notice_send(*, event_id: int) -> bool:
-    """Email the user an event is about; False if there is nothing (left) to send."""
+    """Email the user an event is about, if the notice is still owed; True if an email went.
+
+    Marked sent only after the mail server took it; a failed send frees the claim for the sweep.
+    """
+    if not _claim(event_id):
+        return False  # sent already, or another sender holds it
+    try:
+        sent = _send(event_id)
+    except Exception:
+        SecurityNotice.objects.filter(pk=event_id).update(claimed_until=None)
+        raise
+    SecurityNotice.objects.filter(pk=event_id).update(sent_at=timezone.now(), claimed_until=None)
+    return sent
+
+
+def _send(event_id: int) -> bool:
     event = AuditEvent.objects.filter(pk=event_id).first()
     if event is None or event.event_type not in NOTICES:
         return False
@@ -77,9 +115,35 @@ def security_notice_send(*, event_id: int) -> bool:
         body=render_to_string("accounts/email/security_notice.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[user.email],
+        # A mail server that hangs must not outlive the claim's lease.
+        connection=get_connection(timeout=settings.SWEEP_EMAIL_TIMEOUT_SECONDS),
     )
     message.attach_alternative(
         render_to_string("accounts/email/security_notice.html", context), "text/html"
     )
     message.send()
     return True
+
+
+def security_notices_sweep(*, limit: int = 200) -> int:
+    """Send the notices no task sent (never queued, worker died, mail server down); how many."""
+    now = timezone.now()
+    owed = (
+        SecurityNotice.objects.filter(
+            sent_at__isnull=True,
+            created_at__lte=now - timedelta(seconds=settings.SWEEP_DELAY_SECONDS),
+            created_at__gte=now - timedelta(hours=settings.SWEEP_HORIZON_HOURS),
+        )
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    sent = 0
+    for event_id in list(owed):
+        try:
+            sent += security_notice_send(event_id=event_id)
+        except Exception:  # one bad address or a mail server hiccup must not stop the rest
+            logger.exception(
+                "security notice for event %s not sent; the sweep retries it", event_id
+            )
+    return sent

@@ -15,6 +15,13 @@ def lockout_release_expired() -> int:
     return services.lockouts_release_expired()
 
 
-@shared_task(time_limit=60, soft_time_limit=50)
+# Shorter than the claim's lease (SWEEP_CLAIM_LEASE_SECONDS, default 60 s): a hung send is killed
+# before a sweep may take its claim over.
+@shared_task(time_limit=50, soft_time_limit=45)
 def security_notice_send(event_id: int) -> bool:
     return notifications.security_notice_send(event_id=event_id)
+
+
+@shared_task(time_limit=300, soft_time_limit=280)
+def security_notices_sweep() -> int:
+    return notifications.security_notices_sweep()
