@@ -95,8 +95,11 @@ class Alert(models.Model):
     # Ids of the audit events that triggered it (capped; see alerts.services.MAX_EVENT_IDS).
     event_ids = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
-    # Set when the alert is raised and its rule emails; cleared by the one sender that claims it.
+    # Set when the alert is raised and its rule emails; cleared only after the email was sent.
     email_pending = models.BooleanField(default=False)
+    # The sender holding the email (a conditional UPDATE claims it) until then; past it, the
+    # sender is taken for dead and the sweep sends (at least once, never lost).
+    email_claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)

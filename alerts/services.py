@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from celery import current_app
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import get_connection, send_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Organization, User
+from activity_monitor.celery import enqueue
 from audit.models import AuditEvent, EventType
 from audit.services import event_record
 
@@ -41,21 +42,6 @@ logger = logging.getLogger(__name__)
 MAX_EVENT_IDS = 200
 # Rules whose alerts go to the person affected rather than to the security team.
 USER_NOTICE_KINDS = frozenset({RuleKind.NEW_DEVICE, RuleKind.NEW_COUNTRY})
-
-
-def enqueue(task: Any, *args: Any, countdown: float | None = None) -> bool:
-    """Send a task to the broker; a broker that is down only delays the work (beat sweeps)."""
-    try:
-        task.apply_async(args=args, countdown=countdown, retry=False)
-    except Exception:  # broker down (or, in eager mode, the task itself failed)
-        logger.warning(
-            "task %s%r did not run now; the periodic sweep will pick it up",
-            task.name,
-            args,
-            exc_info=True,
-        )
-        return False
-    return True
 
 
 # --- Rules -----------------------------------------------------------------------------------
@@ -241,6 +227,8 @@ def _alert_repeat(*, alert: Alert, rule: AlertRule, finding: Finding, at: dateti
         alert.status = AlertStatus.OPEN
         alert.resolved_at = None
         alert.email_pending = rule.notify_email
+        # A send of the earlier email still under way must not mark this new one as sent.
+        alert.email_claimed_until = None
         alert.notes = [*alert.notes, _note(None, "reopened", "The rule matched again.")]
     alert.save()
     if reopened:
@@ -314,10 +302,11 @@ def events_sweep(
 ) -> int:
     """Evaluate committed events that no task evaluated (broker down, worker lost).
 
-    Moves a low-water mark over the event ids so each run starts where the last one stopped.
-    Events younger than ALERTS_SWEEP_DELAY_SECONDS are left to their own task; the mark never
-    passes an event younger than ALERTS_SWEEP_SETTLE_SECONDS, because an id handed out at insert
-    may commit later than a higher one.
+    Every unevaluated event past the mark and older than ALERTS_SWEEP_DELAY_SECONDS (younger
+    ones are left to their own task) is evaluated, whatever lies around it: recent evaluated
+    events do not hide the unevaluated ones behind them. Then the mark moves over the events
+    that are all done, but never past an event younger than ALERTS_SWEEP_SETTLE_SECONDS,
+    because an id handed out at insert may commit later than a higher one.
     """
     state, _ = SweepState.objects.get_or_create(pk=1)
     low = state.low_water_id
@@ -327,45 +316,42 @@ def events_sweep(
     horizon = now - timedelta(
         hours=settings.ALERTS_SWEEP_HORIZON_HOURS if horizon_hours is None else horizon_hours
     )
-    evaluated = skipped = 0
+    relevant = AuditEvent.objects.filter(
+        pk__gt=low, event_type__in=EVALUATED_EVENT_TYPES, organization_id__isnull=False
+    )
+    unevaluated = ~Exists(EvaluatedEvent.objects.filter(event_id=OuterRef("pk")))
+    due = (
+        relevant.filter(unevaluated, occurred_at__lte=evaluate_before, occurred_at__gte=horizon)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    evaluated = 0
+    after = low
     for _ in range(max_batches):
-        rows = list(
-            AuditEvent.objects.filter(pk__gt=low, event_type__in=EVALUATED_EVENT_TYPES)
-            .exclude(organization_id=None)
-            .order_by("pk")
-            .values_list("pk", "occurred_at")[:batch_size]
-        )
-        if not rows:
+        ids = list(due.filter(pk__gt=after)[:batch_size])
+        for pk in ids:
+            event_evaluate(event_id=pk)
+        evaluated += len(ids)
+        if len(ids) < batch_size:
             break
-        done = set(
-            EvaluatedEvent.objects.filter(event_id__in=[pk for pk, _ in rows]).values_list(
-                "event_id", flat=True
-            )
+        after = ids[-1]
+
+    # The mark: the last relevant event before the first one that is young or still to do.
+    blocker = (
+        relevant.filter(Q(occurred_at__gt=settle_before) | Q(unevaluated, occurred_at__gte=horizon))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    done = relevant if blocker is None else relevant.filter(pk__lt=blocker)
+    mark = done.aggregate(mark=Max("pk"))["mark"]
+    if mark is not None:
+        skipped = done.filter(unevaluated).count()  # older than anyone would act on
+        if skipped:
+            logger.warning("alert sweep skipped %d events older than the horizon", skipped)
+        SweepState.objects.filter(pk=1, low_water_id__lt=mark).update(
+            low_water_id=mark, swept_at=now
         )
-        mark, stop = low, False
-        for pk, occurred_at in rows:
-            if pk not in done:
-                if occurred_at > evaluate_before:
-                    stop = True
-                    break
-                if occurred_at < horizon:
-                    skipped += 1  # older than anyone would act on: never evaluated
-                else:
-                    event_evaluate(event_id=pk)
-                    evaluated += 1
-            if occurred_at > settle_before:
-                stop = True
-                break
-            mark = pk
-        if mark > low:
-            SweepState.objects.filter(pk=1, low_water_id__lt=mark).update(
-                low_water_id=mark, swept_at=now
-            )
-            low = mark
-        if stop or len(rows) < batch_size:
-            break
-    if skipped:
-        logger.warning("alert sweep skipped %d events older than the horizon", skipped)
     return evaluated
 
 
@@ -532,19 +518,50 @@ def _email_for(alert: Alert) -> tuple[str, str, list[str]]:
     return subject, body, selectors.notification_recipients(organization_id=alert.organization_id)
 
 
+def _email_claim(alert_id: int) -> datetime | None:
+    """Take the alert's pending email for a lease (conditional UPDATE); the lease end, or None."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.SWEEP_CLAIM_LEASE_SECONDS)
+    claimed = (
+        Alert.objects.filter(pk=alert_id, email_pending=True)
+        .filter(Q(email_claimed_until__isnull=True) | Q(email_claimed_until__lte=now))
+        .update(email_claimed_until=until)
+    )
+    return until if claimed else None
+
+
 def alert_notify(*, alert_id: int) -> None:
-    """Send the alert's email (once) and queue its webhook deliveries; one channel failing
-    never stops another."""
-    claimed = Alert.objects.filter(pk=alert_id, email_pending=True).update(email_pending=False)
-    if claimed:
+    """Send the alert's email and queue its webhook deliveries; one channel failing never stops
+    another.
+
+    The email is claimed for a lease, sent, and only then marked sent: a sender that dies in the
+    SMTP call leaves it pending, and once the lease is over the sweep sends it (at least once:
+    a sender that dies between sending and marking sends twice).
+    """
+    claimed_until = _email_claim(alert_id)
+    if claimed_until is not None:
         alert = Alert.objects.select_related("subject_user").get(pk=alert_id)
         try:
             subject, body, recipients = _email_for(alert)
             if recipients:
-                send_mail(subject, body, None, recipients, fail_silently=False)
+                send_mail(
+                    subject,
+                    body,
+                    None,
+                    recipients,
+                    fail_silently=False,
+                    # A mail server that hangs must not outlive the claim's lease.
+                    connection=get_connection(timeout=settings.SWEEP_EMAIL_TIMEOUT_SECONDS),
+                )
         except Exception:
             logger.exception("alert %s: email failed; the sweep retries it", alert_id)
-            Alert.objects.filter(pk=alert_id).update(email_pending=True)
+            Alert.objects.filter(pk=alert_id, email_claimed_until=claimed_until).update(
+                email_claimed_until=None
+            )
+        else:
+            Alert.objects.filter(pk=alert_id, email_claimed_until=claimed_until).update(
+                email_pending=False, email_claimed_until=None
+            )
     from .tasks import webhook_delivery_attempt as webhook_delivery_attempt_task
 
     due = WebhookDelivery.objects.filter(
@@ -555,14 +572,20 @@ def alert_notify(*, alert_id: int) -> None:
 
 
 def notifications_sweep() -> int:
-    """Retry what a lost task or a failed send left behind: emails and due webhook attempts."""
+    """Do what a lost task, a dead worker or a failed send left behind: alert emails still
+    pending and not claimed by a live sender, and due webhook attempts (whose claims are
+    leases too: see webhook_delivery_attempt)."""
     now = timezone.now()
     started = 0
-    stale = Alert.objects.filter(
-        email_pending=True,
-        created_at__lte=now - timedelta(seconds=settings.ALERTS_SWEEP_DELAY_SECONDS),
-        created_at__gte=now - timedelta(days=1),
-    ).values_list("pk", flat=True)[:200]
+    stale = (
+        Alert.objects.filter(
+            email_pending=True,
+            created_at__lte=now - timedelta(seconds=settings.ALERTS_SWEEP_DELAY_SECONDS),
+            created_at__gte=now - timedelta(days=1),
+        )
+        .filter(Q(email_claimed_until__isnull=True) | Q(email_claimed_until__lte=now))
+        .values_list("pk", flat=True)[:200]
+    )
     for alert_id in list(stale):
         alert_notify(alert_id=alert_id)
         started += 1

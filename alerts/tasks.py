@@ -17,7 +17,9 @@ def events_sweep() -> int:
     return services.events_sweep()
 
 
-@shared_task(time_limit=120, soft_time_limit=100)
+# Shorter than the email claim's lease (SWEEP_CLAIM_LEASE_SECONDS, default 60 s): a hung send is
+# killed before a sweep may take its claim over.
+@shared_task(time_limit=50, soft_time_limit=45)
 def alert_notify(alert_id: int) -> None:
     services.alert_notify(alert_id=alert_id)
 
