@@ -39,6 +39,13 @@ class Export(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the build task was last queued (the sweep re-queues pending exports left too long).
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # Each claim of the build counts one; the builder's writes name its own attempt, so a builder
+    # whose claim a sweep took over (it went silent) can change nothing any more.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The running builder says it is alive at least every few seconds; a stale one has died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
 

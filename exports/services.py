@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,15 +16,16 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from activity_monitor.celery import enqueue
 from audit.forms import EventFilterForm
 from audit.member_view import fields_seen_by
 from audit.models import AuditEvent, EventType
 from audit.selectors import events_matching
-from audit.services import event_record
+from audit.services import DURABLE_ALIAS, event_record
 
 from . import csv as csv_format
 from .models import Export, ExportStatus
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 # Rows fetched from the server-side cursor per round trip; memory stays flat in the row count.
 FETCH_ROWS = 5_000
 PROGRESS_EVERY = 10_000
+# A running build says it is alive (and how far it got) at least this often, between chunks.
+HEARTBEAT_SECONDS = 5.0
 
 
 def stream_max_rows() -> int:
@@ -231,7 +237,9 @@ def export_create(
     """Queue a background export of the organization's events matching `filters`."""
     from .tasks import export_build as export_build_task
 
-    export = Export.objects.create(organization=organization, requested_by=user, filters=filters)
+    export = Export.objects.create(
+        organization=organization, requested_by=user, filters=filters, queued_at=timezone.now()
+    )
     event_record(
         event_type=EventType.EXPORT_CREATED,
         actor=user,
@@ -239,7 +247,9 @@ def export_create(
         details={"export_id": str(export.pk), "filters": filters, "delivery": "job"},
         request=request,
     )
-    transaction.on_commit(lambda: export_build_task.delay(str(export.pk)))
+    export_id = str(export.pk)
+    # Not queued (broker down)? The row is pending in the database: exports_sweep queues it.
+    transaction.on_commit(lambda: enqueue(export_build_task, export_id))
     return export
 
 
@@ -250,53 +260,120 @@ def _export_queryset(export: Export) -> QuerySet[AuditEvent]:
     return events_matching(filters=form.filters(), organization=export.organization)
 
 
+class _ClaimLost(Exception):
+    """A sweep took the build over (this builder went silent): stop, change nothing."""
+
+
+def _part_path(export: Export, attempt: int) -> Path:
+    return export_root() / f"{export.pk}.csv.{attempt}.part"
+
+
 def export_build(*, export_id: str) -> Export | None:
-    """Write the export's CSV file with its SHA-256; idempotent (claims the row first)."""
+    """Write the export's CSV file with its SHA-256, from scratch; idempotent (claims the row).
+
+    The file is written under a temporary name and renamed into place in the transaction that
+    marks the export done, so no reader ever sees a partial file under the export's name, and
+    a builder that dies leaves only its temporary file, which the next attempt deletes.
+    """
     claimed = Export.objects.filter(pk=export_id, status=ExportStatus.PENDING).update(
-        status=ExportStatus.RUNNING
+        status=ExportStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        heartbeat_at=timezone.now(),
+        rows_written=0,
     )
     if not claimed:
         return None
     export = Export.objects.select_related("organization").get(pk=export_id)
+    # Every write names this attempt: once a sweep has handed the build to another attempt,
+    # this builder's updates match no row and it stops.
+    mine = Export.objects.filter(
+        pk=export.pk, status=ExportStatus.RUNNING, attempts=export.attempts
+    )
+    # While COPY streams, its connection can run nothing else (a query there would wait for the
+    # COPY for ever): progress goes through the second connection to the same database.
+    progress = mine.using(DURABLE_ALIAS)
     root = export_root()
     root.mkdir(parents=True, exist_ok=True)
+    for leftover in root.glob(f"{export.pk}.csv.*.part"):  # an earlier attempt died writing it
+        leftover.unlink(missing_ok=True)
     name = f"{export.pk}.csv"
-    path = root / name
+    part = _part_path(export, export.attempts)
     digest = hashlib.sha256()
     size = written = reported = 0
     try:
         queryset = _export_queryset(export)
-        Export.objects.filter(pk=export.pk).update(rows_expected=queryset.order_by().count())
-        with path.open("wb") as handle:
+        if not mine.update(rows_expected=queryset.order_by().count(), heartbeat_at=timezone.now()):
+            raise _ClaimLost
+        beat = time.monotonic()
+        stream = csv_stream(queryset)
+        with part.open("wb") as handle, closing(stream):  # closing ends an unfinished COPY
             lines = 0
-            for chunk in csv_stream(queryset):
+            for chunk in stream:
                 data = chunk.encode()
                 handle.write(data)
                 digest.update(data)
                 size += len(data)
                 lines += chunk.count("\n")
                 written = max(lines - 1, 0)  # less the header
-                if written - reported >= PROGRESS_EVERY:
-                    Export.objects.filter(pk=export.pk).update(rows_written=written)
-                    reported = written
+                if (
+                    written - reported >= PROGRESS_EVERY
+                    or time.monotonic() - beat >= HEARTBEAT_SECONDS
+                ):
+                    if not progress.update(rows_written=written, heartbeat_at=timezone.now()):
+                        raise _ClaimLost
+                    reported, beat = written, time.monotonic()
+            handle.flush()
+            os.fsync(handle.fileno())
+        now = timezone.now()
+        with transaction.atomic():
+            if not mine.update(
+                status=ExportStatus.DONE,
+                rows_written=written,
+                file_name=name,
+                size_bytes=size,
+                sha256=digest.hexdigest(),
+                heartbeat_at=now,
+                finished_at=now,
+                expires_at=now + export_ttl(),
+            ):
+                raise _ClaimLost
+            os.replace(part, root / name)  # atomic on one file system; a failure rolls back
+    except _ClaimLost:
+        part.unlink(missing_ok=True)
+        return None
     except Exception as exc:
-        path.unlink(missing_ok=True)
-        Export.objects.filter(pk=export.pk).update(
-            status=ExportStatus.FAILED, error=str(exc)[:500], finished_at=timezone.now()
-        )
+        part.unlink(missing_ok=True)
+        mine.update(status=ExportStatus.FAILED, error=str(exc)[:500], finished_at=timezone.now())
         raise
-    now = timezone.now()
-    Export.objects.filter(pk=export.pk).update(
-        status=ExportStatus.DONE,
-        rows_written=written,
-        file_name=name,
-        size_bytes=size,
-        sha256=digest.hexdigest(),
-        finished_at=now,
-        expires_at=now + export_ttl(),
-    )
     export.refresh_from_db()
     return export
+
+
+def exports_sweep(*, now: Any = None) -> int:
+    """Queue the builds no worker is doing; returns how many were queued.
+
+    Pending exports whose task was never queued (broker down) or was lost are queued again;
+    running exports whose builder has been silent for EXPORTS_STALE_SECONDS (its worker died)
+    go back to pending and are rebuilt from scratch.
+    """
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.EXPORTS_STALE_SECONDS)
+    Export.objects.filter(status=ExportStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+    ).update(status=ExportStatus.PENDING, queued_at=None, rows_written=0)
+    requeue_before = now - timedelta(seconds=settings.SWEEP_DELAY_SECONDS)
+    waiting = Q(queued_at__isnull=True) | Q(queued_at__lte=requeue_before)
+    from .tasks import export_build as export_build_task
+
+    queued = 0
+    pending = Export.objects.filter(waiting, status=ExportStatus.PENDING)
+    for export_id in list(pending.values_list("pk", flat=True)[:100]):
+        # One sweep queues it, whoever else sweeps at the same moment.
+        if Export.objects.filter(waiting, pk=export_id, status=ExportStatus.PENDING).update(
+            queued_at=now
+        ):
+            queued += enqueue(export_build_task, str(export_id))
+    return queued
 
 
 def export_downloaded_record(*, request: HttpRequest, user: User, export: Export) -> None:

@@ -16,3 +16,8 @@ def export_build(export_id: str) -> bool:
 @shared_task
 def exports_expire() -> int:
     return services.exports_expire()
+
+
+@shared_task(time_limit=300, soft_time_limit=280)
+def exports_sweep() -> int:
+    return services.exports_sweep()
