@@ -181,9 +181,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
+# Every task can be redone (each claims its work with a conditional UPDATE, see the sweeps
+# below): a message is acknowledged after its task ran, so a worker that dies mid-task leaves it
+# to be delivered again.
+# A worker outlives a broker outage: it reconnects, at startup and after losing the connection,
+# for as long as it takes (None: no limit; kombu waits 2 s, 4 s, ... at most 30 s between tries)
+# instead of exiting; docker-compose restarts one that exits all the same. Tasks running when
+# the connection drops are cancelled, since their acknowledgement is lost with the connection and
+# they will be delivered again (Celery 6's default; the sweeps redo them if the message is lost).
+CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Publishing gives up fast when the broker is down: a sign-in never waits seconds to queue a task
-# (alerts are swept from the database later). kombu's default retries took about 6 s.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Publishing gives up fast when the broker is down: a request never waits seconds to queue a task
+# (activity_monitor.celery.enqueue; the sweeps find the work later). kombu's default retries
+# took about 6 s.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 1,
     "interval_start": 0,
@@ -192,6 +204,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
 }
 CELERY_TIMEZONE = "UTC"
+# The sweeps: work is written to the database before its task is queued, so what was never
+# queued (broker down) or whose worker died is found there and done when the broker is back.
+# A sweep leaves work this long to its own task first (alerts: ALERTS_SWEEP_DELAY_SECONDS) ...
+SWEEP_DELAY_SECONDS = envint("SWEEP_DELAY_SECONDS", 20)
+# ... and gives up on what is older than this.
+SWEEP_HORIZON_HOURS = envint("SWEEP_HORIZON_HOURS", 24)
+# A sender claims an email for this long before sending, and marks it sent after: past the lease
+# the sender is taken for dead and a sweep sends it (at least once; never lost). The email tasks'
+# time limits stay below it.
+SWEEP_CLAIM_LEASE_SECONDS = envint("SWEEP_CLAIM_LEASE_SECONDS", 60)
+# Each blocking step of an SMTP send (connect, each command) gives up after this long.
+SWEEP_EMAIL_TIMEOUT_SECONDS = envint("SWEEP_EMAIL_TIMEOUT_SECONDS", 10)
+# A running export build whose heartbeat is older than this has died: it is rebuilt from scratch.
+EXPORTS_STALE_SECONDS = envint("EXPORTS_STALE_SECONDS", 60)
 # Every periodic job, in one place.
 CELERY_BEAT_SCHEDULE = {
     # Background CSV exports past EXPORT_TTL_HOURS lose their file and show as expired.
@@ -218,23 +244,50 @@ CELERY_BEAT_SCHEDULE = {
         "task": "retention.tasks.export_schedules_run_due",
         "schedule": timedelta(minutes=10),
     },
-    # Every minute: evaluate alert rules on committed events that no task evaluated (broker
-    # down, worker lost); the database, not the broker, says what is still to do.
+    # The sweeps run every 30 seconds, so that work left behind by a broker outage or a dead
+    # worker is done within a minute of the broker's return: an event recorded just before it
+    # waits ALERTS_SWEEP_DELAY_SECONDS (20 s) for its own task, then at most one period. Each
+    # run is one indexed query when there is nothing to do.
+    # Evaluate alert rules on committed events that no task evaluated (broker down, worker
+    # lost); the database, not the broker, says what is still to do.
     "alerts-events-sweep": {
         "task": "alerts.tasks.events_sweep",
-        "schedule": timedelta(minutes=1),
+        "schedule": timedelta(seconds=30),
     },
-    # Every minute: alert emails a lost task never sent and webhook retries that are due.
+    # Alert emails not sent (never queued, sender died, mail server down) and webhook attempts
+    # that are due (retries, and deliveries whose sender died).
     "alerts-notifications-sweep": {
         "task": "alerts.tasks.notifications_sweep",
-        "schedule": timedelta(minutes=1),
+        "schedule": timedelta(seconds=30),
+    },
+    # Security emails to users (password changed, MFA device added ...) that no task sent.
+    "accounts-security-notices-sweep": {
+        "task": "accounts.tasks.security_notices_sweep",
+        "schedule": timedelta(seconds=30),
+    },
+    # Background exports never queued (pending) or whose builder died (running, silent): queued
+    # again and built from scratch.
+    "exports-sweep": {
+        "task": "exports.tasks.exports_sweep",
+        "schedule": timedelta(seconds=30),
     },
 }
 
 # --- Cache -----------------------------------------------------------------------------------
+# Redis is an accelerator: with it unreachable, the cache answers as no cache at all (every read a
+# miss) instead of raising, and the short timeouts make a dead Redis cost milliseconds per call
+# (see activity_monitor.cache). Nothing that must be correct may live only in the cache.
+CACHE_REDIS_TIMEOUT_SECONDS = float(env("CACHE_REDIS_TIMEOUT_SECONDS", "0.25") or 0.25)
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "activity_monitor.cache.FailSoftRedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": CACHE_REDIS_TIMEOUT_SECONDS,
+            },
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -382,7 +435,7 @@ ALERTS_WEBHOOK_MAX_ATTEMPTS = envint("ALERTS_WEBHOOK_MAX_ATTEMPTS", 5)
 # Retries wait 30 s, 60 s, 120 s, ... (doubling).
 ALERTS_WEBHOOK_BACKOFF_SECONDS = envint("ALERTS_WEBHOOK_BACKOFF_SECONDS", 30)
 # The sweep leaves an event this long to its own task before evaluating it itself ...
-ALERTS_SWEEP_DELAY_SECONDS = envint("ALERTS_SWEEP_DELAY_SECONDS", 60)
+ALERTS_SWEEP_DELAY_SECONDS = envint("ALERTS_SWEEP_DELAY_SECONDS", 20)
 # ... never moves its mark past an event younger than this (a lower id may commit later) ...
 ALERTS_SWEEP_SETTLE_SECONDS = envint("ALERTS_SWEEP_SETTLE_SECONDS", 300)
 # ... and skips unevaluated events older than this (no one acts on a day-old sign-in alert).
