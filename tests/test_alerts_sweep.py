@@ -143,3 +143,23 @@ def test_a_failing_evaluation_never_breaks_the_sign_in_and_is_retried_by_the_swe
 
     monkeypatch.undo()
     assert events_sweep() == 2  # login.succeeded and session.started
+
+
+def test_recent_evaluated_events_do_not_hide_the_unevaluated_ones_behind_them(client, settings):
+    # As after a broker outage: events before it were evaluated by their tasks a moment ago,
+    # the ones during it by nobody. All are younger than the settle time.
+    settings.ALERTS_SWEEP_DELAY_SECONDS = 0
+    settings.ALERTS_SWEEP_SETTLE_SECONDS = 300
+    user = member()
+    with committing():
+        sign_in(client, user.email, REMOTE_ADDR="198.51.100.7")  # evaluated at once
+    client.logout()
+    evaluated = EvaluatedEvent.objects.count()
+    assert evaluated > 0
+    _fail_without_evaluation(client, user.email)
+
+    assert events_sweep() == 5
+
+    assert EvaluatedEvent.objects.count() == evaluated + 5
+    assert [alert.kind for alert in alerts()] == [RuleKind.FAILED_SIGN_INS]
+    assert SweepState.objects.get().low_water_id == 0  # the mark waits for them to settle
