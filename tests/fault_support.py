@@ -1,0 +1,264 @@
+"""Real things to break: a private Redis, Celery worker processes and a local SMTP server.
+
+The Redis is our own (FAULT_REDIS_PORT, default 6391), never the shared one, so a test may stop
+and start it. Workers are `celery worker` subprocesses on the test database, configured through
+the environment as a deployment would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import runpy
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from activity_monitor.celery import app, enqueue
+
+REDIS_PORT = int(os.environ.get("FAULT_REDIS_PORT", "6391"))
+REDIS_DB = int(os.environ.get("FAULT_REDIS_DB", "6"))
+REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}"
+ROOT = Path(settings.BASE_DIR)
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 30.0, what: str = "it") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no {what} after {timeout} s")
+
+
+def _redis_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["redis-cli", "-p", str(REDIS_PORT), *args],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+
+
+class PrivateRedis:
+    """A redis-server of our own on REDIS_PORT, without persistence, that tests stop and start."""
+
+    def start(self) -> None:
+        if shutil.which("redis-server") is None:
+            raise AssertionError("redis-server is not installed (apt-get install redis-server)")
+        subprocess.run(
+            [
+                "redis-server",
+                "--port",
+                str(REDIS_PORT),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "yes",
+            ],
+            check=True,
+            timeout=10,
+        )
+        wait_for(lambda: _redis_cli("ping").stdout.strip() == "PONG", 10, "Redis")
+
+    def stop(self) -> None:
+        _redis_cli("shutdown", "nosave")
+        wait_for(lambda: _redis_cli("ping").returncode != 0, 10, "stopped Redis")
+
+
+@contextmanager
+def private_redis() -> Iterator[PrivateRedis]:
+    redis = PrivateRedis()
+    if _redis_cli("ping").returncode == 0:  # a leftover of a killed run
+        redis.stop()
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+def project_settings(**environ: str) -> dict[str, Any]:
+    """The settings module's values as a deployment with this environment would get them."""
+    saved = dict(os.environ)
+    os.environ.update(environ)
+    try:
+        return runpy.run_path(str(ROOT / "activity_monitor" / "settings.py"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextmanager
+def app_on_private_redis(django_settings: Any) -> Iterator[None]:
+    """This process (the web side) queues to, and caches in, the private Redis; no eager mode."""
+    django_settings.CACHES = project_settings(REDIS_URL=REDIS_URL, SECRET_KEY="x")["CACHES"]
+    previous = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url = REDIS_URL
+    app.conf.task_always_eager = False
+    app._after_fork()  # drops the connection pools built for the other broker
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = previous
+        app._after_fork()
+
+
+def enqueue_until_sent(task: Any, *args: Any, timeout: float = 20.0) -> None:
+    """Queue through the app's one path; the first publish after an outage may meet a dead
+    pooled connection, so try until the broker takes it."""
+    wait_for(lambda: enqueue(task, *args), timeout, f"{task.name} queued")
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Worker:
+    """A `celery worker --pool=solo` process on the test database and the private Redis."""
+
+    def __init__(self, log: Path, environ: dict[str, str]) -> None:
+        self.log = log
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "REDIS_URL": REDIS_URL,
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or "test-only",
+            "PYTHONPATH": str(ROOT),
+            **environ,
+        }
+        self._handle = log.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "activity_monitor",
+                "worker",
+                "--pool=solo",
+                "--loglevel=info",
+                "--without-mingle",
+                "--without-gossip",
+                "-n",
+                f"fault-{uuid.uuid4().hex[:8]}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(lambda: b" ready." in log.read_bytes() or not self.alive, 60, "worker ready")
+        assert self.alive, self.output()
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_bytes().decode(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        """kill -9: no cleanup, no acknowledgement, as when a machine or container dies."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.alive:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._handle.close()
+
+
+@contextmanager
+def workers(log_dir: Path, environ: dict[str, str]) -> Iterator[Callable[[], Worker]]:
+    """Start workers on demand; every one is stopped at the end, however the test went."""
+    started: list[Worker] = []
+
+    def start() -> Worker:
+        worker = Worker(log_dir / f"worker-{len(started)}.log", environ)
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.stop()
+        connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class SmtpRecorder:
+    """An aiosmtpd handler that keeps what it receives; it can leave the first DATA unanswered,
+    so the sender hangs inside its SMTP send until it is killed."""
+
+    def __init__(self, *, hang_first: bool = False) -> None:
+        self.messages: list[str] = []
+        self._hang = hang_first
+        self.hanging = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self._hang:
+            self._hang = False
+            self.hanging.set()
+            await asyncio.sleep(3600)
+        self.messages.append(envelope.content.decode(errors="replace"))
+        return "250 Message accepted for delivery"
+
+
+@contextmanager
+def smtp_server(handler: SmtpRecorder) -> Iterator[int]:
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def sweep_until(task: Any, probe: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Queue the sweep through the worker every second or so until `probe` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        enqueue_until_sent(task)
+        pause = time.monotonic() + 1.0
+        while time.monotonic() < pause:
+            found = probe()
+            if found:
+                return found
+            time.sleep(0.1)
+    raise AssertionError(f"{task.name} did not finish the work in {timeout} s")
