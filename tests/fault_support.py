@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from activity_monitor.celery import app, enqueue
+from alerts.dispatch import publisher
 
 REDIS_PORT = int(os.environ.get("FAULT_REDIS_PORT", "6391"))
 REDIS_DB = int(os.environ.get("FAULT_REDIS_DB", "6"))
@@ -118,6 +119,9 @@ def app_on_private_redis(django_settings: Any) -> Iterator[None]:
     try:
         yield
     finally:
+        # Ids still lingering in the background publisher go to this broker (or fail), not to
+        # an eager evaluation in the publisher's thread while the test database is flushed.
+        publisher.flush()
         app.conf.broker_url, app.conf.task_always_eager = previous
         app._after_fork()
 
@@ -210,7 +214,7 @@ def workers(log_dir: Path, environ: dict[str, str]) -> Iterator[Callable[[], Wor
     finally:
         for worker in started:
             worker.stop()
-        connection.close()
+        connections.close_all()
 
 
 def free_port() -> int:
