@@ -287,3 +287,31 @@ def test_runserver_log_never_shows_a_reset_token_in_development():
     _assert_redacted(output, path, token)
     assert "Forbidden (CSRF cookie not set.): /password-reset/reset/" in output
     assert "Not Found: /password-reset/reset/" in output
+
+
+# --- Celery worker -------------------------------------------------------------------------------
+
+
+def test_a_celery_workers_log_lines_are_redacted():
+    """The worker sets up its logging as `celery worker` does (app.log.setup); a task's log line
+    quoting a reset link must still pass through the redacting filter."""
+    script = (
+        "import logging, django; django.setup()\n"
+        "from activity_monitor.celery import app\n"
+        "app.log.setup(loglevel=logging.INFO)\n"
+        "logging.getLogger('celery.app.trace').warning(\n"
+        f"    'failed for /password-reset/reset/MQ/{TOKEN}/')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "activity_monitor.settings"}
+    finished = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 0, output
+    assert "/password-reset/reset/MQ/[redacted]/" in output
+    assert TOKEN not in output
