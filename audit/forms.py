@@ -12,9 +12,6 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.forms.utils import flatatt
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from .models import Category, EventType, Outcome, category_of
 from .selectors import EventFilters
@@ -35,47 +32,6 @@ USER_ID_MESSAGE = "A user id is written with the digits 0-9 and is at most 19 di
 @lru_cache(maxsize=1)
 def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
-
-
-class _DirectRender:
-    """Render the widget in Python: the template per widget and per <option> cost more than the
-    whole result table on a page that must answer in milliseconds."""
-
-    def render(self, name, value, attrs=None, renderer=None):  # type: ignore[no-untyped-def]
-        final = self.build_attrs(self.attrs, attrs)  # type: ignore[attr-defined]
-        final["name"] = name
-        if isinstance(self, forms.Select):
-            selected = "" if value is None else str(value)
-            options = format_html_join(
-                "",
-                '<option value="{}"{}>{}</option>',
-                (
-                    (key, mark_safe(" selected") if str(key) == selected else "", label)
-                    for key, label in self.choices
-                ),
-            )
-            return format_html("<select{}>{}</select>", flatatt(final), options)
-        final["type"] = self.input_type  # type: ignore[attr-defined]
-        formatted = self.format_value(value)  # type: ignore[attr-defined]
-        if formatted is not None:
-            final["value"] = formatted
-        return format_html("<input{}>", flatatt(final))
-
-
-class DirectSelect(_DirectRender, forms.Select):
-    pass
-
-
-class DirectTextInput(_DirectRender, forms.TextInput):
-    pass
-
-
-class DirectDateInput(_DirectRender, forms.DateInput):
-    input_type = "date"
-
-
-class DirectHiddenInput(_DirectRender, forms.HiddenInput):
-    pass
 
 
 class DayField(forms.DateField):
@@ -128,45 +84,36 @@ class EventFilterForm(forms.Form):
     one person's events, so there they would mean nothing.
     """
 
-    start = DayField(required=False, label="From", widget=DirectDateInput)
-    end = DayField(required=False, label="To", widget=DirectDateInput)
-    tz = forms.CharField(required=False, max_length=64, widget=DirectHiddenInput)
-    category = forms.ChoiceField(
-        required=False, choices=_blank_choice(Category.values), widget=DirectSelect
-    )
+    # The browser's date picker (Django's Input takes "type" from attrs as the input type).
+    start = DayField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = DayField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    tz = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    category = forms.ChoiceField(required=False, choices=_blank_choice(Category.values))
     event_type = forms.ChoiceField(
         required=False,
         label="Event type",
         choices=_blank_choice(EventType.values),
-        widget=DirectSelect,
     )
-    outcome = forms.ChoiceField(
-        required=False, choices=_blank_choice(Outcome.values), widget=DirectSelect
-    )
+    outcome = forms.ChoiceField(required=False, choices=_blank_choice(Outcome.values))
     user = forms.CharField(
         required=False,
         max_length=254,
         help_text="An email address or a user id.",
-        widget=DirectTextInput,
     )
     ip = forms.CharField(
         required=False,
         label="IP",
         max_length=64,
         help_text="An address or a CIDR network.",
-        widget=DirectTextInput,
     )
-    country = forms.CharField(
-        required=False, max_length=8, help_text="Two-letter code, e.g. DE.", widget=DirectTextInput
-    )
+    country = forms.CharField(required=False, max_length=8, help_text="Two-letter code, e.g. DE.")
     q = forms.CharField(
         required=False,
         label="Name or email",
         max_length=MAX_TEXT,
         help_text="Part of a user's name or email address.",
-        widget=DirectTextInput,
     )
-    cursor = forms.CharField(required=False, max_length=512, widget=DirectHiddenInput)
+    cursor = forms.CharField(required=False, max_length=512, widget=forms.HiddenInput)
 
     ORGANIZATION_ONLY = ("user", "q")
     # Where in the results to start and how many: how to read them, not what to read.
