@@ -212,37 +212,35 @@ def _purge_wal_compression(connection: Any, cursor: Any) -> str:
 
 
 @contextmanager
-def _purge_gate(using: str) -> Iterator[None]:
-    """Open the append-only guard for one transaction of its own; the purge's narrow path.
+def _purge_transaction(using: str) -> Iterator[Any]:
+    """One transaction of its own for a purge batch; yields its cursor.
 
-    On PostgreSQL the gate is a SET LOCAL, so it closes with the transaction at the latest. The
-    round trip that opens it turns off, for this transaction only, the commit's wait for its WAL
-    flush (after a crash a purge batch's rows can only come back, with the bookkeeping the
-    purge wrote in the same transaction, and the next purge deletes them again) and JIT, which
-    costs a batch's cheap plan more than it saves. Where allowed (RETENTION_PURGE_WAL_COMPRESSION)
-    it also compresses the full-page images the batch writes, most of a purge's WAL.
+    On PostgreSQL the batch calls a purge function (audit migration 0008), the only thing that
+    may delete events; the round trip before it turns off, for this transaction only, the
+    commit's wait for its WAL flush (after a crash a purge batch's rows can only come back, with
+    the bookkeeping the purge wrote in the same transaction, and the next purge deletes them
+    again) and JIT, which costs a batch's cheap plan more than it saves. Where allowed
+    (RETENTION_PURGE_WAL_COMPRESSION) it also compresses the full-page images the batch writes,
+    most of a purge's WAL. SQLite has no roles: there the batch opens the guard's gate table.
     """
     connection = connections[using]
-    # durable: the gate must never stay open inside a caller's longer transaction.
+    # durable: a batch never joins (and never keeps open) a caller's longer transaction.
     with transaction.atomic(using=using, durable=True), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             compression = _purge_wal_compression(connection, cursor)
             cursor.execute(
-                "SELECT set_config('audit.retention_purge', 'on', true), "
-                "set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true)"
+                "SELECT set_config('synchronous_commit', 'off', true), "
+                "set_config('jit', 'off', true)"
                 + (", set_config('wal_compression', %s, true)" if compression else ""),
                 [compression] if compression else [],
             )
-            try:
-                yield
-            finally:
-                # Closed explicitly too: inside a test's transaction this one is not the outermost.
-                cursor.execute("SET LOCAL audit.retention_purge = 'off'")
+            yield cursor
         else:
             cursor.execute("INSERT INTO audit_purge_gate (opened) VALUES (1)")
             try:
-                yield
+                yield cursor
             finally:
+                # Closed explicitly too: inside a test's transaction this one is not the outermost.
                 cursor.execute("DELETE FROM audit_purge_gate")
 
 
@@ -264,6 +262,23 @@ def events_purge_batch(
     `then(count)` runs inside the batch's transaction, so what it writes commits with the batch.
     """
     connection = connections[using]
+    if connection.vendor == "postgresql":
+        # The function computes the organization's cutoff itself and refuses a later `before`.
+        with _purge_transaction(using) as cursor:
+            cursor.execute(
+                "SELECT audit_events_purge_batch(%s::bigint, %s::timestamptz, %s::bigint, %s, %s)",
+                [
+                    organization_id,
+                    before,
+                    max_id,
+                    batch_size,
+                    settings.PLATFORM_EVENT_RETENTION_DAYS,
+                ],
+            )
+            (deleted,) = cursor.fetchone()
+            if then is not None:
+                then(deleted)
+        return deleted
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
     conditions = ["organization_id IS NULL" if organization_id is None else "organization_id = %s"]
     params: list[Any] = [] if organization_id is None else [organization_id]
@@ -275,17 +290,11 @@ def events_purge_batch(
     params.append(batch_size)
     where = " AND ".join(conditions)
     # Only fixed column names go into the SQL text; every value is a parameter.
-    if connection.vendor == "postgresql":
-        sql = (
-            f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} "  # noqa: S608
-            f"WHERE {where} ORDER BY occurred_at, id LIMIT %s))"
-        )
-    else:
-        sql = (
-            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
-            f"WHERE {where} ORDER BY occurred_at, id LIMIT %s)"
-        )
-    with _purge_gate(using), connection.cursor() as cursor:
+    sql = (
+        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
+        f"WHERE {where} ORDER BY occurred_at, id LIMIT %s)"
+    )
+    with _purge_transaction(using) as cursor:
         cursor.execute(sql, params)
         deleted = cursor.rowcount
         if then is not None:
@@ -315,23 +324,20 @@ def events_purge_id_range(
     counts: dict[int | None, int] = {}
     if not scopes:
         return counts
-    with _purge_gate(using), connection.cursor() as cursor:
+    with _purge_transaction(using) as cursor:
         if connection.vendor == "postgresql":
-            # Organization ids start at 1: 0 stands for "no organization" in the join.
+            # The function checks every scope's cutoff against its retention first.
             cursor.execute(
-                f"WITH gone AS (DELETE FROM {table} e "  # noqa: S608 - fixed names only
-                "USING unnest(%s::bigint[], %s::timestamptz[], %s::bigint[]) "
-                "AS s(organization_id, before, max_id) "
-                "WHERE COALESCE(e.organization_id, 0) = s.organization_id "
-                "AND e.occurred_at < s.before AND e.id <= s.max_id "
-                "AND e.id >= %s AND e.id < %s RETURNING e.organization_id) "
-                "SELECT organization_id, count(*) FROM gone GROUP BY organization_id",
+                "SELECT purged_organization_id, purged "
+                "FROM audit_events_purge_id_range("
+                "%s::bigint[], %s::timestamptz[], %s::bigint[], %s, %s, %s)",
                 [
-                    [org or 0 for org, _, _ in scopes],
+                    [org for org, _, _ in scopes],
                     [before for _, before, _ in scopes],
                     [max_id for _, _, max_id in scopes],
                     id_from,
                     id_to,
+                    settings.PLATFORM_EVENT_RETENTION_DAYS,
                 ],
             )
             counts.update(dict(cursor.fetchall()))

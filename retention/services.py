@@ -11,7 +11,7 @@ from time import monotonic, sleep
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, F, Max, Min, PositiveBigIntegerField, QuerySet, When
 from django.utils import timezone
 from django.utils.text import slugify
@@ -71,10 +71,18 @@ class ScheduleFiltersInvalid(RetentionInputError):
 # --- Settings --------------------------------------------------------------------------------
 
 
+# No event is purged younger than the shortest tier's retention; on PostgreSQL the database's
+# purge functions hold the same floor (audit migration 0008), whatever the app asks.
+RETENTION_FLOOR_DAYS = min(TIER_RETENTION_DAYS.values())
+
+
 def retention_days_of(organization: Organization | None) -> int:
-    """Days an organization's events are kept; the platform setting for events without one."""
+    """Days an organization's events are kept; the platform setting for events without one.
+
+    The platform setting is clamped to RETENTION_FLOOR_DAYS, as the database clamps it.
+    """
     if organization is None:
-        return settings.PLATFORM_EVENT_RETENTION_DAYS
+        return max(settings.PLATFORM_EVENT_RETENTION_DAYS, RETENTION_FLOOR_DAYS)
     return organization.retention_days
 
 
@@ -519,6 +527,20 @@ def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int, keepalive: _K
             _yield_to_sign_ins(started)
 
 
+def _database_now() -> datetime:
+    """The database's clock: its purge functions check every cutoff against it, not ours.
+
+    An app host whose clock ran ahead of the database's would otherwise ask for a cutoff a
+    moment newer than retention allows and see the batch refused.
+    """
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        # The transaction's start, as the functions use: never later than theirs.
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]
+
+
 def _purge(
     scopes: list[Organization | None], *, now: datetime, batch_size: int, dry_run: bool
 ) -> list[PurgeOutcome]:
@@ -568,7 +590,7 @@ def events_purge_expired(
     """
     [outcome] = _purge(
         [organization],
-        now=now or timezone.now(),
+        now=now or _database_now(),
         batch_size=batch_size or settings.RETENTION_PURGE_BATCH_SIZE,
         dry_run=dry_run,
     )
@@ -586,7 +608,7 @@ def events_purge_expired_all(
     scopes: list[Organization | None] = list(Organization.objects.order_by("pk"))
     return _purge(
         [*scopes, None],
-        now=now or timezone.now(),
+        now=now or _database_now(),
         batch_size=batch_size or settings.RETENTION_PURGE_BATCH_SIZE,
         dry_run=dry_run,
     )

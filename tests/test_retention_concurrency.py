@@ -10,7 +10,7 @@ from django.db import connection, connections
 
 from accounts.models import Tier
 from audit.models import AuditEvent, EventType
-from audit.services import _purge_gate, event_record
+from audit.services import event_record, events_purge_batch
 from retention.models import PurgeRun, PurgeStatus
 from retention.services import events_purge_expired
 
@@ -105,10 +105,17 @@ def test_sign_in_events_are_written_while_a_purge_batch_is_open():
         finally:
             connections.close_all()
 
-    with _purge_gate("default"), connection.cursor() as cursor:
-        cursor.execute("DELETE FROM audit_auditevent WHERE organization_id = %s", [organization.pk])
-        writer = threading.Thread(target=insert_now)
+    writer = threading.Thread(target=insert_now)
+
+    def while_the_batch_is_open(deleted: int) -> None:
+        assert deleted == 100
         writer.start()
         assert inserted.wait(timeout=10), "an insert waited behind an open purge batch"
+
+    events_purge_batch(
+        organization_id=organization.pk,
+        before=NOW - timedelta(days=90),
+        then=while_the_batch_is_open,
+    )
     writer.join()
     assert AuditEvent.objects.filter(event_type=EventType.LOGOUT).count() == 1

@@ -50,8 +50,8 @@ def test_one_second_inside_retention_stays_and_one_second_past_goes(tier, overri
 
 
 def test_events_without_organization_follow_the_platform_setting(settings):
-    settings.PLATFORM_EVENT_RETENTION_DAYS = 30
-    cutoff = NOW - timedelta(days=30)
+    settings.PLATFORM_EVENT_RETENTION_DAYS = 120
+    cutoff = NOW - timedelta(days=120)
     inside = event_at(cutoff + SECOND, None, EventType.LOGIN_FAILED)
     event_at(cutoff - SECOND, None, EventType.LOGIN_FAILED)
 
@@ -59,6 +59,20 @@ def test_events_without_organization_follow_the_platform_setting(settings):
 
     assert outcome.count == 1
     assert remaining(None) == {inside.pk}
+
+
+def test_a_platform_retention_below_the_shortest_tier_keeps_events_that_long(settings):
+    """The setting cannot make the purge delete events younger than 90 days (the database
+    holds the same floor on PostgreSQL)."""
+    settings.PLATFORM_EVENT_RETENTION_DAYS = 30
+    young = event_at(NOW - timedelta(days=60), None, EventType.LOGIN_FAILED)
+    event_at(NOW - timedelta(days=91), None, EventType.LOGIN_FAILED)
+
+    outcome = events_purge_expired(organization=None, now=NOW)
+
+    assert (outcome.status, outcome.count, outcome.retention_days) == ("succeeded", 1, 90)
+    assert outcome.cutoff == NOW - timedelta(days=90)
+    assert remaining(None) == {young.pk}
 
 
 def test_another_organizations_events_are_untouched():
@@ -274,14 +288,10 @@ def test_a_batch_and_what_the_purge_writes_with_it_commit_or_fail_together(path)
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize(
-    ("wanted", "privileged", "expected"),
-    [("lz4", True, "lz4"), ("no-such-method", True, None), ("lz4", False, None)],
-)
-def test_wal_compression_is_set_in_the_batch_only_where_allowed(
-    settings, wanted, privileged, expected
-):
-    """A role that may not set wal_compression (or a method the server lacks) still purges."""
+@pytest.mark.parametrize("wanted", ["lz4", "no-such-method"])
+def test_wal_compression_is_set_in_the_batch_only_where_allowed(settings, wanted):
+    """A role that may not set wal_compression (the app's role, unless a superuser granted it
+    SET ON PARAMETER), or a method the server lacks, still purges, uncompressed."""
     from django.db import connection
 
     from audit.services import events_purge_batch
@@ -299,11 +309,12 @@ def test_wal_compression_is_set_in_the_batch_only_where_allowed(
     with connection.cursor() as cursor:
         cursor.execute("SHOW wal_compression")
         server_default = cursor.fetchone()[0]
-        if not privileged:  # roles are transactional: this one goes with the test's transaction
-            cursor.execute("CREATE ROLE am_purge_unprivileged")
-            cursor.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO am_purge_unprivileged")
-            cursor.execute("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO am_purge_unprivileged")
-            cursor.execute("SET LOCAL ROLE am_purge_unprivileged")
+        cursor.execute(
+            "SELECT has_parameter_privilege('wal_compression', 'SET') AND %s = ANY(enumvals) "
+            "FROM pg_settings WHERE name = 'wal_compression'",
+            [wanted],
+        )
+        allowed = cursor.fetchone()[0]
     connection.__dict__.pop("_audit_purge_wal_compression", None)
     try:
         events_purge_batch(
@@ -312,5 +323,31 @@ def test_wal_compression_is_set_in_the_batch_only_where_allowed(
     finally:
         connection.__dict__.pop("_audit_purge_wal_compression", None)
 
-    assert seen == [(1, expected or server_default)]
+    assert seen == [(1, wanted if allowed else server_default)]
     assert not AuditEvent.objects.filter(pk=expired.pk).exists()
+
+
+@pytest.mark.postgres
+def test_the_database_computes_the_same_retention_as_the_app():
+    """The purge functions hold their own copy of the tiers' retention (audit migration 0008):
+    a tier changed in one place only fails here."""
+    from django.db import connection
+
+    from accounts.models import ENTERPRISE_RETENTION_BOUNDS, TIER_RETENTION_DAYS
+
+    organizations = [OrganizationFactory(tier=tier) for tier in TIER_RETENTION_DAYS] + [
+        OrganizationFactory(tier=Tier.ENTERPRISE, retention_days_override=days)
+        for days in ENTERPRISE_RETENTION_BOUNDS
+    ]
+    scopes = [(org.pk, 365, org.retention_days) for org in organizations]
+    scopes += [(None, 365, 365), (None, 30, 90), (max(o.pk for o in organizations) + 1, 365, None)]
+    with connection.cursor() as cursor:
+        for organization_id, platform_days, expected in scopes:
+            cursor.execute(
+                "SELECT now() - audit_retention_cutoff(%s, %s)", [organization_id, platform_days]
+            )
+            kept = cursor.fetchone()[0]
+            assert kept == (None if expected is None else timedelta(days=expected)), (
+                organization_id,
+                platform_days,
+            )
