@@ -1,4 +1,4 @@
-"""Shared fixtures; the PostgreSQL-only policy and the append-only table's test teardown."""
+"""Shared fixtures; the PostgreSQL-only policy, the test database's roles and its teardown."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections, transaction
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run there
 # unless told that this is deliberate.
@@ -40,13 +40,28 @@ def _is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def _has_owner_role() -> bool:
+    """DATABASE_OWNER_URL is set: the tests connect as the app's role, not the tables' owner."""
+    return "owner" in settings.DATABASES
+
+
+def _skip_reason(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("postgres")
+    if marker is not None and not _is_postgres():
+        why = marker.kwargs.get("reason", "row locks and real concurrency")
+        return f"needs PostgreSQL (set DATABASE_URL=postgres://...): {why}"
+    if item.get_closest_marker("db_roles") is not None and not (
+        _is_postgres() and _has_owner_role()
+    ):
+        return "needs PostgreSQL with the app's role and the owner (README, 'Database roles')"
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        marker = item.get_closest_marker("postgres")
-        if marker is None or _is_postgres():
+        reason = _skip_reason(item)
+        if reason is None:
             continue
-        why = marker.kwargs.get("reason", "row locks and real concurrency")
-        reason = f"needs PostgreSQL (set DATABASE_URL=postgres://...): {why}"
         if settings.REQUIRE_POSTGRES:
             item.add_marker(pytest.mark.xfail(reason=reason, run=False, strict=True))
         else:
@@ -74,11 +89,111 @@ def _fast_password_hasher(settings: pytest.FixtureRequest) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(  # type: ignore[no-untyped-def]
+    request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb
+):
+    """Create (and at the end destroy) the test database for every configured connection.
+
+    pytest-django's own fixture sets up only the connections tests name, never "owner". With
+    the two roles the app's connections are test mirrors of the owner's (settings.DATABASES):
+    the database is created and migrated as the owner, which grants the app's role
+    (audit.roles), and the tests then run as the app's role.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    keepdb = django_db_keepdb and not django_db_createdb
+    verbosity = request.config.option.verbose
+    with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=verbosity, interactive=False, keepdb=keepdb, serialized_aliases=set()
+        )
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            # The mirrors' connections too: a database in use cannot be dropped.
+            connections.close_all()
+            teardown_databases(config, verbosity=verbosity)
+
+
+def _owner_connect(*, autocommit: bool = False):  # type: ignore[no-untyped-def]
+    """A connection to the test database as the tables' owner, outside Django's test case.
+
+    Django's test case refuses queries on connections a test did not ask for, and the owner's
+    is never one of them; this one is the test harness's, not the app's.
+    """
+    import psycopg
+
+    owner = settings.DATABASES["owner"]
+    return psycopg.connect(
+        dbname=owner["NAME"],
+        user=owner["USER"],
+        password=owner["PASSWORD"] or None,
+        host=owner["HOST"] or None,
+        port=owner["PORT"] or None,
+        autocommit=autocommit,
+    )
+
+
+@pytest.fixture
+def analyze():  # type: ignore[no-untyped-def]
+    """ANALYZE a table as its owner (only an owner may; with two roles, committed rows only)."""
+
+    def run(table: str) -> None:
+        sql = f"ANALYZE {connection.ops.quote_name(table)}"
+        if _has_owner_role():
+            with _owner_connect(autocommit=True) as owner:
+                owner.execute(sql)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+
+    return run
+
+
+@pytest.fixture
+def owner_connection():  # type: ignore[no-untyped-def]
+    """The test database as the tables' owner, in autocommit (tests marked db_roles)."""
+    with _owner_connect(autocommit=True) as owner:
+        yield owner
+
+
+# Filled by post_migrate when the database is created; never written by tests.
+_KEPT_BY_FLUSH = {"django_content_type", "auth_permission"}
+
+
+def _flush_as_owner() -> None:
+    """Empty every table as the owner: the app's role may not TRUNCATE (nor delete events)."""
+    from django.core.management.color import no_style
+
+    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+    statements = connection.ops.sql_flush(no_style(), sorted(set(tables) - _KEPT_BY_FLUSH))
+    with _owner_connect() as owner:
+        # The owner's own session may open the append-only guard's gate; the app's may not.
+        owner.execute("SET LOCAL audit.retention_purge = 'on'")
+        for statement in statements:
+            owner.execute(statement)
+
+
+def _delete_events_as_owner() -> None:
+    """Delete every event through the guard's gate, on a connection that owns the table."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if _is_postgres():
+            cursor.execute("SET LOCAL audit.retention_purge = 'on'")
+            cursor.execute("DELETE FROM audit_auditevent")
+        else:
+            cursor.execute("INSERT INTO audit_purge_gate (opened) VALUES (1)")
+            cursor.execute("DELETE FROM audit_auditevent")
+            cursor.execute("DELETE FROM audit_purge_gate")
+
+
 @pytest.fixture(autouse=True)
-def _empty_audit_table_before_flush(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def _empty_database_after_transactional_test(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """Transactional tests end with a flush, which the append-only guard would refuse.
 
-    The events are removed first through the purge gate, the one path the guard allows.
+    With one role (SQLite, or PostgreSQL as the owner) the events are deleted through the
+    guard's gate before Django's flush. With two roles the app's connections are test mirrors,
+    which Django does not flush, and the whole database is emptied here as the owner.
     """
     marker = request.node.get_closest_marker("django_db")
     transactional = bool(
@@ -91,11 +206,10 @@ def _empty_audit_table_before_flush(request: pytest.FixtureRequest):  # type: ig
         return
     request.getfixturevalue("_django_db_helper")
     yield
-    from audit.models import AuditEvent
-    from audit.services import _purge_gate
-
-    with _purge_gate("default"):
-        AuditEvent.objects.all().delete()
+    if _has_owner_role():
+        _flush_as_owner()
+    else:
+        _delete_events_as_owner()
 
 
 @pytest.fixture(scope="session")

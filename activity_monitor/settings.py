@@ -135,6 +135,21 @@ DATABASES = {
     "default": _default_db,
     "audit": {**_default_db, "ATOMIC_REQUESTS": False, "TEST": {"MIRROR": "default"}},
 }
+# PostgreSQL with two roles (README, "Database roles"): DATABASE_URL is the app's role, which may
+# insert and read events but not change, delete or own them; DATABASE_OWNER_URL is the role that
+# owns the tables, used only by `manage.py migrate --database owner` (which then grants the app's
+# role what it needs, audit.roles) and by the tests to create their database.
+DATABASE_OWNER_URL = env("DATABASE_OWNER_URL")
+if DATABASE_OWNER_URL:
+    _owner_db = dj_database_url.parse(DATABASE_OWNER_URL, conn_max_age=0)
+    _where = ("ENGINE", "NAME", "HOST", "PORT")
+    if [_owner_db.get(key) for key in _where] != [_default_db.get(key) for key in _where]:
+        raise ImproperlyConfigured("DATABASE_OWNER_URL must name DATABASE_URL's database.")
+    DATABASES["owner"] = {**_owner_db, "ATOMIC_REQUESTS": False}
+    # Tests create and migrate their database as the owner; the app's connections then use it
+    # as the app's role.
+    DATABASES["default"]["TEST"] = {"MIRROR": "owner"}
+    DATABASES["audit"]["TEST"] = {"MIRROR": "owner"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication --------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""What the app's database role may do, granted by the owner after every migrate.
+
+With DATABASE_OWNER_URL set (README, "Database roles") migrations run as the owner, on the
+"owner" connection, and the app connects as DATABASE_URL's role. That role gets exactly what the
+app needs: read and write on every table but the events table, INSERT and SELECT on events,
+USAGE on sequences, and EXECUTE on the two purge functions (audit migration 0008). It never owns
+anything and never gets UPDATE, DELETE or TRUNCATE on events. Granting is idempotent, so it runs
+after every migrate (and after the test runner's flush) without harm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+
+from .models import AuditEvent
+
+OWNER_ALIAS = "owner"
+
+PURGE_FUNCTIONS = (
+    "audit_events_purge_batch(bigint, timestamptz, bigint, integer, integer)",
+    "audit_events_purge_id_range(bigint[], timestamptz[], bigint[], bigint, bigint, integer)",
+)
+
+
+def app_role_name() -> str | None:
+    """The app's role when the two roles are configured on PostgreSQL, else None."""
+    owner = settings.DATABASES.get(OWNER_ALIAS)
+    default = settings.DATABASES["default"]
+    if owner is None or not default["ENGINE"].endswith("postgresql"):
+        return None
+    role = default.get("USER") or None
+    return role if role != owner.get("USER") else None
+
+
+def database_roles_grant(*, using: str = OWNER_ALIAS) -> str | None:
+    """Grant the app's role what the app needs on `using` (the owner's connection); its name.
+
+    Does nothing (None) unless `using` is the owner's connection of a two-role configuration.
+    Refuses a role that is a superuser or a member of the owner: it could do anything the
+    owner can, so the guard would protect nothing.
+    """
+    role = app_role_name()
+    if using != OWNER_ALIAS or role is None:
+        return None
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    events = AuditEvent._meta.db_table
+    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+    others = ", ".join(quote(table) for table in sorted(tables) if table != events)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.rolsuper OR pg_has_role(r.oid, current_user, 'MEMBER') "
+            "FROM pg_roles r WHERE r.rolname = %s",
+            [role],
+        )
+        row: Any = cursor.fetchone()
+        if row is None:
+            raise ImproperlyConfigured(
+                f"The app's database role {role!r} (DATABASE_URL) does not exist: create it "
+                "(README, 'Database roles') and migrate again."
+            )
+        if row[0]:
+            raise ImproperlyConfigured(
+                f"The app's database role {role!r} is a superuser or a member of the owner: "
+                "it could change or delete events. Use a plain LOGIN role."
+            )
+        # Identifiers cannot be parameters; every name is quoted by the backend.
+        app = quote(role)
+        cursor.execute("SELECT current_schema()")
+        (schema,) = cursor.fetchone()
+        # Before audit migration 0008 (a partial migrate) the functions do not exist yet.
+        cursor.execute(
+            "SELECT f FROM unnest(%s::text[]) AS f WHERE to_regprocedure(f) IS NOT NULL",
+            [list(PURGE_FUNCTIONS)],
+        )
+        functions = [f for (f,) in cursor.fetchall()]
+        statements = [
+            f"GRANT USAGE ON SCHEMA {quote(schema)} TO {app}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {others} TO {app}",
+            f"REVOKE ALL ON TABLE {quote(events)} FROM {app}",
+            f"GRANT SELECT, INSERT ON TABLE {quote(events)} TO {app}",
+            f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {quote(schema)} TO {app}",
+            # What is applied, for `showmigrations` and deployment checks; never written.
+            f"GRANT SELECT ON TABLE django_migrations TO {app}",
+            *(f"GRANT EXECUTE ON FUNCTION {function} TO {app}" for function in functions),
+        ]
+        for statement in statements:
+            cursor.execute(statement)
+    return role
+
+
+def grant_after_migrate(*, using: str, **kwargs: Any) -> None:
+    """post_migrate receiver: grant the app's role after the owner migrated."""
+    database_roles_grant(using=using)

@@ -1,0 +1,231 @@
+"""The app's database role can add and read events, and nothing else can it do to them.
+
+These tests connect as the app's real role (DATABASE_URL's login, not SET ROLE) to a database
+migrated by the owner (DATABASE_OWNER_URL), and try each way an attacker holding the app's
+connection would use to change, remove or backdate a committed event.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import Tier
+from audit.models import AuditEvent, EventType
+from audit.services import event_record
+from retention.services import events_purge_expired
+
+from .factories import OrganizationFactory
+from .retention_support import archive_dir_fixture, event_at  # noqa: F401 (autouse fixture)
+
+pytestmark = [pytest.mark.db_roles, pytest.mark.django_db(transaction=True)]
+
+APP = settings.DATABASES["default"].get("USER", "")
+OWNER = settings.DATABASES.get("owner", {}).get("USER", "")
+
+
+@pytest.fixture
+def stored() -> AuditEvent:
+    """A committed event of a Small Business organization (90 days' retention), 100 days old."""
+    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    return event_at(timezone.now() - timedelta(days=100), organization)
+
+
+def _refused(sql: str, params: list[object] | None = None, *, match: str) -> None:
+    with (
+        pytest.raises(DatabaseError, match=match),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, params)
+
+
+def _unchanged(event: AuditEvent) -> None:
+    assert AuditEvent.objects.filter(pk=event.pk, reason=event.reason).exists()
+
+
+def test_the_app_connects_as_a_plain_role_that_owns_nothing():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT session_user, r.rolsuper, pg_has_role(session_user, c.relowner, 'MEMBER'), "
+            "pg_get_userbyid(c.relowner) FROM pg_class c, pg_roles r "
+            "WHERE c.oid = 'audit_auditevent'::regclass AND r.rolname = session_user"
+        )
+        assert cursor.fetchone() == (APP, False, False, OWNER)
+        cursor.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = session_user) "
+            "AND n.nspname NOT LIKE 'pg_temp%%'"
+        )
+        assert cursor.fetchone() == (0,)
+
+
+def test_the_app_role_may_not_update_an_event(stored):
+    _refused(
+        "UPDATE audit_auditevent SET reason = 'edited' WHERE id = %s",
+        [stored.pk],
+        match="permission denied",
+    )
+    _unchanged(stored)
+
+
+def test_the_app_role_may_not_delete_an_event(stored):
+    _refused("DELETE FROM audit_auditevent WHERE id = %s", [stored.pk], match="permission denied")
+    _unchanged(stored)
+
+
+def test_the_app_role_may_not_truncate_the_events(stored):
+    _refused("TRUNCATE audit_auditevent", match="permission denied")
+    _unchanged(stored)
+
+
+def test_the_app_role_may_not_disable_the_guard(stored):
+    _refused(
+        "ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only",
+        match="must be owner",
+    )
+    _refused("ALTER TABLE audit_auditevent DISABLE TRIGGER ALL", match="must be owner")
+    _refused("DROP TRIGGER audit_event_txid ON audit_auditevent", match="must be owner")
+
+
+def test_the_app_role_may_not_replace_the_guard_function(stored):
+    # Refused twice over: no CREATE on the schema, and the function is the owner's.
+    _refused(
+        "CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+        match="permission denied|must be owner",
+    )
+    _refused(
+        "CREATE OR REPLACE FUNCTION audit_retention_cutoff(bigint, integer) "
+        "RETURNS timestamptz LANGUAGE sql AS $$ SELECT now() $$",
+        match="permission denied|must be owner",
+    )
+    _refused(
+        "ALTER FUNCTION audit_events_purge_batch(bigint, timestamptz, bigint, integer, integer) "
+        "SECURITY INVOKER",
+        match="must be owner",
+    )
+
+
+def test_the_app_role_may_not_become_the_owner(stored):
+    _refused(f"SET ROLE {connection.ops.quote_name(OWNER)}", match="permission denied")
+
+
+def test_the_app_role_may_not_create_objects_beside_ours():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT has_schema_privilege(current_schema(), 'CREATE')")
+        assert cursor.fetchone() == (False,)
+
+
+def test_opening_the_old_purge_gate_deletes_nothing(stored):
+    _refused(
+        "SELECT set_config('audit.retention_purge', 'on', true); "
+        "DELETE FROM audit_auditevent WHERE id = %s",
+        [stored.pk],
+        match="permission denied",
+    )
+    _unchanged(stored)
+
+
+def test_the_gate_does_not_open_for_a_role_that_is_not_the_owner(stored, owner_connection):
+    """Even granted DELETE, a role other than the owner finds the guard shut: the setting is
+    something any session can set, so the guard also asks who is deleting."""
+    app = connection.ops.quote_name(APP)
+    owner_connection.execute(f"GRANT DELETE ON audit_auditevent TO {app}")
+    try:
+        _refused(
+            "SELECT set_config('audit.retention_purge', 'on', true); "
+            "DELETE FROM audit_auditevent WHERE id = %s",
+            [stored.pk],
+            match="append-only: DELETE refused",
+        )
+    finally:
+        owner_connection.execute(f"REVOKE DELETE ON audit_auditevent FROM {app}")
+    _unchanged(stored)
+
+
+def test_the_purge_function_refuses_a_cutoff_newer_than_retention(stored):
+    organization_id = stored.organization_id
+    # 89 days: younger than the organization's 90 days; the event is 100 days old.
+    _refused(
+        "SELECT audit_events_purge_batch(%s, now() - interval '89 days', NULL, 1000, 365)",
+        [organization_id],
+        match="retention purge refused",
+    )
+    _refused(
+        "SELECT * FROM audit_events_purge_id_range(ARRAY[%s]::bigint[], "
+        "ARRAY[now()]::timestamptz[], ARRAY[%s]::bigint[], 0, %s, 365)",
+        [organization_id, stored.pk, stored.pk + 1],
+        match="retention purge refused",
+    )
+    _unchanged(stored)
+
+
+def test_the_purge_function_refuses_a_platform_retention_below_the_floor():
+    orphan = event_at(timezone.now() - timedelta(days=30), None, EventType.LOGIN_FAILED)
+    _refused(
+        "SELECT audit_events_purge_batch(NULL, now() - interval '20 days', NULL, 1000, 1)",
+        match="retention purge refused",
+    )
+    _unchanged(orphan)
+
+
+def test_the_purge_function_refuses_an_organization_it_does_not_know(stored):
+    _refused(
+        "SELECT audit_events_purge_batch(%s, now() - interval '3650 days', NULL, 1000, 365)",
+        [stored.organization_id + 1000],
+        match="retention purge refused",
+    )
+
+
+def test_the_purge_function_deletes_from_our_table_not_a_lookalike(stored):
+    """A temporary table of the same name cannot stand in for ours: the path is fixed."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE audit_auditevent (LIKE public.audit_auditevent)")
+        cursor.execute(
+            "SELECT audit_events_purge_batch(%s, now() - interval '90 days', NULL, 1000, 365)",
+            [stored.organization_id],
+        )
+        assert cursor.fetchone() == (1,)
+        cursor.execute("DROP TABLE pg_temp.audit_auditevent")
+    assert not AuditEvent.objects.filter(pk=stored.pk).exists()
+
+
+def test_the_retention_purge_deletes_what_is_expired_as_the_app_role(stored):
+    kept = event_at(timezone.now() - timedelta(days=80), stored.organization)
+
+    outcome = events_purge_expired(organization=stored.organization)
+
+    assert (outcome.status, outcome.count) == ("succeeded", 1)
+    assert not AuditEvent.objects.filter(pk=stored.pk).exists()
+    assert AuditEvent.objects.filter(pk=kept.pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT session_user")
+        assert cursor.fetchone() == (APP,)
+
+
+def test_an_insert_with_a_chosen_txid_stores_the_inserting_transaction():
+    """A backdated txid would hide the row from API pollers (api.feed); the database sets it."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+        (current,) = cursor.fetchone()
+        event = AuditEvent.objects.create(event_type=EventType.LOGOUT, txid=1)
+        cursor.execute(
+            "INSERT INTO audit_auditevent (occurred_at, event_type, outcome, reason, "
+            "actor_label, target_label, user_agent, browser, os, device_type, device_id, "
+            "country, city, session_hash, request_id, details, txid) "
+            "SELECT occurred_at, event_type, outcome, reason, actor_label, target_label, "
+            "user_agent, browser, os, device_type, device_id, country, city, session_hash, "
+            "request_id, details, 2 FROM audit_auditevent WHERE id = %s RETURNING id",
+            [event.pk],
+        )
+        (raw,) = cursor.fetchone()
+
+    stored = dict(AuditEvent.objects.filter(pk__in=[event.pk, raw]).values_list("pk", "txid"))
+    assert stored == {event.pk: current, raw: current}
+    later = event_record(event_type=EventType.LOGOUT)
+    assert AuditEvent.objects.get(pk=later.pk).txid > current
