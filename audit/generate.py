@@ -507,6 +507,15 @@ def _parse_line(line: str) -> AuditEvent:
 REBUILD_INDEXES_FROM = 200_000
 
 
+def _may_rebuild_indexes(cursor: Any) -> bool:
+    """Only the table's owner may drop its indexes; the app's role (two roles) maintains them."""
+    cursor.execute(
+        "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class "
+        "WHERE oid = 'audit_auditevent'::regclass"
+    )
+    return bool(cursor.fetchone()[0])
+
+
 def _indexes_drop(cursor: Any) -> list[str]:
     """Drop the events table's secondary indexes; return their definitions to build them again."""
     cursor.execute(
@@ -560,7 +569,7 @@ def events_generate(
     if connection.vendor == "postgresql":
         with transaction.atomic(using=using), connection.cursor() as cursor:
             if rebuild_indexes is None:
-                rebuild_indexes = total >= REBUILD_INDEXES_FROM
+                rebuild_indexes = total >= REBUILD_INDEXES_FROM and _may_rebuild_indexes(cursor)
             dropped = _indexes_drop(cursor) if rebuild_indexes else []
             done = _load_postgres(
                 cursor,
