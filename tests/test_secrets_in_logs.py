@@ -121,6 +121,8 @@ def _server_env(*, debug: bool = False) -> dict[str, str]:
     return {
         **os.environ,
         "DATABASE_URL": _database_url(),
+        # A server runs as the app's role only (README, "Database roles").
+        "DATABASE_OWNER_URL": "",
         "SECRET_KEY": settings.SECRET_KEY,  # the reset token is signed with it
         "SECURE_SSL_REDIRECT": "0",
         "DEBUG": "1" if debug else "",
