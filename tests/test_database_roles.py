@@ -229,3 +229,24 @@ def test_an_insert_with_a_chosen_txid_stores_the_inserting_transaction():
     assert stored == {event.pk: current, raw: current}
     later = event_record(event_type=EventType.LOGOUT)
     assert AuditEvent.objects.get(pk=later.pk).txid > current
+
+
+# Only the settings are changed, never the open connections: the grant reads the role's name.
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+@pytest.mark.django_db(transaction=True, databases=["default", "owner"])
+def test_granting_refuses_an_app_role_that_could_do_what_the_owner_can(settings):
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import connections
+
+    from audit.roles import database_roles_grant
+
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SELECT rolname FROM pg_roles WHERE rolsuper ORDER BY rolname LIMIT 1")
+        (superuser,) = cursor.fetchone()
+    settings.DATABASES = {
+        **settings.DATABASES,
+        "default": {**settings.DATABASES["default"], "USER": superuser},
+    }
+
+    with pytest.raises(ImproperlyConfigured, match="superuser or a member of the owner"):
+        database_roles_grant(using="owner")
