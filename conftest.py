@@ -7,7 +7,9 @@ import shutil
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connection, connections
+
+from tests.db_support import events_delete_all, flush_as_owner, has_owner_role, owner_connect
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run there
 # unless told that this is deliberate.
@@ -40,18 +42,13 @@ def _is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _has_owner_role() -> bool:
-    """DATABASE_OWNER_URL is set: the tests connect as the app's role, not the tables' owner."""
-    return "owner" in settings.DATABASES
-
-
 def _skip_reason(item: pytest.Item) -> str | None:
     marker = item.get_closest_marker("postgres")
     if marker is not None and not _is_postgres():
         why = marker.kwargs.get("reason", "row locks and real concurrency")
         return f"needs PostgreSQL (set DATABASE_URL=postgres://...): {why}"
     if item.get_closest_marker("db_roles") is not None and not (
-        _is_postgres() and _has_owner_role()
+        _is_postgres() and has_owner_role()
     ):
         return "needs PostgreSQL with the app's role and the owner (README, 'Database roles')"
     return None
@@ -116,33 +113,14 @@ def django_db_setup(  # type: ignore[no-untyped-def]
             teardown_databases(config, verbosity=verbosity)
 
 
-def _owner_connect(*, autocommit: bool = False):  # type: ignore[no-untyped-def]
-    """A connection to the test database as the tables' owner, outside Django's test case.
-
-    Django's test case refuses queries on connections a test did not ask for, and the owner's
-    is never one of them; this one is the test harness's, not the app's.
-    """
-    import psycopg
-
-    owner = settings.DATABASES["owner"]
-    return psycopg.connect(
-        dbname=owner["NAME"],
-        user=owner["USER"],
-        password=owner["PASSWORD"] or None,
-        host=owner["HOST"] or None,
-        port=owner["PORT"] or None,
-        autocommit=autocommit,
-    )
-
-
 @pytest.fixture
 def analyze():  # type: ignore[no-untyped-def]
     """ANALYZE a table as its owner (only an owner may; with two roles, committed rows only)."""
 
     def run(table: str) -> None:
         sql = f"ANALYZE {connection.ops.quote_name(table)}"
-        if _has_owner_role():
-            with _owner_connect(autocommit=True) as owner:
+        if has_owner_role():
+            with owner_connect(autocommit=True) as owner:
                 owner.execute(sql)
         else:
             with connection.cursor() as cursor:
@@ -154,37 +132,8 @@ def analyze():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def owner_connection():  # type: ignore[no-untyped-def]
     """The test database as the tables' owner, in autocommit (tests marked db_roles)."""
-    with _owner_connect(autocommit=True) as owner:
+    with owner_connect(autocommit=True) as owner:
         yield owner
-
-
-# Filled by post_migrate when the database is created; never written by tests.
-_KEPT_BY_FLUSH = {"django_content_type", "auth_permission"}
-
-
-def _flush_as_owner() -> None:
-    """Empty every table as the owner: the app's role may not TRUNCATE (nor delete events)."""
-    from django.core.management.color import no_style
-
-    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
-    statements = connection.ops.sql_flush(no_style(), sorted(set(tables) - _KEPT_BY_FLUSH))
-    with _owner_connect() as owner:
-        # The owner's own session may open the append-only guard's gate; the app's may not.
-        owner.execute("SET LOCAL audit.retention_purge = 'on'")
-        for statement in statements:
-            owner.execute(statement)
-
-
-def _delete_events_as_owner() -> None:
-    """Delete every event through the guard's gate, on a connection that owns the table."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        if _is_postgres():
-            cursor.execute("SET LOCAL audit.retention_purge = 'on'")
-            cursor.execute("DELETE FROM audit_auditevent")
-        else:
-            cursor.execute("INSERT INTO audit_purge_gate (opened) VALUES (1)")
-            cursor.execute("DELETE FROM audit_auditevent")
-            cursor.execute("DELETE FROM audit_purge_gate")
 
 
 @pytest.fixture(autouse=True)
@@ -206,10 +155,10 @@ def _empty_database_after_transactional_test(request: pytest.FixtureRequest):  #
         return
     request.getfixturevalue("_django_db_helper")
     yield
-    if _has_owner_role():
-        _flush_as_owner()
+    if has_owner_role():
+        flush_as_owner()
     else:
-        _delete_events_as_owner()
+        events_delete_all()
 
 
 @pytest.fixture(scope="session")

@@ -231,16 +231,16 @@ def _seed() -> World:
 def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     """The module's organizations, people and events, committed (and removed afterwards)."""
     from accounts.models import Organization, User
-    from audit.services import _purge_gate
+
+    from .db_support import events_delete_all
 
     with django_db_blocker.unblock():
         made = _seed()
     yield made
     with django_db_blocker.unblock():
-        # Events leave the table only through the purge's gate: the same two lines as
-        # conftest.py's _empty_audit_table_before_flush (change both together).
-        with _purge_gate("default"):
-            AuditEvent.objects.all().delete()
+        # Events leave the table only as its owner, through the guard's gate (as conftest.py's
+        # teardown of transactional tests does).
+        events_delete_all()
         Organization.objects.filter(slug__startswith="hostile-").delete()
         User.objects.filter(email__contains="hostile").delete()
 
