@@ -146,6 +146,8 @@ class Worker:
         env = {
             **os.environ,
             "DATABASE_URL": _database_url(),
+            # A worker runs as the app's role only (README, "Database roles").
+            "DATABASE_OWNER_URL": "",
             "REDIS_URL": REDIS_URL,
             "CELERY_TASK_ALWAYS_EAGER": "0",
             "SECRET_KEY": os.environ.get("SECRET_KEY") or "test-only",
