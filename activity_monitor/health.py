@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -29,6 +29,9 @@ def _redis_ok() -> bool | None:
         return False
 
 
+# Not atomic: ATOMIC_REQUESTS would connect before the view runs, so a database that is away
+# would be a 503 page instead of this report.
+@transaction.non_atomic_requests
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:

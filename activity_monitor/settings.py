@@ -150,6 +150,12 @@ if DATABASE_OWNER_URL:
     # as the app's role.
     DATABASES["default"]["TEST"] = {"MIRROR": "owner"}
     DATABASES["audit"]["TEST"] = {"MIRROR": "owner"}
+# PostgreSQL out of reach: connecting gives up after DB_CONNECT_TIMEOUT seconds and the page
+# answers 503 (activity_monitor/errors.py); a kept connection is checked before a request reuses it.
+for _database in DATABASES.values():
+    _database["CONN_HEALTH_CHECKS"] = True
+    if _database["ENGINE"].endswith("postgresql"):
+        _database.setdefault("OPTIONS", {})["connect_timeout"] = envint("DB_CONNECT_TIMEOUT", 3)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Authentication --------------------------------------------------------------------------

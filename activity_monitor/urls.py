@@ -9,6 +9,9 @@ from .health import health
 # recorded and counted towards lockouts the same way.
 admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
 
+# A database out of reach is a plain 503 page, every other server error Django's 500.
+handler500 = "activity_monitor.errors.server_error"
+
 urlpatterns = [
     path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="accounts:profile", permanent=False)),
