@@ -79,6 +79,9 @@ def planned_cursor(connection: BaseDatabaseWrapper) -> Iterator[CursorWrapper]:
             yield cursor
         return
 
+    # As connection.cursor() does: with CONN_HEALTH_CHECKS a kept connection that died (the
+    # database restarted or was out of reach) is replaced here, not used and failed on.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
         raw = cursor_class(connection.connection)
