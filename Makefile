@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-login clean
+.PHONY: run test test-system lint bench-login clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ run: $(STAMP)
 test: $(STAMP)
 	SECRET_KEY=$${SECRET_KEY:-test-only-not-a-secret} DJANGO_ALLOW_ASYNC_UNSAFE=true \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The load and fault suite alone (tests/system/, a few minutes; `make test` runs it too): its own
+# gunicorn, Celery worker, beat and Redis against a database of its own. Needs PostgreSQL
+# (DATABASE_URL) and redis-server; without them it fails instead of skipping.
+test-system: $(STAMP)
+	SECRET_KEY=$${SECRET_KEY:-test-only-not-a-secret} DJANGO_ALLOW_ASYNC_UNSAFE=true REQUIRE_POSTGRES=1 \
+		$(BIN)/python -m pytest -m system tests/system $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

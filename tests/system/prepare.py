@@ -1,0 +1,93 @@
+"""Migrate and seed the system suite's database; print what the tests need as one JSON line.
+
+Run by tests/system/stack.py in the server's own environment (not collected by pytest):
+the demo organizations of the brief, a large generated organization to export, a burst of
+failed sign-ins to evaluate in one batch, and an API token.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import django
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from accounts.management.commands.seed_demo import seed_demo  # noqa: E402
+from accounts.models import Membership, Organization, Role, User  # noqa: E402
+from alerts.services import sweep_mark_to_latest  # noqa: E402
+from api.services import api_token_create  # noqa: E402
+from audit.models import AuditEvent, EventType, Outcome, Reason  # noqa: E402
+
+EXPORT_EVENTS = int(os.environ.get("SYSTEM_EXPORT_EVENTS", "300000"))
+BATCH_EVENTS = 600
+BATCH_EMAIL = "batch@acme.test"
+
+
+def failed_sign_ins_to_evaluate(organization: Organization) -> tuple[User, list[int]]:
+    """600 failed sign-ins of one member, a second apart, two days ago: one evaluation batch.
+
+    Two days back they are older than the sweep's horizon, so only the batch a test sends
+    evaluates them.
+    """
+    user = User.objects.create_user(BATCH_EMAIL, None, full_name="Bea Batch")
+    Membership.objects.create(user=user, organization=organization, role=Role.MEMBER)
+    start = timezone.now() - timedelta(days=2)
+    AuditEvent.objects.bulk_create(
+        AuditEvent(
+            occurred_at=start + timedelta(seconds=index),
+            organization=organization,
+            event_type=EventType.LOGIN_FAILED,
+            outcome=Outcome.FAILURE,
+            reason=Reason.INVALID_CREDENTIALS,
+            actor=user,
+            actor_label=user.email,
+            details={"method": "password"},
+        )
+        for index in range(BATCH_EVENTS)
+    )
+    ids = list(
+        AuditEvent.objects.filter(actor=user).order_by("occurred_at").values_list("pk", flat=True)
+    )
+    return user, ids
+
+
+def main() -> None:
+    call_command("migrate", interactive=False, verbosity=0)
+    seed_demo()
+    call_command(
+        "generate_events", events=EXPORT_EVENTS, orgs=1, users=5, days=30, stdout=io.StringIO()
+    )
+    batch_user, batch_ids = failed_sign_ins_to_evaluate(Organization.objects.get(slug="acme"))
+    initech = Organization.objects.get(slug="initech")
+    _, api_token = api_token_create(
+        organization=initech, user=User.objects.get(email="admin@initech.test"), name="system"
+    )
+    # A fresh deployment over a history: the sweep starts from now (README, alerts_sweep).
+    sweep_mark_to_latest()
+    print(
+        json.dumps(
+            {
+                "api_token": api_token,
+                "batch_user_id": batch_user.pk,
+                "batch_event_ids": batch_ids,
+                "export_organization": "gen2026-000",
+                "export_administrator": "user0000@gen2026-000.test",
+                "export_events": EXPORT_EVENTS,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
