@@ -36,7 +36,11 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """
     work_dir = Path(tempfile.mkdtemp(prefix="am-system-"))
     failed_before = request.session.testsfailed
-    with running_stack(base_database_url=settings.DATABASE_URL, work_dir=work_dir) as started:
+    with running_stack(
+        app_url=settings.DATABASE_URL,
+        owner_url=getattr(settings, "DATABASE_OWNER_URL", ""),
+        work_dir=work_dir,
+    ) as started:
         yield started
     if request.session.testsfailed == failed_before:
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
@@ -63,10 +64,18 @@ def failed_sign_ins_to_evaluate(organization: Organization) -> tuple[User, list[
 
 
 def main() -> None:
-    call_command("migrate", interactive=False, verbosity=0)
+    # With two database roles (DATABASE_OWNER_URL), the owner migrates and bulk-loads.
+    owner = "owner" if "owner" in settings.DATABASES else "default"
+    call_command("migrate", database=owner, interactive=False, verbosity=0)
     seed_demo()
     call_command(
-        "generate_events", events=EXPORT_EVENTS, orgs=1, users=5, days=30, stdout=io.StringIO()
+        "generate_events",
+        events=EXPORT_EVENTS,
+        orgs=1,
+        users=5,
+        days=30,
+        database=owner,
+        stdout=io.StringIO(),
     )
     batch_user, batch_ids = failed_sign_ins_to_evaluate(Organization.objects.get(slug="acme"))
     initech = Organization.objects.get(slug="initech")

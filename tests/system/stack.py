@@ -62,7 +62,7 @@ READY_SECONDS = 60.0
 STOP_SECONDS = 10.0
 
 
-# --- As whom each part connects: one place (item 5 of issue 12 may give the app its own role) ---
+# --- As whom each part connects: this one place -------------------------------------------------
 
 
 def database_url(base_url: str, *, name: str, port: int | None = None) -> str:
@@ -76,14 +76,30 @@ def database_url(base_url: str, *, name: str, port: int | None = None) -> str:
     return urlunsplit((parts.scheme, netloc, "/" + name, parts.query, ""))
 
 
-def owner_environment(url: str) -> dict[str, str]:
-    """Migrations and seeding run as the owner of the tables."""
-    return {"DATABASE_URL": url}
+class Roles:
+    """The suite's database and who connects to it as whom.
 
+    With DATABASE_OWNER_URL set (two roles, as CI runs), the owner creates, migrates and seeds
+    the database and the tests read it as the owner; gunicorn, the worker and beat connect with
+    DATABASE_URL's role. Without it, one role does everything.
+    """
 
-def app_environment(url: str) -> dict[str, str]:
-    """gunicorn, the worker and beat connect as the application."""
-    return {"DATABASE_URL": url}
+    def __init__(self, *, app_url: str, owner_url: str, name: str) -> None:
+        self.name = name
+        self.app_url = database_url(app_url, name=name)
+        self.owner_url = database_url(owner_url or app_url, name=name)
+        self.two_roles = bool(owner_url)
+        self.maintenance_url = database_url(owner_url or app_url, name="postgres")
+
+    def owner_environment(self) -> dict[str, str]:
+        """Migrations and seeding (tests/system/prepare.py)."""
+        if self.two_roles:
+            return {"DATABASE_URL": self.app_url, "DATABASE_OWNER_URL": self.owner_url}
+        return {"DATABASE_URL": self.app_url}
+
+    def app_environment(self, *, port: int | None = None) -> dict[str, str]:
+        """gunicorn (through the proxy's port), the worker and beat."""
+        return {"DATABASE_URL": database_url(self.app_url, name=self.name, port=port)}
 
 
 # --- Waiting ----------------------------------------------------------------------------------
@@ -348,16 +364,14 @@ class TcpProxy:
 class Stack:
     """PostgreSQL database, Redis, proxy, gunicorn, worker and beat of one system suite run."""
 
-    def __init__(self, *, base_database_url: str, work_dir: Path) -> None:
+    def __init__(self, *, app_url: str, owner_url: str, work_dir: Path) -> None:
         self.work_dir = work_dir
         self.log_dir = work_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.export_root = work_dir / "exports"
-        self.database_name = f"am_system_{os.getpid()}"
-        self.owner_url = database_url(base_database_url, name=self.database_name)
-        self.maintenance_url = database_url(base_database_url, name="postgres")
-        database_port = urlsplit(self.owner_url).port or 5432
-        database_host = urlsplit(self.owner_url).hostname or "127.0.0.1"
+        self.roles = Roles(app_url=app_url, owner_url=owner_url, name=f"am_system_{os.getpid()}")
+        database_port = urlsplit(self.roles.app_url).port or 5432
+        database_host = urlsplit(self.roles.app_url).hostname or "127.0.0.1"
         self.proxy = TcpProxy(
             port=PROXY_PORT,
             target=(database_host, database_port),
@@ -382,8 +396,13 @@ class Stack:
             "DEBUG": "0",
             "SECRET_KEY": SECRET_KEY,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            # Plain HTTP on the loopback: cookies marked Secure would never come back.
+            # Plain HTTP on the loopback, as docker compose's local stack: no redirect to https,
+            # no HSTS, and no Secure cookies (they would never come back over http).
             "SECURE_COOKIES": "0",
+            "SECURE_SSL_REDIRECT": "0",
+            "SECURE_HSTS_SECONDS": "0",
+            # Alert emails are sent, into memory: no mail server here, and nothing reads them.
+            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
             "REDIS_URL": self.redis_url,
             "PASSWORD_HASHERS": PASSWORD_HASHER,
             "EXPORT_ROOT": str(self.export_root),
@@ -398,22 +417,22 @@ class Stack:
     # --- database -----------------------------------------------------------------------
 
     def create_database(self) -> None:
-        with psycopg.connect(self.maintenance_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{self.database_name}"')
+        with psycopg.connect(self.roles.maintenance_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.roles.name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{self.roles.name}"')
 
     def drop_database(self) -> None:
         if self._db is not None:
             with contextlib.suppress(Exception):
                 self._db.close()
             self._db = None
-        with psycopg.connect(self.maintenance_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+        with psycopg.connect(self.roles.maintenance_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.roles.name}" WITH (FORCE)')
 
     def prepare(self) -> None:
         """Migrate and seed, as the deployment would (tests/system/prepare.py)."""
         log = self.log_dir / "prepare.log"
-        env = self.environment(database=owner_environment(self.owner_url))
+        env = self.environment(database=self.roles.owner_environment())
         with log.open("ab") as err:
             done = subprocess.run(
                 [sys.executable, str(Path(__file__).with_name("prepare.py"))],
@@ -431,7 +450,7 @@ class Stack:
     def rows(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
         """Read the server's database directly (PostgreSQL, not through the proxy)."""
         if self._db is None or self._db.closed:
-            self._db = psycopg.connect(self.owner_url, autocommit=True)
+            self._db = psycopg.connect(self.roles.owner_url, autocommit=True)
         return self._db.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
     def value(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
@@ -466,11 +485,7 @@ class Stack:
         self.services["redis"].stop()
 
     def start_web(self) -> None:
-        env = self.environment(
-            database=app_environment(
-                database_url(self.owner_url, name=self.database_name, port=PROXY_PORT)
-            )
-        )
+        env = self.environment(database=self.roles.app_environment(port=PROXY_PORT))
         service = self._service(
             "gunicorn",
             [
@@ -490,7 +505,7 @@ class Stack:
         )
 
     def start_worker(self) -> None:
-        env = self.environment(database=app_environment(self.owner_url))
+        env = self.environment(database=self.roles.app_environment())
         service = self._service(
             "worker",
             [
@@ -504,7 +519,7 @@ class Stack:
         service.ready(lambda: self.celery.control.ping(timeout=0.5))
 
     def start_beat(self) -> None:
-        env = self.environment(database=app_environment(self.owner_url))
+        env = self.environment(database=self.roles.app_environment())
         service = self._service(
             "beat",
             [
@@ -562,9 +577,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running_stack(*, base_database_url: str, work_dir: Path) -> Iterator[Stack]:
+def running_stack(*, app_url: str, owner_url: str, work_dir: Path) -> Iterator[Stack]:
     """Start everything, yield it, and stop and drop everything whatever happened."""
-    stack = Stack(base_database_url=base_database_url, work_dir=work_dir)
+    stack = Stack(app_url=app_url, owner_url=owner_url, work_dir=work_dir)
     try:
         stack.start()
         yield stack
