@@ -31,6 +31,7 @@ import pytest
 import redis
 import requests
 from celery import Celery
+from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -204,23 +205,18 @@ class Service:
 
     def ready(self, probe: Callable[[], Any], *, timeout: float = READY_SECONDS) -> None:
         """Wait until `probe` says the program serves; fail at once if it exited."""
-
-        def serving() -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
             if not self.alive():
+                raise AssertionError(f"{self.name} exited; its log ends:\n{self.log_tail()}")
+            with contextlib.suppress(Exception):  # not serving yet
+                if probe():
+                    return
+            if time.monotonic() >= deadline:
                 raise AssertionError(
-                    f"{self.name} exited ({self.process.returncode if self.process else '?'}); "
-                    f"its log ends:\n{self.log_tail()}"
+                    f"{self.name} not ready after {timeout:.0f} s; its log ends:\n{self.log_tail()}"
                 )
-            return probe()
-
-        try:
-            wait_for(serving, timeout=timeout, what=f"{self.name} ready")
-        except AssertionError as exc:
-            if not self.alive():
-                raise AssertionError(
-                    f"{self.name} exited; its log ends:\n{self.log_tail()}"
-                ) from exc
-            raise
+            time.sleep(0.1)
 
 
 # --- The TCP proxy in front of PostgreSQL -----------------------------------------------------
@@ -416,10 +412,14 @@ class Stack:
 
     # --- database -----------------------------------------------------------------------
 
+    def _drop_database(self, conn: psycopg.Connection[Any]) -> None:
+        name = sql.Identifier(self.roles.name)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
     def create_database(self) -> None:
         with psycopg.connect(self.roles.maintenance_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.roles.name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{self.roles.name}"')
+            self._drop_database(conn)
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.roles.name)))
 
     def drop_database(self) -> None:
         if self._db is not None:
@@ -427,7 +427,7 @@ class Stack:
                 self._db.close()
             self._db = None
         with psycopg.connect(self.roles.maintenance_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.roles.name}" WITH (FORCE)')
+            self._drop_database(conn)
 
     def prepare(self) -> None:
         """Migrate and seed, as the deployment would (tests/system/prepare.py)."""
