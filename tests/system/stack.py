@@ -490,13 +490,13 @@ class Stack:
             "gunicorn",
             [
                 sys.executable, "-m", "gunicorn", "activity_monitor.wsgi",
+                "--config", str(REPO / "gunicorn.conf.py"),  # its logging, as deployed
                 "--bind", f"127.0.0.1:{HTTP_PORT}",
                 "--workers", str(GUNICORN_WORKERS),
                 "--threads", str(GUNICORN_THREADS),
                 "--worker-class", "gthread",
                 "--timeout", "30",
                 "--graceful-timeout", "5",
-                "--access-logfile", "-",
             ],
             env,
         )  # fmt: skip
