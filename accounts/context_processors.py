@@ -1,19 +1,15 @@
-"""Navigation flags for the base template."""
+"""What the signed-in person may do, for the navigation and every page (accounts.access)."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest
 
-from .selectors import membership_of, user_can_view_audit_log, user_is_administrator
+from .access import access_for
 
 
 def navigation(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    membership = membership_of(user)
-    return {
-        "nav_membership": membership,
-        "nav_can_view_audit_log": user_can_view_audit_log(user),
-        "nav_is_administrator": user_is_administrator(user),
-    }
+    access = access_for(user)
+    return {"nav_membership": access.membership, "may": access.may}

@@ -171,10 +171,6 @@ class Role(models.TextChoices):
     COMPLIANCE_OFFICER = "compliance_officer", "Compliance officer"
 
 
-# Roles that may read the organization's whole audit log.
-AUDIT_LOG_ROLES = frozenset({Role.ADMINISTRATOR, Role.SECURITY_ANALYST, Role.COMPLIANCE_OFFICER})
-
-
 class Membership(models.Model):
     """A user's place in one organization; a user belongs to at most one."""
 

@@ -1,4 +1,4 @@
-"""Reads for accounts: who belongs where, and what a user's role lets them do."""
+"""Reads for accounts: who belongs where (what a role lets them do is in accounts.access)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from audit.inserts import planned_cursor
 
 from .mfa import second_factor_sql
 from .models import (
-    AUDIT_LOG_ROLES,
     LockoutState,
     Membership,
     Organization,
-    Role,
     User,
     UserSession,
 )
@@ -28,16 +26,6 @@ def membership_of(user: User) -> Membership | None:
     if not user.is_authenticated:
         return None
     return getattr(user, "membership", None)
-
-
-def user_can_view_audit_log(user: User) -> bool:
-    membership = membership_of(user)
-    return membership is not None and membership.role in AUDIT_LOG_ROLES
-
-
-def user_is_administrator(user: User) -> bool:
-    membership = membership_of(user)
-    return membership is not None and membership.role == Role.ADMINISTRATOR
 
 
 def sessions_open_of(user: User) -> QuerySet[UserSession]:
@@ -52,23 +40,20 @@ def session_open_of(user: User, session_hash: str) -> UserSession | None:
     return sessions_open_of(user).filter(session_hash=session_hash).first()
 
 
-def members_of(admin: User) -> QuerySet[Membership]:
-    """The members of the administrator's organization, with MFA and lock status; else none."""
-    membership = membership_of(admin)
-    if membership is None or membership.role != Role.ADMINISTRATOR:
-        return Membership.objects.none()
+def members_of(organization: Organization) -> QuerySet[Membership]:
+    """The organization's members, with MFA and lock status."""
     confirmed_totp = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
     return (
-        Membership.objects.filter(organization_id=membership.organization_id)
+        Membership.objects.filter(organization=organization)
         .select_related("user", "user__lockout_state", "organization")
         .annotate(has_mfa=Exists(confirmed_totp))
         .order_by("user__email")
     )
 
 
-def member_of(admin: User, membership_id: int) -> Membership | None:
-    """One member of the administrator's own organization; None for any other organization."""
-    return members_of(admin).filter(pk=membership_id).first()
+def member_of(organization: Organization, membership_id: int) -> Membership | None:
+    """One member of the organization; None for a member of any other organization."""
+    return members_of(organization).filter(pk=membership_id).first()
 
 
 # --- The signing-in user ---------------------------------------------------------------------

@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import (
     Http404,
@@ -36,6 +35,7 @@ from audit.context import SESSION_HASH_KEY
 from audit.models import Reason
 
 from . import mfa
+from .access import Capability, require
 from .forms import (
     SIGN_IN_REFUSED,
     MemberRoleForm,
@@ -54,7 +54,6 @@ from .selectors import (
     membership_of,
     session_open_of,
     sessions_open_of,
-    user_can_view_audit_log,
 )
 from .services import (
     LastAdministratorError,
@@ -143,10 +142,7 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def security_settings(request: HttpRequest) -> HttpResponse:
-    if not user_can_view_audit_log(request.user):
-        raise PermissionDenied(
-            "Settings → Security is for administrators, analysts and compliance."
-        )
+    require(request, Capability.VIEW_SECURITY_SETTINGS)
     return render(
         request, "accounts/security_settings.html", {"membership": membership_of(request.user)}
     )
@@ -445,23 +441,16 @@ def _sessions_response(request: HttpRequest, message: str) -> HttpResponse:
 # --- Settings → Security → Members -----------------------------------------------------------
 
 
-def _administrator(request: HttpRequest) -> Membership:
-    membership = membership_of(request.user)
-    if membership is None or membership.role != Role.ADMINISTRATOR:
-        raise PermissionDenied("Members are managed by the organization's administrators.")
-    return membership
-
-
 def _member_or_404(request: HttpRequest, membership_id: int) -> Membership:
-    target = member_of(request.user, membership_id)
+    target = member_of(require(request, Capability.MANAGE_MEMBERS), membership_id)
     if target is None:
         raise Http404("No such member in your organization.")
     return target
 
 
 def _members_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
-    organization = _administrator(request).organization
-    rows = list(members_of(request.user))
+    organization = require(request, Capability.MANAGE_MEMBERS)
+    rows = list(members_of(organization))
     now = timezone.now()
     for row in rows:
         state = getattr(row.user, "lockout_state", None)
@@ -487,7 +476,6 @@ def members(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
-    _administrator(request)
     target = _member_or_404(request, membership_id)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
@@ -515,7 +503,6 @@ def _members_refusal(request: HttpRequest, message: str) -> HttpResponse:
 @login_required
 @require_POST
 def member_unlock(request: HttpRequest, membership_id: int) -> HttpResponse:
-    _administrator(request)
     target = _member_or_404(request, membership_id)
     released = lockout_release(
         user=target.user, reason=Reason.ADMIN_UNLOCK, actor=request.user, request=request
@@ -530,7 +517,6 @@ def member_unlock(request: HttpRequest, membership_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def member_sign_out(request: HttpRequest, membership_id: int) -> HttpResponse:
-    _administrator(request)
     target = _member_or_404(request, membership_id)
     if target.user_id == request.user.pk:
         return _members_refusal(request, "To sign out your own sessions, use Profile → Security.")
@@ -547,7 +533,6 @@ def member_sign_out(request: HttpRequest, membership_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def member_mfa_reset(request: HttpRequest, membership_id: int) -> HttpResponse:
-    _administrator(request)
     target = _member_or_404(request, membership_id)
     if target.user_id == request.user.pk:
         return _members_refusal(
@@ -563,14 +548,14 @@ def member_mfa_reset(request: HttpRequest, membership_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def mfa_policy(request: HttpRequest) -> HttpResponse:
-    admin_membership = _administrator(request)
+    organization = require(request, Capability.MANAGE_MEMBERS)
     form = MfaPolicyForm(request.POST)
     if not form.is_valid():
         errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
         return _members_refusal(request, f"The policy was not changed: {errors}")
     changed = organization_mfa_policy_update(
         admin=request.user,
-        organization=admin_membership.organization,
+        organization=organization,
         policy=form.cleaned_data["policy"],
         roles=form.cleaned_data["roles"],
         request=request,

@@ -6,14 +6,12 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
-from accounts.models import Role, User, UserSession
+from accounts.access import Capability, can, roles_with
+from accounts.models import User, UserSession
 from accounts.selectors import membership_of
 from audit.models import AuditEvent, EventType
 
 from .models import Alert, AlertRule, AlertStatus, WebhookDelivery, WebhookEndpoint
-
-TRIAGE_ROLES = frozenset({Role.ADMINISTRATOR, Role.SECURITY_ANALYST})
-
 
 # --- Events the rules read (always scoped to the event's organization) -----------------------
 
@@ -73,26 +71,13 @@ def events_by_ids(*, organization_id: int, ids: list[int]) -> QuerySet[AuditEven
     return _organization_events(organization_id).filter(pk__in=ids).order_by("occurred_at", "id")
 
 
-# --- Who may do what -------------------------------------------------------------------------
-
-
-def user_can_triage(user: User) -> bool:
-    membership = membership_of(user)
-    return membership is not None and membership.role in TRIAGE_ROLES
-
-
-def user_can_edit_rules(user: User) -> bool:
-    membership = membership_of(user)
-    return membership is not None and membership.role == Role.ADMINISTRATOR
-
-
 # --- Alerts ----------------------------------------------------------------------------------
 
 
 def alerts_for_triage(*, user: User) -> QuerySet[Alert]:
     """The organization's alerts for an analyst or administrator; none for anyone else."""
     membership = membership_of(user)
-    if membership is None or membership.role not in TRIAGE_ROLES:
+    if membership is None or not can(user, Capability.TRIAGE_ALERTS):
         return Alert.objects.none()
     return (
         Alert.objects.filter(organization_id=membership.organization_id)
@@ -122,21 +107,21 @@ def assignable_users(*, user: User) -> QuerySet[User]:
         return User.objects.none()
     return User.objects.filter(
         membership__organization_id=membership.organization_id,
-        membership__role__in=TRIAGE_ROLES,
+        membership__role__in=roles_with(Capability.TRIAGE_ALERTS),
         is_active=True,
     ).order_by("email")
 
 
 def rules_for(*, user: User) -> QuerySet[AlertRule]:
     membership = membership_of(user)
-    if membership is None or membership.role not in TRIAGE_ROLES:
+    if membership is None or not can(user, Capability.TRIAGE_ALERTS):
         return AlertRule.objects.none()
     return AlertRule.objects.filter(organization_id=membership.organization_id).order_by("id")
 
 
 def webhooks_for(*, user: User) -> QuerySet[WebhookEndpoint]:
     membership = membership_of(user)
-    if membership is None or membership.role != Role.ADMINISTRATOR:
+    if membership is None or not can(user, Capability.MANAGE_WEBHOOKS):
         return WebhookEndpoint.objects.none()
     return WebhookEndpoint.objects.filter(organization_id=membership.organization_id)
 
@@ -150,7 +135,7 @@ def notification_recipients(*, organization_id: int) -> list[str]:
     return list(
         User.objects.filter(
             membership__organization_id=organization_id,
-            membership__role__in=TRIAGE_ROLES,
+            membership__role__in=roles_with(Capability.TRIAGE_ALERTS),
             is_active=True,
         )
         .order_by("email")

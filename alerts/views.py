@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,7 +13,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.selectors import membership_of
+from accounts.access import Capability, require
 
 from . import selectors, services
 from .forms import AlertFilterForm, AssignForm, NoteForm, ResolveForm, RuleForm, WebhookForm
@@ -22,23 +21,11 @@ from .models import Alert, AlertRule, RuleKind, WebhookEndpoint
 from .rules import RULES, effective_parameters
 
 PAGE_SIZE = 50
-TRIAGE_ONLY = "Alerts are for security analysts and administrators."
-ADMIN_ONLY = "Only administrators change alert rules and webhooks."
-
-
-def _require_triage(request: HttpRequest) -> None:
-    if not selectors.user_can_triage(request.user):
-        raise PermissionDenied(TRIAGE_ONLY)
-
-
-def _require_admin(request: HttpRequest) -> None:
-    if not selectors.user_can_edit_rules(request.user):
-        raise PermissionDenied(ADMIN_ONLY)
 
 
 def _alert_for_triage(request: HttpRequest, pk: int) -> Alert:
     """The alert if the user may triage it; another organization's alert does not exist."""
-    _require_triage(request)
+    require(request, Capability.TRIAGE_ALERTS)
     alert = selectors.alerts_for_triage(user=request.user).filter(pk=pk).first()
     if alert is None:
         raise Http404("No such alert.")
@@ -60,7 +47,7 @@ def _vary(response: HttpResponse) -> HttpResponse:
 @login_required
 @require_GET
 def alert_list(request: HttpRequest) -> HttpResponse:
-    _require_triage(request)
+    require(request, Capability.TRIAGE_ALERTS)
     form = AlertFilterForm(request.GET or None)
     alerts = selectors.alerts_for_triage(user=request.user)
     if request.GET and not form.is_valid():
@@ -92,12 +79,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         query["before"] = str(page[-1].pk)
         more = "?" + query.urlencode()
     template = "alerts/alert_list.html#results" if request.htmx else "alerts/alert_list.html"
-    context = {
-        "form": form,
-        "alerts": page,
-        "more": more,
-        "can_edit": selectors.user_can_edit_rules(request.user),
-    }
+    context = {"form": form, "alerts": page, "more": more}
     return _vary(render(request, template, context))
 
 
@@ -212,28 +194,22 @@ def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def rule_list(request: HttpRequest) -> HttpResponse:
-    _require_triage(request)
-    membership = membership_of(request.user)
-    services.alert_rules_ensure(organization_id=membership.organization_id)  # type: ignore[union-attr]
+    organization = require(request, Capability.TRIAGE_ALERTS)
+    services.alert_rules_ensure(organization_id=organization.pk)
     rules = [
         (rule, RULES[rule.kind], effective_parameters(rule))
         for rule in selectors.rules_for(user=request.user)
     ]
-    return render(
-        request,
-        "alerts/rule_list.html",
-        {"rules": rules, "can_edit": selectors.user_can_edit_rules(request.user)},
-    )
+    return render(request, "alerts/rule_list.html", {"rules": rules})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def rule_edit(request: HttpRequest, kind: str) -> HttpResponse:
-    _require_admin(request)
+    organization = require(request, Capability.MANAGE_ALERT_RULES)
     if kind not in RuleKind.values:
         raise Http404("No such rule.")
-    membership = membership_of(request.user)
-    services.alert_rules_ensure(organization_id=membership.organization_id)  # type: ignore[union-attr]
+    services.alert_rules_ensure(organization_id=organization.pk)
     rule: AlertRule = selectors.rules_for(user=request.user).get(kind=kind)
     initial = {
         "enabled": rule.enabled,
@@ -269,12 +245,12 @@ def rule_edit(request: HttpRequest, kind: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def webhook_list(request: HttpRequest) -> HttpResponse:
-    _require_admin(request)
+    organization = require(request, Capability.MANAGE_WEBHOOKS)
     form = WebhookForm(request.POST or None)
     if request.method == "POST":
         if form.is_valid():
             endpoint = services.webhook_endpoint_create(
-                organization=membership_of(request.user).organization,  # type: ignore[union-attr]
+                organization=organization,
                 url=form.cleaned_data["url"],
                 description=form.cleaned_data["description"],
                 actor=request.user,
@@ -292,7 +268,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 
 
 def _webhook_for_admin(request: HttpRequest, pk: int) -> WebhookEndpoint:
-    _require_admin(request)
+    require(request, Capability.MANAGE_WEBHOOKS)
     endpoint = selectors.webhooks_for(user=request.user).filter(pk=pk).first()
     if endpoint is None:
         raise Http404("No such webhook.")

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.selectors import membership_of, user_is_administrator
+from accounts.access import Capability, require
 from audit.context import request_context
 from audit.models import AuditEvent
 from audit.selectors import events_matching
@@ -138,18 +138,10 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. SIEM import.")
 
 
-def _administrator_organization(request: HttpRequest):  # type: ignore[no-untyped-def]
-    if not user_is_administrator(request.user):
-        raise PermissionDenied("API tokens are managed by administrators.")
-    membership = membership_of(request.user)
-    assert membership is not None
-    return membership.organization
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
-    organization = _administrator_organization(request)
+    organization = require(request, Capability.MANAGE_API_TOKENS)
     form = TokenForm(request.POST or None)
     created_secret = None
     status = 200
@@ -187,7 +179,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    organization = _administrator_organization(request)
+    organization = require(request, Capability.MANAGE_API_TOKENS)
     token = ApiToken.objects.filter(organization=organization, pk=token_id).first()
     if token is None:
         raise Http404("No such token in your organization.")

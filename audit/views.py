@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,8 +17,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
+from accounts.access import Capability, require
 from accounts.models import Organization, User
-from accounts.selectors import membership_of, user_can_view_audit_log
 
 from .forms import EventFilterForm
 from .member_view import event_seen_by
@@ -38,17 +37,6 @@ from .services import event_record
 
 # A person re-running the same filter within this many seconds is one "view" of the log.
 VIEWED_DEDUP_SECONDS = getattr(settings, "AUDIT_LOG_VIEWED_DEDUP_SECONDS", 300)
-
-
-def _organization_for_audit_log(user: User) -> Organization:
-    """The organization whose log the user may read, or PermissionDenied."""
-    if not user_can_view_audit_log(user):
-        raise PermissionDenied(
-            "The audit log is for administrators, security analysts and compliance officers."
-        )
-    membership = membership_of(user)
-    assert membership is not None
-    return membership.organization
 
 
 def user_scope(user: User) -> str:
@@ -163,7 +151,7 @@ def activity(request: HttpRequest) -> HttpResponse:
 @login_required
 def audit_log(request: HttpRequest) -> HttpResponse:
     """Settings → Security → Audit Log: the organization's events, for the audit roles."""
-    organization = _organization_for_audit_log(request.user)
+    organization = require(request, Capability.VIEW_AUDIT_LOG)
     form = EventFilterForm(request.GET)
     response, shown = _list_page(
         request,
@@ -188,7 +176,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 @login_required
 def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     """One event with all its fields and the investigation timeline around it."""
-    organization = _organization_for_audit_log(request.user)
+    organization = require(request, Capability.VIEW_AUDIT_LOG)
     event = event_for_organization(organization=organization, event_id=event_id)
     if event is None:
         raise Http404("No such event in your organization.")

@@ -20,9 +20,9 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
+from accounts.access import Capability, require
 from audit.forms import EventFilterForm
 from audit.selectors import events_matching
-from audit.views import _organization_for_audit_log
 
 from . import services
 from .models import ExportStatus
@@ -48,7 +48,7 @@ def _stamp() -> str:
 @login_required
 def audit_log_csv(request: HttpRequest) -> HttpResponse:
     """The Audit Log's filtered rows as CSV: streamed, or as a job when there are many."""
-    organization = _organization_for_audit_log(request.user)
+    organization = require(request, Capability.EXPORT_AUDIT_LOG)
     form = EventFilterForm(request.GET, paged=False)
     if not form.is_valid():
         return _bad_filters(form)
@@ -97,7 +97,7 @@ def activity_csv(request: HttpRequest) -> HttpResponse:
 @login_required
 def export_list(request: HttpRequest) -> HttpResponse:
     """Settings → Security → Exports: the organization's background exports."""
-    organization = _organization_for_audit_log(request.user)
+    organization = require(request, Capability.EXPORT_AUDIT_LOG)
     exports = exports_for_organization(organization=organization)[:100]
     return render(
         request,
@@ -107,7 +107,7 @@ def export_list(request: HttpRequest) -> HttpResponse:
 
 
 def _export_or_404(request: HttpRequest, export_id: uuid.UUID):  # type: ignore[no-untyped-def]
-    organization = _organization_for_audit_log(request.user)
+    organization = require(request, Capability.EXPORT_AUDIT_LOG)
     export = export_for_organization(organization=organization, export_id=str(export_id))
     if export is None:
         raise Http404("No such export in your organization.")

@@ -9,8 +9,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import Organization, Role, Tier, User
-from accounts.selectors import membership_of
+from accounts.models import Organization, Tier
 
 from .models import (
     FRAMEWORK_REQUIREMENTS,
@@ -20,30 +19,6 @@ from .models import (
     RetentionSettings,
     StoredFile,
 )
-
-# Who may see what: administrators change retention; compliance officers read it; both keep
-# archives and scheduled exports. Security analysts and members see neither.
-RETENTION_VIEW_ROLES = frozenset({Role.ADMINISTRATOR, Role.COMPLIANCE_OFFICER})
-FILES_ROLES = frozenset({Role.ADMINISTRATOR, Role.COMPLIANCE_OFFICER})
-
-
-@dataclass(frozen=True)
-class RetentionAccess:
-    organization: Organization
-    can_edit_settings: bool
-    can_manage_files: bool
-
-
-def retention_access(user: User) -> RetentionAccess | None:
-    """What the user may do on the retention and archive pages, or None for nothing."""
-    membership = membership_of(user)
-    if membership is None or membership.role not in RETENTION_VIEW_ROLES:
-        return None
-    return RetentionAccess(
-        organization=membership.organization,
-        can_edit_settings=membership.role == Role.ADMINISTRATOR,
-        can_manage_files=membership.role in FILES_ROLES,
-    )
 
 
 def retention_settings_of(organization: Organization) -> RetentionSettings:

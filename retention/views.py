@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from accounts.access import Capability, require
+from accounts.models import Organization
+
 from .files import FileCheckFailed, archive_storage
 from .forms import ExportScheduleForm, RetentionSettingsForm, ScheduleFilterForm
 from .models import VerifyStatus
 from .selectors import (
-    RetentionAccess,
     framework_warnings,
     purge_runs_for,
-    retention_access,
     retention_dates,
     retention_settings_of,
     schedule_get,
@@ -40,30 +40,14 @@ from .services import (
 FILES_SHOWN = 200
 
 
-def _access(request: HttpRequest) -> RetentionAccess:
-    access = retention_access(request.user)
-    if access is None:
-        raise PermissionDenied("Retention and archives are for administrators and compliance.")
-    return access
-
-
-def _files_access(request: HttpRequest) -> RetentionAccess:
-    access = _access(request)
-    if not access.can_manage_files:
-        raise PermissionDenied("Archives and exports are for administrators and compliance.")
-    return access
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def retention(request: HttpRequest) -> HttpResponse:
-    access = _access(request)
-    organization = access.organization
+    organization = require(request, Capability.VIEW_RETENTION)
     current = retention_settings_of(organization)
     status = 200
     if request.method == "POST":
-        if not access.can_edit_settings:
-            raise PermissionDenied("Only administrators change retention settings.")
+        require(request, Capability.MANAGE_RETENTION)
         form = RetentionSettingsForm(request.POST, organization=organization)
         if form.is_valid():
             try:
@@ -93,7 +77,6 @@ def retention(request: HttpRequest) -> HttpResponse:
             },
         )
     context = {
-        "access": access,
         "organization": organization,
         "current": current,
         "form": form,
@@ -105,15 +88,14 @@ def retention(request: HttpRequest) -> HttpResponse:
 
 
 def _archives_context(
-    access: RetentionAccess, form: ExportScheduleForm, filter_form: ScheduleFilterForm
+    organization: Organization, form: ExportScheduleForm, filter_form: ScheduleFilterForm
 ) -> dict[str, object]:
-    files = list(stored_files_for(access.organization).order_by("-created_at", "-pk")[:FILES_SHOWN])
+    files = list(stored_files_for(organization).order_by("-created_at", "-pk")[:FILES_SHOWN])
     return {
-        "access": access,
-        "organization": access.organization,
+        "organization": organization,
         "form": form,
         "filter_form": filter_form,
-        "schedules": schedules_for(access.organization),
+        "schedules": schedules_for(organization),
         "files": files,
         "problems": sum(
             1 for f in files if f.verify_status not in (VerifyStatus.OK, VerifyStatus.NOT_VERIFIED)
@@ -125,7 +107,7 @@ def _archives_context(
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def archives(request: HttpRequest) -> HttpResponse:
-    access = _files_access(request)
+    organization = require(request, Capability.MANAGE_ARCHIVES)
     status = 200
     if request.method == "POST":
         form = ExportScheduleForm(request.POST)
@@ -134,7 +116,7 @@ def archives(request: HttpRequest) -> HttpResponse:
             data = form.cleaned_data
             try:
                 schedule = export_schedule_create(
-                    organization=access.organization,
+                    organization=organization,
                     actor=request.user,
                     name=data["name"],
                     frequency=data["frequency"],
@@ -157,7 +139,7 @@ def archives(request: HttpRequest) -> HttpResponse:
     template = "retention/archives.html"
     if request.htmx and request.method == "GET":
         template += "#files"
-    context = _archives_context(access, form, filter_form)
+    context = _archives_context(organization, form, filter_form)
     return render(request, template, context, status=status)
 
 
@@ -165,15 +147,15 @@ def archives(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 @require_POST
 def verify(request: HttpRequest) -> HttpResponse:
-    access = _files_access(request)
-    checked = stored_files_verify(files=stored_files_for(access.organization))
+    organization = require(request, Capability.MANAGE_ARCHIVES)
+    checked = stored_files_verify(files=stored_files_for(organization))
     bad = [f for f in checked if f.verify_status != VerifyStatus.OK]
     if bad:
         messages.error(request, f"{len(bad)} of {len(checked)} files failed verification.")
     else:
         messages.success(request, f"All {len(checked)} files verified: checksums and rows match.")
     if request.htmx:
-        context = _archives_context(access, ExportScheduleForm(), ScheduleFilterForm())
+        context = _archives_context(organization, ExportScheduleForm(), ScheduleFilterForm())
         return render(request, "retention/archives.html#files", context)
     return redirect("retention:archives")
 
@@ -181,8 +163,8 @@ def verify(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def schedule_run(request: HttpRequest, pk: int) -> HttpResponse:
-    access = _files_access(request)
-    schedule = schedule_get(organization=access.organization, pk=pk)
+    organization = require(request, Capability.MANAGE_ARCHIVES)
+    schedule = schedule_get(organization=organization, pk=pk)
     try:
         stored = export_schedule_run(
             schedule=schedule, period_end=timezone.now(), actor=request.user, request=request
@@ -199,8 +181,8 @@ def schedule_run(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    access = _files_access(request)
-    schedule = schedule_get(organization=access.organization, pk=pk)
+    organization = require(request, Capability.MANAGE_ARCHIVES)
+    schedule = schedule_get(organization=organization, pk=pk)
     export_schedule_delete(schedule=schedule, actor=request.user, request=request)
     messages.success(request, f"Stopped “{schedule.name}”; its files are kept.")
     return redirect("retention:archives")
@@ -209,8 +191,8 @@ def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def download(request: HttpRequest, pk: int) -> HttpResponse:
-    access = _files_access(request)
-    stored = stored_file_get(organization=access.organization, pk=pk)
+    organization = require(request, Capability.MANAGE_ARCHIVES)
+    stored = stored_file_get(organization=organization, pk=pk)
     storage = archive_storage()
     if not storage.exists(stored.name):
         raise Http404("The file is missing from the archive storage; run Verify.")
