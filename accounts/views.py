@@ -136,11 +136,13 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
 def profile(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/profile.html", {"membership": membership_of(request.user)})
 
 
 @login_required
+@require_GET
 def security_settings(request: HttpRequest) -> HttpResponse:
     require(request, Capability.VIEW_SECURITY_SETTINGS)
     return render(

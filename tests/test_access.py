@@ -1,0 +1,502 @@
+"""Every URL of the project, walked as anonymous, as every role and as another tenant's
+administrator: each answers what accounts.access's table says.
+
+ROUTES names, for every URL pattern in the URLconf, what the URL needs (a capability, or only
+being signed in, or nothing) and what it answers to someone allowed. From that and the table
+(accounts.access.CAPABILITIES) the test works out what each person must get: anonymous visitors
+are sent to sign in, a role without the capability gets 403, another tenant's administrator gets
+404 for this tenant's objects, a wrong method is 405. A URL added to the project without an entry
+here fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from accounts import mfa
+from accounts.access import CAPABILITIES, Capability, access_for, roles_with
+from accounts.models import Role, Tier, User, UserSession
+from alerts.models import Alert, RuleKind
+from alerts.services import webhook_endpoint_create
+from api.services import api_token_create
+from audit.models import AuditEvent
+from exports.services import export_build, export_create
+from retention.models import ExportSchedule, Frequency
+from retention.services import export_schedule_create, export_schedule_run
+
+from .alerts_support import sign_in_from
+from .factories import OrganizationFactory, member
+from .helpers import sign_in
+from .mfa_support import backup_codes
+from .retention_support import (  # noqa: F401 (autouse fixture)
+    archive_dir_fixture,
+    event_at,
+)
+
+pytestmark = pytest.mark.django_db
+
+C = Capability
+PUBLIC = "public"  # no sign-in needed; everyone gets the same answer
+SIGNED_IN = "signed in"  # any signed-in person, for their own things
+TOKEN = "token"  # the events API: an API token, never a browser session
+LOGIN = "302 to sign-in"
+
+IDENTITIES = (
+    "anonymous",
+    "member",
+    "analyst",
+    "compliance",
+    "administrator",
+    "other tenant's administrator",
+)
+ROLES = {
+    "member": Role.MEMBER,
+    "analyst": Role.SECURITY_ANALYST,
+    "compliance": Role.COMPLIANCE_OFFICER,
+    "administrator": Role.ADMINISTRATOR,
+    "other tenant's administrator": Role.ADMINISTRATOR,
+}
+MIDNIGHT = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+class World:
+    """One tenant with a person of every role, a second tenant with an administrator, and one of
+    each object (made when a URL first asks for it) belonging to a bystander of the first tenant.
+    """
+
+    def __init__(self) -> None:
+        self.organization = OrganizationFactory(tier=Tier.ENTERPRISE)
+        self.users = {
+            identity: member(
+                self.organization if identity != "other tenant's administrator" else None,
+                role=role,
+            )
+            for identity, role in ROLES.items()
+        }
+        self.bystander = member(self.organization)
+        self.admin = self.users["administrator"]
+
+    @cached_property
+    def alert_pk(self) -> int:
+        for _ in range(5):  # one failed sign-ins alert about the bystander
+            sign_in_from(Client(), self.bystander.email, password="wrong")
+        return Alert.objects.get(organization=self.organization).pk
+
+    @cached_property
+    def event_pk(self) -> int:
+        sign_in(Client(), self.bystander.email)
+        return AuditEvent.objects.filter(actor=self.bystander).latest("id").pk
+
+    @cached_property
+    def export_id(self) -> str:
+        export = export_create(
+            request=None, user=self.admin, organization=self.organization, filters={}
+        )
+        export_build(export_id=str(export.pk))
+        return str(export.pk)
+
+    @cached_property
+    def schedule_id(self) -> int:
+        schedule = export_schedule_create(
+            organization=self.organization,
+            actor=self.admin,
+            name="Daily",
+            frequency=Frequency.DAILY,
+            filters={},
+            now=MIDNIGHT - timedelta(days=1),
+        )
+        return schedule.pk
+
+    @cached_property
+    def stored_file_id(self) -> int:
+        event_at(MIDNIGHT - timedelta(hours=3), self.organization)
+        schedule = ExportSchedule.objects.get(pk=self.schedule_id)
+        return export_schedule_run(schedule=schedule, period_end=MIDNIGHT).pk
+
+    @cached_property
+    def token_id(self) -> int:
+        token, _ = api_token_create(organization=self.organization, user=self.admin, name="SIEM")
+        return token.pk
+
+    @cached_property
+    def webhook_id(self) -> int:
+        return webhook_endpoint_create(
+            organization=self.organization,
+            url="https://hooks.example.test/in",
+            description="SIEM",
+            actor=self.admin,
+        ).pk
+
+    @property
+    def member_id(self) -> int:
+        return self.bystander.membership.pk
+
+
+Args = Callable[[World, User | None], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    need: Capability | str
+    method: str = "get"
+    ok: int | str = 200  # what someone allowed gets
+    args: Args | None = None
+    # The args name an object of the first tenant (or the person's own): the other tenant's
+    # administrator, given this tenant's object, must not find it.
+    scoped: bool = False
+    methods: frozenset[str] = frozenset({"get"})
+    data: dict[str, str] = field(default_factory=dict)
+
+
+def get(need: Capability | str, **kwargs: Any) -> Route:
+    return Route(need, **kwargs)
+
+
+def post(need: Capability | str, **kwargs: Any) -> Route:
+    return Route(need, method="post", methods=frozenset({"post"}), **kwargs)
+
+
+GET_POST = frozenset({"get", "post"})
+
+
+def _own_or(world: World, user: User | None) -> User:
+    """The acting person if they belong to the first tenant, else the tenant's bystander."""
+    if user is None or user.membership.organization_id != world.organization.pk:
+        return world.bystander
+    return user
+
+
+def own_event(world: World, user: User | None) -> dict[str, Any]:
+    owner = _own_or(world, user)
+    if owner == world.bystander:
+        return {"event_id": world.event_pk}
+    return {"event_id": AuditEvent.objects.filter(actor=owner).latest("id").pk}
+
+
+def own_device(world: World, user: User | None) -> dict[str, Any]:
+    owner = _own_or(world, user)
+    device = backup_codes(owner)
+    return {"kind": mfa.KIND_BACKUP, "pk": device.pk}
+
+
+def own_other_session(world: World, user: User | None) -> dict[str, Any]:
+    """A session of the owner's other than the one making the request."""
+    owner = _own_or(world, user)
+    sign_in(Client(), owner.email)
+    session = UserSession.objects.filter(user=owner, ended_at__isnull=True).latest("id")
+    return {"session_hash": session.session_hash}
+
+
+def reset_link(world: World, user: User | None) -> dict[str, Any]:
+    uid = urlsafe_base64_encode(force_bytes(world.bystander.pk))
+    return {"uidb64": uid, "token": "not-a-valid-token"}
+
+
+def arg(name: str, attribute: str) -> Args:
+    return lambda world, user: {name: getattr(world, attribute)}
+
+
+ROUTES: dict[str, tuple[Route, ...]] = {
+    # Nothing needed.
+    "health": (get(PUBLIC),),
+    "/": (get(PUBLIC, ok=302, methods=GET_POST),),
+    "accounts:login": (get(PUBLIC, methods=GET_POST),),
+    "accounts:logout": (post(PUBLIC, ok=LOGIN),),
+    "accounts:mfa-verify": (get(PUBLIC, ok=400, methods=GET_POST),),
+    "accounts:password-reset": (get(PUBLIC, methods=GET_POST),),
+    "accounts:password-reset-sent": (get(PUBLIC),),
+    "accounts:password-reset-confirm": (get(PUBLIC, args=reset_link, methods=GET_POST),),
+    "accounts:password-reset-done": (get(PUBLIC),),
+    "api:events": (get(TOKEN, ok=401),),
+    # Every signed-in person, for their own account.
+    "accounts:profile": (get(SIGNED_IN),),
+    "accounts:activity": (get(SIGNED_IN),),
+    "audit:activity": (get(SIGNED_IN),),
+    "audit:activity-event": (get(SIGNED_IN, args=own_event, scoped=True),),
+    "exports:activity-csv": (get(SIGNED_IN),),
+    "alerts:my-alerts": (get(SIGNED_IN),),
+    "accounts:password-change": (get(SIGNED_IN, methods=GET_POST),),
+    "accounts:security": (get(SIGNED_IN),),
+    "accounts:mfa-enrol": (get(SIGNED_IN, methods=GET_POST),),
+    # Refused with a 400 to anyone without an authenticator app, so: reached.
+    "accounts:mfa-backup-codes": (post(SIGNED_IN, ok=400),),
+    "accounts:mfa-device-remove": (get(SIGNED_IN, args=own_device, scoped=True, methods=GET_POST),),
+    "accounts:session-end": (post(SIGNED_IN, ok=302, args=own_other_session, scoped=True),),
+    "accounts:sessions-end-others": (post(SIGNED_IN, ok=302),),
+    # Settings → Security.
+    "accounts:security-settings": (get(C.VIEW_SECURITY_SETTINGS),),
+    "audit:audit-log": (get(C.VIEW_AUDIT_LOG),),
+    "audit:event-detail": (get(C.VIEW_AUDIT_LOG, args=arg("event_id", "event_pk"), scoped=True),),
+    "exports:audit-log-csv": (get(C.EXPORT_AUDIT_LOG),),
+    "exports:export-list": (get(C.EXPORT_AUDIT_LOG),),
+    "exports:export-status": (
+        get(C.EXPORT_AUDIT_LOG, args=arg("export_id", "export_id"), scoped=True),
+    ),
+    "exports:export-download": (
+        get(C.EXPORT_AUDIT_LOG, args=arg("export_id", "export_id"), scoped=True),
+    ),
+    "api:tokens": (get(C.MANAGE_API_TOKENS, methods=GET_POST),),
+    "api:token-revoke": (
+        post(C.MANAGE_API_TOKENS, ok=302, args=arg("token_id", "token_id"), scoped=True),
+    ),
+    "accounts:members": (get(C.MANAGE_MEMBERS),),
+    "accounts:mfa-policy": (post(C.MANAGE_MEMBERS, ok=302, data={"policy": "off"}),),
+    "accounts:member-role": (
+        post(
+            C.MANAGE_MEMBERS,
+            ok=302,
+            args=arg("membership_id", "member_id"),
+            scoped=True,
+            data={"role": Role.MEMBER},
+        ),
+    ),
+    "accounts:member-unlock": (
+        post(C.MANAGE_MEMBERS, ok=302, args=arg("membership_id", "member_id"), scoped=True),
+    ),
+    "accounts:member-sign-out": (
+        post(C.MANAGE_MEMBERS, ok=302, args=arg("membership_id", "member_id"), scoped=True),
+    ),
+    "accounts:member-mfa-reset": (
+        post(C.MANAGE_MEMBERS, ok=302, args=arg("membership_id", "member_id"), scoped=True),
+    ),
+    "alerts:alert-list": (get(C.TRIAGE_ALERTS),),
+    "alerts:alert-detail": (get(C.TRIAGE_ALERTS, args=arg("pk", "alert_pk"), scoped=True),),
+    "alerts:alert-acknowledge": (
+        post(C.TRIAGE_ALERTS, ok=302, args=arg("pk", "alert_pk"), scoped=True),
+    ),
+    "alerts:alert-assign": (
+        post(C.TRIAGE_ALERTS, ok=400, args=arg("pk", "alert_pk"), scoped=True),
+    ),
+    "alerts:alert-resolve": (
+        post(
+            C.TRIAGE_ALERTS,
+            ok=302,
+            args=arg("pk", "alert_pk"),
+            scoped=True,
+            data={"note": "A test sign-in."},
+        ),
+    ),
+    "alerts:rule-list": (get(C.TRIAGE_ALERTS),),
+    # A rule kind names the acting person's own organization's rule: not another tenant's.
+    "alerts:rule-edit": (
+        get(
+            C.MANAGE_ALERT_RULES,
+            args=lambda world, user: {"kind": RuleKind.FAILED_SIGN_INS},
+            methods=GET_POST,
+        ),
+    ),
+    "alerts:webhook-list": (get(C.MANAGE_WEBHOOKS, methods=GET_POST),),
+    "alerts:webhook-detail": (get(C.MANAGE_WEBHOOKS, args=arg("pk", "webhook_id"), scoped=True),),
+    "alerts:webhook-delete": (
+        post(C.MANAGE_WEBHOOKS, ok=302, args=arg("pk", "webhook_id"), scoped=True),
+    ),
+    "retention:retention": (
+        get(C.VIEW_RETENTION, methods=GET_POST),
+        # Reading the page is not changing it.
+        Route(C.MANAGE_RETENTION, method="post", ok=302, methods=GET_POST),
+    ),
+    "retention:archives": (get(C.MANAGE_ARCHIVES, methods=GET_POST),),
+    "retention:files-verify": (post(C.MANAGE_ARCHIVES, ok=302),),
+    "retention:file-download": (
+        get(C.MANAGE_ARCHIVES, args=arg("pk", "stored_file_id"), scoped=True),
+    ),
+    "retention:schedule-run": (
+        post(C.MANAGE_ARCHIVES, ok=302, args=arg("pk", "schedule_id"), scoped=True),
+    ),
+    "retention:schedule-delete": (
+        post(C.MANAGE_ARCHIVES, ok=302, args=arg("pk", "schedule_id"), scoped=True),
+    ),
+}
+
+
+def _url_patterns(
+    patterns: list[URLPattern | URLResolver], prefix: str = "", namespace: str = ""
+) -> Iterator[tuple[str, str]]:
+    """(name, route) of every URL pattern, with included URLconfs' namespaces."""
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            inner = ":".join(filter(None, [namespace, pattern.namespace or ""]))
+            yield from _url_patterns(pattern.url_patterns, route, inner)
+        else:
+            name = f"{namespace}:{pattern.name}" if namespace and pattern.name else pattern.name
+            yield name or "/" + route, route
+
+
+def project_urls() -> dict[str, str]:
+    """Every URL pattern of ours; Django's admin is its own (is_staff) and tested apart."""
+    return {
+        name: route
+        for name, route in _url_patterns(get_resolver().url_patterns)
+        if not route.startswith("admin/")
+    }
+
+
+@pytest.fixture(autouse=True)
+def _exports_in_tmp(settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.EXPORT_ROOT = tmp_path / "exports"
+
+
+def expected(route: Route, identity: str) -> int | str:
+    """What the table says this person gets."""
+    if route.need == PUBLIC:
+        return route.ok
+    if route.need == TOKEN:
+        return route.ok
+    if identity == "anonymous":
+        return LOGIN
+    if route.need != SIGNED_IN and route.need not in CAPABILITIES[ROLES[identity]]:
+        return 403
+    if route.scoped and identity == "other tenant's administrator":
+        return 404
+    return route.ok
+
+
+def outcome(response: Any) -> int | str:
+    if response.status_code == 302 and response["Location"].startswith(reverse("accounts:login")):
+        return LOGIN
+    return response.status_code
+
+
+def _as(world: World, identity: str, route: Route, name: str) -> int | str:
+    """What the URL answers this person."""
+    client = Client()
+    user = world.users.get(identity)
+    if user is not None:
+        assert outcome(sign_in(client, user.email)) != LOGIN
+    kwargs = route.args(world, user) if route.args else {}
+    url = "/" if name == "/" else reverse(name, kwargs=kwargs)
+    return outcome(getattr(client, route.method)(url, route.data))
+
+
+def test_every_url_of_the_project_has_an_entry():
+    assert set(project_urls()) == set(ROUTES)
+
+
+@pytest.mark.parametrize("name", sorted(ROUTES))
+def test_each_url_answers_every_person_what_the_table_says(name):
+    """Each person gets what the table says; a method the URL does not take is a 405."""
+    mismatches = []
+    world = World()
+    for route in ROUTES[name]:
+        for identity in IDENTITIES:
+            want, got = expected(route, identity), _as(world, identity, route, name)
+            if route.method == "post":  # the next person starts from an unchanged world
+                world = World()
+            if want != got:
+                mismatches.append(f"{route.method.upper()} as {identity}: want {want}, got {got}")
+    route = ROUTES[name][0]
+    for method in ("get", "post"):
+        if method not in route.methods:
+            got = _as(
+                world, "administrator", Route(route.need, method=method, args=route.args), name
+            )
+            if got != 405:
+                mismatches.append(
+                    f"{method.upper()} (not taken) as administrator: want 405, got {got}"
+                )
+    assert not mismatches, f"{name} ({project_urls()[name]}):\n" + "\n".join(mismatches)
+
+
+def test_django_admin_is_only_for_platform_staff():
+    world = World()
+    for identity in IDENTITIES:
+        client = Client()
+        if identity != "anonymous":
+            sign_in(client, world.users[identity].email)
+        response = client.get(reverse("admin:index"))
+        assert response.status_code == 302, identity
+        assert response["Location"].startswith(reverse("admin:login")), identity
+
+
+# --- The table itself and the navigation that asks it ------------------------------------------
+
+
+def test_the_table_grants_what_the_product_says():
+    """The brief's Views section and the pages' own words, role by role."""
+    product = {
+        Role.MEMBER: set(),
+        Role.SECURITY_ANALYST: {
+            C.VIEW_SECURITY_SETTINGS,
+            C.VIEW_AUDIT_LOG,
+            C.EXPORT_AUDIT_LOG,
+            C.TRIAGE_ALERTS,
+        },
+        Role.COMPLIANCE_OFFICER: {
+            C.VIEW_SECURITY_SETTINGS,
+            C.VIEW_AUDIT_LOG,
+            C.EXPORT_AUDIT_LOG,
+            C.VIEW_RETENTION,
+            C.MANAGE_ARCHIVES,
+        },
+        Role.ADMINISTRATOR: set(Capability),
+    }
+    assert product == CAPABILITIES
+
+
+def test_roles_with_reads_the_table():
+    assert roles_with(C.TRIAGE_ALERTS) == {Role.ADMINISTRATOR, Role.SECURITY_ANALYST}
+    assert roles_with(C.MANAGE_ARCHIVES) == {Role.ADMINISTRATOR, Role.COMPLIANCE_OFFICER}
+
+
+def test_people_without_an_organization_may_do_nothing(db):
+    from .factories import UserFactory
+
+    operator = UserFactory(is_staff=True)
+    assert access_for(operator).capabilities == frozenset()
+    assert access_for(operator).organization is None
+
+
+# Navigation links and the capability each needs.
+NAV = {
+    reverse("accounts:security-settings"): C.VIEW_SECURITY_SETTINGS,
+    reverse("audit:audit-log"): C.VIEW_AUDIT_LOG,
+    reverse("retention:retention"): C.VIEW_RETENTION,
+    reverse("retention:archives"): C.MANAGE_ARCHIVES,
+    reverse("alerts:alert-list"): C.TRIAGE_ALERTS,
+    reverse("accounts:members"): C.MANAGE_MEMBERS,
+}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_the_navigation_shows_the_links_the_table_allows(client, role):
+    user = member(role=role)
+    sign_in(client, user.email)
+    page = client.get(reverse("alerts:my-alerts")).content.decode()
+    header = page.split("<main>")[0]
+    shown = {url for url in NAV if re.search(f'href="{re.escape(url)}[?"]', header)}
+    assert shown == {url for url, need in NAV.items() if need in CAPABILITIES[role]}
+
+
+# Links on Settings → Security and the capability each needs.
+SETTINGS_LINKS = {
+    reverse("audit:audit-log"): C.VIEW_AUDIT_LOG,
+    reverse("exports:export-list"): C.EXPORT_AUDIT_LOG,
+    reverse("api:tokens"): C.MANAGE_API_TOKENS,
+    reverse("alerts:alert-list"): C.TRIAGE_ALERTS,
+    reverse("alerts:webhook-list"): C.MANAGE_WEBHOOKS,
+    reverse("retention:retention"): C.VIEW_RETENTION,
+    reverse("retention:archives"): C.MANAGE_ARCHIVES,
+    reverse("accounts:members"): C.MANAGE_MEMBERS,
+}
+
+
+@pytest.mark.parametrize("role", [r for r in Role if C.VIEW_SECURITY_SETTINGS in CAPABILITIES[r]])
+def test_security_settings_links_only_to_what_the_table_allows(client, role):
+    user = member(role=role)
+    sign_in(client, user.email)
+    page = client.get(reverse("accounts:security-settings")).content.decode()
+    main = page.split("<main>")[1]
+    shown = {url for url in SETTINGS_LINKS if f'href="{url}"' in main}
+    assert shown == {url for url, need in SETTINGS_LINKS.items() if need in CAPABILITIES[role]}
