@@ -207,6 +207,9 @@ def arg(name: str, attribute: str) -> Args:
     return lambda world, user: {name: getattr(world, attribute)}
 
 
+A_MEMBER = arg("membership_id", "member_id")
+AN_ALERT = arg("pk", "alert_pk")
+
 ROUTES: dict[str, tuple[Route, ...]] = {
     # Nothing needed.
     "health": (get(PUBLIC),),
@@ -256,33 +259,24 @@ ROUTES: dict[str, tuple[Route, ...]] = {
         post(
             C.MANAGE_MEMBERS,
             ok=302,
-            args=arg("membership_id", "member_id"),
+            args=A_MEMBER,
             scoped=True,
             data={"role": Role.MEMBER},
         ),
     ),
-    "accounts:member-unlock": (
-        post(C.MANAGE_MEMBERS, ok=302, args=arg("membership_id", "member_id"), scoped=True),
-    ),
-    "accounts:member-sign-out": (
-        post(C.MANAGE_MEMBERS, ok=302, args=arg("membership_id", "member_id"), scoped=True),
-    ),
-    "accounts:member-mfa-reset": (
-        post(C.MANAGE_MEMBERS, ok=302, args=arg("membership_id", "member_id"), scoped=True),
-    ),
+    "accounts:member-unlock": (post(C.MANAGE_MEMBERS, ok=302, args=A_MEMBER, scoped=True),),
+    "accounts:member-sign-out": (post(C.MANAGE_MEMBERS, ok=302, args=A_MEMBER, scoped=True),),
+    "accounts:member-mfa-reset": (post(C.MANAGE_MEMBERS, ok=302, args=A_MEMBER, scoped=True),),
     "alerts:alert-list": (get(C.TRIAGE_ALERTS),),
-    "alerts:alert-detail": (get(C.TRIAGE_ALERTS, args=arg("pk", "alert_pk"), scoped=True),),
-    "alerts:alert-acknowledge": (
-        post(C.TRIAGE_ALERTS, ok=302, args=arg("pk", "alert_pk"), scoped=True),
-    ),
-    "alerts:alert-assign": (
-        post(C.TRIAGE_ALERTS, ok=400, args=arg("pk", "alert_pk"), scoped=True),
-    ),
+    "alerts:alert-detail": (get(C.TRIAGE_ALERTS, args=AN_ALERT, scoped=True),),
+    "alerts:alert-acknowledge": (post(C.TRIAGE_ALERTS, ok=302, args=AN_ALERT, scoped=True),),
+    # No assignee chosen: a 400 that says so, reached only by those who may triage.
+    "alerts:alert-assign": (post(C.TRIAGE_ALERTS, ok=400, args=AN_ALERT, scoped=True),),
     "alerts:alert-resolve": (
         post(
             C.TRIAGE_ALERTS,
             ok=302,
-            args=arg("pk", "alert_pk"),
+            args=AN_ALERT,
             scoped=True,
             data={"note": "A test sign-in."},
         ),
