@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,8 +13,36 @@ import dj_database_url
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# A local run's settings live in a git-ignored .env beside manage.py (`make run` writes one with
+# DEBUG=1 and a generated SECRET_KEY when there is none), so every manage.py command sees what the
+# server sees. A variable set in the environment wins over the file. DOTENV_FILE names another
+# file (which must exist); set empty, no file is read. The test suite reads none: pytest sets
+# PYTEST_VERSION for its run, the servers and workers that tests start inherit it, and tests state
+# their environment themselves, so a developer's .env never changes what they see.
+def dotenv_file(environ: Mapping[str, str]) -> str:
+    """Return the path of the .env file to read under this environment, or "" for none."""
+    if "DOTENV_FILE" not in environ:
+        return "" if "PYTEST_VERSION" in environ else str(BASE_DIR / ".env")
+    path = environ["DOTENV_FILE"]
+    if path and not Path(path).is_file():
+        raise ImproperlyConfigured(f"DOTENV_FILE={path!r} is not a file.")
+    return path
+
+
+if _dotenv_file := dotenv_file(os.environ):
+    load_dotenv(_dotenv_file, override=False)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _unparsable(name: str, value: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"{name}={value!r} is not {expected}.")
 
 
 def env(name: str, default: str = "") -> str:
@@ -20,26 +50,66 @@ def env(name: str, default: str = "") -> str:
 
 
 def envbool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or not value.strip():
+    """Return the variable as a boolean; empty or unset is the default, a typo stops start-up."""
+    value = os.environ.get(name, "").strip()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise _unparsable(name, value, "a boolean (1, true, yes, on or 0, false, no, off)")
 
 
 def envint(name: str, default: int) -> int:
+    """Return the variable as an integer; empty or unset is the default."""
     value = os.environ.get(name, "").strip()
-    return int(value) if value else default
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise _unparsable(name, value, "an integer") from None
+
+
+def envfloat(name: str, default: float, *, minimum: float | None = None) -> float:
+    """Return the variable as a finite number, at least `minimum`; empty or unset is the default."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise _unparsable(name, value, "a number")
+    if minimum is not None and number < minimum:
+        raise _unparsable(name, value, f"a number of at least {minimum:g}")
+    return number
 
 
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
+def envnetworks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Return the variable's comma-separated addresses and CIDRs as networks."""
+    networks = []
+    for item in envlist(name):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise _unparsable(name, item, "an IP address or network (CIDR)") from None
+    return networks
+
+
 DEBUG = envbool("DEBUG", False)
 SECRET_KEY = env("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("Set SECRET_KEY (only DEBUG=1 runs get a development key).")
+        raise ImproperlyConfigured(
+            "Set SECRET_KEY (in the environment or .env; only DEBUG=1 runs get a development key)."
+        )
     SECRET_KEY = "development-only-key-never-use-in-production"  # noqa: S105
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
@@ -47,12 +117,7 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 
 # Client IP resolution: REMOTE_ADDR unless the peer is one of these networks, then the right-most
 # X-Forwarded-For address that is not. Empty by default: no proxy is trusted.
-try:
-    TRUSTED_PROXIES = [
-        ipaddress.ip_network(cidr, strict=False) for cidr in envlist("TRUSTED_PROXIES")
-    ]
-except ValueError as exc:
-    raise ImproperlyConfigured(f"TRUSTED_PROXIES holds an invalid network: {exc}") from exc
+TRUSTED_PROXIES = envnetworks("TRUSTED_PROXIES")
 
 GEOIP_CITY_DB = env("GEOIP_CITY_DB")
 
@@ -416,7 +481,7 @@ PLATFORM_EVENT_RETENTION_DAYS = envint("PLATFORM_EVENT_RETENTION_DAYS", 365)
 RETENTION_PURGE_BATCH_SIZE = envint("RETENTION_PURGE_BATCH_SIZE", 100_000)
 # Rest between purge batches for this many times a batch's duration (0: no rest; 1: half speed),
 # for machines where the purge's CPU and disk use would slow sign-ins.
-RETENTION_PURGE_PAUSE_RATIO = float(env("RETENTION_PURGE_PAUSE_RATIO", "0") or 0)
+RETENTION_PURGE_PAUSE_RATIO = envfloat("RETENTION_PURGE_PAUSE_RATIO", 0.0, minimum=0.0)
 # PostgreSQL: compress the WAL's full-page images in the purge's own transactions (lz4, zstd or
 # pglz; empty leaves the server's wal_compression). A purge writes about one full page per
 # 20 rows deleted, so lz4 halves its WAL. Applied where the app's role may set it (a superuser,
