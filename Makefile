@@ -12,11 +12,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet ".[dev]"
 	touch $(STAMP)
 
-# The app on http://127.0.0.1:8000 with the demo data, on SQLite, tasks run in-process.
-run: $(STAMP)
-	DEBUG=1 $(BIN)/python manage.py migrate --noinput
-	DEBUG=1 $(BIN)/python manage.py seed_demo
-	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+# The app on http://127.0.0.1:$(PORT) (8000 unless `make run PORT=8001`) with the demo data, on
+# SQLite, tasks run in-process. Settings come from .env (written below when there is none).
+PORT ?= 8000
+run: $(STAMP) .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+# The local settings every manage.py command reads: DEBUG on and a SECRET_KEY of its own. Written
+# only when there is no .env (a file target with no prerequisites), and never over one that
+# appeared meanwhile ("x" mode); readable by its owner only.
+.env:
+	$(PYTHON) -c 'import os, secrets, sys; os.umask(0o077); \
+		open(sys.argv[1], "x").write(f"DEBUG=1\nSECRET_KEY={secrets.token_urlsafe(50)}\n")' $@
 
 # The whole suite. On PostgreSQL and Redis when DATABASE_URL and REDIS_URL are set; otherwise
 # SQLite, with the PostgreSQL-only tests skipped and saying why.
