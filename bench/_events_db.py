@@ -26,6 +26,8 @@ def setup_django() -> None:
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
+    # Its settings are its own: make run's .env (DEBUG=1) would time Django's debug cursor.
+    os.environ.setdefault("DOTENV_FILE", "")
     os.environ.setdefault("SECRET_KEY", "bench-only")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     _create_database(url)

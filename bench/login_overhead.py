@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
+# Its settings are its own: make run's .env (DEBUG=1) would time Django's debug cursor.
+os.environ.setdefault("DOTENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/am_bench_login")
 # As in production, work a sign-in hands off (alert evaluation, emails) is queued to Redis, not

@@ -49,6 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
+# Its settings are its own: make run's .env (DEBUG=1) would time Django's debug cursor.
+os.environ.setdefault("DOTENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/am_bench_purge")
 # As deployed: a sign-in queues its alert evaluation and notification email for a worker rather

@@ -43,6 +43,8 @@ def production_env(**overrides: str) -> dict[str, str]:
             "DATABASE_URL": "postgres://activity@db.example.test:5432/activity_monitor",
             "REDIS_URL": "redis://redis.example.test:6379/0",
             "DJANGO_SETTINGS_MODULE": "activity_monitor.settings",
+            # Nor a developer's .env (make run's DEBUG=1): production reads no such file.
+            "DOTENV_FILE": "",
         }
     )
     env.update(overrides)
