@@ -79,4 +79,3 @@ class Command(BaseCommand):
         for _, _, _, people in DEMO:
             for email, _, role in people:
                 self.stdout.write(f"  {email:<24} {role.label}")
-        self.stdout.write("Open http://127.0.0.1:8000/")
