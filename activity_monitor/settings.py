@@ -94,7 +94,7 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 def envnetworks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """Return the variable's comma-separated addresses and CIDRs as networks."""
-    networks = []
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for item in envlist(name):
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
