@@ -365,7 +365,7 @@ CELERY_BEAT_SCHEDULE = {
 # Redis is an accelerator: with it unreachable, the cache answers as no cache at all (every read a
 # miss) instead of raising, and the short timeouts make a dead Redis cost milliseconds per call
 # (see activity_monitor.cache). Nothing that must be correct may live only in the cache.
-CACHE_REDIS_TIMEOUT_SECONDS = float(env("CACHE_REDIS_TIMEOUT_SECONDS", "0.25") or 0.25)
+CACHE_REDIS_TIMEOUT_SECONDS = envfloat("CACHE_REDIS_TIMEOUT_SECONDS", 0.25, minimum=0.0)
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -254,6 +254,7 @@ def test_trusted_proxies_are_networks(monkeypatch):
         ("SECURE_COOKIES", "ture"),
         ("EMAIL_TIMEOUT", "ten"),
         ("RETENTION_PURGE_PAUSE_RATIO", "-0.5"),
+        ("CACHE_REDIS_TIMEOUT_SECONDS", "250ms"),
         ("TRUSTED_PROXIES", "10.0.0.0/33"),
     ],
 )
