@@ -1,5 +1,6 @@
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# Containers take their settings from the environment only, never from a .env file.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DOTENV_FILE=""
 WORKDIR /app
 COPY pyproject.toml ./
 RUN pip install --no-cache-dir .

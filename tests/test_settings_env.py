@@ -98,6 +98,14 @@ def test_the_dotenv_is_ignored_by_git():
     assert result.returncode == 0
 
 
+def test_the_image_neither_copies_nor_reads_a_dotenv():
+    """No Docker daemon runs where the suite does, so: the two lines that see to it."""
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+
+    assert ".env" in ignored
+    assert 'DOTENV_FILE=""' in (ROOT / "Dockerfile").read_text()
+
+
 def test_settings_read_the_dotenv_make_run_wrote(tmp_path):
     assert _write_dotenv(tmp_path).returncode == 0
     env = _fresh_clone_env(DOTENV_FILE=str(tmp_path / ".env"))
