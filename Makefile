@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet ".[dev]"
 	touch $(STAMP)
 
-# The app on http://127.0.0.1:$(PORT) (8000 unless `make run PORT=8001`) with the demo data, on
-# SQLite, tasks run in-process. Settings come from .env (written below when there is none).
+# The app on http://127.0.0.1:$(PORT) (8000 unless `make run PORT=8001`) with the demo data. Its
+# settings come from .env (written below when there is none): SQLite and tasks run in-process
+# unless that file says otherwise.
 PORT ?= 8000
 run: $(STAMP) .env
 	$(BIN)/python manage.py migrate --noinput
