@@ -28,6 +28,8 @@ def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
     # Its settings are its own: make run's .env (DEBUG=1) would time Django's debug cursor.
     os.environ.setdefault("DOTENV_FILE", "")
+    # The test client speaks plain http; production's https redirect would answer 301.
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
     os.environ.setdefault("SECRET_KEY", "bench-only")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     _create_database(url)
