@@ -9,7 +9,13 @@ import pytest
 from django.conf import settings
 from django.db import connection, connections
 
-from tests.db_support import events_delete_all, flush_as_owner, has_owner_role, owner_connect
+from tests.db_support import (
+    events_delete_all,
+    flush_as_owner,
+    has_owner_role,
+    owner_connect,
+    retention_policy_follow_settings,
+)
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run there
 # unless told that this is deliberate.
@@ -36,6 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
     settings.SECURE_SSL_REDIRECT = False
+    from django.test.signals import setting_changed
+
+    setting_changed.connect(retention_policy_follow_settings, dispatch_uid="retention-policy")
 
 
 def _is_postgres() -> bool:

@@ -476,6 +476,10 @@ REQUIRE_POSTGRES = envbool("REQUIRE_POSTGRES", False)
 # --- Retention, archives and scheduled exports (retention app) -------------------------------
 # Events without an organization (failed sign-ins for unknown usernames) are kept this long.
 PLATFORM_EVENT_RETENTION_DAYS = envint("PLATFORM_EVENT_RETENTION_DAYS", 365)
+# An organization whose retention is shortened (a downgrade) keeps its events the longer
+# retention for this many days more. On PostgreSQL both settings are copied into the database at
+# migrate (audit.roles.retention_policy_write) and take effect there from the next migrate.
+RETENTION_DOWNGRADE_GRACE_DAYS = envint("RETENTION_DOWNGRADE_GRACE_DAYS", 30)
 # Event ids per purge batch; each batch is its own short transaction (about half a second at
 # 100,000) and locks only expired rows, so sign-ins never wait for it (see bench/purge.py).
 RETENTION_PURGE_BATCH_SIZE = envint("RETENTION_PURGE_BATCH_SIZE", 100_000)

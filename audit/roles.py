@@ -3,9 +3,14 @@
 With DATABASE_OWNER_URL set (README, "Database roles") migrations run as the owner, on the
 "owner" connection, and the app connects as DATABASE_URL's role. That role gets exactly what the
 app needs: read and write on every table but the events table, INSERT and SELECT on events,
-USAGE on sequences, and EXECUTE on the two purge functions (audit migration 0008). It never owns
-anything and never gets UPDATE, DELETE or TRUNCATE on events. Granting is idempotent, so it runs
-after every migrate (and after the test runner's flush) without harm.
+USAGE on sequences, and EXECUTE on the two purge functions and audit_retention_days (audit
+migrations 0008, 0009). It never owns anything and never gets UPDATE, DELETE or TRUNCATE on
+events, nor any privilege on the retention policy and history tables (0009), which are not
+models. Granting is idempotent, so it runs after every migrate (and after the test runner's
+flush) without harm.
+
+After every migrate the owner also writes the retention policy the purge functions read
+(retention_policy_write), from settings: the app's role cannot change it.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from .models import AuditEvent
 OWNER_ALIAS = "owner"
 
 PURGE_FUNCTIONS = (
-    "audit_events_purge_batch(bigint, timestamptz, bigint, integer, integer)",
-    "audit_events_purge_id_range(bigint[], timestamptz[], bigint[], bigint, bigint, integer)",
+    "audit_events_purge_batch(bigint, timestamptz, bigint, integer)",
+    "audit_events_purge_id_range(bigint[], timestamptz[], bigint[], bigint, bigint)",
+    "audit_retention_days(bigint)",
 )
 
 
@@ -72,7 +78,7 @@ def database_roles_grant(*, using: str = OWNER_ALIAS) -> str | None:
         app = quote(role)
         cursor.execute("SELECT current_schema()")
         (schema,) = cursor.fetchone()
-        # Before audit migration 0008 (a partial migrate) the functions do not exist yet.
+        # Before audit migration 0009 (a partial migrate) the functions do not exist yet.
         cursor.execute(
             "SELECT f FROM unnest(%s::text[]) AS f WHERE to_regprocedure(f) IS NOT NULL",
             [list(PURGE_FUNCTIONS)],
@@ -93,6 +99,29 @@ def database_roles_grant(*, using: str = OWNER_ALIAS) -> str | None:
     return role
 
 
+def retention_policy_write(*, using: str) -> bool:
+    """Write the platform retention and the downgrade grace period from settings into the
+    purge functions' policy table (audit migration 0009), on `using`; whether it did.
+
+    Only the table's owner may: `using` must be the owner's connection, or the one connection
+    of a PostgreSQL configuration without a separate app role. Does nothing before 0009.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql" or (using != OWNER_ALIAS and app_role_name()):
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('audit_retention_policy') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            return False
+        cursor.execute(
+            "UPDATE audit_retention_policy SET platform_days = %s, downgrade_grace_days = %s",
+            [settings.PLATFORM_EVENT_RETENTION_DAYS, settings.RETENTION_DOWNGRADE_GRACE_DAYS],
+        )
+    return True
+
+
 def grant_after_migrate(*, using: str, **kwargs: Any) -> None:
-    """post_migrate receiver: grant the app's role after the owner migrated."""
+    """post_migrate receiver: grant the app's role and write the retention policy after the
+    owner migrated."""
     database_roles_grant(using=using)
+    retention_policy_write(using=using)

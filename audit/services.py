@@ -266,14 +266,8 @@ def events_purge_batch(
         # The function computes the organization's cutoff itself and refuses a later `before`.
         with _purge_transaction(using) as cursor:
             cursor.execute(
-                "SELECT audit_events_purge_batch(%s::bigint, %s::timestamptz, %s::bigint, %s, %s)",
-                [
-                    organization_id,
-                    before,
-                    max_id,
-                    batch_size,
-                    settings.PLATFORM_EVENT_RETENTION_DAYS,
-                ],
+                "SELECT audit_events_purge_batch(%s::bigint, %s::timestamptz, %s::bigint, %s)",
+                [organization_id, before, max_id, batch_size],
             )
             (deleted,) = cursor.fetchone()
             if then is not None:
@@ -330,14 +324,13 @@ def events_purge_id_range(
             cursor.execute(
                 "SELECT purged_organization_id, purged "
                 "FROM audit_events_purge_id_range("
-                "%s::bigint[], %s::timestamptz[], %s::bigint[], %s, %s, %s)",
+                "%s::bigint[], %s::timestamptz[], %s::bigint[], %s, %s)",
                 [
                     [org for org, _, _ in scopes],
                     [before for _, before, _ in scopes],
                     [max_id for _, _, max_id in scopes],
                     id_from,
                     id_to,
-                    settings.PLATFORM_EVENT_RETENTION_DAYS,
                 ],
             )
             counts.update(dict(cursor.fetchall()))

@@ -68,3 +68,25 @@ def flush_as_owner() -> None:
         owner.execute("SET LOCAL audit.retention_purge = 'on'")
         for statement in statements:
             owner.execute(statement)
+
+
+def retention_policy_follow_settings(*, setting: str, **kwargs: Any) -> None:
+    """setting_changed receiver: a test's retention settings reach the database's policy table.
+
+    In production the owner writes the policy at migrate (audit.roles.retention_policy_write);
+    a test that changes the setting would otherwise find the database keeping the old one.
+    """
+    if setting not in {"PLATFORM_EVENT_RETENTION_DAYS", "RETENTION_DOWNGRADE_GRACE_DAYS"}:
+        return
+    if connection.vendor != "postgresql":
+        return
+    if not has_owner_role():
+        from audit.roles import retention_policy_write
+
+        retention_policy_write(using="default")
+        return
+    with owner_connect(autocommit=True) as owner:
+        owner.execute(
+            "UPDATE audit_retention_policy SET platform_days = %s, downgrade_grace_days = %s",
+            [settings.PLATFORM_EVENT_RETENTION_DAYS, settings.RETENTION_DOWNGRADE_GRACE_DAYS],
+        )

@@ -100,12 +100,12 @@ def test_the_app_role_may_not_replace_the_guard_function(stored):
         match="permission denied|must be owner",
     )
     _refused(
-        "CREATE OR REPLACE FUNCTION audit_retention_cutoff(bigint, integer) "
+        "CREATE OR REPLACE FUNCTION audit_retention_cutoff(bigint) "
         "RETURNS timestamptz LANGUAGE sql AS $$ SELECT now() $$",
         match="permission denied|must be owner",
     )
     _refused(
-        "ALTER FUNCTION audit_events_purge_batch(bigint, timestamptz, bigint, integer, integer) "
+        "ALTER FUNCTION audit_events_purge_batch(bigint, timestamptz, bigint, integer) "
         "SECURITY INVOKER",
         match="must be owner",
     )
@@ -152,23 +152,24 @@ def test_the_purge_function_refuses_a_cutoff_newer_than_retention(stored):
     organization_id = stored.organization_id
     # 89 days: younger than the organization's 90 days; the event is 100 days old.
     _refused(
-        "SELECT audit_events_purge_batch(%s, now() - interval '89 days', NULL, 1000, 365)",
+        "SELECT audit_events_purge_batch(%s, now() - interval '89 days', NULL, 1000)",
         [organization_id],
         match="retention purge refused",
     )
     _refused(
         "SELECT * FROM audit_events_purge_id_range(ARRAY[%s]::bigint[], "
-        "ARRAY[now()]::timestamptz[], ARRAY[%s]::bigint[], 0, %s, 365)",
+        "ARRAY[now()]::timestamptz[], ARRAY[%s]::bigint[], 0, %s)",
         [organization_id, stored.pk, stored.pk + 1],
         match="retention purge refused",
     )
     _unchanged(stored)
 
 
-def test_the_purge_function_refuses_a_platform_retention_below_the_floor():
+def test_the_purge_function_refuses_a_platform_retention_below_the_floor(settings):
+    settings.PLATFORM_EVENT_RETENTION_DAYS = 1  # written to the policy as the owner would
     orphan = event_at(timezone.now() - timedelta(days=30), None, EventType.LOGIN_FAILED)
     _refused(
-        "SELECT audit_events_purge_batch(NULL, now() - interval '20 days', NULL, 1000, 1)",
+        "SELECT audit_events_purge_batch(NULL, now() - interval '20 days', NULL, 1000)",
         match="retention purge refused",
     )
     _unchanged(orphan)
@@ -176,7 +177,7 @@ def test_the_purge_function_refuses_a_platform_retention_below_the_floor():
 
 def test_the_purge_function_refuses_an_organization_it_does_not_know(stored):
     _refused(
-        "SELECT audit_events_purge_batch(%s, now() - interval '3650 days', NULL, 1000, 365)",
+        "SELECT audit_events_purge_batch(%s, now() - interval '3650 days', NULL, 1000)",
         [stored.organization_id + 1000],
         match="retention purge refused",
     )
@@ -187,7 +188,7 @@ def test_the_purge_function_deletes_from_our_table_not_a_lookalike(stored):
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMP TABLE audit_auditevent (LIKE public.audit_auditevent)")
         cursor.execute(
-            "SELECT audit_events_purge_batch(%s, now() - interval '90 days', NULL, 1000, 365)",
+            "SELECT audit_events_purge_batch(%s, now() - interval '90 days', NULL, 1000)",
             [stored.organization_id],
         )
         assert cursor.fetchone() == (1,)
