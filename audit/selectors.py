@@ -304,3 +304,22 @@ def event_timeline(
     if event.ip_address:
         timeline["ip"] = _around([scoped.filter(ip_address=event.ip_address)], event)
     return timeline
+
+
+def events_retention_days_allowed(*, organization_id: int | None) -> int | None:
+    """The days the database keeps a scope's events (None: events without an organization).
+
+    On PostgreSQL the purge functions refuse to delete younger events (audit migration 0009:
+    the longest retention the organization has had within the downgrade grace period, the
+    platform retention the owner wrote at migrate, never under the floor); None elsewhere, and
+    for an organization the database does not know.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        # A database function: the history and policy it reads are not the app role's to read.
+        cursor.execute("SELECT audit_retention_days(%s::bigint)", [organization_id])
+        (days,) = cursor.fetchone()
+    return days

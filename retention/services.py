@@ -18,7 +18,7 @@ from django.utils.text import slugify
 
 from accounts.models import ENTERPRISE_RETENTION_BOUNDS, TIER_RETENTION_DAYS, Organization, Tier
 from audit.models import AuditEvent, EventType, Outcome
-from audit.selectors import EventFilters, events_matching
+from audit.selectors import EventFilters, events_matching, events_retention_days_allowed
 from audit.services import event_record, events_purge_batch, events_purge_id_range
 from exports.csv import EVENT_FIELDS
 
@@ -79,11 +79,19 @@ RETENTION_FLOOR_DAYS = min(TIER_RETENTION_DAYS.values())
 def retention_days_of(organization: Organization | None) -> int:
     """Days an organization's events are kept; the platform setting for events without one.
 
-    The platform setting is clamped to RETENTION_FLOOR_DAYS, as the database clamps it.
+    The platform setting is clamped to RETENTION_FLOOR_DAYS, as the database clamps it. On
+    PostgreSQL the database may keep them longer, and then its answer wins: a retention
+    shortened within the last RETENTION_DOWNGRADE_GRACE_DAYS still counts there, and the
+    platform retention is the one written at the last migrate (audit migration 0009).
     """
     if organization is None:
-        return max(settings.PLATFORM_EVENT_RETENTION_DAYS, RETENTION_FLOOR_DAYS)
-    return organization.retention_days
+        days = max(settings.PLATFORM_EVENT_RETENTION_DAYS, RETENTION_FLOOR_DAYS)
+    else:
+        days = organization.retention_days
+    allowed = events_retention_days_allowed(
+        organization_id=organization.pk if organization else None
+    )
+    return days if allowed is None else max(days, allowed)
 
 
 def retention_settings_update(
