@@ -251,3 +251,147 @@ def test_granting_refuses_an_app_role_that_could_do_what_the_owner_can(settings)
 
     with pytest.raises(ImproperlyConfigured, match="superuser or a member of the owner"):
         database_roles_grant(using="owner")
+
+
+# --- Retention the app's role cannot lower (audit migration 0009) ------------------------------
+
+
+@pytest.fixture
+def enterprise_event() -> AuditEvent:
+    """A committed event of an Enterprise organization (seven years' retention), 200 days old."""
+    organization = OrganizationFactory(tier=Tier.ENTERPRISE)
+    return event_at(timezone.now() - timedelta(days=200), organization)
+
+
+def _retention_history(owner_connection, organization_id: int) -> list[int]:
+    rows = owner_connection.execute(
+        "SELECT retention_days FROM audit_organization_retention "
+        "WHERE organization_id = %s ORDER BY recorded_at",
+        [organization_id],
+    ).fetchall()
+    return [days for (days,) in rows]
+
+
+def test_flipping_the_tier_to_purge_deletes_nothing_and_is_recorded(
+    enterprise_event, owner_connection
+):
+    organization_id = enterprise_event.organization_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounts_organization SET tier = 'small_business' WHERE id = %s",
+            [organization_id],
+        )
+    _refused(
+        "SELECT audit_events_purge_batch(%s, now() - interval '91 days', NULL, 1000)",
+        [organization_id],
+        match="retention purge refused",
+    )
+    _refused(
+        "SELECT * FROM audit_events_purge_id_range(ARRAY[%s]::bigint[], "
+        "ARRAY[now() - interval '91 days']::timestamptz[], ARRAY[%s]::bigint[], 0, %s)",
+        [organization_id, enterprise_event.pk, enterprise_event.pk + 1],
+        match="retention purge refused",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounts_organization SET tier = 'enterprise' WHERE id = %s",
+            [organization_id],
+        )
+
+    _unchanged(enterprise_event)
+    assert _retention_history(owner_connection, organization_id) == [2555, 90, 2555]
+
+
+def test_the_caller_cannot_choose_the_platform_retention():
+    orphan = event_at(timezone.now() - timedelta(days=200), None, EventType.LOGIN_FAILED)
+    # The platform retention is the owner's policy (365 days by default), not an argument.
+    _refused(
+        "SELECT audit_events_purge_batch(NULL, now() - interval '91 days', NULL, 1000)",
+        match="retention purge refused",
+    )
+    _refused(
+        "SELECT audit_events_purge_batch(NULL, now() - interval '91 days', NULL, 1000, 90)",
+        match="does not exist",
+    )
+    _unchanged(orphan)
+
+
+def test_a_downgrade_takes_effect_for_the_purge_after_the_grace_period(
+    enterprise_event, owner_connection
+):
+    organization = enterprise_event.organization
+    organization.tier = Tier.SMALL_BUSINESS
+    organization.save(update_fields=["tier"])
+
+    # Within the grace period the database keeps the seven years, and the purge asks it.
+    outcome = events_purge_expired(organization=organization)
+    assert (outcome.status, outcome.retention_days) == ("nothing", 2555)
+    _unchanged(enterprise_event)
+
+    # The history made older by its owner, as if the downgrade were 31 days old.
+    owner_connection.execute(
+        "UPDATE audit_organization_retention SET recorded_at = recorded_at - interval '31 days' "
+        "WHERE organization_id = %s",
+        [organization.pk],
+    )
+    outcome = events_purge_expired(organization=organization)
+    assert (outcome.status, outcome.retention_days, outcome.count) == ("succeeded", 90, 1)
+    assert not AuditEvent.objects.filter(pk=enterprise_event.pk).exists()
+
+
+def test_without_a_grace_period_a_downgrade_takes_effect_at_once(enterprise_event, settings):
+    settings.RETENTION_DOWNGRADE_GRACE_DAYS = 0  # written to the policy as the owner would
+    organization = enterprise_event.organization
+    organization.tier = Tier.SMALL_BUSINESS
+    organization.save(update_fields=["tier"])
+
+    outcome = events_purge_expired(organization=organization)
+
+    assert (outcome.status, outcome.retention_days, outcome.count) == ("succeeded", 90, 1)
+
+
+@pytest.mark.parametrize("table", ["audit_organization_retention", "audit_retention_policy"])
+def test_the_app_role_has_no_privilege_on_the_retention_record(table, enterprise_event):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT has_table_privilege(%s, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, "
+            "REFERENCES, TRIGGER')",
+            [table],
+        )
+        assert cursor.fetchone() == (False,)
+    for sql in (
+        f"SELECT * FROM {table}",  # noqa: S608 (a fixed name)
+        f"DELETE FROM {table}",  # noqa: S608
+        f"UPDATE {table} SET recorded_at = now()"  # noqa: S608
+        if table == "audit_organization_retention"
+        else f"UPDATE {table} SET platform_days = 90",  # noqa: S608
+        f"TRUNCATE {table}",
+        f"ALTER TABLE {table} OWNER TO {connection.ops.quote_name(APP)}",
+    ):
+        _refused(sql, match="permission denied|must be owner")
+    _refused(
+        "INSERT INTO audit_organization_retention (organization_id, retention_days, recorded_at) "
+        "VALUES (%s, 90, now() - interval '1 year')"
+        if table == "audit_organization_retention"
+        else "INSERT INTO audit_retention_policy VALUES (true, 1, 0)",
+        [enterprise_event.organization_id] if table == "audit_organization_retention" else None,
+        match="permission denied",
+    )
+
+
+def test_the_app_role_may_not_silence_the_retention_record():
+    _refused(
+        "CREATE OR REPLACE FUNCTION audit_organization_retention_record() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+        match="permission denied|must be owner",
+    )
+    _refused(
+        "CREATE OR REPLACE FUNCTION audit_retention_days(bigint) RETURNS integer "
+        "LANGUAGE sql AS $$ SELECT 90 $$",
+        match="permission denied|must be owner",
+    )
+    _refused(
+        "ALTER TABLE accounts_organization DISABLE TRIGGER audit_organization_retention",
+        match="must be owner",
+    )
+    _refused("DROP TRIGGER audit_organization_retention ON accounts_organization", match="owner")
