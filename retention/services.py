@@ -196,11 +196,6 @@ def events_expired(*, organization: Organization | None, cutoff: datetime) -> Qu
     )
 
 
-def purge_cutoff(*, organization: Organization | None, now: datetime) -> datetime:
-    """Events that occurred before this instant are past retention at `now`."""
-    return now - timedelta(days=retention_days_of(organization))
-
-
 def _archives_first(organization: Organization | None) -> bool:
     if organization is None:
         return False
