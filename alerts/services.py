@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -615,7 +614,7 @@ def webhook_endpoint_create(
             organization=organization,
             url=url,
             description=description,
-            secret=secrets.token_hex(32),
+            secret=webhooks.new_secret(),
         )
         event_record(
             event_type=EventType.SETTINGS_CHANGED,

@@ -1,26 +1,33 @@
 """Webhook transport: which URLs are allowed, how a body is signed, and one HTTP attempt.
 
+Bodies are signed with the Standard Webhooks scheme (webhook-id, webhook-timestamp,
+webhook-signature), so a receiver verifies with that project's libraries and its secret.
 The connection itself is outbound.http's: the one vetted way out of the application.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import standardwebhooks
 from django.conf import settings
 
 from outbound import http as outbound_http
 
-SIGNATURE_HEADER = "X-Activity-Monitor-Signature"
-TIMESTAMP_HEADER = "X-Activity-Monitor-Timestamp"
-DELIVERY_HEADER = "X-Activity-Monitor-Delivery"
-# A receiver should refuse signatures older than this (replays).
-SIGNATURE_TOLERANCE_SECONDS = 300
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme's prefix, not a secret
+# The headers of releases before Standard Webhooks, still sent (with the old signature) to
+# endpoints whose secret predates it, so their receivers keep verifying for one release.
+LEGACY_SIGNATURE_HEADER = "X-Activity-Monitor-Signature"
+LEGACY_TIMESTAMP_HEADER = "X-Activity-Monitor-Timestamp"
+LEGACY_DELIVERY_HEADER = "X-Activity-Monitor-Delivery"
 # Only the status matters; the rest of a receiver's answer is not read.
 RESPONSE_READ_BYTES = 4096
 
@@ -29,22 +36,33 @@ def body_of(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-def sign(*, secret: str, timestamp: str, body: bytes) -> str:
-    """HMAC-SHA256 over "<timestamp>.<body>", as the signature header carries it."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+def new_secret() -> str:
+    """A fresh signing secret in the Standard Webhooks form: whsec_ and 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def verify(
-    *, secret: str, timestamp: str, body: bytes, signature: str, now: float | None = None
-) -> bool:
-    """What a receiver does: check the signature and that the timestamp is recent."""
-    try:
-        age = abs((now if now is not None else time.time()) - int(timestamp))
-    except ValueError:
-        return False
-    expected = sign(secret=secret, timestamp=timestamp, body=body)
-    return age <= SIGNATURE_TOLERANCE_SECONDS and hmac.compare_digest(expected, signature)
+def signed_headers(
+    *, secret: str, message_id: str, body: bytes, now: datetime | None = None
+) -> dict[str, str]:
+    """The Standard Webhooks headers for body, signed by the standardwebhooks library.
+
+    A secret from before this scheme (64 hex characters, no whsec_ prefix) is valid base64,
+    and the library reads both forms alike, so it needs no conversion: its receivers pass the
+    same string to their verifier. Those endpoints also get the legacy headers, for one release.
+    """
+    now = now or datetime.now(UTC)
+    timestamp = str(int(now.timestamp()))
+    headers = {
+        "webhook-id": message_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": standardwebhooks.Webhook(secret).sign(message_id, now, body),
+    }
+    if not secret.startswith(SECRET_PREFIX):
+        mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+        headers[LEGACY_SIGNATURE_HEADER] = "sha256=" + mac.hexdigest()
+        headers[LEGACY_TIMESTAMP_HEADER] = timestamp
+        headers[LEGACY_DELIVERY_HEADER] = message_id
+    return headers
 
 
 def url_problem(url: str) -> str | None:
@@ -74,7 +92,6 @@ def post(*, url: str, secret: str, payload: dict[str, Any], delivery_id: int) ->
         return Attempt(code, error[:300], int((time.monotonic() - started) * 1000))
 
     body = body_of(payload)
-    timestamp = str(int(time.time()))
     try:
         response = outbound_http.request(
             "POST",
@@ -83,9 +100,8 @@ def post(*, url: str, secret: str, payload: dict[str, Any], delivery_id: int) ->
             headers={
                 "Content-Type": "application/json",
                 "User-Agent": "ActivityMonitor-Webhook/1",
-                SIGNATURE_HEADER: sign(secret=secret, timestamp=timestamp, body=body),
-                TIMESTAMP_HEADER: timestamp,
-                DELIVERY_HEADER: str(delivery_id),
+                # The delivery's id is the same on every retry: receivers deduplicate by it.
+                **signed_headers(secret=secret, message_id=str(delivery_id), body=body),
             },
             allow_private=settings.ALERTS_WEBHOOK_ALLOW_PRIVATE,
             timeout=settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS,

@@ -1,15 +1,19 @@
-"""Signed webhooks to a local receiver: signature, retries with backoff, timeouts, isolation."""
+"""Signed webhooks to a local receiver: Standard Webhooks signatures, retries, timeouts."""
 
 from __future__ import annotations
 
-import json
+import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import standardwebhooks
 from django.core import mail
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from accounts.models import Role
 from alerts import webhooks
@@ -72,46 +76,84 @@ def _five_failures(client, user) -> None:  # type: ignore[no-untyped-def]
         sign_in_from(client, user.email, password="wrong")
 
 
-def test_an_alert_is_posted_signed_and_the_signature_verifies(client, receiver):
+def test_an_alert_is_posted_signed_and_the_standard_webhooks_library_verifies_it(client, receiver):
     user = member()
     endpoint = _endpoint_for(user, receiver.url)
     _five_failures(client, user)
 
     [(headers, body)] = receiver.requests
     assert headers["Content-Type"] == "application/json"
-    assert webhooks.verify(
-        secret=endpoint.secret,
-        timestamp=headers[webhooks.TIMESTAMP_HEADER],
-        body=body,
-        signature=headers[webhooks.SIGNATURE_HEADER],
-    )
+    assert endpoint.secret.startswith("whsec_")
+    # The receiver's side: the library's own verifier, with the secret as shown to the admin.
+    payload = standardwebhooks.Webhook(endpoint.secret).verify(body, headers)
     [alert] = alerts()
-    payload = json.loads(body)
     assert payload["type"] == "alert.raised"
     assert payload["alert"]["id"] == alert.pk
     assert payload["alert"]["rule"] == "failed_sign_ins"
     [delivery] = WebhookDelivery.objects.all()
     assert delivery.status == DeliveryStatus.SUCCEEDED
     assert delivery.last_status_code == 204
-    assert str(delivery.pk) == headers[webhooks.DELIVERY_HEADER]
+    assert headers["webhook-id"] == str(delivery.pk)
+    assert headers["webhook-signature"].startswith("v1,")
+    # A new endpoint is not sent the pre-Standard Webhooks headers.
+    assert webhooks.LEGACY_SIGNATURE_HEADER not in headers
 
 
-def test_a_signature_with_another_secret_or_an_old_timestamp_does_not_verify():
-    body = b'{"a":1}'
-    now = 1_800_000_000
-    signature = webhooks.sign(secret="s3cret", timestamp=str(now), body=body)
-    assert webhooks.verify(
-        secret="s3cret", timestamp=str(now), body=body, signature=signature, now=now
+def test_a_tampered_body_another_secret_or_an_old_timestamp_does_not_verify(client, receiver):
+    user = member()
+    endpoint = _endpoint_for(user, receiver.url)
+    _five_failures(client, user)
+    [(headers, body)] = receiver.requests
+    verifier = standardwebhooks.Webhook(endpoint.secret)
+
+    tampered = body.replace(b'"alert.raised"', b'"alert.resolved"')
+    assert tampered != body
+    with pytest.raises(WebhookVerificationError):
+        verifier.verify(tampered, headers)
+    with pytest.raises(WebhookVerificationError):
+        standardwebhooks.Webhook(webhooks.new_secret()).verify(body, headers)
+    stale = webhooks.signed_headers(
+        secret=endpoint.secret,
+        message_id=headers["webhook-id"],
+        body=body,
+        now=datetime.now(UTC) - timedelta(minutes=10),
     )
-    assert not webhooks.verify(
-        secret="other", timestamp=str(now), body=body, signature=signature, now=now
-    )
-    assert not webhooks.verify(
-        secret="s3cret", timestamp=str(now), body=body, signature=signature, now=now + 3600
-    )
-    assert not webhooks.verify(
-        secret="s3cret", timestamp=str(now), body=b'{"a":2}', signature=signature, now=now
-    )
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        verifier.verify(body, stale)
+
+
+def test_a_retry_carries_the_same_webhook_id_so_receivers_can_deduplicate(client, receiver):
+    receiver.status = 503
+    user = member()
+    endpoint = _endpoint_for(user, receiver.url)
+    _five_failures(client, user)
+    receiver.status = 200
+    notifications_sweep()
+
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.attempts == 2
+    (first, first_body), (second, second_body) = receiver.requests
+    assert first["webhook-id"] == second["webhook-id"] == str(delivery.pk)
+    verifier = standardwebhooks.Webhook(endpoint.secret)
+    assert verifier.verify(first_body, first) == verifier.verify(second_body, second)
+
+
+def test_an_endpoint_with_a_secret_from_before_also_gets_the_legacy_signature(client, receiver):
+    user = member()
+    endpoint = _endpoint_for(user, receiver.url)
+    legacy = "ab" * 32  # the stored form before Standard Webhooks: 64 hex characters
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=legacy)
+    _five_failures(client, user)
+
+    [(headers, body)] = receiver.requests
+    # The same stored string verifies with the library, as is or with the whsec_ prefix.
+    standardwebhooks.Webhook(legacy).verify(body, headers)
+    standardwebhooks.Webhook("whsec_" + legacy).verify(body, headers)
+    # And the old header still verifies the old way, for receivers not yet moved.
+    timestamp = headers[webhooks.LEGACY_TIMESTAMP_HEADER]
+    expected = hmac.new(legacy.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    assert headers[webhooks.LEGACY_SIGNATURE_HEADER] == "sha256=" + expected.hexdigest()
+    assert headers[webhooks.LEGACY_DELIVERY_HEADER] == headers["webhook-id"]
 
 
 def test_a_failing_endpoint_is_logged_and_retried_with_growing_pauses(client, receiver, settings):
