@@ -159,7 +159,8 @@ class WebhookEndpoint(models.Model):
     )
     url = models.URLField(max_length=500)
     description = models.CharField(max_length=200, blank=True)
-    # The HMAC key the receiver shares; shown to administrators so they can verify signatures.
+    # The signing key the receiver shares (whsec_<base64>; older ones are 64 hex characters,
+    # which Standard Webhooks reads as base64 too). Shown once, when the endpoint is added.
     secret = models.CharField(max_length=64)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)

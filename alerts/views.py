@@ -256,6 +256,8 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
                 actor=request.user,
                 request=request,
             )
+            # Carried to the next page only: the detail page shows it once and forgets it.
+            request.session[_secret_once_key(endpoint.pk)] = endpoint.secret
             messages.success(request, "Webhook added. Verify requests with the secret below.")
             return redirect("alerts:webhook-detail", pk=endpoint.pk)
         status = 400
@@ -265,6 +267,10 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
     return render(
         request, "alerts/webhook_list.html", {"form": form, "endpoints": endpoints}, status=status
     )
+
+
+def _secret_once_key(pk: int) -> str:
+    return f"alerts.webhook_secret.{pk}"
 
 
 def _webhook_for_admin(request: HttpRequest, pk: int) -> WebhookEndpoint:
@@ -282,7 +288,11 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "alerts/webhook_detail.html",
-        {"endpoint": endpoint, "deliveries": selectors.deliveries_for(endpoint=endpoint)},
+        {
+            "endpoint": endpoint,
+            "secret": request.session.pop(_secret_once_key(endpoint.pk), None),
+            "deliveries": selectors.deliveries_for(endpoint=endpoint),
+        },
     )
 
 

@@ -391,7 +391,7 @@ def test_adding_a_public_https_webhook_records_settings_changed_without_the_secr
     endpoint = WebhookEndpoint.objects.get()
     assert response.status_code == 302
     assert response["Location"] == _url("webhook-detail", endpoint.pk)
-    assert len(endpoint.secret) == 64
+    assert endpoint.secret.startswith("whsec_")
     [event] = events(EventType.SETTINGS_CHANGED)
     assert event.details["new"]["url"] == "https://93.184.215.14/hooks"
     assert endpoint.secret not in str(event.details)
@@ -419,13 +419,25 @@ def test_private_webhooks_are_allowed_when_the_development_setting_says_so(acme,
     assert response.status_code == 302
 
 
-def test_webhook_detail_shows_the_secret_and_delivery_log_to_its_administrator(acme):
+def test_the_webhook_secret_is_shown_once_right_after_it_is_added(acme):
+    admin = _as(acme.admin)
+    response = admin.post(_url("webhook-list"), {"url": "https://93.184.215.14/hooks"}, follow=True)
+    endpoint = WebhookEndpoint.objects.get()
+    assert response.status_code == 200
+    assert endpoint.secret in response.content.decode()
+    again = admin.get(_url("webhook-detail", endpoint.pk)).content.decode()
+    assert endpoint.secret not in again
+    assert "Shown once" in again
+    assert "Delivery log" in again
+
+
+def test_the_webhook_detail_page_later_does_not_show_the_stored_secret(acme):
     endpoint = WebhookEndpoint.objects.create(
         organization=acme.organization, url="https://93.184.215.14/h", secret="ab" * 32
     )
     response = _as(acme.admin).get(_url("webhook-detail", endpoint.pk))
     assert response.status_code == 200
-    assert "ab" * 32 in response.content.decode()
+    assert "ab" * 32 not in response.content.decode()
     assert "Delivery log" in response.content.decode()
 
 
