@@ -22,10 +22,10 @@ def enqueue(task: Any, *args: Any, countdown: float | None = None) -> bool:
 
     Every task the app queues goes through here, most from `transaction.on_commit`. A broker that
     is down only delays the work: each task's work is written to the database first, and a beat
-    sweep finds and does what was never queued (alerts.services.events_sweep and
-    notifications_sweep, accounts.notifications.security_notices_sweep, exports.services.
-    exports_sweep). The publish does not retry (the broker transport options in settings bound
-    the connect), so a request never waits on a dead Redis.
+    sweep finds and does what was never queued (alerts.evaluation.events_sweep,
+    alerts.notifications.notifications_sweep, accounts.notifications.security_notices_sweep,
+    exports.services.exports_sweep). The publish does not retry (the broker transport options in
+    settings bound the connect), so a request never waits on a dead Redis.
     """
     try:
         task.apply_async(args=args, countdown=countdown, retry=False)

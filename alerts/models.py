@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 
@@ -33,7 +34,7 @@ class AlertRule(models.Model):
     kind = models.CharField(max_length=32, choices=RuleKind.choices)
     enabled = models.BooleanField(default=True)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.MEDIUM)
-    # Thresholds, validated by alerts.rules.PARAMETERS before they are stored.
+    # Thresholds, validated against the bounds in alerts.rules.RULES before they are stored.
     parameters = models.JSONField(default=dict, blank=True)
     notify_email = models.BooleanField(default=True)
     notify_webhook = models.BooleanField(default=True)
@@ -92,7 +93,7 @@ class Alert(models.Model):
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     count = models.PositiveIntegerField(default=1)
-    # Ids of the audit events that triggered it (capped; see alerts.services.MAX_EVENT_IDS).
+    # Ids of the audit events that triggered it (capped; see alerts.evaluation.MAX_EVENT_IDS).
     event_ids = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
     # Set when the alert is raised and its rule emails; cleared only after the email was sent.
@@ -125,6 +126,11 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} alert {self.pk} ({self.status})"
+
+    @property
+    def page_url(self) -> str:
+        """The alert's triage page as a full URL (ALERTS_BASE_URL), for emails and webhooks."""
+        return settings.ALERTS_BASE_URL.rstrip("/") + reverse("alerts:alert-detail", args=[self.pk])
 
 
 class EvaluatedEvent(models.Model):

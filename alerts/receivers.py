@@ -38,6 +38,6 @@ def on_organization_saved(
     sender: Any, instance: Organization, created: bool, **kwargs: Any
 ) -> None:
     if created:
-        from .services import alert_rules_ensure
+        from .rules import alert_rules_ensure
 
         alert_rules_ensure(organization_id=instance.pk)

@@ -1,27 +1,30 @@
-"""What each rule looks for, its thresholds and their bounds; pure reads, no writes."""
+"""The alert rules: each kind with its thresholds and their bounds, and each organization's rules.
+
+RULES is the catalogue (the rule form takes its bounds from it); the services at the end give an
+organization its rules and change one. What each rule looks for in an event: alerts.detectors.
+"""
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
-from audit.models import AuditEvent, EventType
+from accounts.models import User
+from audit.models import EventType
+from audit.services import event_record
 
-from . import selectors
 from .models import AlertRule, RuleKind, Severity
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 # Events that any rule looks at; every other event type is never queued for evaluation.
 EVALUATED_EVENT_TYPES = frozenset(
     {EventType.LOGIN_FAILED, EventType.LOGIN_SUCCEEDED, EventType.SESSION_STARTED}
 )
-# City-level locations are coarse: two sign-ins closer than this are never "travel".
-MIN_TRAVEL_KM = 100
-EARTH_RADIUS_KM = 6371.0088
 
 
 @dataclass(frozen=True)
@@ -123,322 +126,68 @@ def effective_parameters(rule: AlertRule) -> dict[str, Any]:
     return merged
 
 
-@dataclass
-class Finding:
-    """A rule matched an event: about whom, in which window, and why."""
-
-    kind: str
-    subject_key: str
-    summary: str
-    window: timedelta | None
-    subject_user_id: int | None = None
-    subject_label: str = ""
-    subject_ip: str | None = None
-    event_ids: list[int] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Haversine distance between two points on the Earth's surface."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+def alert_rules_ensure(*, organization_id: int) -> None:
+    """Give the organization every rule it lacks, with the default thresholds (idempotent)."""
+    have = set(
+        AlertRule.objects.filter(organization_id=organization_id).values_list("kind", flat=True)
+    )
+    missing = [
+        AlertRule(
+            organization_id=organization_id,
+            kind=kind,
+            severity=spec.severity,
+            parameters=default_parameters(kind),
+        )
+        for kind, spec in RULES.items()
+        if kind not in have
+    ]
+    if missing:
+        AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
 
 
-def _place(event: AuditEvent) -> dict[str, Any]:
+def _rule_state(rule: AlertRule) -> dict[str, Any]:
     return {
-        "event_id": event.pk,
-        "at": event.occurred_at.isoformat(),
-        "ip": event.ip_address,
-        "country": event.country,
-        "city": event.city,
+        "enabled": rule.enabled,
+        "severity": rule.severity,
+        "parameters": dict(rule.parameters),
+        "notify_email": rule.notify_email,
+        "notify_webhook": rule.notify_webhook,
     }
 
 
-def _browser_family(browser: str) -> str:
-    return re.sub(r"\s+[\d.]+$", "", browser)
-
-
-# --- The rules -------------------------------------------------------------------------------
-
-
-def _failed_sign_ins(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
-    if event.event_type != EventType.LOGIN_FAILED or event.actor_id is None:
-        return []
-    window = timedelta(minutes=params["window_minutes"])
-    failures = selectors.failures_of_account(
-        organization_id=event.organization_id,
-        user_id=event.actor_id,
-        since=event.occurred_at - window,
-        until=event.occurred_at,
-    )
-    ids = list(failures.values_list("id", flat=True)[:1000])
-    if len(ids) < params["threshold"]:
-        return []
-    return [
-        Finding(
-            kind=RuleKind.FAILED_SIGN_INS,
-            subject_key=f"user:{event.actor_id}",
-            subject_user_id=event.actor_id,
-            subject_label=event.actor_label,
-            subject_ip=event.ip_address,
-            window=window,
-            summary=(
-                f"{len(ids)} failed sign-ins for {event.actor_label} "
-                f"within {params['window_minutes']} minutes"
-            ),
-            event_ids=sorted(ids),
+def alert_rule_update(
+    *,
+    rule: AlertRule,
+    actor: User,
+    enabled: bool,
+    severity: str,
+    parameters: dict[str, Any],
+    notify_email: bool,
+    notify_webhook: bool,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Store validated settings and record settings.changed with old and new values."""
+    with transaction.atomic():
+        rule = AlertRule.objects.select_for_update().get(pk=rule.pk)
+        old = _rule_state(rule)
+        rule.enabled, rule.severity, rule.parameters = enabled, severity, dict(parameters)
+        rule.notify_email, rule.notify_webhook = notify_email, notify_webhook
+        new = _rule_state(rule)
+        if old == new:
+            return False
+        rule.updated_at = timezone.now()
+        rule.save()
+        changed = {key: {"old": old[key], "new": new[key]} for key in new if old[key] != new[key]}
+        event_record(
+            event_type=EventType.SETTINGS_CHANGED,
+            actor=actor,
+            reason=f"alert rule {rule.kind}",
             details={
-                "failures": len(ids),
-                "threshold": params["threshold"],
-                "window_minutes": params["window_minutes"],
+                "setting": f"alert_rule.{rule.kind}",
+                "old": old,
+                "new": new,
+                "changed": changed,
             },
+            request=request,
         )
-    ]
-
-
-def _password_spraying(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
-    if event.event_type != EventType.LOGIN_FAILED or not event.ip_address:
-        return []
-    window = timedelta(minutes=params["window_minutes"])
-    failures = selectors.failures_from_ip(
-        organization_id=event.organization_id,
-        ip_address=event.ip_address,
-        since=event.occurred_at - window,
-        until=event.occurred_at,
-    )
-    rows = list(failures.values_list("id", "actor_id")[:5000])  # one query, bounded
-    accounts = len({actor for _, actor in rows if actor is not None})
-    if accounts < params["distinct_accounts"]:
-        return []
-    ids = sorted(pk for pk, _ in rows)[-1000:]
-    return [
-        Finding(
-            kind=RuleKind.PASSWORD_SPRAYING,
-            subject_key=f"ip:{event.ip_address}",
-            subject_ip=event.ip_address,
-            subject_label=event.ip_address,
-            window=window,
-            summary=(
-                f"Failed sign-ins for {accounts} accounts from {event.ip_address} "
-                f"within {params['window_minutes']} minutes"
-            ),
-            event_ids=ids,
-            details={
-                "distinct_accounts": accounts,
-                "threshold": params["distinct_accounts"],
-                "window_minutes": params["window_minutes"],
-            },
-        )
-    ]
-
-
-def _new_device(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
-    if event.event_type != EventType.LOGIN_SUCCEEDED or event.actor_id is None:
-        return []
-    earlier = selectors.sign_ins_before(event)
-    if not earlier.exists():  # the first sign-in ever: every device is new
-        return []
-    if event.device_id:
-        device_key = f"cookie:{event.device_id}"
-        seen = earlier.filter(device_id=event.device_id).exists()
-        described = "a new browser (no device cookie seen before)"
-    else:
-        if not (event.browser or event.os or event.device_type):
-            return []  # nothing to tell one device from another
-        family = _browser_family(event.browser)
-        device_key = f"agent:{family}|{event.os}|{event.device_type}"
-        seen = earlier.filter(
-            browser__startswith=family, os=event.os, device_type=event.device_type
-        ).exists()
-        described = "a new browser, operating system or device type"
-    if seen:
-        return []
-    what = " on ".join(part for part in (event.browser, event.os) if part) or "an unknown browser"
-    return [
-        Finding(
-            kind=RuleKind.NEW_DEVICE,
-            subject_key=f"user:{event.actor_id}:device:{device_key}"[:160],
-            subject_user_id=event.actor_id,
-            subject_label=event.actor_label,
-            subject_ip=event.ip_address,
-            window=None,
-            summary=f"{event.actor_label} signed in from a new device: {what}",
-            event_ids=[event.pk],
-            details={
-                "device": described,
-                "browser": event.browser,
-                "os": event.os,
-                "device_type": event.device_type,
-                **_place(event),
-            },
-        )
-    ]
-
-
-def _new_country(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
-    if event.event_type != EventType.LOGIN_SUCCEEDED or event.actor_id is None:
-        return []
-    if not event.country:
-        return []
-    located = selectors.sign_ins_before(event).exclude(country="")
-    previous = located.only("country", "occurred_at").first()
-    if previous is None:  # nothing to compare with (the first located sign-in)
-        return []
-    lookback = timedelta(days=params["lookback_days"])
-    if previous.country == event.country and previous.occurred_at >= event.occurred_at - lookback:
-        return []
-    if located.filter(
-        occurred_at__gte=event.occurred_at - lookback, country=event.country
-    ).exists():
-        return []
-    return [
-        Finding(
-            kind=RuleKind.NEW_COUNTRY,
-            subject_key=f"user:{event.actor_id}:country:{event.country}",
-            subject_user_id=event.actor_id,
-            subject_label=event.actor_label,
-            subject_ip=event.ip_address,
-            window=lookback,
-            summary=(
-                f"{event.actor_label} signed in from {event.country}, not seen in the last "
-                f"{params['lookback_days']} days"
-            ),
-            event_ids=[event.pk],
-            details={
-                "country": event.country,
-                "lookback_days": params["lookback_days"],
-                "previous_country": previous.country if previous else "",
-                **_place(event),
-            },
-        )
-    ]
-
-
-def _impossible_travel(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
-    if event.event_type != EventType.LOGIN_SUCCEEDED or event.actor_id is None:
-        return []
-    if event.latitude is None or event.longitude is None:
-        return []
-    previous = (
-        selectors.sign_ins_before(event).exclude(latitude=None).exclude(longitude=None).first()
-    )
-    if previous is None:
-        return []
-    distance = great_circle_km(
-        previous.latitude, previous.longitude, event.latitude, event.longitude
-    )
-    if distance < MIN_TRAVEL_KM:
-        return []
-    hours = (event.occurred_at - previous.occurred_at).total_seconds() / 3600
-    speed = distance / hours if hours > 0 else math.inf
-    if speed <= params["max_speed_kmh"]:
-        return []
-    speed_text = "instantly" if math.isinf(speed) else f"at {speed:,.0f} km/h"
-    return [
-        Finding(
-            kind=RuleKind.IMPOSSIBLE_TRAVEL,
-            subject_key=f"user:{event.actor_id}:travel",
-            subject_user_id=event.actor_id,
-            subject_label=event.actor_label,
-            subject_ip=event.ip_address,
-            window=timedelta(days=1),
-            summary=(
-                f"{event.actor_label} signed in from {event.city or event.country} "
-                f"{distance:,.0f} km from the previous sign-in "
-                f"({previous.city or previous.country}), {speed_text}"
-            ),
-            event_ids=[previous.pk, event.pk],
-            details={
-                "distance_km": round(distance, 1),
-                "hours": round(hours, 4),
-                "speed_kmh": None if math.isinf(speed) else round(speed, 1),
-                "max_speed_kmh": params["max_speed_kmh"],
-                "from": _place(previous),
-                "to": _place(event),
-            },
-        )
-    ]
-
-
-def _concurrent_sessions(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
-    if event.event_type != EventType.SESSION_STARTED or event.actor_id is None:
-        return []
-    sessions = list(
-        selectors.sessions_open_at(
-            organization_id=event.organization_id,
-            user_id=event.actor_id,
-            at=event.occurred_at,
-            max_age=timedelta(seconds=settings.SESSION_COOKIE_AGE),
-        )
-    )
-    window = timedelta(seconds=settings.SESSION_COOKIE_AGE)
-    listed = [
-        {
-            "session": s.session_hash,
-            "started_at": s.started_at.isoformat(),
-            "ip": s.ip_address,
-            "country": s.country,
-            "browser": s.browser,
-        }
-        for s in sessions
-    ]
-    findings = []
-    if len(sessions) > params["limit"]:
-        findings.append(
-            Finding(
-                kind=RuleKind.CONCURRENT_SESSIONS,
-                subject_key=f"user:{event.actor_id}:sessions",
-                subject_user_id=event.actor_id,
-                subject_label=event.actor_label,
-                subject_ip=event.ip_address,
-                window=window,
-                summary=(
-                    f"{event.actor_label} has {len(sessions)} active sessions "
-                    f"(limit {params['limit']})"
-                ),
-                event_ids=[event.pk],
-                details={
-                    "active_sessions": len(sessions),
-                    "limit": params["limit"],
-                    "sessions": listed,
-                },
-            )
-        )
-    countries = sorted({s.country for s in sessions if s.country})
-    if params["multiple_countries"] and len(countries) > 1:
-        findings.append(
-            Finding(
-                kind=RuleKind.CONCURRENT_SESSIONS,
-                subject_key=f"user:{event.actor_id}:countries",
-                subject_user_id=event.actor_id,
-                subject_label=event.actor_label,
-                subject_ip=event.ip_address,
-                window=window,
-                summary=(
-                    f"{event.actor_label} has active sessions from {len(countries)} countries "
-                    f"at once: {', '.join(countries)}"
-                ),
-                event_ids=[event.pk],
-                details={"countries": countries, "sessions": listed},
-            )
-        )
-    return findings
-
-
-_EVALUATORS = {
-    RuleKind.FAILED_SIGN_INS: _failed_sign_ins,
-    RuleKind.PASSWORD_SPRAYING: _password_spraying,
-    RuleKind.NEW_DEVICE: _new_device,
-    RuleKind.NEW_COUNTRY: _new_country,
-    RuleKind.IMPOSSIBLE_TRAVEL: _impossible_travel,
-    RuleKind.CONCURRENT_SESSIONS: _concurrent_sessions,
-}
-
-
-def findings_for(event: AuditEvent, rule: AlertRule) -> list[Finding]:
-    """What the (enabled) rule finds in the event, judged by what was known when it happened."""
-    if not rule.enabled or event.event_type not in EVALUATED_EVENT_TYPES:
-        return []
-    return _EVALUATORS[RuleKind(rule.kind)](event, effective_parameters(rule))
+    return True

@@ -20,25 +20,12 @@ def _organization_events(organization_id: int | None) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(organization_id=organization_id)
 
 
-def failures_of_account(
-    *, organization_id: int | None, user_id: int, since: datetime, until: datetime
-) -> QuerySet[AuditEvent]:
-    return _organization_events(organization_id).filter(
+def failed_sign_ins_within(event: AuditEvent, window: timedelta) -> QuerySet[AuditEvent]:
+    """The organization's failed sign-ins in the window that ends with this event."""
+    return _organization_events(event.organization_id).filter(
         event_type=EventType.LOGIN_FAILED,
-        actor_id=user_id,
-        occurred_at__gt=since,
-        occurred_at__lte=until,
-    )
-
-
-def failures_from_ip(
-    *, organization_id: int | None, ip_address: str, since: datetime, until: datetime
-) -> QuerySet[AuditEvent]:
-    return _organization_events(organization_id).filter(
-        event_type=EventType.LOGIN_FAILED,
-        ip_address=ip_address,
-        occurred_at__gt=since,
-        occurred_at__lte=until,
+        occurred_at__gt=event.occurred_at - window,
+        occurred_at__lte=event.occurred_at,
     )
 
 
@@ -100,16 +87,21 @@ def open_alert_count(*, user: User) -> int:
     return alerts_for_triage(user=user).filter(status=AlertStatus.OPEN).count()
 
 
+def _triagers(organization_id: int) -> QuerySet[User]:
+    """The organization's active analysts and administrators, by email."""
+    return User.objects.filter(
+        membership__organization_id=organization_id,
+        membership__role__in=roles_with(Capability.TRIAGE_ALERTS),
+        is_active=True,
+    ).order_by("email")
+
+
 def assignable_users(*, user: User) -> QuerySet[User]:
     """Analysts and administrators of the acting user's organization."""
     membership = membership_of(user)
     if membership is None:
         return User.objects.none()
-    return User.objects.filter(
-        membership__organization_id=membership.organization_id,
-        membership__role__in=roles_with(Capability.TRIAGE_ALERTS),
-        is_active=True,
-    ).order_by("email")
+    return _triagers(membership.organization_id)
 
 
 def rules_for(*, user: User) -> QuerySet[AlertRule]:
@@ -132,12 +124,4 @@ def deliveries_for(*, endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
 
 def notification_recipients(*, organization_id: int) -> list[str]:
     """Email addresses of the organization's analysts and administrators."""
-    return list(
-        User.objects.filter(
-            membership__organization_id=organization_id,
-            membership__role__in=roles_with(Capability.TRIAGE_ALERTS),
-            is_active=True,
-        )
-        .order_by("email")
-        .values_list("email", flat=True)
-    )
+    return list(_triagers(organization_id).values_list("email", flat=True))

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from . import evaluation, notifications, webhooks
 
 
 @shared_task(time_limit=120, soft_time_limit=100)
 def events_evaluate(event_ids: list[int]) -> int:
-    return services.events_evaluate(event_ids=event_ids)
+    return evaluation.events_evaluate(event_ids=event_ids)
 
 
 @shared_task(time_limit=600, soft_time_limit=540)
 def events_sweep() -> int:
-    return services.events_sweep()
+    return evaluation.events_sweep()
 
 
 # Shorter than the email claim's lease (SWEEP_CLAIM_LEASE_SECONDS, default 60 s): a hung send is
 # killed before a sweep may take its claim over.
 @shared_task(time_limit=50, soft_time_limit=45)
 def alert_notify(alert_id: int) -> None:
-    services.alert_notify(alert_id=alert_id)
+    notifications.alert_notify(alert_id=alert_id)
 
 
 @shared_task(time_limit=120, soft_time_limit=100)
 def webhook_delivery_attempt(delivery_id: int) -> str:
-    return services.webhook_delivery_attempt(delivery_id=delivery_id)
+    return webhooks.webhook_delivery_attempt(delivery_id=delivery_id)
 
 
 @shared_task(time_limit=600, soft_time_limit=540)
 def notifications_sweep() -> int:
-    return services.notifications_sweep()
+    return notifications.notifications_sweep()

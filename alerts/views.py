@@ -15,10 +15,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import Capability, require
 
-from . import selectors, services
+from . import selectors, triage
 from .forms import AlertFilterForm, AssignForm, NoteForm, ResolveForm, RuleForm, WebhookForm
 from .models import Alert, AlertRule, RuleKind, WebhookEndpoint
-from .rules import RULES, effective_parameters
+from .rules import RULES, alert_rule_update, alert_rules_ensure, effective_parameters
+from .webhooks import webhook_endpoint_create, webhook_endpoint_delete
 
 PAGE_SIZE = 50
 
@@ -145,10 +146,10 @@ def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _triage_response(request, alert, status=400, ack_form=form)
     try:
-        alert = services.alert_acknowledge(
+        alert = triage.alert_acknowledge(
             alert=alert, actor=request.user, note=form.cleaned_data["note"], request=request
         )
-    except services.AlertStateError as exc:
+    except triage.AlertStateError as exc:
         return _triage_response(request, alert, status=400, error=str(exc))
     messages.success(request, "Alert acknowledged.")
     return _triage_response(request, alert)
@@ -162,10 +163,10 @@ def alert_assign(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _triage_response(request, alert, status=400, assign_form=form)
     try:
-        alert = services.alert_assign(
+        alert = triage.alert_assign(
             alert=alert, actor=request.user, assignee=form.cleaned_data["assignee"], request=request
         )
-    except services.AlertStateError as exc:
+    except triage.AlertStateError as exc:
         return _triage_response(request, alert, status=400, error=str(exc))
     messages.success(request, f"Alert assigned to {alert.assignee}.")
     return _triage_response(request, alert)
@@ -179,10 +180,10 @@ def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _triage_response(request, alert, status=400, resolve_form=form)
     try:
-        alert = services.alert_resolve(
+        alert = triage.alert_resolve(
             alert=alert, actor=request.user, note=form.cleaned_data["note"], request=request
         )
-    except services.AlertStateError as exc:
+    except triage.AlertStateError as exc:
         return _triage_response(request, alert, status=400, error=str(exc))
     messages.success(request, "Alert resolved.")
     return _triage_response(request, alert)
@@ -195,7 +196,7 @@ def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def rule_list(request: HttpRequest) -> HttpResponse:
     organization = require(request, Capability.TRIAGE_ALERTS)
-    services.alert_rules_ensure(organization_id=organization.pk)
+    alert_rules_ensure(organization_id=organization.pk)
     rules = [
         (rule, RULES[rule.kind], effective_parameters(rule))
         for rule in selectors.rules_for(user=request.user)
@@ -209,7 +210,7 @@ def rule_edit(request: HttpRequest, kind: str) -> HttpResponse:
     organization = require(request, Capability.MANAGE_ALERT_RULES)
     if kind not in RuleKind.values:
         raise Http404("No such rule.")
-    services.alert_rules_ensure(organization_id=organization.pk)
+    alert_rules_ensure(organization_id=organization.pk)
     rule: AlertRule = selectors.rules_for(user=request.user).get(kind=kind)
     initial = {
         "enabled": rule.enabled,
@@ -224,7 +225,7 @@ def rule_edit(request: HttpRequest, kind: str) -> HttpResponse:
             return render(
                 request, "alerts/rule_edit.html", {"form": form, "rule": rule}, status=400
             )
-        changed = services.alert_rule_update(
+        changed = alert_rule_update(
             rule=rule,
             actor=request.user,
             enabled=form.cleaned_data["enabled"],
@@ -249,7 +250,7 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
     form = WebhookForm(request.POST or None)
     if request.method == "POST":
         if form.is_valid():
-            endpoint = services.webhook_endpoint_create(
+            endpoint = webhook_endpoint_create(
                 organization=organization,
                 url=form.cleaned_data["url"],
                 description=form.cleaned_data["description"],
@@ -300,7 +301,7 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _webhook_for_admin(request, pk)
-    services.webhook_endpoint_delete(endpoint=endpoint, actor=request.user, request=request)
+    webhook_endpoint_delete(endpoint=endpoint, actor=request.user, request=request)
     messages.success(request, "Webhook removed.")
     return redirect(reverse("alerts:webhook-list"))
 

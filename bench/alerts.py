@@ -105,7 +105,7 @@ def _event(rng, user, org, event_type, when, place, device, outcome="success", r
 def seed(rng: random.Random):  # type: ignore[no-untyped-def]
     """Organizations, users and a month of sign-in history (bulk, marked as already evaluated)."""
     from accounts.models import Membership, Organization, User
-    from alerts.services import sweep_mark_to_latest
+    from alerts.evaluation import sweep_mark_to_latest
     from audit.models import AuditEvent, EventType
 
     users = []

@@ -28,7 +28,7 @@ from accounts import mfa
 from accounts.access import CAPABILITIES, Capability, access_for, roles_with
 from accounts.models import Role, Tier, User, UserSession
 from alerts.models import Alert, RuleKind
-from alerts.services import webhook_endpoint_create
+from alerts.webhooks import webhook_endpoint_create
 from api.services import api_token_create
 from audit.models import AuditEvent
 from exports.services import export_build, export_create

@@ -7,8 +7,8 @@ import threading
 import pytest
 from django.db import connection
 
+from alerts.evaluation import events_evaluate
 from alerts.models import Alert, EvaluatedEvent
-from alerts.services import events_evaluate
 from audit.models import AuditEvent, EventType
 from audit.services import EventSpec, events_record
 

@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role
+from alerts.evaluation import events_evaluate
 from alerts.models import Alert, AlertRule, AlertStatus, EvaluatedEvent, RuleKind
-from alerts.services import events_evaluate
 from audit.context import RequestContext
 from audit.geo import GeoLocation
 from audit.models import AuditEvent, EventType

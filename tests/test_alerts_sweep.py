@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from alerts.evaluation import events_sweep, sweep_mark_to_latest
 from alerts.models import EvaluatedEvent, RuleKind, SweepState
-from alerts.services import events_sweep, sweep_mark_to_latest
 from audit.models import AuditEvent, EventType
 from audit.services import EventSpec, events_record
 
@@ -128,14 +128,14 @@ def test_the_sweep_command_can_reach_back_further_than_the_horizon(sweep_now, ca
 def test_a_failing_evaluation_never_breaks_the_sign_in_and_is_retried_by_the_sweep(
     client, sweep_now, monkeypatch
 ):
-    from alerts import services
+    from alerts import evaluation
 
     user = member()
 
     def broken(event, rule):  # type: ignore[no-untyped-def]
         raise RuntimeError("rule crashed")
 
-    monkeypatch.setattr(services, "findings_for", broken)
+    monkeypatch.setattr(evaluation, "findings_for", broken)
     with committing():
         response = sign_in(client, user.email, REMOTE_ADDR="198.51.100.7")
     assert response.status_code == 302

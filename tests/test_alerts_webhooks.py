@@ -18,7 +18,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from accounts.models import Role
 from alerts import webhooks
 from alerts.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
-from alerts.services import notifications_sweep, webhook_endpoint_create
+from alerts.notifications import notifications_sweep
+from alerts.webhooks import webhook_endpoint_create
 
 from .alerts_support import alerts, celery_eager, sign_in_from  # noqa: F401 - a fixture
 from .factories import member

@@ -13,8 +13,8 @@ from django.db import connections
 from activity_monitor.celery import app
 from alerts import tasks
 from alerts.dispatch import publisher
+from alerts.evaluation import events_sweep
 from alerts.models import Alert, EvaluatedEvent, RuleKind
-from alerts.services import events_sweep
 from audit.models import AuditEvent, EventType
 
 from .factories import member

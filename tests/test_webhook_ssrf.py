@@ -20,7 +20,8 @@ from alerts.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from alerts.services import alert_rules_ensure, webhook_delivery_attempt
+from alerts.rules import alert_rules_ensure
+from alerts.webhooks import webhook_delivery_attempt
 from audit.models import AuditEvent
 
 from .factories import OrganizationFactory, member

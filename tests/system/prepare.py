@@ -25,7 +25,7 @@ from django.utils import timezone  # noqa: E402
 
 from accounts.management.commands.seed_demo import seed_demo  # noqa: E402
 from accounts.models import Membership, Organization, Role, User  # noqa: E402
-from alerts.services import sweep_mark_to_latest  # noqa: E402
+from alerts.evaluation import sweep_mark_to_latest  # noqa: E402
 from api.services import api_token_create  # noqa: E402
 from audit.generate import events_generate  # noqa: E402
 from audit.models import AuditEvent, EventType, Outcome, Reason  # noqa: E402

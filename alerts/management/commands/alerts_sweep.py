@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from alerts.services import events_sweep, notifications_sweep, sweep_mark_to_latest
+from alerts.evaluation import events_sweep, sweep_mark_to_latest
+from alerts.notifications import notifications_sweep
 
 
 class Command(BaseCommand):
