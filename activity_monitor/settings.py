@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "exports",
     "api",
     "retention",
+    "demo",
 ]
 
 MIDDLEWARE = [

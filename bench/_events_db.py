@@ -1,7 +1,7 @@
 """Shared set-up of bench/audit_log.py and bench/export.py: a PostgreSQL database of events.
 
 The database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/am_bench_logs) is
-created if missing, migrated, and filled by audit.generate (the engine of manage.py
+created if missing, migrated, and filled by demo.generate (the engine of manage.py
 generate_events) up to the requested number of events: 100 organizations, 100 people each,
 spread over two years. A second run reuses the rows.
 """
@@ -55,7 +55,7 @@ def ensure_events(total: int) -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from audit.generate import events_generate
+    from demo.generate import events_generate
 
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:

@@ -1,7 +1,7 @@
 """The retention purge at scale, and what it costs concurrent sign-ins.
 
 Loads --events synthetic events (default 10,000,000) with manage.py generate_events' loader
-(audit.generate.events_generate, COPY on PostgreSQL), --expired of them (default 2,500,000)
+(demo.generate.events_generate, COPY on PostgreSQL), --expired of them (default 2,500,000)
 eight years old, so past every tier's retention, the rest from the last 80 days, so inside every
 tier's. Expired rows are loaded first, so they hold the lowest ids and the first pages of the
 table, as they would in production.
@@ -107,7 +107,7 @@ def _count(sql: str, params: list[object]) -> int:
 
 def _load(events: int, expired: int, now) -> str:  # type: ignore[no-untyped-def]
     """Load what is missing, then VACUUM (ANALYZE) and CHECKPOINT; says what they did."""
-    from audit.generate import events_generate
+    from demo.generate import events_generate
 
     cutoff = now - EXPIRED_AGE + timedelta(days=1)
     have_expired = _count("SELECT count(*) FROM audit_auditevent WHERE occurred_at < %s", [cutoff])

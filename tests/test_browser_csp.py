@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from accounts.management.commands.seed_demo import DEMO_PASSWORD, seed_demo
 from alerts.models import Alert
 from audit.models import AuditEvent
+from demo.seed import DEMO_PASSWORD, seed_demo
 
 from .alerts_support import celery_eager  # noqa: F401 - a fixture
 from .helpers import sign_in

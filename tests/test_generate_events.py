@@ -75,7 +75,7 @@ LOADER = "owner" if "owner" in settings.DATABASES else "default"
 def test_a_large_load_rebuilds_every_index_it_dropped():
     from django.db import connections
 
-    from audit.generate import events_generate, organizations_ensure
+    from demo.generate import events_generate, organizations_ensure
 
     # The people first, committed by the app's connection, as the app's signals expect.
     organizations_ensure(count=1, users_per_org=2, seed=2026)
@@ -99,7 +99,7 @@ def test_a_large_load_by_the_apps_role_keeps_the_indexes_it_may_not_drop(monkeyp
     """With two roles the app's role may not drop indexes: a large load maintains them."""
     from django.db import connection
 
-    from audit import generate
+    from demo import generate
 
     def indexes() -> set[str]:
         with connection.cursor() as cursor:
@@ -117,7 +117,7 @@ def test_a_large_load_by_the_apps_role_keeps_the_indexes_it_may_not_drop(monkeyp
 def test_generated_rows_carry_the_loading_transactions_id_and_stay_append_only():
     from django.db import connection, transaction
 
-    from audit.generate import events_generate
+    from demo.generate import events_generate
 
     with transaction.atomic(), connection.cursor() as cursor:
         events_generate(total=300, days=1, organizations=1, users_per_org=2)

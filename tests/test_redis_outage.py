@@ -194,7 +194,7 @@ def test_after_a_redis_outage_the_worker_lives_and_the_sweeps_finish_the_work(
 def test_an_export_whose_worker_is_killed_is_rebuilt_with_no_partial_file(
     client, settings, tmp_path
 ):
-    from audit.generate import events_generate
+    from demo.generate import events_generate
 
     settings.EXPORT_ROOT = root = tmp_path / "exports"
     settings.EXPORT_STREAM_MAX_ROWS = 1

@@ -23,12 +23,12 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from accounts.management.commands.seed_demo import seed_demo  # noqa: E402
 from accounts.models import Membership, Organization, Role, User  # noqa: E402
 from alerts.evaluation import sweep_mark_to_latest  # noqa: E402
 from api.services import api_token_create  # noqa: E402
-from audit.generate import events_generate  # noqa: E402
 from audit.models import AuditEvent, EventType, Outcome, Reason  # noqa: E402
+from demo.generate import events_generate  # noqa: E402
+from demo.seed import seed_demo  # noqa: E402
 
 EXPORT_EVENTS = int(os.environ.get("SYSTEM_EXPORT_EVENTS", "300000"))
 BATCH_EVENTS = 600

@@ -9,10 +9,9 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from accounts.models import Organization, User
-
-from .context import short_hash
-from .models import AuditEvent, EventType, Outcome, Reason
-from .useragent import parse_user_agent
+from audit.context import short_hash
+from audit.models import AuditEvent, EventType, Outcome, Reason
+from audit.useragent import parse_user_agent
 
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

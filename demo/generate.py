@@ -22,13 +22,12 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role, Tier, User
+from audit.context import short_hash
+from audit.models import AuditEvent, EventType, Outcome, Reason
+from audit.useragent import ParsedAgent, parse_user_agent
 
-from .context import short_hash
-from .demo import ATTACKER, PLACES, USER_AGENTS
-from .models import AuditEvent, EventType, Outcome, Reason
-from .useragent import ParsedAgent, parse_user_agent
-
-GENERATED_PASSWORD = "demo-pass-2026"  # noqa: S105 - the brief's published demo password
+from .activity import ATTACKER, PLACES, USER_AGENTS
+from .seed import DEMO_PASSWORD
 
 EXTRA_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 Firefox/131.0",
@@ -218,7 +217,7 @@ def organizations_ensure(
                 User.objects.using(using).filter(email__in=emails).values_list("email", flat=True)
             )
             if len(existing) < len(emails) and not password:
-                password = make_password(GENERATED_PASSWORD)
+                password = make_password(DEMO_PASSWORD)
             new_users = [
                 User(email=email, full_name=f"User {j:04d} of {slug}", password=password)
                 for j, email in enumerate(emails)

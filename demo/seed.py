@@ -1,15 +1,13 @@
-"""Create the demo organizations and users of the brief, and a few weeks of activity."""
+"""The brief's demo organizations and users, and a few weeks of their activity."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Membership, Organization, Role, Tier, User
-from audit.demo import generate_demo_activity
 from audit.models import AuditEvent
+
+from .activity import generate_demo_activity
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the brief's published demo password
 
@@ -65,17 +63,3 @@ def seed_demo(*, days: int = 21) -> list[str]:
             if not AuditEvent.objects.filter(organization=organization).exists():
                 generate_demo_activity(organization=organization, users=users, days=days)
     return created
-
-
-class Command(BaseCommand):
-    help = "Create the demo organizations, users and a few weeks of activity (idempotent)."
-
-    def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--days", type=int, default=21)
-
-    def handle(self, *args: Any, days: int, **options: Any) -> None:
-        seed_demo(days=days)
-        self.stdout.write(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
-        for _, _, _, people in DEMO:
-            for email, _, role in people:
-                self.stdout.write(f"  {email:<24} {role.label}")

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.generate import events_generate
+from demo.generate import events_generate
 
 
 class Command(BaseCommand):

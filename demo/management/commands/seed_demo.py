@@ -1,0 +1,23 @@
+"""Create the demo organizations and users of the brief, and a few weeks of activity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from demo.seed import DEMO, DEMO_PASSWORD, seed_demo
+
+
+class Command(BaseCommand):
+    help = "Create the demo organizations, users and a few weeks of activity (idempotent)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--days", type=int, default=21)
+
+    def handle(self, *args: Any, days: int, **options: Any) -> None:
+        seed_demo(days=days)
+        self.stdout.write(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
+        for _, _, _, people in DEMO:
+            for email, _, role in people:
+                self.stdout.write(f"  {email:<24} {role.label}")
