@@ -16,7 +16,7 @@ from accounts.access import Capability, require
 from audit.context import request_context
 from audit.models import AuditEvent
 from audit.selectors import events_matching
-from audit.views import record_viewed_once
+from audit.viewed import audit_log_viewed_record
 
 from . import services
 from .feed import FeedCursorError, feed_page
@@ -109,8 +109,8 @@ def events(request: HttpRequest) -> JsonResponse:
         return _refused(form)
     context = request_context(request)
     services.api_token_used(token=token, ip_address=context.ip_address)
-    record_viewed_once(
-        request,
+    audit_log_viewed_record(
+        request=request,
         organization=organization,
         looked_at={
             "filters": form.canonical(),

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -22,7 +19,6 @@ from accounts.models import Organization, User
 
 from .forms import EventFilterForm
 from .member_view import event_seen_by
-from .models import EventType
 from .selectors import (
     LIST_FIELDS,
     CursorError,
@@ -33,10 +29,7 @@ from .selectors import (
     event_timeline,
     events_page,
 )
-from .services import event_record
-
-# A person re-running the same filter within this many seconds is one "view" of the log.
-VIEWED_DEDUP_SECONDS = getattr(settings, "AUDIT_LOG_VIEWED_DEDUP_SECONDS", 300)
+from .viewed import audit_log_viewed_record
 
 
 def user_scope(user: User) -> str:
@@ -45,34 +38,6 @@ def user_scope(user: User) -> str:
 
 def organization_scope(organization: Organization) -> str:
     return f"org:{organization.pk}"
-
-
-def record_viewed_once(
-    request: HttpRequest,
-    *,
-    organization: Organization,
-    looked_at: dict[str, Any],
-    actor: User | None = None,
-    actor_label: str = "",
-    dedup_key: str | None = None,
-) -> None:
-    """Record audit_log.viewed, once per viewer and distinct filter per few minutes.
-
-    Paging (the cursor) and HTMX swaps of the same filters are the same view. The dedupe lives
-    in the cache; with Redis unreachable the cache answers as no cache (`add` succeeds), so every
-    view is recorded: more rows for a while, never a view left unrecorded or a failed page.
-    """
-    digest = hashlib.sha256(json.dumps(looked_at, sort_keys=True).encode()).hexdigest()[:32]
-    key = f"audit_log.viewed:{dedup_key or request.user.pk}:{digest}"
-    if cache.add(key, True, timeout=VIEWED_DEDUP_SECONDS):
-        event_record(
-            event_type=EventType.AUDIT_LOG_VIEWED,
-            actor=actor if actor is not None else request.user,
-            actor_label=actor_label,
-            organization=organization,
-            details=looked_at,
-            request=request,
-        )
 
 
 def _query_without_cursor(form: EventFilterForm) -> str:
@@ -166,8 +131,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         },
     )
     if shown:
-        record_viewed_once(
-            request, organization=organization, looked_at={"filters": form.canonical()}
+        audit_log_viewed_record(
+            request=request, organization=organization, looked_at={"filters": form.canonical()}
         )
     return response
 
@@ -180,7 +145,9 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     event = event_for_organization(organization=organization, event_id=event_id)
     if event is None:
         raise Http404("No such event in your organization.")
-    record_viewed_once(request, organization=organization, looked_at={"event_id": event.pk})
+    audit_log_viewed_record(
+        request=request, organization=organization, looked_at={"event_id": event.pk}
+    )
     return render(
         request,
         "audit/event_detail.html",
