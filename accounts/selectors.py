@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Exists, Model, OuterRef, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.inserts import planned_cursor
+from audit.selectors import EventFilters, Members
 
 from .mfa import second_factor_sql
 from .models import (
@@ -149,3 +151,47 @@ def user_for_sign_in(address: str, *, using: str = DEFAULT_DB_ALIAS) -> User | N
     if lockout_state is not None:
         LockoutState._meta.get_field("user").set_cached_value(lockout_state, user)
     return user
+
+
+# --- The people an Audit Log filter names ----------------------------------------------------
+
+# At most this many people match a name-or-email search; more would not narrow anything.
+TEXT_MATCH_LIMIT = 200
+
+
+def people_matching(*, organization: Organization, text: str) -> list[int]:
+    """The ids of the organization's members whose name or email address contains the text."""
+    return list(
+        User.objects.filter(membership__organization=organization)
+        .filter(Q(email__icontains=text) | Q(full_name__icontains=text))
+        .values_list("pk", flat=True)[:TEXT_MATCH_LIMIT]
+    )
+
+
+def member_id_by_email(*, organization: Organization, email: str) -> int | None:
+    """The id of the organization's member with this email address; None if there is none."""
+    return (
+        User.objects.filter(membership__organization=organization, email=email)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def event_filters_with_members(
+    filters: EventFilters, *, organization: Organization
+) -> EventFilters:
+    """The filters with the organization's members whom their user and text filters name: what
+    audit's selectors need to read the organization's events."""
+    members = Members(
+        by_email=(
+            member_id_by_email(organization=organization, email=filters.user)
+            if filters.user
+            else None
+        ),
+        by_text=(
+            tuple(people_matching(organization=organization, text=filters.text))
+            if filters.text
+            else ()
+        ),
+    )
+    return replace(filters, members=members)

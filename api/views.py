@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import Capability, require
+from accounts.selectors import event_filters_with_members
 from audit.context import request_context
 from audit.models import AuditEvent
 from audit.selectors import events_matching
@@ -99,7 +100,10 @@ def events(request: HttpRequest) -> JsonResponse:
         return _refused(form)
     try:
         page = feed_page(
-            events_matching(filters=form.filters(), organization=organization),
+            events_matching(
+                filters=event_filters_with_members(form.filters(), organization=organization),
+                organization=organization,
+            ),
             organization_id=organization.pk,
             cursor=form.cleaned_data["cursor"],
             limit=form.cleaned_data["limit"],

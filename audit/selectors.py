@@ -4,6 +4,10 @@ Pages are cut by a keyset cursor on (occurred_at, id), newest first: a page deep
 costs what the first page costs, rows inserted meanwhile never shift a page, and nothing counts
 the table. Cursors are signed for one scope (a user's log, an organization's log), so a
 tampered cursor or one taken from another tenant is refused, never trusted.
+
+Who belongs to an organization is for accounts to say: the user and text filters of an
+organization's log name its members, whom accounts.selectors.event_filters_with_members looks
+up before the events are read here.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ from typing import TYPE_CHECKING
 from django.core import signing
 from django.db.models import Q, QuerySet
 
-from accounts.models import Organization, User
-
 from . import lookups  # noqa: F401  (registers ip_address__in_network)
 from .models import EVENT_TYPES_BY_CATEGORY, AuditEvent, Category
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from accounts.models import Organization, User
 
 PAGE_SIZE = 50
 # What a list row shows; the rest (user agent, details, ...) waits for the detail page.
@@ -40,13 +44,21 @@ LIST_FIELDS = (
     "browser",
     "os",
 )
-# At most this many people match a name-or-email search; more would not narrow anything.
-TEXT_MATCH_LIMIT = 200
 TIMELINE_SIZE = 10
 
 
 class CursorError(ValueError):
     """A cursor that was not issued for this view (tampered, foreign or from another version)."""
+
+
+@dataclass(frozen=True)
+class Members:
+    """The organization's members whom the user and text filters name (found by accounts)."""
+
+    # The member whose email address the user filter holds; None when no member has it.
+    by_email: int | None = None
+    # The members whose name or email address contains the text filter.
+    by_text: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,8 @@ class EventFilters:
     country: str = ""
     # Part of a user's name or email address.
     text: str = ""
+    # Whom `user` and `text` name among the organization's members; None until looked up.
+    members: Members | None = None
 
     @property
     def names_user(self) -> bool:
@@ -96,27 +110,21 @@ def event_for_user(*, user: User, event_id: int) -> AuditEvent | None:
     return events_for_user(user=user).filter(pk=event_id).first()
 
 
-def _people_matching(*, organization: Organization, text: str) -> list[int]:
-    return list(
-        User.objects.filter(membership__organization=organization)
-        .filter(Q(email__icontains=text) | Q(full_name__icontains=text))
-        .values_list("pk", flat=True)[:TEXT_MATCH_LIMIT]
-    )
+def _members(filters: EventFilters) -> Members:
+    """Whom the filters name among the organization's members; refuses filters not looked up."""
+    if filters.members is None:
+        raise ValueError(
+            "The user and text filters of an organization's log name its members: read its "
+            "events with accounts.selectors.event_filters_with_members(filters, ...)."
+        )
+    return filters.members
 
 
-def _member_id(*, organization: Organization, email: str) -> int | None:
-    return (
-        User.objects.filter(membership__organization=organization, email=email)
-        .values_list("pk", flat=True)
-        .first()
-    )
-
-
-def _user_condition(*, organization: Organization | None, filters: EventFilters) -> Q:
+def _user_condition(*, filters: EventFilters, organization_wide: bool) -> Q:
     if filters.user_id is not None:
         return Q(actor_id=filters.user_id) | Q(target_user_id=filters.user_id)
-    if organization is not None:
-        found = _member_id(organization=organization, email=filters.user)
+    if organization_wide:
+        found = _members(filters).by_email
         if found is not None:
             return Q(actor_id=found) | Q(target_user_id=found)
     # Not a member (any more): rows that only kept the address as a label, such as sign-ins
@@ -128,9 +136,10 @@ def events_filter(
     queryset: QuerySet[AuditEvent],
     *,
     filters: EventFilters,
-    organization: Organization | None = None,
+    organization_wide: bool = False,
 ) -> QuerySet[AuditEvent]:
-    """Narrow an already scoped queryset by the filters (user and text need the organization)."""
+    """Narrow an already scoped queryset by the filters (the text filter and the members the
+    user filter names apply to an organization's events only)."""
     f = filters
     if f.since:
         queryset = queryset.filter(occurred_at__gte=f.since)
@@ -150,10 +159,10 @@ def events_filter(
     if f.country:
         queryset = queryset.filter(country=f.country)
     if f.names_user:
-        queryset = queryset.filter(_user_condition(organization=organization, filters=f))
-    if f.text and organization is not None:
+        queryset = queryset.filter(_user_condition(filters=f, organization_wide=organization_wide))
+    if f.text and organization_wide:
         # People of the organization, by name or email; the id indexes then find their events.
-        people = _people_matching(organization=organization, text=f.text)
+        people = _members(f).by_text
         if not people:
             return queryset.none()
         queryset = queryset.filter(Q(actor_id__in=people) | Q(target_user_id__in=people))
@@ -172,19 +181,19 @@ def events_matching(
     return events_filter(
         events_for_organization(organization=organization),
         filters=filters,
-        organization=organization,
+        organization_wide=True,
     )
 
 
-def _person_ids(*, organization: Organization, filters: EventFilters) -> list[int] | None:
+def _person_ids(filters: EventFilters) -> list[int] | None:
     """The people the user or text filter narrows to, when it names members (else None)."""
     if filters.user_id is not None:
         return [filters.user_id]
     if filters.user:
-        found = _member_id(organization=organization, email=filters.user)
+        found = _members(filters).by_email
         return [found] if found is not None else None
     if filters.text:
-        return _people_matching(organization=organization, text=filters.text)
+        return list(_members(filters).by_text)
     return None
 
 
@@ -216,11 +225,11 @@ def event_list_parts(
         return [events_filter(part, filters=filters) for part in parts]
     assert organization is not None
     base = events_for_organization(organization=organization)
-    ids = _person_ids(organization=organization, filters=filters)
+    ids = _person_ids(filters)
     if ids is None or (filters.names_user and filters.text):
-        return [events_filter(base, filters=filters, organization=organization)]
+        return [events_filter(base, filters=filters, organization_wide=True)]
     rest = replace(filters, user_id=None, user="", text="")
-    return _split_by_person(events_filter(base, filters=rest, organization=organization), ids)
+    return _split_by_person(events_filter(base, filters=rest, organization_wide=True), ids)
 
 
 def cursor_encode(event: AuditEvent, *, scope: str) -> str:

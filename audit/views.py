@@ -16,6 +16,7 @@ from django_htmx.http import push_url
 
 from accounts.access import Capability, require
 from accounts.models import Organization, User
+from accounts.selectors import event_filters_with_members
 
 from .forms import EventFilterForm
 from .member_view import event_seen_by
@@ -122,7 +123,10 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         request,
         template="audit/audit_log.html",
         form=form,
-        queryset=lambda f: event_list_parts(filters=f.filters(), organization=organization),
+        queryset=lambda f: event_list_parts(
+            filters=event_filters_with_members(f.filters(), organization=organization),
+            organization=organization,
+        ),
         scope=organization_scope(organization),
         context={
             "organization": organization,

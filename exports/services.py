@@ -20,6 +20,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from accounts.selectors import event_filters_with_members
 from activity_monitor.celery import enqueue
 from audit.forms import EventFilterForm
 from audit.member_view import fields_seen_by
@@ -257,7 +258,8 @@ def _export_queryset(export: Export) -> QuerySet[AuditEvent]:
     form = EventFilterForm(export.filters, paged=False)
     if not form.is_valid():  # stored from a valid form; a change of rules must not go silent
         raise ValueError(f"stored filters no longer valid: {form.error_text()}")
-    return events_matching(filters=form.filters(), organization=export.organization)
+    filters = event_filters_with_members(form.filters(), organization=export.organization)
+    return events_matching(filters=filters, organization=export.organization)
 
 
 class _ClaimLost(Exception):

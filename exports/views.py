@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.access import Capability, require
+from accounts.selectors import event_filters_with_members
 from audit.forms import EventFilterForm
 from audit.selectors import events_matching
 
@@ -52,7 +53,10 @@ def audit_log_csv(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET, paged=False)
     if not form.is_valid():
         return _bad_filters(form)
-    queryset = events_matching(filters=form.filters(), organization=organization)
+    queryset = events_matching(
+        filters=event_filters_with_members(form.filters(), organization=organization),
+        organization=organization,
+    )
     filters = form.canonical()
     if services.rows_at_most(queryset, services.stream_max_rows()) > services.stream_max_rows():
         export = services.export_create(

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import ENTERPRISE_RETENTION_BOUNDS, TIER_RETENTION_DAYS, Organization, Tier
+from accounts.selectors import event_filters_with_members
 from audit.models import AuditEvent, EventType, Outcome
 from audit.selectors import EventFilters, events_matching, events_retention_days_allowed
 from audit.services import event_record, events_purge_batch, events_purge_id_range
@@ -719,8 +720,10 @@ def _schedule_rows(
     schedule: ExportSchedule, filters: EventFilters, start: datetime, end: datetime
 ) -> QuerySet[Any]:
     """The schedule's rows for one window: what the Audit Log shows with its filters."""
+    window = replace(filters, since=start, until=end)
     events = events_matching(
-        filters=replace(filters, since=start, until=end), organization=schedule.organization
+        filters=event_filters_with_members(window, organization=schedule.organization),
+        organization=schedule.organization,
     )
     return events.order_by("occurred_at", "id").values_list(*EVENT_FIELDS)
 

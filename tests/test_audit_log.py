@@ -10,7 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Role
+from accounts.selectors import event_filters_with_members
 from audit.models import AuditEvent, EventType, Outcome
+from audit.selectors import EventFilters, events_matching
 
 from .factories import OrganizationFactory, member
 from .helpers import events
@@ -361,3 +363,13 @@ def test_htmx_history_restore_gets_the_whole_page(client, org, admin):
         URL, {"outcome": "failure"}, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
     )
     assert "<html" in response.content.decode()
+
+
+@pytest.mark.parametrize("filters", [{"user": "alice@acme.test"}, {"text": "alice"}])
+def test_an_organizations_names_are_read_only_once_its_members_are_looked_up(org, filters):
+    """Who belongs to the organization is accounts' to say; audit refuses unresolved names
+    rather than reading labels only."""
+    with pytest.raises(ValueError, match="event_filters_with_members"):
+        events_matching(filters=EventFilters(**filters), organization=org)
+    resolved = event_filters_with_members(EventFilters(**filters), organization=org)
+    assert list(events_matching(filters=resolved, organization=org)) == []

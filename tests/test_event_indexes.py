@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from accounts.models import Organization, User
+from accounts.selectors import event_filters_with_members
 from audit.models import AuditEvent
 from audit.selectors import EventFilters, event_list_parts
 
@@ -64,7 +65,10 @@ def test_the_audit_log_user_filter_reads_the_person_indexes(loaded, how):
         EventFilters(user_id=people[1].pk) if how == "id" else EventFilters(text=people[1].email)
     )
 
-    parts = event_list_parts(filters=filters, organization=organization)
+    parts = event_list_parts(
+        filters=event_filters_with_members(filters, organization=organization),
+        organization=organization,
+    )
 
     plans = [_plan(part) for part in parts]
     assert "audit_actor_time" in plans[0]
