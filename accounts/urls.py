@@ -1,61 +1,69 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from audit import views as audit_views
-
-from . import views
+from .views import activity, members, mfa, passwords, profile, sign_in
 
 app_name = "accounts"
 
 urlpatterns = [
-    path("sign-in/", views.sign_in, name="login"),
-    path("sign-out/", views.sign_out, name="logout"),
-    path("profile/", views.profile, name="profile"),
-    # Served by the audit app; the name stays for the navigation and older links.
-    path("profile/activity/", audit_views.activity, name="activity"),
-    path("profile/password/", views.password_change, name="password-change"),
-    path("settings/security/", views.security_settings, name="security-settings"),
-    # Issue 3: two-step sign-in, Profile → Security, Settings → Security → Members.
-    path("sign-in/code/", views.mfa_verify, name="mfa-verify"),
-    path("profile/security/", views.security, name="security"),
-    path("profile/security/mfa/app/", views.mfa_enrol, name="mfa-enrol"),
-    path("profile/security/mfa/backup-codes/", views.mfa_backup_codes, name="mfa-backup-codes"),
+    path("sign-in/", sign_in.sign_in, name="login"),
+    path("sign-out/", sign_in.sign_out, name="logout"),
+    path("sign-in/code/", sign_in.mfa_verify, name="mfa-verify"),
+    # Profile: the person's own account, activity, methods and sessions.
+    path("profile/", profile.profile, name="profile"),
+    path("profile/activity/", activity.activity, name="activity"),
+    path("profile/activity/<int:event_id>/", activity.activity_event, name="activity-event"),
+    path("profile/password/", passwords.password_change, name="password-change"),
+    path("profile/security/", profile.security, name="security"),
+    path("profile/security/mfa/app/", mfa.mfa_enrol, name="mfa-enrol"),
+    path("profile/security/mfa/backup-codes/", mfa.mfa_backup_codes, name="mfa-backup-codes"),
     path(
         "profile/security/mfa/<str:kind>/<int:pk>/remove/",
-        views.mfa_device_remove,
+        mfa.mfa_device_remove,
         name="mfa-device-remove",
     ),
     path(
         "profile/security/sessions/<str:session_hash>/sign-out/",
-        views.session_end,
+        profile.session_end,
         name="session-end",
     ),
     path(
         "profile/security/sessions/sign-out-others/",
-        views.sessions_end_others,
+        profile.sessions_end_others,
         name="sessions-end-others",
     ),
-    path("settings/security/members/", views.members, name="members"),
-    path("settings/security/members/mfa-policy/", views.mfa_policy, name="mfa-policy"),
+    # Settings → Security: the organization's audit log and members.
+    path("settings/security/", members.security_settings, name="security-settings"),
+    path("settings/security/audit-log/", activity.audit_log, name="audit-log"),
     path(
-        "settings/security/members/<int:membership_id>/role/", views.member_role, name="member-role"
+        "settings/security/audit-log/<int:event_id>/",
+        activity.audit_log_event,
+        name="audit-log-event",
+    ),
+    path("settings/security/members/", members.members, name="members"),
+    path("settings/security/members/mfa-policy/", members.mfa_policy, name="mfa-policy"),
+    path(
+        "settings/security/members/<int:membership_id>/role/",
+        members.member_role,
+        name="member-role",
     ),
     path(
         "settings/security/members/<int:membership_id>/unlock/",
-        views.member_unlock,
+        members.member_unlock,
         name="member-unlock",
     ),
     path(
         "settings/security/members/<int:membership_id>/sign-out/",
-        views.member_sign_out,
+        members.member_sign_out,
         name="member-sign-out",
     ),
     path(
         "settings/security/members/<int:membership_id>/reset-mfa/",
-        views.member_mfa_reset,
+        members.member_mfa_reset,
         name="member-mfa-reset",
     ),
-    path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),
+    # A forgotten password.
+    path("password-reset/", passwords.PasswordResetView.as_view(), name="password-reset"),
     path(
         "password-reset/sent/",
         auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_sent.html"),
@@ -63,7 +71,7 @@ urlpatterns = [
     ),
     path(
         "password-reset/reset/<uidb64>/<token>/",
-        views.PasswordResetConfirmView.as_view(),
+        passwords.PasswordResetConfirmView.as_view(),
         name="password-reset-confirm",
     ),
     path(

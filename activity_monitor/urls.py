@@ -16,8 +16,6 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="accounts:profile", permanent=False)),
     path("admin/", admin.site.urls),
-    # Before accounts: audit.views.activity serves /profile/activity/ (accounts:activity too).
-    path("", include("audit.urls")),
     path("", include("exports.urls")),
     path("", include("api.urls")),
     path("", include("accounts.urls")),

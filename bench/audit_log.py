@@ -39,10 +39,10 @@ def main() -> None:
     from django.urls import reverse
 
     from accounts.models import Organization, User
+    from accounts.views.activity import organization_scope, user_scope
     from api.services import api_token_create
     from audit.models import AuditEvent
     from audit.selectors import PAGE_SIZE, cursor_encode
-    from audit.views import organization_scope, user_scope
 
     # An Enterprise organization of the generated set (every third one), so the API answers too.
     organization = Organization.objects.get(slug=f"gen{_events_db.SEED}-002")
@@ -70,8 +70,8 @@ def main() -> None:
     _, secret = api_token_create(organization=organization, user=admin, name="bench")
     api_headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
-    audit_url = reverse("audit:audit-log")
-    activity_url = reverse("audit:activity")
+    audit_url = reverse("accounts:audit-log")
+    activity_url = reverse("accounts:activity")
     api_url = reverse("api:events")
     week = {"start": str(middle), "end": str(middle + timedelta(days=6))}
     api_first = api_client.get(api_url, {"limit": 100}, **api_headers).json()
@@ -122,7 +122,7 @@ def main() -> None:
         ),
         (
             "Audit Log: event detail + timeline",
-            lambda: admin_client.get(reverse("audit:event-detail", args=[sample.pk])),
+            lambda: admin_client.get(reverse("accounts:audit-log-event", args=[sample.pk])),
         ),
         ("Activity Log: first page", lambda: person_client.get(activity_url)),
         (

@@ -225,8 +225,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     # Every signed-in person, for their own account.
     "accounts:profile": (get(SIGNED_IN),),
     "accounts:activity": (get(SIGNED_IN),),
-    "audit:activity": (get(SIGNED_IN),),
-    "audit:activity-event": (get(SIGNED_IN, args=own_event, scoped=True),),
+    "accounts:activity-event": (get(SIGNED_IN, args=own_event, scoped=True),),
     "exports:activity-csv": (get(SIGNED_IN),),
     "alerts:my-alerts": (get(SIGNED_IN),),
     "accounts:password-change": (get(SIGNED_IN, methods=GET_POST),),
@@ -239,8 +238,10 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "accounts:sessions-end-others": (post(SIGNED_IN, ok=302),),
     # Settings → Security.
     "accounts:security-settings": (get(C.VIEW_SECURITY_SETTINGS),),
-    "audit:audit-log": (get(C.VIEW_AUDIT_LOG),),
-    "audit:event-detail": (get(C.VIEW_AUDIT_LOG, args=arg("event_id", "event_pk"), scoped=True),),
+    "accounts:audit-log": (get(C.VIEW_AUDIT_LOG),),
+    "accounts:audit-log-event": (
+        get(C.VIEW_AUDIT_LOG, args=arg("event_id", "event_pk"), scoped=True),
+    ),
     "exports:audit-log-csv": (get(C.EXPORT_AUDIT_LOG),),
     "exports:export-list": (get(C.EXPORT_AUDIT_LOG),),
     "exports:export-status": (
@@ -453,7 +454,7 @@ def test_people_without_an_organization_may_do_nothing(db):
 # Navigation links and the capability each needs.
 NAV = {
     reverse("accounts:security-settings"): C.VIEW_SECURITY_SETTINGS,
-    reverse("audit:audit-log"): C.VIEW_AUDIT_LOG,
+    reverse("accounts:audit-log"): C.VIEW_AUDIT_LOG,
     reverse("retention:retention"): C.VIEW_RETENTION,
     reverse("retention:archives"): C.MANAGE_ARCHIVES,
     reverse("alerts:alert-list"): C.TRIAGE_ALERTS,
@@ -473,7 +474,7 @@ def test_the_navigation_shows_the_links_the_table_allows(client, role):
 
 # Links on Settings → Security and the capability each needs.
 SETTINGS_LINKS = {
-    reverse("audit:audit-log"): C.VIEW_AUDIT_LOG,
+    reverse("accounts:audit-log"): C.VIEW_AUDIT_LOG,
     reverse("exports:export-list"): C.EXPORT_AUDIT_LOG,
     reverse("api:tokens"): C.MANAGE_API_TOKENS,
     reverse("alerts:alert-list"): C.TRIAGE_ALERTS,

@@ -15,15 +15,16 @@ from .test_audit_log import add, rows
 
 pytestmark = pytest.mark.django_db
 
-URL = reverse("audit:activity")
+URL = reverse("accounts:activity")
 
 
 def test_anonymous_is_sent_to_sign_in(client):
     assert client.get(URL).status_code == 302
 
 
-def test_the_old_accounts_url_name_still_points_here():
-    assert reverse("accounts:activity") == URL
+def test_the_activity_log_keeps_its_address():
+    """Routed once, under the name the navigation and the Profile page link to."""
+    assert URL == "/profile/activity/"
 
 
 @pytest.mark.parametrize(
@@ -100,9 +101,9 @@ def test_own_event_detail_shows_fields_and_others_are_not_found(client):
     mine = add(org, me, request_id="req-mine")
     theirs = add(org, other)
     client.force_login(me)
-    response = client.get(reverse("audit:activity-event", args=[mine.pk]))
+    response = client.get(reverse("accounts:activity-event", args=[mine.pk]))
     assert response.status_code == 200 and "req-mine" in response.content.decode()
-    assert client.get(reverse("audit:activity-event", args=[theirs.pk])).status_code == 404
+    assert client.get(reverse("accounts:activity-event", args=[theirs.pk])).status_code == 404
 
 
 def test_viewing_own_activity_is_not_an_audit_log_view(client):

@@ -74,7 +74,7 @@ def _triage_traces(triaged: Triaged) -> list[str]:
 
 
 def _activity_event(event: AuditEvent) -> str:
-    return reverse("audit:activity-event", args=[event.pk])
+    return reverse("accounts:activity-event", args=[event.pk])
 
 
 def _csv_rows(response) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
@@ -100,7 +100,7 @@ def test_the_subject_sees_that_the_alert_was_triaged_but_not_by_whom_or_what_was
 
 
 def test_the_subjects_activity_list_shows_no_trace_of_the_analyst(triaged):
-    response = _as(triaged.alice).get(reverse("audit:activity"))
+    response = _as(triaged.alice).get(reverse("accounts:activity"))
     page = response.content.decode()
     assert response.status_code == 200
     assert "alert.acknowledged" in page
@@ -166,7 +166,7 @@ def test_an_administrators_action_on_a_member_hides_the_administrators_client(tr
 def test_the_analyst_still_sees_the_whole_triage_in_the_audit_log(triaged):
     analyst = _as(triaged.analyst)
     page = analyst.get(
-        reverse("audit:event-detail", args=[triaged.acknowledged.pk])
+        reverse("accounts:audit-log-event", args=[triaged.acknowledged.pk])
     ).content.decode()
     assert ACK_NOTE in page
     assert triaged.analyst.email in page
@@ -200,7 +200,7 @@ def test_another_member_sees_nothing_of_the_alert(triaged):
 def test_another_organizations_administrator_sees_nothing_of_the_alert(triaged):
     outsider = _as(member(OrganizationFactory(), role=Role.ADMINISTRATOR))
     assert outsider.get(_activity_event(triaged.acknowledged)).status_code == 404
-    detail = reverse("audit:event-detail", args=[triaged.acknowledged.pk])
+    detail = reverse("accounts:audit-log-event", args=[triaged.acknowledged.pk])
     assert outsider.get(detail).status_code == 404
     assert outsider.get(reverse("alerts:alert-detail", args=[triaged.alert.pk])).status_code == 404
     rows = _csv_rows(outsider.get(reverse("exports:audit-log-csv")))
@@ -212,7 +212,7 @@ def test_another_organizations_administrator_sees_nothing_of_the_alert(triaged):
     [
         lambda t: _activity_event(t.acknowledged),
         lambda t: reverse("exports:activity-csv"),
-        lambda t: reverse("audit:activity"),
+        lambda t: reverse("accounts:activity"),
         lambda t: reverse("alerts:my-alerts"),
     ],
 )
@@ -226,7 +226,7 @@ def test_showing_the_member_view_changes_no_stored_event(triaged):
     alice = _as(triaged.alice)
     before = list(AuditEvent.objects.order_by("pk").values())
     alice.get(_activity_event(triaged.acknowledged))
-    alice.get(reverse("audit:activity"))
+    alice.get(reverse("accounts:activity"))
     b"".join(alice.get(reverse("exports:activity-csv")).streaming_content)
     stored = {row["id"]: row for row in AuditEvent.objects.order_by("pk").values()}
     for row in before:

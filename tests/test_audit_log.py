@@ -19,7 +19,7 @@ from .helpers import events
 
 pytestmark = pytest.mark.django_db
 
-URL = reverse("audit:audit-log")
+URL = reverse("accounts:audit-log")
 
 
 @pytest.fixture(autouse=True)
@@ -96,7 +96,7 @@ def test_another_tenants_administrator_never_sees_our_events(client, org):
 def test_another_tenants_event_detail_is_not_found(client, org, admin):
     foreign = add(OrganizationFactory(), None, actor_label="x@other.test")
     client.force_login(admin)
-    response = client.get(reverse("audit:event-detail", args=[foreign.pk]))
+    response = client.get(reverse("accounts:audit-log-event", args=[foreign.pk]))
     assert response.status_code == 404
 
 
@@ -272,7 +272,7 @@ def test_a_script_user_agent_or_username_is_shown_escaped(client, org, admin):
     )
     client.force_login(admin)
     list_body = client.get(URL).content.decode()
-    detail_body = client.get(reverse("audit:event-detail", args=[event.pk])).content.decode()
+    detail_body = client.get(reverse("accounts:audit-log-event", args=[event.pk])).content.decode()
     for body in (list_body, detail_body):
         assert "<script>alert(1)" not in body and "<script>ua()" not in body
     assert "&lt;script&gt;ua()" in detail_body
@@ -305,7 +305,7 @@ def test_event_detail_shows_every_field_and_the_timeline_with_pivots(client, org
         org, admin, ip_address="203.0.113.9", occurred_at=datetime(2026, 3, 3, tzinfo=UTC)
     )
     client.force_login(admin)
-    response = client.get(reverse("audit:event-detail", args=[event.pk]))
+    response = client.get(reverse("accounts:audit-log-event", args=[event.pk]))
     body = response.content.decode()
     assert response.status_code == 200
     assert "req-123" in body and "abcd1234abcd1234" in body and "&quot;method&quot;" in body
@@ -319,7 +319,7 @@ def test_event_detail_is_refused_to_members(client, org):
     alice = member(org)
     event = add(org, alice)
     client.force_login(alice)
-    assert client.get(reverse("audit:event-detail", args=[event.pk])).status_code == 403
+    assert client.get(reverse("accounts:audit-log-event", args=[event.pk])).status_code == 403
 
 
 def test_filter_by_the_email_of_someone_not_a_member_finds_labelled_rows(client, org, admin):

@@ -1,6 +1,6 @@
 """The event table of the Audit Log and the Activity Log, and the filter form above it.
 
-Both are plain templates (templates/audit/_results.html, _filters.html with Django's widgets):
+Both are plain templates (templates/accounts/_results.html, _filters.html with Django's widgets):
 these tests read the HTML as a browser would, so they hold whatever the markup's layout.
 """
 
@@ -21,8 +21,8 @@ from .factories import OrganizationFactory, member
 
 pytestmark = pytest.mark.django_db
 
-AUDIT_LOG = reverse("audit:audit-log")
-ACTIVITY = reverse("audit:activity")
+AUDIT_LOG = reverse("accounts:audit-log")
+ACTIVITY = reverse("accounts:activity")
 # Markup, an attribute break-out and script in every value a row shows (each within its column's
 # length), and in the user agent and details, which only the event's own page shows.
 HOSTILE = {
@@ -207,7 +207,7 @@ def test_user_agent_and_details_are_shown_as_text_on_the_events_page(client, org
     event = add(org, admin, **HOSTILE)
     client.force_login(admin)
 
-    body = client.get(reverse("audit:event-detail", args=[event.pk])).content.decode()
+    body = client.get(reverse("accounts:audit-log-event", args=[event.pk])).content.decode()
 
     assert "&lt;script&gt;alert(&#x27;ua&#x27;)&lt;/script&gt;" in body
     assert "&lt;script&gt;alert(&#x27;details&#x27;)&lt;/script&gt;" in body

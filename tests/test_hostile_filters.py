@@ -54,10 +54,10 @@ class Endpoint:
 
 
 ENDPOINTS = [
-    Endpoint("audit-log", "audit:audit-log", "admin", ORG_FIELDS | {"cursor"}, "page"),
-    Endpoint("audit-log-htmx", "audit:audit-log", "admin", ORG_FIELDS | {"cursor"}, "htmx"),
-    Endpoint("activity", "audit:activity", "alice", OWN_FIELDS | {"cursor"}, "page"),
-    Endpoint("activity-htmx", "audit:activity", "alice", OWN_FIELDS | {"cursor"}, "htmx"),
+    Endpoint("audit-log", "accounts:audit-log", "admin", ORG_FIELDS | {"cursor"}, "page"),
+    Endpoint("audit-log-htmx", "accounts:audit-log", "admin", ORG_FIELDS | {"cursor"}, "htmx"),
+    Endpoint("activity", "accounts:activity", "alice", OWN_FIELDS | {"cursor"}, "page"),
+    Endpoint("activity-htmx", "accounts:activity", "alice", OWN_FIELDS | {"cursor"}, "htmx"),
     # Exports take every row: a page cursor is no parameter of theirs.
     Endpoint("audit-log-csv", "exports:audit-log-csv", "admin", ORG_FIELDS, "csv"),
     Endpoint("audit-log-csv-job", "exports:audit-log-csv", "admin", ORG_FIELDS, "csv-job"),

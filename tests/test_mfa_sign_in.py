@@ -15,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.forms import SIGN_IN_REFUSED
 from accounts.mfa import PENDING_SALT, PENDING_SESSION_KEY
 from accounts.models import LockoutState
-from accounts.views import NO_SIGN_IN_PENDING, SECOND_STEP_REFUSED, SECOND_STEP_THROTTLED
+from accounts.views.sign_in import NO_SIGN_IN_PENDING, SECOND_STEP_REFUSED, SECOND_STEP_THROTTLED
 from audit.models import EventType, Outcome, Reason
 
 from .factories import PASSWORD, member

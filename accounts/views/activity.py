@@ -1,4 +1,4 @@
-"""Profile → Activity Log, Settings → Security → Audit Log, and one event's investigation page."""
+"""Profile → Activity Log, Settings → Security → Audit Log, and one event's page in each."""
 
 from __future__ import annotations
 
@@ -14,13 +14,9 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
-from accounts.access import Capability, require
-from accounts.models import Organization, User
-from accounts.selectors import event_filters_with_members
-
-from .forms import EventFilterForm
-from .member_view import event_seen_by
-from .selectors import (
+from audit.forms import EventFilterForm
+from audit.member_view import event_seen_by
+from audit.selectors import (
     LIST_FIELDS,
     CursorError,
     Page,
@@ -30,14 +26,20 @@ from .selectors import (
     event_timeline,
     events_page,
 )
-from .viewed import audit_log_viewed_record
+from audit.viewed import audit_log_viewed_record
+
+from ..access import Capability, require
+from ..models import Organization, User
+from ..selectors import event_filters_with_members
 
 
 def user_scope(user: User) -> str:
+    """What the cursors of the person's own Activity Log are signed for."""
     return f"user:{user.pk}"
 
 
 def organization_scope(organization: Organization) -> str:
+    """What the cursors of the organization's Audit Log are signed for."""
     return f"org:{organization.pk}"
 
 
@@ -100,13 +102,13 @@ def activity(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET, organization_wide=False)
     response, _ = _list_page(
         request,
-        template="audit/activity.html",
+        template="accounts/activity.html",
         form=form,
         queryset=lambda f: event_list_parts(filters=f.filters(), user=user),
         scope=user_scope(user),
         context={
             "activity_export_url": reverse("exports:activity-csv"),
-            "detail_prefix": reverse("audit:activity"),
+            "detail_prefix": reverse("accounts:activity"),
         },
         seen_by=user,
     )
@@ -121,7 +123,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     form = EventFilterForm(request.GET)
     response, shown = _list_page(
         request,
-        template="audit/audit_log.html",
+        template="accounts/audit_log.html",
         form=form,
         queryset=lambda f: event_list_parts(
             filters=event_filters_with_members(f.filters(), organization=organization),
@@ -131,7 +133,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         context={
             "organization": organization,
             "audit_log_export_url": reverse("exports:audit-log-csv"),
-            "detail_prefix": reverse("audit:audit-log"),
+            "detail_prefix": reverse("accounts:audit-log"),
         },
     )
     if shown:
@@ -143,7 +145,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
+def audit_log_event(request: HttpRequest, event_id: int) -> HttpResponse:
     """One event with all its fields and the investigation timeline around it."""
     organization = require(request, Capability.VIEW_AUDIT_LOG)
     event = event_for_organization(organization=organization, event_id=event_id)
@@ -154,11 +156,11 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     )
     return render(
         request,
-        "audit/event_detail.html",
+        "accounts/event_detail.html",
         {
             "event": event,
             "timeline": event_timeline(organization=organization, event=event),
-            "detail_prefix": reverse("audit:audit-log"),
+            "detail_prefix": reverse("accounts:audit-log"),
             "details_json": json.dumps(event.details, indent=2, sort_keys=True),
         },
     )
@@ -166,7 +168,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def activity_event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
+def activity_event(request: HttpRequest, event_id: int) -> HttpResponse:
     """One of the person's own events, with what they may see of it."""
     event = event_for_user(user=request.user, event_id=event_id)
     if event is None:
@@ -174,7 +176,7 @@ def activity_event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     event = event_seen_by(event, viewer_id=request.user.pk)
     return render(
         request,
-        "audit/event_detail.html",
+        "accounts/event_detail.html",
         {
             "event": event,
             "timeline": None,

@@ -1,0 +1,110 @@
+"""Profile → Security, two-step verification: an authenticator app, backup codes, removal."""
+
+from __future__ import annotations
+
+import segno
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+
+from .. import mfa
+from ..forms import PasswordConfirmForm, TotpEnrolForm
+from ..lockout import PURPOSE_MFA_DEVICE_REMOVE
+
+
+# The page holds the new secret and its answer holds the backup codes: never cached.
+@sensitive_post_parameters("code")
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def mfa_enrol(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    device = mfa.totp_setup_device(user=user)
+    form = TotpEnrolForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        confirmed = mfa.totp_device_confirm(
+            user=user,
+            device=device,
+            code=form.cleaned_data["code"],
+            name=form.cleaned_data["name"],
+            request=request,
+        )
+        if confirmed:
+            otp_login(request, device)
+            request.session.pop(mfa.ENROL_REQUIRED_SESSION_KEY, None)
+            if mfa.backup_device_of(user) is None:
+                codes = mfa.backup_codes_generate(user=user, request=request)
+                return _backup_codes_page(request, codes, first=True)
+            messages.success(request, f"“{device.name}” is set up for two-step sign-in.")
+            return redirect("accounts:security")
+        form.add_error(
+            "code",
+            "That code did not match. Check that your phone's clock is right, "
+            "wait for the next code and try again.",
+        )
+    context = {
+        "form": form,
+        "qr_svg": segno.make(device.config_url, error="m").svg_inline(
+            scale=4, dark="#1d2430", omitsize=False
+        ),
+        "manual_key": mfa.totp_manual_key(device),
+        "enrol_required": request.session.get(mfa.ENROL_REQUIRED_SESSION_KEY, False),
+    }
+    return render(request, "accounts/mfa_enrol.html", context, status=400 if form.errors else 200)
+
+
+def _backup_codes_page(request: HttpRequest, codes: list[str], *, first: bool) -> HttpResponse:
+    formatted = [mfa.format_backup_code(c) for c in codes]
+    download = "Activity Monitor backup codes for " + request.user.email + "\n\n"
+    download += "\n".join(formatted) + "\n\nEach code works once.\n"
+    return render(
+        request,
+        "accounts/mfa_backup_codes.html",
+        {"codes": formatted, "download": download, "first": first},
+    )
+
+
+@never_cache
+@login_required
+@require_POST
+def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
+    if not mfa.user_has_mfa(request.user):
+        return HttpResponseBadRequest(
+            "Set up an authenticator app first: backup codes stand in for it when it is lost."
+        )
+    codes = mfa.backup_codes_generate(user=request.user, request=request)
+    return _backup_codes_page(request, codes, first=False)
+
+
+# Not atomic: a wrong password must be recorded (and counted) whatever happens next; the removal
+# is one transaction of its own (mfa.device_remove).
+@transaction.non_atomic_requests
+@sensitive_post_parameters("password")
+@login_required
+@require_http_methods(["GET", "POST"])
+def mfa_device_remove(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    device = mfa.device_of_user(request.user, kind=kind, pk=pk)
+    if device is None:
+        raise Http404("No such device of yours.")
+    form = PasswordConfirmForm(
+        request.user, request.POST or None, request=request, purpose=PURPOSE_MFA_DEVICE_REMOVE
+    )
+    if request.method == "POST" and form.is_valid():
+        names = mfa.device_remove(user=request.user, device=device, request=request)
+        messages.success(request, "Removed: " + ", ".join(names) + ".")
+        if mfa.mfa_required_for(request.user) and not mfa.user_has_mfa(request.user):
+            request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = True
+            return redirect("accounts:mfa-enrol")
+        return redirect("accounts:security")
+    return render(
+        request,
+        "accounts/mfa_device_remove.html",
+        {"form": form, "device": device, "kind": mfa.device_kind(device)},
+        status=400 if form.errors else 200,
+    )

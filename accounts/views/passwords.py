@@ -1,0 +1,88 @@
+"""Changing one's password, and resetting a forgotten one by email."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods
+
+from audit.models import Reason
+
+from ..forms import PasswordChangeForm
+from ..services import (
+    password_changed_record,
+    password_reset_completed_record,
+    password_reset_failed_record,
+    password_reset_requested_record,
+)
+
+
+# Not atomic: a wrong old password must be recorded (and counted) whatever happens next.
+@transaction.non_atomic_requests
+@sensitive_post_parameters()
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    form = PasswordChangeForm(request.user, request.POST or None, request=request)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            user = form.save()
+            update_session_auth_hash(request, user)
+            password_changed_record(request=request, user=user)
+        messages.success(request, "Your password was changed. Your other sessions were signed out.")
+        return redirect("accounts:profile")
+    return render(request, "accounts/password_change.html", {"form": form})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/email/password_reset.txt"
+    subject_template_name = "accounts/email/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password-reset-sent")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        email = form.cleaned_data["email"]
+        users = list(form.get_users(email))
+        # The requester sees the same page whether or not the address is known.
+        password_reset_requested_record(request=self.request, email=email, users=users)
+        return super().form_valid(form)
+
+
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password-reset-done")
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().dispatch(*args, **kwargs)
+        # Django redirects a good link to its set-password URL first; only a page that renders
+        # "invalid link" is a refusal.
+        if not self.validlink and response.status_code == 200:
+            password_reset_failed_record(
+                request=self.request, user=self.user, reason=Reason.INVALID_TOKEN
+            )
+        return response
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        password_reset_failed_record(
+            request=self.request, user=self.user, reason=Reason.PASSWORD_REJECTED
+        )
+        return super().form_invalid(form)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        with transaction.atomic():
+            response = super().form_valid(form)
+            password_reset_completed_record(request=self.request, user=form.user)
+        return response

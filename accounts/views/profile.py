@@ -1,0 +1,100 @@
+"""Profile and Profile → Security: the person's own sign-in methods and sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from audit.context import SESSION_HASH_KEY
+
+from .. import mfa
+from ..models import SessionEndReason
+from ..selectors import membership_of, session_open_of, sessions_open_of
+from ..services import sessions_end
+
+
+@login_required
+@require_GET
+def profile(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/profile.html", {"membership": membership_of(request.user)})
+
+
+def _security_context(request: HttpRequest) -> dict[str, Any]:
+    user = request.user
+    backup = mfa.backup_device_of(user)
+    return {
+        "totp_devices": mfa.totp_devices_of(user),
+        "backup_device": backup,
+        "backup_codes_left": backup.token_set.count() if backup is not None else 0,
+        "mfa_required": mfa.mfa_required_for(user),
+        "sessions": list(sessions_open_of(user)),
+        "current_session_hash": request.session.get(SESSION_HASH_KEY, ""),
+    }
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def security(request: HttpRequest) -> HttpResponse:
+    template = "accounts/security.html"
+    if request.htmx:
+        template += "#sessions"
+    return render(request, template, _security_context(request))
+
+
+@login_required
+@require_POST
+@vary_on_headers("HX-Request")
+def session_end(request: HttpRequest, session_hash: str) -> HttpResponse:
+    tracked = session_open_of(request.user, session_hash)
+    if tracked is None:
+        raise Http404("No such session of yours.")
+    if session_hash == request.session.get(SESSION_HASH_KEY):
+        sessions_end(
+            user=request.user,
+            reason=SessionEndReason.REVOKED_BY_USER,
+            request=request,
+            only_hash=session_hash,
+        )
+        logout(request)
+        messages.info(request, "This session was signed out.")
+        if request.htmx:
+            return HttpResponseClientRedirect(reverse("accounts:login"))
+        return redirect("accounts:login")
+    sessions_end(
+        user=request.user,
+        reason=SessionEndReason.REVOKED_BY_USER,
+        request=request,
+        only_hash=session_hash,
+    )
+    return _sessions_response(request, "That session was signed out.")
+
+
+@login_required
+@require_POST
+@vary_on_headers("HX-Request")
+def sessions_end_others(request: HttpRequest) -> HttpResponse:
+    ended = sessions_end(
+        user=request.user,
+        reason=SessionEndReason.REVOKED_BY_USER,
+        request=request,
+        keep_current=True,
+    )
+    return _sessions_response(request, f"Signed out {ended} other session(s).")
+
+
+def _sessions_response(request: HttpRequest, message: str) -> HttpResponse:
+    if request.htmx:
+        context = {**_security_context(request), "sessions_message": message}
+        return render(request, "accounts/security.html#sessions", context)
+    messages.success(request, message)
+    return redirect("accounts:security")

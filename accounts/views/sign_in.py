@@ -1,0 +1,152 @@
+"""Sign-in: the password, then (for a person with a second factor) the two-step code; sign-out."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render, resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+from django_otp.models import Device
+
+from .. import mfa
+from ..forms import SIGN_IN_REFUSED, SecondStepForm, SignInForm
+from ..models import User
+from ..services import session_end_replaced
+
+
+def _safe_next(request: HttpRequest) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return resolve_url("accounts:profile")
+
+
+def _after_sign_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
+    """Send a member whose organization requires MFA, and who has none, to enrolment first."""
+    if mfa.mfa_required_for(user) and not mfa.user_has_mfa(user):
+        request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = True
+        messages.warning(
+            request,
+            "Your organization requires two-step verification. Set up an authenticator app "
+            "to continue.",
+        )
+        return redirect("accounts:mfa-enrol")
+    return HttpResponseRedirect(next_url)
+
+
+def _signed_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
+    """Start the session of a user whose password was right (the old session ends first)."""
+    session_end_replaced(request=request)
+    if mfa.user_has_any_device(user):
+        # Signed in only after the second step: for now the session merely remembers that
+        # this user gave the right password.
+        mfa.pending_start(request=request, user=user, next_url=next_url)
+        return redirect("accounts:mfa-verify")
+    login(request, user)
+    return _after_sign_in(request, user, next_url)
+
+
+# Not atomic: a refused sign-in must be committed whatever happens to the rest of the request.
+# The successful one is written while the account's lockout lock is held (accounts.lockout), in
+# the lock's transaction.
+@transaction.non_atomic_requests
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sign_in(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        next_url = _safe_next(request)
+        form = SignInForm(
+            request,
+            data=request.POST,
+            then=lambda user: _signed_in(request, user, next_url),
+        )
+        if form.is_valid() and form.outcome is not None:
+            return form.outcome
+    else:
+        form = SignInForm(request)
+    return render(
+        request, "accounts/sign_in.html", {"form": form, "next": request.GET.get("next", "")}
+    )
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, "You have signed out.")
+    return redirect("accounts:login")
+
+
+SECOND_STEP_REFUSED = (
+    "That code did not work. Codes from the app change every 30 seconds and each works once; "
+    "each backup code works once."
+)
+
+
+SECOND_STEP_THROTTLED = "Too many wrong codes in a row. Wait a few seconds, then try again."
+
+
+NO_SIGN_IN_PENDING = (
+    "Your sign-in was not started here, took too long or is no longer valid. "
+    "Sign in again with your email and password."
+)
+
+
+def _sign_in_again(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    """The sign-in page with a refusal, for a second step that cannot go on."""
+    context = {"form": SignInForm(request), "next": "", "refusal": message}
+    return render(request, "accounts/sign_in.html", context, status=status)
+
+
+# Not atomic, like sign_in: failed codes, throttling and lockouts must be committed whatever
+# happens to the rest of the request. The successful sign-in is written while the account's
+# lockout lock is held, in the lock's transaction.
+@transaction.non_atomic_requests
+@sensitive_post_parameters("code")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def mfa_verify(request: HttpRequest) -> HttpResponse:
+    pending = mfa.pending_load(request)
+    if pending is None:
+        mfa.pending_clear(request)
+        return _sign_in_again(request, NO_SIGN_IN_PENDING, status=400)
+    user = pending.user
+    form = SecondStepForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        code = form.cleaned_data["code"]
+
+        def signed_in(device: Device, method: str) -> HttpResponse:
+            mfa.pending_clear(request)
+            session_end_replaced(request=request)
+            mfa.second_factor_verified_record(user=user, device=device, request=request)
+            request.auth_method = method  # type: ignore[attr-defined]
+            login(request, user)
+            otp_login(request, device)
+            return _after_sign_in(request, user, pending.next_url)
+
+        result = mfa.second_factor_attempt(user=user, code=code, request=request, then=signed_in)
+        if result.value is not None:
+            return result.value
+        if result.wrong or result.throttled:
+            mfa.second_factor_failed_record(
+                user=user, code=code, throttled=result.throttled, request=request
+            )
+        if result.locked:
+            mfa.pending_clear(request)
+            return _sign_in_again(request, SIGN_IN_REFUSED, status=403)
+        form.add_error(None, SECOND_STEP_THROTTLED if result.throttled else SECOND_STEP_REFUSED)
+    status = 400 if form.errors else 200
+    return render(
+        request, "accounts/mfa_verify.html", {"form": form, "email": user.email}, status=status
+    )
