@@ -41,9 +41,11 @@ test-system: $(STAMP)
 	SECRET_KEY=$${SECRET_KEY:-test-only-not-a-secret} DJANGO_ALLOW_ASYNC_UNSAFE=true REQUIRE_POSTGRES=1 \
 		$(BIN)/python -m pytest -m system tests/system $(PYTEST_ARGS)
 
+# ruff, and the import layers of pyproject.toml's [tool.importlinter] (the graph is small: no cache).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 bench-login: $(STAMP)
 	SECRET_KEY=bench-only $(BIN)/python bench/login_overhead.py
