@@ -197,7 +197,7 @@ elif _default_db["ENGINE"].endswith("sqlite3"):
     _default_db.setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
-DATABASES = {
+DATABASES: dict[str, dj_database_url.DBConfig] = {
     "default": _default_db,
     "audit": {**_default_db, "ATOMIC_REQUESTS": False, "TEST": {"MIRROR": "default"}},
 }

@@ -155,20 +155,23 @@ def url_problem(
 def _pool(
     destination: Destination, address: str, *, timeout: float, ca_certs: str | None
 ) -> urllib3.HTTPConnectionPool:
-    common = {
-        "port": destination.port,
-        "timeout": urllib3.Timeout(connect=timeout, read=timeout),
-        "maxsize": 1,
-        "retries": False,
-    }
+    timeouts = urllib3.Timeout(connect=timeout, read=timeout)
     if destination.scheme == "http":
-        return urllib3.HTTPConnectionPool(address, **common)
+        return urllib3.HTTPConnectionPool(
+            address, destination.port, timeout=timeouts, maxsize=1, retries=False
+        )
     context = ssl.create_default_context(cafile=ca_certs)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     # check_hostname stays on: the certificate is checked against server_hostname, the URL's
     # host, while the socket goes to the vetted address.
     return urllib3.HTTPSConnectionPool(
-        address, ssl_context=context, server_hostname=destination.host, **common
+        address,
+        destination.port,
+        timeout=timeouts,
+        maxsize=1,
+        retries=False,
+        ssl_context=context,
+        server_hostname=destination.host,
     )
 
 
