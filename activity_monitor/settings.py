@@ -10,10 +10,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+
+# Django's generic classes (ModelAdmin[Organization], admin inlines) can then be subscripted at
+# run time, as make lint's type check (mypy with django-stubs) wants them written.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
