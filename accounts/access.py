@@ -112,7 +112,7 @@ class Access:
 
 def access_for(user: User | AnonymousUser) -> Access:
     """The user's organization and capabilities; nothing for anonymous and platform users."""
-    membership = membership_of(user)
+    membership = membership_of(user) if user.is_authenticated else None
     if membership is None:
         return Access(membership=None, capabilities=frozenset())
     return Access(membership=membership, capabilities=CAPABILITIES[Role(membership.role)])

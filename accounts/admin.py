@@ -7,18 +7,19 @@ from django.http import HttpRequest
 
 from audit.models import Reason
 
+from .http import AuthenticatedHttpRequest
 from .models import LockoutState, Membership, Organization, User, UserSession
 from .services import lockout_release
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(admin.TabularInline[Membership, Organization]):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(admin.ModelAdmin[Organization]):
     list_display = ["name", "slug", "tier", "lockout_threshold", "created_at"]
     list_filter = ["tier"]
     search_fields = ["name", "slug"]
@@ -26,14 +27,16 @@ class OrganizationAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
 
-class UserMembershipInline(admin.StackedInline):
+class UserMembershipInline(admin.StackedInline[Membership, User]):
     model = Membership
     extra = 0
     max_num = 1
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+# django-stubs binds UserAdmin to AbstractUser; Django documents subclassing it for a user model
+# built on AbstractBaseUser, as ours is, with the fields overridden (below).
+class UserAdmin(DjangoUserAdmin[User]):  # type: ignore[type-var]
     ordering = ["email"]
     list_display = ["email", "full_name", "is_active", "is_staff", "last_login"]
     search_fields = ["email", "full_name"]
@@ -50,7 +53,7 @@ class UserAdmin(DjangoUserAdmin):
 
 
 @admin.register(LockoutState)
-class LockoutStateAdmin(admin.ModelAdmin):
+class LockoutStateAdmin(admin.ModelAdmin[LockoutState]):
     list_display = ["user", "locked_at", "locked_until"]
     search_fields = ["user__email"]
     readonly_fields = ["user", "counter_reset_at", "locked_at", "locked_until"]
@@ -60,7 +63,7 @@ class LockoutStateAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Unlock the selected accounts")
-    def unlock(self, request: HttpRequest, queryset: QuerySet[LockoutState]) -> None:
+    def unlock(self, request: AuthenticatedHttpRequest, queryset: QuerySet[LockoutState]) -> None:
         released = sum(
             lockout_release(
                 user=state.user, reason=Reason.ADMIN_UNLOCK, actor=request.user, request=request
@@ -71,7 +74,7 @@ class LockoutStateAdmin(admin.ModelAdmin):
 
 
 @admin.register(UserSession)
-class UserSessionAdmin(admin.ModelAdmin):
+class UserSessionAdmin(admin.ModelAdmin[UserSession]):
     list_display = ["user", "session_hash", "ip_address", "browser", "started_at", "ended_at"]
     search_fields = ["user__email", "session_hash"]
     exclude = ["session_key"]

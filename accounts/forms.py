@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.auth import forms as auth_forms
@@ -14,6 +14,9 @@ from .backends import password_sign_in
 from .lockout import PURPOSE_PASSWORD_CHANGE, Verdict, password_attempt
 from .mfa import TOTP_CODE, code_kind, normalise_code
 from .models import MfaPolicy, Role, User
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 # One message for every refusal: it must not tell an unknown address from a wrong password, a
 # locked account or a disabled one.
@@ -61,7 +64,8 @@ class SignInForm(forms.Form):
             ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         email, password = cleaned.get("email"), cleaned.get("password")
         if email and password:
             attempt = password_sign_in(
@@ -144,7 +148,7 @@ def _require_password(
     password: str,
     request: HttpRequest | None,
     purpose: str,
-    wrong: str = "That is not your password.",
+    wrong: StrOrPromise = "That is not your password.",
 ) -> None:
     """Raise a form error unless `password` is the signed-in user's (checked, recorded and
     counted towards the lockout like a sign-in)."""
@@ -173,7 +177,7 @@ class PasswordConfirmForm(forms.Form):
         self.purpose = purpose
 
     def clean_password(self) -> str:
-        password = self.cleaned_data["password"]
+        password: str = self.cleaned_data["password"]
         _require_password(
             user=self.user, password=password, request=self.request, purpose=self.purpose
         )
@@ -188,7 +192,7 @@ class PasswordChangeForm(auth_forms.PasswordChangeForm):
         self.request = request
 
     def clean_old_password(self) -> str:
-        old_password = self.cleaned_data["old_password"]
+        old_password: str = self.cleaned_data["old_password"]
         _require_password(
             user=self.user,
             password=old_password,
@@ -215,7 +219,8 @@ class MfaPolicyForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("policy") == MfaPolicy.ROLES and not cleaned.get("roles"):
             self.add_error("roles", "Choose at least one role, or pick another option.")
         return cleaned

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core import signing
 from django.db import connection, transaction
+from django.utils.crypto import constant_time_compare
 from django_otp import verify_token
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -100,7 +101,7 @@ def backup_device_of(user: User) -> StaticDevice | None:
 
 def user_has_mfa(user: User) -> bool:
     """A user has MFA when an authenticator app is confirmed (backup codes alone do not count)."""
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return bool(TOTPDevice.objects.filter(user=user, confirmed=True).exists())
 
 
 def second_factor_sql(user_id: str) -> str:
@@ -284,7 +285,7 @@ def pending_load(request: HttpRequest) -> PendingSignIn | None:
     user = user_for_sign_in(user_id)
     if user is None or not user.is_active:
         return None
-    if not signing.constant_time_compare(auth_hash, user.get_session_auth_hash()):
+    if not constant_time_compare(auth_hash, user.get_session_auth_hash()):
         return None
     return PendingSignIn(user=user, next_url=next_url)
 

@@ -99,6 +99,8 @@ def _send(event_id: int) -> bool:
     if event is None or event.event_type not in NOTICES:
         return False
     recipient_id = event.target_user_id or event.actor_id
+    if recipient_id is None:
+        return False
     user = User.objects.filter(pk=recipient_id, is_active=True).first()
     if user is None or not user.email:
         return False
