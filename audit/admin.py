@@ -8,7 +8,7 @@ from .pagination import CappedCountPaginator
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     """Read-only: events are append-only, for operators as for everyone else."""
 
     list_display = [

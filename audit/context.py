@@ -84,6 +84,7 @@ def request_context(request: HttpRequest | None) -> RequestContext:
     cached = getattr(request, "_audit_context", None)
     if cached is None:
         cached = _build(request)
+        # HttpRequest declares no such attribute: the cache is ours.
         request._audit_context = cached  # type: ignore[attr-defined]
     return cached
 
@@ -91,4 +92,4 @@ def request_context(request: HttpRequest | None) -> RequestContext:
 def forget_request_context(request: HttpRequest) -> None:
     """Drop the cached context, e.g. after sign-in gave the request a new session."""
     if hasattr(request, "_audit_context"):
-        del request._audit_context  # type: ignore[attr-defined]
+        del request._audit_context

@@ -153,13 +153,13 @@ class EventFilterForm(forms.Form):
             raise ValidationError(message) from exc
 
     def clean_country(self) -> str:
-        value = self.cleaned_data["country"].strip()
+        value: str = self.cleaned_data["country"].strip()
         if value and not _COUNTRY.match(value):
             raise ValidationError("Enter a two-letter country code, e.g. DE.")
         return value.upper()
 
     def clean_user(self) -> str:
-        value = self.cleaned_data["user"].strip().lower()
+        value: str = self.cleaned_data["user"].strip().lower()
         user_id_of(value)  # refuses what looks like an id but is not one
         return value
 
@@ -223,5 +223,5 @@ class EventFilterForm(forms.Form):
         parts = []
         for name, errors in self.errors.items():
             label = "filters" if name == "__all__" else name
-            parts.append(f"{label}: {' '.join(errors)}")
+            parts.append(f"{label}: {' '.join(str(error) for error in errors)}")
         return "; ".join(parts)

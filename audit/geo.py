@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from geoip2.database import Reader
 
 logger = logging.getLogger(__name__)
 
@@ -20,25 +24,23 @@ class GeoLocation:
 
 
 EMPTY = GeoLocation()
-_readers: dict[str, object] = {}
+# Each database opened once per process; None for one that could not be opened (logged once).
+_readers: dict[str, Reader | None] = {}
 _lock = threading.Lock()
 
 
-def _reader(path: str):  # type: ignore[no-untyped-def]
-    reader = _readers.get(path)
-    if reader is None:
+def _reader(path: str) -> Reader | None:
+    if path not in _readers:
         with _lock:
-            reader = _readers.get(path)
-            if reader is None:
+            if path not in _readers:
                 import geoip2.database
 
                 try:
-                    reader = geoip2.database.Reader(path)
+                    _readers[path] = geoip2.database.Reader(path)
                 except (OSError, ValueError):
                     logger.exception("GeoIP database %s could not be opened; geo stays empty", path)
-                    reader = False
-                _readers[path] = reader
-    return reader or None
+                    _readers[path] = None
+    return _readers.get(path)
 
 
 def locate(ip: str | None) -> GeoLocation:
@@ -50,7 +52,7 @@ def locate(ip: str | None) -> GeoLocation:
     if reader is None:
         return EMPTY
     try:
-        found = reader.city(ip)  # type: ignore[attr-defined]
+        found = reader.city(ip)
     except Exception:  # AddressNotFoundError, private ranges, a damaged database
         return EMPTY
     return GeoLocation(

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from django.db.models import GenericIPAddressField, Lookup
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.sql.compiler import SQLCompiler
 
 SQLITE_FUNCTION = "audit_ip_in_network"
 
@@ -30,19 +35,25 @@ def _ip_in_network(address: str | None, cidr: str) -> bool:
 
 
 @GenericIPAddressField.register_lookup
-class InNetwork(Lookup):
+class InNetwork(Lookup[str]):
     lookup_name = "in_network"
 
-    def get_db_prep_lookup(self, value, connection):  # type: ignore[no-untyped-def]
+    def get_db_prep_lookup(
+        self, value: object, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[str | int]]:
         # A network, not an address: skip the field's address validation.
         return ("%s", [str(_network(str(value)))])
 
-    def as_postgresql(self, compiler, connection):  # type: ignore[no-untyped-def]
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[str | int]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
         return f"{lhs} <<= {rhs}::cidr", [*lhs_params, *rhs_params]
 
-    def as_sql(self, compiler, connection):  # type: ignore[no-untyped-def]
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[str, list[str | int]]:
         connection.ensure_connection()
         connection.connection.create_function(SQLITE_FUNCTION, 2, _ip_in_network)
         lhs, lhs_params = self.process_lhs(compiler, connection)

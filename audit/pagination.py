@@ -5,12 +5,17 @@ from __future__ import annotations
 from functools import cached_property
 
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
+
+from .models import AuditEvent
 
 COUNT_CAP = 10_000
 
 
-class CappedCountPaginator(Paginator):
+class CappedCountPaginator(Paginator[AuditEvent]):
     """Counts at most COUNT_CAP rows (a LIMITed subquery), so page counts stay cheap."""
+
+    object_list: QuerySet[AuditEvent]
 
     @cached_property
     def count(self) -> int:
