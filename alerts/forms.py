@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 
@@ -11,6 +11,9 @@ from accounts.models import User
 from .models import AlertRule, AlertStatus, RuleKind, Severity
 from .rules import RULES
 from .webhooks import url_problem
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
 
 
 class AlertFilterForm(forms.Form):
@@ -43,9 +46,11 @@ class AssignForm(forms.Form):
         },
     )
 
-    def __init__(self, *args: Any, assignable: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, assignable: QuerySet[User], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = assignable
+        assignee = self.fields["assignee"]
+        assert isinstance(assignee, forms.ModelChoiceField)
+        assignee.queryset = assignable
 
 
 class RuleForm(forms.Form):
@@ -91,7 +96,7 @@ class WebhookForm(forms.Form):
     description = forms.CharField(max_length=200, required=False)
 
     def clean_url(self) -> str:
-        url = self.cleaned_data["url"]
+        url: str = self.cleaned_data["url"]
         problem = url_problem(url)
         if problem:
             raise forms.ValidationError(problem)

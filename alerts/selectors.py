@@ -17,7 +17,8 @@ from .models import Alert, AlertRule, AlertStatus, WebhookDelivery, WebhookEndpo
 
 
 def _organization_events(organization_id: int | None) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(organization_id=organization_id)
+    # By organization= (an id, or None: IS NULL); django-stubs refuses None for organization_id=.
+    return AuditEvent.objects.filter(organization=organization_id)
 
 
 def failed_sign_ins_within(event: AuditEvent, window: timedelta) -> QuerySet[AuditEvent]:
@@ -46,7 +47,7 @@ def sessions_open_at(
 ) -> QuerySet[UserSession]:
     """The user's sessions that were open at that instant (and not older than max_age)."""
     return UserSession.objects.filter(
-        organization_id=organization_id,
+        organization=organization_id,
         user_id=user_id,
         started_at__lte=at,
         started_at__gt=at - max_age,
