@@ -49,7 +49,9 @@ def _spool_csv(rows: Iterable[tuple[Any, ...]], *, compress: bool) -> tuple[IO[b
     """Write the CSV (header and rows) to a temporary file; returns it and the row count."""
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
     # mtime=0: the same rows always give the same bytes, so the same checksum.
-    out: IO[bytes] = gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) if compress else spool
+    out: IO[bytes] | gzip.GzipFile = (
+        gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) if compress else spool
+    )
     lines = 0
     buffer: list[str] = []
     for line in csv_lines(rows):
@@ -75,7 +77,9 @@ def _digest(stream: IO[bytes]) -> tuple[str, int]:
 
 
 def _count_rows(stream: IO[bytes], *, compressed: bool) -> int:
-    raw: IO[bytes] = gzip.GzipFile(fileobj=stream, mode="rb") if compressed else stream
+    raw: IO[bytes] | gzip.GzipFile = (
+        gzip.GzipFile(fileobj=stream, mode="rb") if compressed else stream
+    )
     text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
     reader = csv.reader(text)
     header = next(reader, None)
@@ -174,9 +178,10 @@ def manifest_read(*, name: str, storage: Storage | None = None) -> dict[str, Any
         raise FileMissing(f"the manifest {name} is missing from the archive storage")
     try:
         with storage.open(name, "rb") as stream:
-            return json.loads(stream.read())
+            manifest: dict[str, Any] = json.loads(stream.read())
     except (OSError, ValueError) as exc:
         raise FileCheckFailed(f"the manifest {name} could not be read: {exc}") from exc
+    return manifest
 
 
 def _remove_quietly(storage: Storage, name: str) -> None:

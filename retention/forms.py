@@ -40,7 +40,7 @@ class RetentionSettingsForm(forms.Form):
             self.fields["retention_years"].widget = forms.HiddenInput()
 
     def clean_retention_years(self) -> int | None:
-        years = self.cleaned_data.get("retention_years")
+        years: int | None = self.cleaned_data.get("retention_years")
         if years is None:
             return None
         if self.organization.tier != Tier.ENTERPRISE:

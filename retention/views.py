@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.access import Capability, require
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Organization
 
 from .files import FileCheckFailed, archive_storage
@@ -42,7 +43,7 @@ FILES_SHOWN = 200
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def retention(request: HttpRequest) -> HttpResponse:
+def retention(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.VIEW_RETENTION)
     current = retention_settings_of(organization)
     status = 200
@@ -106,7 +107,7 @@ def _archives_context(
 @login_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def archives(request: HttpRequest) -> HttpResponse:
+def archives(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_ARCHIVES)
     status = 200
     if request.method == "POST":
@@ -146,7 +147,7 @@ def archives(request: HttpRequest) -> HttpResponse:
 @login_required
 @vary_on_headers("HX-Request")
 @require_POST
-def verify(request: HttpRequest) -> HttpResponse:
+def verify(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_ARCHIVES)
     checked = stored_files_verify(files=stored_files_for(organization))
     bad = [f for f in checked if f.verify_status != VerifyStatus.OK]
@@ -162,7 +163,7 @@ def verify(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def schedule_run(request: HttpRequest, pk: int) -> HttpResponse:
+def schedule_run(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     organization = require(request, Capability.MANAGE_ARCHIVES)
     schedule = schedule_get(organization=organization, pk=pk)
     try:
@@ -180,7 +181,7 @@ def schedule_run(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def schedule_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     organization = require(request, Capability.MANAGE_ARCHIVES)
     schedule = schedule_get(organization=organization, pk=pk)
     export_schedule_delete(schedule=schedule, actor=request.user, request=request)
@@ -190,7 +191,7 @@ def schedule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def download(request: HttpRequest, pk: int) -> HttpResponse:
+def download(request: AuthenticatedHttpRequest, pk: int) -> FileResponse:
     organization = require(request, Capability.MANAGE_ARCHIVES)
     stored = stored_file_get(organization=organization, pk=pk)
     storage = archive_storage()
