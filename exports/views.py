@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from django.contrib.auth.decorators import login_required
 from django.http import (
@@ -13,6 +14,7 @@ from django.http import (
     HttpResponseBadRequest,
     StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,15 +24,16 @@ from django_htmx.http import HttpResponseStopPolling
 
 from accounts.access import Capability, require
 from accounts.selectors import event_filters_with_members
+from accounts.http import AuthenticatedHttpRequest
 from audit.forms import EventFilterForm
 from audit.selectors import events_matching
 
 from . import services
-from .models import ExportStatus
+from .models import Export, ExportStatus
 from .selectors import export_for_organization, exports_for_organization
 
 
-def _csv_response(lines, filename: str) -> StreamingHttpResponse:  # type: ignore[no-untyped-def]
+def _csv_response(lines: Iterable[str], filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
@@ -47,7 +50,7 @@ def _stamp() -> str:
 
 @require_GET
 @login_required
-def audit_log_csv(request: HttpRequest) -> HttpResponse:
+def audit_log_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """The Audit Log's filtered rows as CSV: streamed, or as a job when there are many."""
     organization = require(request, Capability.EXPORT_AUDIT_LOG)
     form = EventFilterForm(request.GET, paged=False)
@@ -77,7 +80,7 @@ def audit_log_csv(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def activity_csv(request: HttpRequest) -> HttpResponse:
+def activity_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """The person's own filtered activity as CSV, always streamed (one person's rows)."""
     form = EventFilterForm(request.GET, organization_wide=False, paged=False)
     if not form.is_valid():
@@ -92,14 +95,14 @@ def activity_csv(request: HttpRequest) -> HttpResponse:
         scope="own_activity",
     )
     return _csv_response(
-        services.csv_stream_seen_by(queryset, viewer_id=request.user.pk),
+        services.csv_stream_seen_by(queryset, viewer_id=request.user.id),
         f"my-activity-{_stamp()}.csv",
     )
 
 
 @require_GET
 @login_required
-def export_list(request: HttpRequest) -> HttpResponse:
+def export_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Settings → Security → Exports: the organization's background exports."""
     organization = require(request, Capability.EXPORT_AUDIT_LOG)
     exports = exports_for_organization(organization=organization)[:100]
@@ -110,7 +113,7 @@ def export_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _export_or_404(request: HttpRequest, export_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def _export_or_404(request: HttpRequest, export_id: uuid.UUID) -> Export:
     organization = require(request, Capability.EXPORT_AUDIT_LOG)
     export = export_for_organization(organization=organization, export_id=str(export_id))
     if export is None:
@@ -120,7 +123,7 @@ def _export_or_404(request: HttpRequest, export_id: uuid.UUID):  # type: ignore[
 
 @require_GET
 @login_required
-def export_status(request: HttpRequest, export_id: uuid.UUID) -> HttpResponse:
+def export_status(request: AuthenticatedHttpRequest, export_id: uuid.UUID) -> HttpResponse:
     """The progress fragment; polls while the job runs and stops (HTTP 286) when it is done."""
     export = _export_or_404(request, export_id)
     response = render(request, "exports/_export_status.html", {"export": export})
@@ -134,7 +137,7 @@ def export_status(request: HttpRequest, export_id: uuid.UUID) -> HttpResponse:
 
 @require_GET
 @login_required
-def export_download(request: HttpRequest, export_id: uuid.UUID) -> HttpResponse:
+def export_download(request: AuthenticatedHttpRequest, export_id: uuid.UUID) -> HttpResponseBase:
     export = _export_or_404(request, export_id)
     expired = export.expires_at is not None and export.expires_at <= timezone.now()
     if export.status == ExportStatus.EXPIRED or expired:
