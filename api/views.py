@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import Capability, require
 from accounts.selectors import event_filters_with_members
+from accounts.http import AuthenticatedHttpRequest
 from audit.context import request_context
 from audit.models import AuditEvent
 from audit.selectors import events_matching
@@ -144,7 +145,7 @@ class TokenForm(forms.Form):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def tokens(request: HttpRequest) -> HttpResponse:
+def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_API_TOKENS)
     form = TokenForm(request.POST or None)
     created_secret = None
@@ -182,7 +183,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
     organization = require(request, Capability.MANAGE_API_TOKENS)
     token = ApiToken.objects.filter(organization=organization, pk=token_id).first()
     if token is None:
