@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.backends.console import EmailBackend as ConsoleEmailBackend
+from django.core.mail.message import EmailAlternative
 
 from audit.logging import redact
 
@@ -21,14 +22,10 @@ def _redacted(message: EmailMessage) -> EmailMessage:
     clean = copy.copy(message)
     clean.subject = redact(str(message.subject))
     clean.body = redact(str(message.body))
-    alternatives = getattr(message, "alternatives", None)
-    if alternatives:
-        clean.alternatives = [  # type: ignore[attr-defined]
-            type(alternative)(
-                redact(alternative[0]) if isinstance(alternative[0], str) else alternative[0],
-                alternative[1],
-            )
-            for alternative in alternatives
+    if isinstance(clean, EmailMultiAlternatives):
+        clean.alternatives = [
+            EmailAlternative(redact(content) if isinstance(content, str) else content, mimetype)
+            for content, mimetype in clean.alternatives
         ]
     return clean
 

@@ -5,16 +5,15 @@ from django.views.generic import RedirectView
 
 from .health import health
 
-# Platform operators sign in through the same page as everyone else, so every sign-in is
-# recorded and counted towards lockouts the same way.
-admin.site.login = login_required(admin.site.login)  # type: ignore[method-assign]
-
 # A database out of reach is a plain 503 page, every other server error Django's 500.
 handler500 = "activity_monitor.errors.server_error"
 
 urlpatterns = [
     path("health/", health, name="health"),
     path("", RedirectView.as_view(pattern_name="accounts:profile", permanent=False)),
+    # Ahead of the admin's own login/: platform operators sign in through the same page as
+    # everyone else, so every sign-in is recorded and counted towards lockouts the same way.
+    path("admin/login/", login_required(admin.site.login)),
     path("admin/", admin.site.urls),
     path("", include("exports.urls")),
     path("", include("api.urls")),
