@@ -13,8 +13,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import Capability, require
-from accounts.selectors import event_filters_with_members
 from accounts.http import AuthenticatedHttpRequest
+from accounts.selectors import event_filters_with_members
 from audit.context import request_context
 from audit.models import AuditEvent
 from audit.selectors import events_matching

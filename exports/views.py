@@ -23,8 +23,8 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
 from accounts.access import Capability, require
-from accounts.selectors import event_filters_with_members
 from accounts.http import AuthenticatedHttpRequest
+from accounts.selectors import event_filters_with_members
 from audit.forms import EventFilterForm
 from audit.selectors import events_matching
 
