@@ -19,8 +19,9 @@ from django.utils.text import slugify
 from accounts.models import ENTERPRISE_RETENTION_BOUNDS, TIER_RETENTION_DAYS, Organization, Tier
 from accounts.selectors import event_filters_with_members
 from audit.models import AuditEvent, EventType, Outcome
+from audit.purge import events_purge_batch, events_purge_id_range
 from audit.selectors import EventFilters, events_matching, events_retention_days_allowed
-from audit.services import event_record, events_purge_batch, events_purge_id_range
+from audit.services import event_record
 from exports.csv import EVENT_FIELDS
 
 from .files import (

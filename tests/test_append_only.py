@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from accounts.models import Tier
 from audit.models import AuditEvent, EventType
-from audit.services import event_record, events_purge_batch
+from audit.purge import events_purge_batch
+from audit.services import event_record
 
 from .factories import OrganizationFactory
 

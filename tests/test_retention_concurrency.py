@@ -10,7 +10,8 @@ from django.db import connection, connections
 
 from accounts.models import Tier
 from audit.models import AuditEvent, EventType
-from audit.services import event_record, events_purge_batch
+from audit.purge import events_purge_batch
+from audit.services import event_record
 from retention.models import PurgeRun, PurgeStatus
 from retention.services import events_purge_expired
 

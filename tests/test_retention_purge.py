@@ -260,7 +260,7 @@ def test_a_pause_between_batches_still_purges_everything(settings):
 def test_a_batch_and_what_the_purge_writes_with_it_commit_or_fail_together(path):
     """The runs' counters are written inside the batch's transaction: a failure there undoes
     the batch's deletes too, so the counters never disagree with what was deleted."""
-    from audit.services import events_purge_batch, events_purge_id_range
+    from audit.purge import events_purge_batch, events_purge_id_range
 
     organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
     expired = {event_at(NOW - timedelta(days=100 + n), organization).pk for n in range(3)}
@@ -294,7 +294,7 @@ def test_wal_compression_is_set_in_the_batch_only_where_allowed(settings, wanted
     SET ON PARAMETER), or a method the server lacks, still purges, uncompressed."""
     from django.db import connection
 
-    from audit.services import events_purge_batch
+    from audit.purge import events_purge_batch
 
     settings.RETENTION_PURGE_WAL_COMPRESSION = wanted
     organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)

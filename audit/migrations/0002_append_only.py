@@ -2,7 +2,7 @@
 
 UPDATE is always refused. DELETE (and TRUNCATE) is refused unless the deleting transaction opened the purge gate:
 on PostgreSQL by `SET LOCAL audit.retention_purge = 'on'`, on SQLite by a row in audit_purge_gate
-(SQLite has no session variables). Only audit.services.events_purge does either.
+(SQLite has no session variables). Only audit.purge does either.
 """
 
 from django.db import migrations

@@ -1,0 +1,199 @@
+"""The one way audit events are deleted: batches through the database's purge functions.
+
+The events table is append-only in the database itself (audit migrations 0002 and 0008). On
+PostgreSQL only the SECURITY DEFINER functions `audit_events_purge_batch` and
+`audit_events_purge_id_range` may delete from it, and each refuses a cutoff newer than the
+scope's retention; on SQLite a row in `audit_purge_gate` opens the guard for one transaction.
+Only the retention purge (retention.purge) calls this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from .models import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+
+def _purge_wal_compression(connection: Any, cursor: Any) -> str:
+    """RETENTION_PURGE_WAL_COMPRESSION if this server has it and our role may set it, else "".
+
+    Asked once per connection wrapper: without the privilege (a superuser's, or on PostgreSQL
+    15+ GRANT SET ON PARAMETER wal_compression) the purge runs as before, uncompressed.
+    """
+    wanted = settings.RETENTION_PURGE_WAL_COMPRESSION
+    known = getattr(connection, "_audit_purge_wal_compression", None)
+    if known is not None and known[0] == wanted:
+        return known[1]
+    usable = ""
+    if wanted and connection.pg_version >= 150000:
+        # Raw: a question to the server's catalog, which has no model.
+        cursor.execute(
+            "SELECT has_parameter_privilege('wal_compression', 'SET') AND %s = ANY(enumvals) "
+            "FROM pg_settings WHERE name = 'wal_compression'",
+            [wanted],
+        )
+        row = cursor.fetchone()
+        usable = wanted if row and row[0] else ""
+        if not usable:
+            logger.info("retention purge: cannot set wal_compression=%s, purging without", wanted)
+    connection._audit_purge_wal_compression = (wanted, usable)
+    return usable
+
+
+@contextmanager
+def _purge_transaction(using: str) -> Iterator[Any]:
+    """One transaction of its own for a purge batch; yields its cursor.
+
+    On PostgreSQL the batch calls a purge function (audit migration 0008), the only thing that
+    may delete events; the round trip before it turns off, for this transaction only, the
+    commit's wait for its WAL flush (after a crash a purge batch's rows can only come back, with
+    the bookkeeping the purge wrote in the same transaction, and the next purge deletes them
+    again) and JIT, which costs a batch's cheap plan more than it saves. Where allowed
+    (RETENTION_PURGE_WAL_COMPRESSION) it also compresses the full-page images the batch writes,
+    most of a purge's WAL. SQLite has no roles: there the batch opens the guard's gate table.
+    """
+    connection = connections[using]
+    # durable: a batch never joins (and never keeps open) a caller's longer transaction.
+    with transaction.atomic(using=using, durable=True), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            compression = _purge_wal_compression(connection, cursor)
+            # Raw: set_config(..., true) is SET LOCAL with parameters; the ORM sets no settings.
+            cursor.execute(
+                "SELECT set_config('synchronous_commit', 'off', true), "
+                "set_config('jit', 'off', true)"
+                + (", set_config('wal_compression', %s, true)" if compression else ""),
+                [compression] if compression else [],
+            )
+            yield cursor
+        else:
+            # Raw: the gate is a table of the append-only migration (0002), with no model.
+            cursor.execute("INSERT INTO audit_purge_gate (opened) VALUES (1)")
+            try:
+                yield cursor
+            finally:
+                # Closed explicitly too: inside a test's transaction this one is not the outermost.
+                cursor.execute("DELETE FROM audit_purge_gate")
+
+
+def events_purge_batch(
+    *,
+    organization_id: int | None,
+    before: datetime,
+    batch_size: int = 10_000,
+    using: str = DEFAULT_DB_ALIAS,
+    max_id: int | None = None,
+    then: Callable[[int], None] | None = None,
+) -> int:
+    """Delete up to batch_size of the organization's oldest events older than `before`.
+
+    The one code path allowed to delete audit events; only the retention purge calls it. With
+    `max_id`, rows with a larger id are left alone (they were not in the archive written first).
+    One statement per batch: the rows are picked and deleted without a round trip, and on
+    PostgreSQL by their physical address (ctid), which spares a primary-key lookup per row.
+    `then(count)` runs inside the batch's transaction, so what it writes commits with the batch.
+    """
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with _purge_transaction(using) as cursor:
+            # Raw: a call of a database function. It computes the organization's cutoff
+            # itself and refuses a later `before`.
+            cursor.execute(
+                "SELECT audit_events_purge_batch(%s::bigint, %s::timestamptz, %s::bigint, %s)",
+                [organization_id, before, max_id, batch_size],
+            )
+            (deleted,) = cursor.fetchone()
+            if then is not None:
+                then(deleted)
+        return deleted
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    conditions = ["organization_id IS NULL" if organization_id is None else "organization_id = %s"]
+    params: list[Any] = [] if organization_id is None else [organization_id]
+    conditions.append("occurred_at < %s")
+    params.append(connection.ops.adapt_datetimefield_value(before))
+    if max_id is not None:
+        conditions.append("id <= %s")
+        params.append(max_id)
+    params.append(batch_size)
+    where = " AND ".join(conditions)
+    # Only fixed column names go into the SQL text; every value is a parameter.
+    sql = (
+        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
+        f"WHERE {where} ORDER BY occurred_at, id LIMIT %s)"
+    )
+    with _purge_transaction(using) as cursor:
+        cursor.execute(sql, params)
+        deleted = cursor.rowcount
+        if then is not None:
+            then(deleted)
+    return deleted
+
+
+def events_purge_id_range(
+    *,
+    scopes: Iterable[tuple[int | None, datetime, int]],
+    id_from: int,
+    id_to: int,
+    using: str = DEFAULT_DB_ALIAS,
+    then: Callable[[dict[int | None, int]], None] | None = None,
+) -> dict[int | None, int]:
+    """Delete, for each (organization id, before, max id) scope, its events older than `before`
+    with ids in [id_from, id_to) and at most its max id; returns how many went per organization.
+
+    The retention purge's pass over many organizations at once. Tenants' events interleave on
+    the table's pages, so one statement over an id range reads each page once, where a purge
+    per organization would read it once per organization. None is the events without one.
+    `then(counts)` runs inside the batch's transaction, so what it writes commits with the batch.
+    """
+    scopes = list(scopes)
+    connection = connections[using]
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    counts: dict[int | None, int] = {}
+    if not scopes:
+        return counts
+    with _purge_transaction(using) as cursor:
+        if connection.vendor == "postgresql":
+            # Raw: a call of a set-returning database function, with arrays for parameters.
+            # It checks every scope's cutoff against its retention first.
+            cursor.execute(
+                "SELECT purged_organization_id, purged "
+                "FROM audit_events_purge_id_range("
+                "%s::bigint[], %s::timestamptz[], %s::bigint[], %s, %s)",
+                [
+                    [org for org, _, _ in scopes],
+                    [before for _, before, _ in scopes],
+                    [max_id for _, _, max_id in scopes],
+                    id_from,
+                    id_to,
+                ],
+            )
+            counts.update(dict(cursor.fetchall()))
+        else:
+            for organization_id, before, max_id in scopes:
+                org = (
+                    "organization_id IS NULL" if organization_id is None else "organization_id = %s"
+                )
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE {org} AND occurred_at < %s "  # noqa: S608
+                    "AND id <= %s AND id >= %s AND id < %s",
+                    [
+                        *([] if organization_id is None else [organization_id]),
+                        connection.ops.adapt_datetimefield_value(before),
+                        max_id,
+                        id_from,
+                        id_to,
+                    ],
+                )
+                if cursor.rowcount:
+                    counts[organization_id] = cursor.rowcount
+        if then is not None:
+            then(counts)
+    return counts
