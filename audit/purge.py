@@ -101,8 +101,7 @@ def events_purge_batch(
     PostgreSQL by their physical address (ctid), which spares a primary-key lookup per row.
     `then(count)` runs inside the batch's transaction, so what it writes commits with the batch.
     """
-    connection = connections[using]
-    if connection.vendor == "postgresql":
+    if connections[using].vendor == "postgresql":
         with _purge_transaction(using) as cursor:
             # Raw: a call of a database function. It computes the organization's cutoff
             # itself and refuses a later `before`.
@@ -114,24 +113,14 @@ def events_purge_batch(
             if then is not None:
                 then(deleted)
         return deleted
-    table = connection.ops.quote_name(AuditEvent._meta.db_table)
-    conditions = ["organization_id IS NULL" if organization_id is None else "organization_id = %s"]
-    params: list[Any] = [] if organization_id is None else [organization_id]
-    conditions.append("occurred_at < %s")
-    params.append(connection.ops.adapt_datetimefield_value(before))
-    if max_id is not None:
-        conditions.append("id <= %s")
-        params.append(max_id)
-    params.append(batch_size)
-    where = " AND ".join(conditions)
-    # Only fixed column names go into the SQL text; every value is a parameter.
-    sql = (
-        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
-        f"WHERE {where} ORDER BY occurred_at, id LIMIT %s)"
+    expired = AuditEvent.objects.using(using).filter(
+        organization_id=organization_id, occurred_at__lt=before
     )
-    with _purge_transaction(using) as cursor:
-        cursor.execute(sql, params)
-        deleted = cursor.rowcount
+    if max_id is not None:
+        expired = expired.filter(id__lte=max_id)
+    oldest = expired.order_by("occurred_at", "id").values("id")[:batch_size]
+    with _purge_transaction(using):
+        deleted, _ = AuditEvent.objects.using(using).filter(id__in=oldest).delete()
         if then is not None:
             then(deleted)
     return deleted
@@ -154,13 +143,11 @@ def events_purge_id_range(
     `then(counts)` runs inside the batch's transaction, so what it writes commits with the batch.
     """
     scopes = list(scopes)
-    connection = connections[using]
-    table = connection.ops.quote_name(AuditEvent._meta.db_table)
     counts: dict[int | None, int] = {}
     if not scopes:
         return counts
     with _purge_transaction(using) as cursor:
-        if connection.vendor == "postgresql":
+        if connections[using].vendor == "postgresql":
             # Raw: a call of a set-returning database function, with arrays for parameters.
             # It checks every scope's cutoff against its retention first.
             cursor.execute(
@@ -178,22 +165,19 @@ def events_purge_id_range(
             counts.update(dict(cursor.fetchall()))
         else:
             for organization_id, before, max_id in scopes:
-                org = (
-                    "organization_id IS NULL" if organization_id is None else "organization_id = %s"
+                deleted, _ = (
+                    AuditEvent.objects.using(using)
+                    .filter(
+                        organization_id=organization_id,
+                        occurred_at__lt=before,
+                        id__lte=max_id,
+                        id__gte=id_from,
+                        id__lt=id_to,
+                    )
+                    .delete()
                 )
-                cursor.execute(
-                    f"DELETE FROM {table} WHERE {org} AND occurred_at < %s "  # noqa: S608
-                    "AND id <= %s AND id >= %s AND id < %s",
-                    [
-                        *([] if organization_id is None else [organization_id]),
-                        connection.ops.adapt_datetimefield_value(before),
-                        max_id,
-                        id_from,
-                        id_to,
-                    ],
-                )
-                if cursor.rowcount:
-                    counts[organization_id] = cursor.rowcount
+                if deleted:
+                    counts[organization_id] = deleted
         if then is not None:
             then(counts)
     return counts
