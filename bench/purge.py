@@ -16,7 +16,7 @@ Then:
 
   1. sign-ins through the test client in a second process, without a purge: half of the
      baseline;
-  2. the daily purge (retention.services.events_purge_expired_all) while the same sign-ins run;
+  2. the daily purge (retention.purge.events_purge_expired_all) while the same sign-ins run;
   3. the other half of the baseline, so drift of a shared host weighs on both sides alike.
 
 Each sign-in process's first WARM_UP sign-ins (connecting, preparing statements) are not counted.
@@ -224,7 +224,7 @@ class BatchClock:
     so the report can tell the batches' own time from the work around them."""
 
     def __init__(self) -> None:
-        import retention.services as purge_service
+        import retention.purge as purge_service
 
         self.module = purge_service
         self.durations: list[float] = []
@@ -321,7 +321,7 @@ def main() -> None:
     from accounts.models import Organization
     from audit.models import AuditEvent
     from retention.models import RetentionSettings
-    from retention.services import events_purge_expired_all
+    from retention.purge import events_purge_expired_all
 
     load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     now = timezone.now()

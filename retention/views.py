@@ -14,9 +14,17 @@ from accounts.access import Capability, require
 from accounts.http import AuthenticatedHttpRequest
 from accounts.models import Organization
 
+from .archives import stored_file_download_record, stored_files_verify
 from .files import FileCheckFailed, archive_storage
 from .forms import ExportScheduleForm, RetentionSettingsForm, ScheduleFilterForm
 from .models import VerifyStatus
+from .policy import RetentionInputError, retention_settings_update
+from .schedules import (
+    ScheduleFiltersInvalid,
+    export_schedule_create,
+    export_schedule_delete,
+    export_schedule_run,
+)
 from .selectors import (
     framework_warnings,
     purge_runs_for,
@@ -26,16 +34,6 @@ from .selectors import (
     schedules_for,
     stored_file_get,
     stored_files_for,
-)
-from .services import (
-    RetentionInputError,
-    ScheduleFiltersInvalid,
-    export_schedule_create,
-    export_schedule_delete,
-    export_schedule_run,
-    retention_settings_update,
-    stored_file_download_record,
-    stored_files_verify,
 )
 
 FILES_SHOWN = 200

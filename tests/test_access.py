@@ -33,7 +33,7 @@ from api.services import api_token_create
 from audit.models import AuditEvent
 from exports.services import export_build, export_create
 from retention.models import ExportSchedule, Frequency
-from retention.services import export_schedule_create, export_schedule_run
+from retention.schedules import export_schedule_create, export_schedule_run
 
 from .alerts_support import sign_in_from
 from .factories import OrganizationFactory, member

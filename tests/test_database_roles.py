@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Tier
 from audit.models import AuditEvent, EventType
 from audit.services import event_record
-from retention.services import events_purge_expired
+from retention.purge import events_purge_expired
 
 from .factories import OrganizationFactory
 from .retention_support import archive_dir_fixture, event_at  # noqa: F401 (autouse fixture)

@@ -364,7 +364,7 @@ def test_hostile_schedule_filters_are_refused_or_their_runs_hold_exactly_the_row
     case, world, settings, tmp_path
 ):
     from retention.models import ExportSchedule, StoredFile
-    from retention.services import export_schedule_run
+    from retention.schedules import export_schedule_run
 
     from .retention_support import use_archive_storage
 

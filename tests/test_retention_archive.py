@@ -17,7 +17,7 @@ from accounts.models import Role, Tier
 from audit.models import EventType
 from exports.csv import HEADER
 from retention.models import FileKind, PurgeRun, PurgeStatus, RetentionSettings, StoredFile
-from retention.services import events_purge_expired
+from retention.purge import events_purge_expired
 
 from .factories import OrganizationFactory, member
 from .helpers import events

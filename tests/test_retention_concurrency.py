@@ -13,7 +13,7 @@ from audit.models import AuditEvent, EventType
 from audit.purge import events_purge_batch
 from audit.services import event_record
 from retention.models import PurgeRun, PurgeStatus
-from retention.services import events_purge_expired
+from retention.purge import events_purge_expired
 
 from .factories import OrganizationFactory
 from .helpers import events

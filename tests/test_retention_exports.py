@@ -14,8 +14,8 @@ from django.urls import reverse
 from accounts.models import Role
 from audit.models import EventType, Outcome
 from retention.models import ExportSchedule, FileKind, Frequency, StoredFile, VerifyStatus
-from retention.services import (
-    RetentionInputError,
+from retention.policy import RetentionInputError
+from retention.schedules import (
     export_schedule_create,
     export_schedule_run,
     export_schedules_run_due,

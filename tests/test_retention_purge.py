@@ -12,7 +12,7 @@ from django.db import DatabaseError, transaction
 from accounts.models import Tier
 from audit.models import AuditEvent, EventType
 from retention.models import PurgeRun, PurgeStatus
-from retention.services import events_purge_expired, events_purge_expired_all
+from retention.purge import events_purge_expired, events_purge_expired_all
 
 from .factories import OrganizationFactory
 from .helpers import events

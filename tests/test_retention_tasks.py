@@ -10,7 +10,7 @@ from django.conf import settings
 from accounts.models import Tier
 from activity_monitor.celery import app
 from retention.models import ExportSchedule, Frequency, StoredFile
-from retention.services import export_schedule_create
+from retention.schedules import export_schedule_create
 from retention.tasks import events_purge_expired_all, export_schedules_run_due
 
 from .factories import OrganizationFactory, member

@@ -109,7 +109,7 @@ SELECT id, audit_tier_retention_days(tier, retention_days_override), clock_times
 -- grace period (the one in force when the period began and every one recorded since), for
 -- events without one the platform's; never under the floor. NULL (an unknown organization or
 -- tier) means nothing is expired. SECURITY DEFINER, and granted to the app's role, so that the
--- retention purge asks the database what it will allow instead of guessing (retention.services);
+-- retention purge asks the database what it will allow instead of guessing (retention.policy);
 -- it reads the policy and history tables without letting the caller read them.
 CREATE FUNCTION audit_retention_days(p_organization_id bigint)
 RETURNS integer LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = {path} AS $$

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Organization
-from retention.services import PurgeOutcome, events_purge_expired, events_purge_expired_all
+from retention.purge import PurgeOutcome, events_purge_expired, events_purge_expired_all
 
 
 class Command(BaseCommand):

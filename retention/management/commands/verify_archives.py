@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Organization
+from retention.archives import stored_files_verify
 from retention.models import StoredFile, VerifyStatus
-from retention.services import stored_files_verify
 
 
 class Command(BaseCommand):
