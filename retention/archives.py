@@ -4,7 +4,7 @@ file's record, verification and downloads."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
@@ -16,14 +16,14 @@ from exports.csv import EVENT_FIELDS
 
 from .files import (
     FileCheckFailed,
-    FileFacts,
     FileMissing,
     file_measure,
     file_write_csv,
+    is_compressed,
     manifest_read,
     manifest_write,
 )
-from .models import ExportSchedule, FileKind, PurgeRun, StoredFile, VerifyStatus
+from .models import FileKind, PurgeRun, StoredFile, VerifyStatus
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -31,40 +31,32 @@ if TYPE_CHECKING:
     from accounts.models import Organization, User
 
 
-def stored_file_create(
-    facts: FileFacts,
-    *,
-    kind: str,
-    organization: Organization | None,
-    manifest_name: str,
-    period_start: datetime | None = None,
-    period_end: datetime | None = None,
-    schedule: ExportSchedule | None = None,
-    created_by: User | None = None,
+def stored_file_write(
+    *, record: StoredFile, rows: Iterable[tuple[Any, ...]], about: dict[str, Any]
 ) -> StoredFile:
-    """Record a file just written and read back (file_write_csv): verified as of now."""
-    now = timezone.now()
-    return StoredFile.objects.create(
-        organization=organization,
-        kind=kind,
-        name=facts.name,
-        manifest_name=manifest_name,
-        sha256=facts.sha256,
-        row_count=facts.row_count,
-        size=facts.size,
-        period_start=period_start,
-        period_end=period_end,
-        schedule=schedule,
-        created_by=created_by,
-        created_at=now,
-        verified_at=now,  # it was just read back and checked
-        verify_status=VerifyStatus.OK,
+    """Write `rows` to the file `record` names (gzip when it ends in .gz) and its manifest,
+    read both back, and fill in what the record must hold; raise if anything fails.
+
+    The record is not saved: the caller saves it with the change it belongs to.
+    """
+    facts = file_write_csv(name=record.name, rows=rows, compress=is_compressed(record.name))
+    about = {"kind": FileKind(record.kind).value, **about, "created_at": timezone.now().isoformat()}
+    record.manifest_name = manifest_write(
+        name=f"{facts.name}.manifest.json", facts=facts, about=about
     )
+    record.name = facts.name  # the storage may have chosen another name
+    record.sha256, record.row_count, record.size = facts.sha256, facts.row_count, facts.size
+    record.created_at = record.verified_at = timezone.now()  # it was just read back and checked
+    record.verify_status = VerifyStatus.OK
+    return record
 
 
-def _beating(rows: Iterable[Any], beat: Callable[[], None] | None) -> Iterator[Any]:
-    for number, row in enumerate(rows):
-        if beat is not None and number % 10_000 == 0:
+def _calling_every(
+    rows: QuerySet[Any], beat: Callable[[], None] | None, every: int = 10_000
+) -> Iterator[Any]:
+    """The rows, calling `beat` before the first and then before every `every`-th."""
+    for number, row in enumerate(rows.iterator(chunk_size=5000)):
+        if beat is not None and number % every == 0:
             beat()
         yield row
 
@@ -76,32 +68,27 @@ def archive_expired(
     events: QuerySet[AuditEvent],
     beat: Callable[[], None] | None = None,
 ) -> StoredFile:
-    """Write a purge run's `events` to a verified gzip CSV with a manifest; raise if anything
-    fails. `beat` is called as the rows are read, so a long archive keeps its run alive."""
-    rows = _beating(
-        events.order_by("occurred_at", "id").values_list(*EVENT_FIELDS).iterator(chunk_size=5000),
-        beat,
-    )
+    """Write a purge run's `events` to a verified gzip CSV with a manifest and record it; raise
+    if anything fails. `beat` is called as the rows are read, so a long archive keeps its run
+    alive."""
     scope = organization.slug if organization is not None else "_platform"
     stamp = f"{run.cutoff.astimezone(UTC):%Y%m%dT%H%M%SZ}"
-    name = f"{scope}/archives/events-before-{stamp}-run{run.pk}.csv.gz"
-    facts = file_write_csv(name=name, rows=rows, compress=True)
+    record = StoredFile(
+        kind=FileKind.ARCHIVE,
+        organization=organization,
+        name=f"{scope}/archives/events-before-{stamp}-run{run.pk}.csv.gz",
+        period_end=run.cutoff,
+    )
     about = {
-        "kind": FileKind.ARCHIVE.value,
         "organization": organization.slug if organization else None,
         "cutoff": run.cutoff.isoformat(),
         "max_event_id": run.max_id,
         "retention_days": run.retention_days,
-        "created_at": timezone.now().isoformat(),
     }
-    manifest = manifest_write(name=f"{facts.name}.manifest.json", facts=facts, about=about)
-    return stored_file_create(
-        facts,
-        kind=FileKind.ARCHIVE,
-        organization=organization,
-        manifest_name=manifest,
-        period_end=run.cutoff,
-    )
+    rows = events.order_by("occurred_at", "id").values_list(*EVENT_FIELDS)
+    stored_file_write(record=record, rows=_calling_every(rows, beat), about=about)
+    record.save()
+    return record
 
 
 def stored_file_verify(*, stored_file: StoredFile) -> StoredFile:
@@ -147,11 +134,6 @@ def stored_file_download_record(
         event_type=EventType.EXPORT_DOWNLOADED,
         actor=actor,
         organization=stored_file.organization,
-        details={
-            "file": stored_file.name,
-            "kind": stored_file.kind,
-            "sha256": stored_file.sha256,
-            "rows": stored_file.row_count,
-        },
+        details={**stored_file.describe(), "kind": stored_file.kind},
         request=request,
     )

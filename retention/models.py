@@ -114,6 +114,10 @@ class StoredFile(models.Model):
     def filename(self) -> str:
         return self.name.rsplit("/", 1)[-1]
 
+    def describe(self) -> dict[str, object]:
+        """The file as recorded in events: its name, SHA-256 and rows."""
+        return {"file": self.name, "sha256": self.sha256, "rows": self.row_count}
+
 
 class PurgeStatus(models.TextChoices):
     RUNNING = "running"

@@ -48,6 +48,23 @@ def retention_days_of(organization: Organization | None) -> int:
     return days if allowed is None else max(days, allowed)
 
 
+def _retention_days_override(organization: Organization, retention_days: int) -> int | None:
+    """The override to store for `retention_days`, or RetentionInputError if it is not allowed."""
+    if organization.tier != Tier.ENTERPRISE:
+        raise RetentionInputError(
+            f"The {organization.get_tier_display()} tier keeps events "
+            f"{organization.retention_days} days; only Enterprise organizations can configure "
+            "retention."
+        )
+    low, high = ENTERPRISE_RETENTION_BOUNDS
+    if not low <= retention_days <= high:
+        raise RetentionInputError(
+            f"Retention must be between {low} and {high} days (1 to 10 years)."
+        )
+    # The tier's default is stored as no override.
+    return None if retention_days == TIER_RETENTION_DAYS[Tier.ENTERPRISE] else retention_days
+
+
 def retention_settings_update(
     *,
     organization: Organization,
@@ -80,18 +97,7 @@ def retention_settings_update(
             "archive_before_purge": bool(archive_before_purge),
         }
         if retention_days is not None and retention_days != org.retention_days:
-            if org.tier != Tier.ENTERPRISE:
-                raise RetentionInputError(
-                    f"The {org.get_tier_display()} tier keeps events {org.retention_days} days; "
-                    "only Enterprise organizations can configure retention."
-                )
-            low, high = ENTERPRISE_RETENTION_BOUNDS
-            if not low <= retention_days <= high:
-                raise RetentionInputError(
-                    f"Retention must be between {low} and {high} days (1 to 10 years)."
-                )
-            default = TIER_RETENTION_DAYS[Tier.ENTERPRISE]
-            org.retention_days_override = None if retention_days == default else retention_days
+            org.retention_days_override = _retention_days_override(org, retention_days)
             org.save(update_fields=["retention_days_override"])
             new["retention_days"] = retention_days
         changes = {key: {"old": old[key], "new": new[key]} for key in old if old[key] != new[key]}

@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 PURGE_ACTOR = "retention purge"
 # A running purge whose heartbeat is older than this is taken to have died with its worker.
 PURGE_STALE_AFTER = timedelta(minutes=30)
+# A scope whose expired rows make up at least this share of the ids between its oldest and
+# newest expired row is purged in the shared pass over id ranges; a sparser one (a small
+# tenant among many) through its own organization index.
+DENSE_SCOPE_SHARE = 0.02
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ def _archives_first(organization: Organization | None) -> bool:
     ).exists()
 
 
+# --- Runs: claim, keep alive, close ------------------------------------------------------------
+
+
 def _record_purged(run: PurgeRun, *, interrupted: bool = False) -> None:
     details: dict[str, Any] = {
         "cutoff": run.cutoff.isoformat(),
@@ -89,24 +96,36 @@ def _record_purged(run: PurgeRun, *, interrupted: bool = False) -> None:
     )
 
 
+def _run_close(run: PurgeRun, *, error: str = "", only_if_beat_at: datetime | None = None) -> bool:
+    """Mark a running run finished (failed when there is an `error`) and record what it deleted.
+
+    With `only_if_beat_at`, only if its heartbeat is still that one (a stale run no one else
+    closed meanwhile); returns whether this call closed it.
+    """
+    runs = PurgeRun.objects.filter(pk=run.pk)
+    if only_if_beat_at is not None:
+        runs = runs.filter(status=PurgeStatus.RUNNING, heartbeat_at=only_if_beat_at)
+    fields: dict[str, Any] = {"status": PurgeStatus.SUCCEEDED, "finished_at": timezone.now()}
+    if error:
+        fields.update(status=PurgeStatus.FAILED, error=error[:2000])
+    with transaction.atomic():
+        closed = runs.update(**fields)
+        if closed:
+            run.refresh_from_db()
+            if run.deleted:
+                _record_purged(run, interrupted=bool(error))
+    return bool(closed)
+
+
 def _release_stale_runs(scope: str) -> None:
     """Close runs whose worker died, recording what they had deleted before dying."""
     limit = timezone.now() - PURGE_STALE_AFTER
     for run in PurgeRun.objects.filter(
         scope=scope, status=PurgeStatus.RUNNING, heartbeat_at__lt=limit
     ):
-        with transaction.atomic():
-            closed = PurgeRun.objects.filter(
-                pk=run.pk, status=PurgeStatus.RUNNING, heartbeat_at=run.heartbeat_at
-            ).update(
-                status=PurgeStatus.FAILED,
-                error="abandoned: no progress for 30 minutes",
-                finished_at=timezone.now(),
-            )
-            if closed:
-                run.refresh_from_db()
-                if run.deleted:
-                    _record_purged(run, interrupted=True)
+        _run_close(
+            run, error="abandoned: no progress for 30 minutes", only_if_beat_at=run.heartbeat_at
+        )
 
 
 def _claim_run(
@@ -125,29 +144,6 @@ def _claim_run(
             )
     except IntegrityError:
         return None
-
-
-# A scope whose expired rows make up at least this share of the ids between its oldest and
-# newest expired row is purged in the shared pass over id ranges; a sparser one (a small
-# tenant among many) through its own organization index.
-DENSE_SCOPE_SHARE = 0.02
-
-
-@dataclass
-class _Claimed:
-    run: PurgeRun
-    organization: Organization | None
-    min_id: int
-    max_id: int
-    expected: int
-
-    @property
-    def organization_id(self) -> int | None:
-        return self.organization.pk if self.organization is not None else None
-
-    @property
-    def dense(self) -> bool:
-        return self.expected >= DENSE_SCOPE_SHARE * (self.max_id - self.min_id + 1)
 
 
 class _Keepalive:
@@ -170,50 +166,60 @@ class _Keepalive:
         self.last = monotonic()
 
 
-def _heartbeat(run: PurgeRun, deleted: int) -> None:
-    PurgeRun.objects.filter(pk=run.pk).update(
-        deleted=F("deleted") + deleted, heartbeat_at=timezone.now()
-    )
+@dataclass
+class _Claimed:
+    run: PurgeRun
+    organization: Organization | None
+    min_id: int
+    max_id: int
+    expected: int
+
+    @property
+    def organization_id(self) -> int | None:
+        return self.organization.pk if self.organization is not None else None
+
+    @property
+    def dense(self) -> bool:
+        return self.expected >= DENSE_SCOPE_SHARE * (self.max_id - self.min_id + 1)
 
 
-def _purge_finish(claimed: _Claimed) -> PurgeOutcome:
-    run = claimed.run
-    with transaction.atomic():
-        PurgeRun.objects.filter(pk=run.pk).update(
-            status=PurgeStatus.SUCCEEDED, finished_at=timezone.now()
-        )
-        run.refresh_from_db()
-        if run.deleted:
-            _record_purged(run)
-    return _outcome(run, claimed.organization, "succeeded")
-
-
-def _purge_fail(run: PurgeRun, organization: Organization | None, exc: Exception) -> PurgeOutcome:
-    logger.error("retention purge of %s failed: %s", run.scope, exc, exc_info=exc)
-    error = str(exc) or exc.__class__.__name__
-    with transaction.atomic():
-        PurgeRun.objects.filter(pk=run.pk).update(
-            status=PurgeStatus.FAILED, error=error[:2000], finished_at=timezone.now()
-        )
-        run.refresh_from_db()
-        if run.deleted:
-            _record_purged(run, interrupted=True)
-    return _outcome(run, organization, "failed", error=error)
+def _outcome_fields(
+    organization: Organization | None, retention_days: int, cutoff: datetime
+) -> dict[str, Any]:
+    """What every PurgeOutcome of a scope says, however it ended."""
+    return {
+        "scope": _scope(organization),
+        "organization": organization,
+        "retention_days": retention_days,
+        "cutoff": cutoff,
+    }
 
 
 def _outcome(
     run: PurgeRun, organization: Organization | None, status: str, error: str = ""
 ) -> PurgeOutcome:
     return PurgeOutcome(
-        scope=run.scope,
-        organization=organization,
-        retention_days=run.retention_days,
-        cutoff=run.cutoff,
+        **_outcome_fields(organization, run.retention_days, run.cutoff),
         status=status,
         count=run.deleted,
         error=error,
         archive=run.archive,
     )
+
+
+def _purge_finish(claimed: _Claimed) -> PurgeOutcome:
+    _run_close(claimed.run)
+    return _outcome(claimed.run, claimed.organization, "succeeded")
+
+
+def _purge_fail(run: PurgeRun, organization: Organization | None, exc: Exception) -> PurgeOutcome:
+    logger.error("retention purge of %s failed: %s", run.scope, exc, exc_info=exc)
+    error = str(exc) or exc.__class__.__name__
+    _run_close(run, error=error)
+    return _outcome(run, organization, "failed", error=error)
+
+
+# --- The purge -------------------------------------------------------------------------------
 
 
 def _purge_prepare(
@@ -223,12 +229,7 @@ def _purge_prepare(
     retention_days = retention_days_of(organization)
     cutoff = now - timedelta(days=retention_days)
     expired = events_expired(organization=organization, cutoff=cutoff)
-    outcome = {
-        "scope": _scope(organization),
-        "organization": organization,
-        "retention_days": retention_days,
-        "cutoff": cutoff,
-    }
+    outcome = _outcome_fields(organization, retention_days, cutoff)
     if dry_run:
         return PurgeOutcome(**outcome, status="dry_run", count=expired.count())
     if not expired.exists():
@@ -244,7 +245,7 @@ def _purge_prepare(
         if bounds["high"] is None:
             return _purge_finish(_Claimed(run, organization, 0, 0, 0))
         run.max_id = bounds["high"]
-        PurgeRun.objects.filter(pk=run.pk).update(max_id=run.max_id)
+        run.save(update_fields=["max_id"])
         if _archives_first(organization):
             run.archive = archive_expired(
                 run=run,
@@ -252,7 +253,7 @@ def _purge_prepare(
                 events=expired.filter(id__lte=run.max_id),
                 beat=keepalive.beat,
             )
-            PurgeRun.objects.filter(pk=run.pk).update(archive=run.archive)
+            run.save(update_fields=["archive"])
     except Exception as exc:
         return _purge_fail(run, organization, exc)
     return _Claimed(run, organization, bounds["low"], bounds["high"], bounds["rows"])
@@ -269,6 +270,19 @@ def _yield_to_sign_ins(batch_started: float) -> None:
         sleep((monotonic() - batch_started) * ratio)
 
 
+def _count_in_runs(batch: list[_Claimed], counts: dict[int | None, int]) -> None:
+    """Add a batch's counts to its runs' counters and beat their hearts, in one statement."""
+    PurgeRun.objects.filter(pk__in=[c.run.pk for c in batch]).update(
+        deleted=F("deleted")
+        + Case(
+            *(When(pk=c.run.pk, then=counts.get(c.organization_id, 0)) for c in batch),
+            default=0,
+            output_field=PositiveBigIntegerField(),
+        ),
+        heartbeat_at=timezone.now(),
+    )
+
+
 def _purge_by_organization(claimed: _Claimed, *, batch_size: int, keepalive: _Keepalive) -> None:
     """Delete one scope's expired rows, oldest first, through its organization index."""
     while True:
@@ -279,24 +293,11 @@ def _purge_by_organization(claimed: _Claimed, *, batch_size: int, keepalive: _Ke
             before=claimed.run.cutoff,
             batch_size=batch_size,
             max_id=claimed.max_id,
-            then=lambda count: _heartbeat(claimed.run, count),
+            then=lambda count: _count_in_runs([claimed], {claimed.organization_id: count}),
         )
         if deleted < batch_size:
             return
         _yield_to_sign_ins(started)
-
-
-def _count_in_runs(batch: list[_Claimed], counts: dict[int | None, int]) -> None:
-    """Add a batch's counts to its runs' counters, in one statement."""
-    PurgeRun.objects.filter(pk__in=[c.run.pk for c in batch]).update(
-        deleted=F("deleted")
-        + Case(
-            *(When(pk=c.run.pk, then=counts.get(c.organization_id, 0)) for c in batch),
-            default=0,
-            output_field=PositiveBigIntegerField(),
-        ),
-        heartbeat_at=timezone.now(),
-    )
 
 
 def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int, keepalive: _Keepalive) -> None:
@@ -334,14 +335,23 @@ def _database_now() -> datetime:
     if connection.vendor != "postgresql":
         return timezone.now()
     with connection.cursor() as cursor:
-        # The transaction's start, as the functions use: never later than theirs.
+        # Raw: a FROM-less SELECT, which the ORM cannot say. The transaction's start, as the
+        # functions use: never later than theirs.
         cursor.execute("SELECT now()")
         return cursor.fetchone()[0]
 
 
 def _purge(
-    scopes: list[Organization | None], *, now: datetime, batch_size: int, dry_run: bool
+    scopes: list[Organization | None],
+    *,
+    now: datetime | None,
+    batch_size: int | None,
+    dry_run: bool,
 ) -> list[PurgeOutcome]:
+    """Purge the scopes: claim and archive each, then the dense ones in one shared pass over
+    the ids, then each sparse one through its organization index; one failure stops no other."""
+    now = now or _database_now()
+    batch_size = batch_size or settings.RETENTION_PURGE_BATCH_SIZE
     outcomes: dict[str, PurgeOutcome] = {}
     claimed: list[_Claimed] = []
     keepalive = _Keepalive()
@@ -386,12 +396,7 @@ def events_purge_expired(
     Each batch is its own short transaction, so sign-ins never wait behind the purge. When the
     archive cannot be written and read back intact, nothing is deleted.
     """
-    [outcome] = _purge(
-        [organization],
-        now=now or _database_now(),
-        batch_size=batch_size or settings.RETENTION_PURGE_BATCH_SIZE,
-        dry_run=dry_run,
-    )
+    [outcome] = _purge([organization], now=now, batch_size=batch_size, dry_run=dry_run)
     return outcome
 
 
@@ -404,9 +409,4 @@ def events_purge_expired_all(
     (see audit.purge.events_purge_id_range), which reads each table page once.
     """
     scopes: list[Organization | None] = list(Organization.objects.order_by("pk"))
-    return _purge(
-        [*scopes, None],
-        now=now or _database_now(),
-        batch_size=batch_size or settings.RETENTION_PURGE_BATCH_SIZE,
-        dry_run=dry_run,
-    )
+    return _purge([*scopes, None], now=now, batch_size=batch_size, dry_run=dry_run)

@@ -19,8 +19,7 @@ from audit.selectors import EventFilters, events_matching
 from audit.services import event_record
 from exports.csv import EVENT_FIELDS
 
-from .archives import stored_file_create
-from .files import file_write_csv, manifest_write
+from .archives import stored_file_write
 from .forms import ScheduleFilterForm
 from .models import (
     DEFAULT_WINDOW_DAYS,
@@ -166,30 +165,28 @@ def export_schedule_run(
     start = period_end - timedelta(days=schedule.window_days)
     organization = schedule.organization
     stamp = f"{period_end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
-    name = f"{organization.slug}/exports/{slugify(schedule.name) or 'export'}-{stamp}.csv"
-    rows = _schedule_rows(schedule, filters, start, period_end).iterator(chunk_size=5000)
-    facts = file_write_csv(name=name, rows=rows, compress=False)
-    about = {
-        "kind": FileKind.EXPORT.value,
-        "organization": organization.slug,
-        "schedule": schedule.name,
+    record = StoredFile(
+        kind=FileKind.EXPORT,
+        organization=organization,
+        name=f"{organization.slug}/exports/{slugify(schedule.name) or 'export'}-{stamp}.csv",
+        schedule=schedule,
+        created_by=actor,
+        period_start=start,
+        period_end=period_end,
+    )
+    # What the file holds, as its manifest and its export.created event say.
+    window = {
         **schedule.describe(),
         "period_start": start.isoformat(),
         "period_end": period_end.isoformat(),
-        "created_at": timezone.now().isoformat(),
     }
-    manifest = manifest_write(name=f"{facts.name}.manifest.json", facts=facts, about=about)
+    stored_file_write(
+        record=record,
+        rows=_schedule_rows(schedule, filters, start, period_end).iterator(chunk_size=5000),
+        about={"organization": organization.slug, "schedule": schedule.name, **window},
+    )
     with transaction.atomic():
-        stored = stored_file_create(
-            facts,
-            kind=FileKind.EXPORT,
-            organization=organization,
-            manifest_name=manifest,
-            period_start=start,
-            period_end=period_end,
-            schedule=schedule,
-            created_by=actor,
-        )
+        record.save()
         ExportSchedule.objects.filter(pk=schedule.pk).update(
             last_run_at=timezone.now(), last_error=""
         )
@@ -201,16 +198,12 @@ def export_schedule_run(
             details={
                 "schedule": schedule.pk,
                 "schedule_name": schedule.name,
-                "file": stored.name,
-                "sha256": stored.sha256,
-                "rows": stored.row_count,
-                **schedule.describe(),
-                "period_start": start.isoformat(),
-                "period_end": period_end.isoformat(),
+                **record.describe(),
+                **window,
             },
             request=request,
         )
-    return stored
+    return record
 
 
 def export_schedules_run_due(*, now: datetime | None = None) -> int:
