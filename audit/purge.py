@@ -30,7 +30,7 @@ def _purge_wal_compression(connection: Any, cursor: Any) -> str:
     15+ GRANT SET ON PARAMETER wal_compression) the purge runs as before, uncompressed.
     """
     wanted = settings.RETENTION_PURGE_WAL_COMPRESSION
-    known = getattr(connection, "_audit_purge_wal_compression", None)
+    known: tuple[str, str] | None = getattr(connection, "_audit_purge_wal_compression", None)
     if known is not None and known[0] == wanted:
         return known[1]
     usable = ""
@@ -109,12 +109,13 @@ def events_purge_batch(
                 "SELECT audit_events_purge_batch(%s::bigint, %s::timestamptz, %s::bigint, %s)",
                 [organization_id, before, max_id, batch_size],
             )
-            (deleted,) = cursor.fetchone()
+            deleted: int = cursor.fetchone()[0]
             if then is not None:
                 then(deleted)
         return deleted
+    # organization: the id, or None for the events without one (IS NULL).
     expired = AuditEvent.objects.using(using).filter(
-        organization_id=organization_id, occurred_at__lt=before
+        organization=organization_id, occurred_at__lt=before
     )
     if max_id is not None:
         expired = expired.filter(id__lte=max_id)
@@ -168,7 +169,7 @@ def events_purge_id_range(
                 deleted, _ = (
                     AuditEvent.objects.using(using)
                     .filter(
-                        organization_id=organization_id,
+                        organization=organization_id,
                         occurred_at__lt=before,
                         id__lte=max_id,
                         id__gte=id_from,

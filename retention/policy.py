@@ -86,12 +86,12 @@ def retention_settings_update(
         org = Organization.objects.select_for_update().get(pk=organization.pk)
         RetentionSettings.objects.get_or_create(organization=org)
         current = RetentionSettings.objects.select_for_update().get(organization=org)
-        old = {
+        old: dict[str, Any] = {
             "retention_days": org.retention_days,
             "frameworks": sorted(current.frameworks),
             "archive_before_purge": current.archive_before_purge,
         }
-        new = {
+        new: dict[str, Any] = {
             "retention_days": old["retention_days"],
             "frameworks": sorted(set(frameworks)),
             "archive_before_purge": bool(archive_before_purge),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from time import monotonic, sleep
 from typing import Any
 
@@ -60,9 +61,7 @@ def _scope(organization: Organization | None) -> str:
 
 def events_expired(*, organization: Organization | None, cutoff: datetime) -> QuerySet[AuditEvent]:
     """The scope's events older than the cutoff (events without organization for None)."""
-    return AuditEvent.objects.filter(
-        organization_id=organization.pk if organization else None, occurred_at__lt=cutoff
-    )
+    return AuditEvent.objects.filter(organization=organization, occurred_at__lt=cutoff)
 
 
 def _archives_first(organization: Organization | None) -> bool:
@@ -318,7 +317,7 @@ def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int, keepalive: _K
             scopes=[(c.organization_id, c.run.cutoff, c.max_id) for c in batch],
             id_from=low,
             id_to=high,
-            then=lambda counts, batch=batch: _count_in_runs(batch, counts),
+            then=partial(_count_in_runs, batch),
         )
         pending = [c for c in pending if c.max_id >= high]
         low = high
@@ -338,7 +337,8 @@ def _database_now() -> datetime:
         # Raw: a FROM-less SELECT, which the ORM cannot say. The transaction's start, as the
         # functions use: never later than theirs.
         cursor.execute("SELECT now()")
-        return cursor.fetchone()[0]
+        now: datetime = cursor.fetchone()[0]
+    return now
 
 
 def _purge(
