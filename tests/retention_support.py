@@ -73,9 +73,8 @@ def event_at(
 
 
 def remaining(organization: Organization | None) -> set[int]:
-    org_id = organization.pk if organization else None
     return set(
-        AuditEvent.objects.filter(organization_id=org_id)
+        AuditEvent.objects.filter(organization=organization)
         .exclude(event_type=EventType.RETENTION_PURGED)
         .values_list("pk", flat=True)
     )
