@@ -1,4 +1,8 @@
-"""The CSV format of the brief: one header, UTC ISO 8601 times, compact JSON, no formulas."""
+"""The CSV format of the brief: one header, UTC ISO 8601 times, compact JSON, no formulas.
+
+Every CSV of events is written here: the streamed downloads, the background export files,
+the scheduled exports and the archives.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC
+from itertools import islice
 from typing import Any
 
 HEADER = [
@@ -45,25 +50,24 @@ EVENT_FIELDS = [
     "details",
 ]
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Lines joined into one write of a file or one chunk of a response.
+LINES_PER_BATCH = 5_000
 
-
-def neutralise(value: str) -> str:
-    """Keep a spreadsheet from running a cell as a formula (OWASP CSV injection)."""
-    if value and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+# A cell starting with one of these is prefixed with an apostrophe, so that a spreadsheet shows
+# it as text instead of running it as a formula (OWASP CSV injection).
+_FORMULA_START = frozenset("=+-@\t\r")
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
 
 
 def row_from_values(values: tuple[Any, ...]) -> list[str]:
-    """Turn one tuple in EVENT_FIELDS order into the CSV row of HEADER."""
+    """Turn one tuple in EVENT_FIELDS order into the CSV row of HEADER, formulas neutralised."""
     occurred_at, *middle, details = values
-    cells = [occurred_at.astimezone(UTC).isoformat(timespec="microseconds")]
-    cells += ["" if v is None else str(v) for v in middle]
-    cells.append(
-        json.dumps(details or {}, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    )
-    return [neutralise(cell) for cell in cells]
+    cells = [
+        occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        *["" if v is None else str(v) for v in middle],
+        _compact_json(details or {}),
+    ]
+    return ["'" + cell if cell[:1] in _FORMULA_START else cell for cell in cells]
 
 
 class _Echo:
@@ -77,3 +81,10 @@ def csv_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
     yield writer.writerow(HEADER)
     for values in rows:
         yield writer.writerow(row_from_values(values))
+
+
+def csv_batches(rows: Iterable[tuple[Any, ...]]) -> Iterator[list[str]]:
+    """csv_lines in lists of up to LINES_PER_BATCH lines (the header first); constant memory."""
+    lines = csv_lines(rows)
+    while batch := list(islice(lines, LINES_PER_BATCH)):
+        yield batch

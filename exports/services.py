@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.exceptions import EmptyResultSet
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts.selectors import event_filters_with_members
@@ -36,10 +31,11 @@ if TYPE_CHECKING:
 
     from accounts.models import Organization, User
 
-# Rows fetched from the server-side cursor per round trip; memory stays flat in the row count.
+# Rows fetched per round trip (a server-side cursor on PostgreSQL); memory stays flat in the
+# row count.
 FETCH_ROWS = 5_000
 PROGRESS_EVERY = 10_000
-# A running build says it is alive (and how far it got) at least this often, between chunks.
+# A running build says it is alive (and how far it got) at least this often, between batches.
 HEARTBEAT_SECONDS = 5.0
 
 
@@ -61,155 +57,21 @@ def rows_at_most(queryset: QuerySet[AuditEvent], limit: int) -> int:
     return queryset.order_by()[: limit + 1].count()
 
 
-def _csv_cell(value: str) -> str:
-    """One cell as Python's csv module (QUOTE_MINIMAL, excel dialect) writes it."""
-    if any(ch in value for ch in ',"\r\n'):
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-# --- PostgreSQL: COPY (SELECT ...) TO STDOUT, finished into CSV a chunk at a time ---------------
-# PostgreSQL formats every cell as text (the time as ISO 8601 UTC, the address without mask) and
-# sends each row as one tab-separated line of COPY's text format. Python then does per row only
-# what SQL cannot do cheaply and exactly: split off the details and swap in their finished cell
-# (compact, sorted keys as Python sorts them, neutralised, quoted), cached per distinct value.
-# Everything else is checked a whole chunk at a time with C-speed scans of one bytes string.
-
-_OCCURRED_AT_SQL = (
-    'to_char("audit_auditevent"."occurred_at" AT TIME ZONE \'UTC\', '
-    '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\')'
-)
-_IP_SQL = 'COALESCE(host("audit_auditevent"."ip_address"), \'\')'
-# Lines per chunk: one yield, one decode and one set of checks per chunk.
-LINES_PER_CHUNK = 5_000
-# In COPY text format a raw tab only ever separates cells (a tab inside a value is written \t),
-# and any value with a backslash, newline, CR, tab or NULL shows a backslash. So a chunk of cells
-# (the details split off) whose bytes hold none of these marks is CSV already once its tabs become
-# commas: no cell needs quoting, none starts with a formula character (the first cell is the time).
-_CARE_MARKS = (b"\\", b'"', b",", b"\r", b"\t=", b"\t+", b"\t-", b"\t@")
-_COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
-_COPY_ESCAPE = re.compile(r"\\(.)")
-_DETAILS_CACHE_MAX = 20_000
-
-
-def _copy_text(cell: bytes) -> str:
-    """A value as COPY's text format wrote it, back to the string (NULL, \\N, as empty)."""
-    text = cell.decode()
-    if "\\" not in text:
-        return text
-    if text == "\\N":
-        return ""
-    return _COPY_ESCAPE.sub(lambda m: _COPY_ESCAPES.get(m.group(1), m.group(1)), text)
-
-
-def _needs_care(cells: bytes) -> bool:
-    return any(mark in cells for mark in _CARE_MARKS)
-
-
-def _careful_cells(cells: bytes) -> bytes:
-    """The CSV cells of one row's tab-separated COPY cells, neutralised and quoted one by one."""
-    return ",".join(
-        _csv_cell(csv_format.neutralise(_copy_text(cell))) for cell in cells.split(b"\t")
-    ).encode()
-
-
-def _details_tail(copied: bytes) -> bytes:
-    """The line's end for a details value as COPY wrote it (jsonb text and newline): a comma,
-    the finished details cell and CRLF."""
-    text = _copy_text(copied[:-1])
-    value = json.loads(text) if text else {}
-    compact = json.dumps(value or {}, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    return b"," + _csv_cell(csv_format.neutralise(compact)).encode() + b"\r\n"
-
-
-def _chunk(rows: list[bytes], details: dict[bytes, bytes]) -> str:
-    """CSV text of COPY rows (one tab-separated line each, the details last)."""
-    cells, tails = [], []
-    for row in rows:
-        head, _, tail = row.rpartition(b"\t")
-        cells.append(head)
-        found = details.get(tail)
-        if found is None:
-            if len(details) >= _DETAILS_CACHE_MAX:
-                details.clear()
-            found = details[tail] = _details_tail(tail)
-        tails.append(found)
-    if _needs_care(b"\n".join(cells)):
-        cells = [_careful_cells(c) if _needs_care(c) else c.replace(b"\t", b",") for c in cells]
-        return b"".join([x for pair in zip(cells, tails, strict=True) for x in pair]).decode()
-    # No cell holds a tab, the details cells hold none either (JSON escapes it): every tab left
-    # separates two cells.
-    joined = b"".join([x for pair in zip(cells, tails, strict=True) for x in pair])
-    return joined.replace(b"\t", b",").decode()
-
-
-def _copy_statement(queryset: QuerySet[AuditEvent]) -> str | None:
-    """The queryset's SELECT with its parameters bound, for COPY; None when it can match no row.
-
-    Django says "no row" by raising EmptyResultSet while it writes the SQL (a filter such as
-    `actor_id IN ()` or .none()): a list page reads that as an empty page, so the export must
-    too, and must find out before the response starts.
-    """
-    from psycopg import ClientCursor
-
-    fields = ["csv_occurred_at", *csv_format.EVENT_FIELDS[1:]]
-    fields[fields.index("ip_address")] = "csv_ip"
-    try:
-        sql, params = (
-            # Constant SQL of our own; no input reaches it.
-            queryset.annotate(
-                csv_occurred_at=RawSQL(_OCCURRED_AT_SQL, []),  # noqa: S611
-                csv_ip=RawSQL(_IP_SQL, []),  # noqa: S611
-            )
-            .values_list(*fields)
-            .query.sql_with_params()
-        )
-    except EmptyResultSet:
-        return None
-    connection.ensure_connection()
-    # COPY takes no bind parameters: the filters are bound client-side, by psycopg's own quoting.
-    with ClientCursor(connection.connection) as quoting:
-        return quoting.mogrify(sql, params)
-
-
-def _postgres_lines(statement: str | None) -> Iterator[str]:
-    """CSV text from COPY (the statement) TO STDOUT; constant memory. Only the header for
-    a statement that can match nothing."""
-    yield ",".join(csv_format.HEADER) + "\r\n"
-    if statement is None:
-        return
-    connection.ensure_connection()
-    raw = connection.connection
-    details: dict[bytes, bytes] = {}
-    with raw.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT") as copy:
-        rows: list[bytes] = []
-        for row in copy:
-            rows.append(bytes(row))
-            if len(rows) == LINES_PER_CHUNK:
-                yield _chunk(rows, details)
-                rows = []
-        if rows:
-            yield _chunk(rows, details)
+def _event_rows(queryset: QuerySet[AuditEvent]) -> Iterator[tuple[Any, ...]]:
+    return queryset.values_list(*csv_format.EVENT_FIELDS).iterator(chunk_size=FETCH_ROWS)
 
 
 def csv_stream(queryset: QuerySet[AuditEvent]) -> Iterator[str]:
     """The header and one line per event of the queryset, in its order; constant memory."""
-    if connection.vendor == "postgresql":
-        return _postgres_lines(_copy_statement(queryset))
-    rows = queryset.values_list(*csv_format.EVENT_FIELDS).iterator(chunk_size=FETCH_ROWS)
-    return csv_format.csv_lines(rows)
+    return map("".join, csv_format.csv_batches(_event_rows(queryset)))
 
 
 def csv_stream_seen_by(queryset: QuerySet[AuditEvent], *, viewer_id: int) -> Iterator[str]:
-    """The person's own rows as csv_stream writes them, each as they may see it.
-
-    Rows pass through Python (not COPY) to drop what someone else's action on the person
-    must not show them; one person's events are few enough for that.
-    """
+    """The person's own rows as csv_stream writes them, each as they may see it."""
     names = csv_format.EVENT_FIELDS
     rows = queryset.values(*names, "actor_id").iterator(chunk_size=FETCH_ROWS)
     seen = (fields_seen_by(row, viewer_id=viewer_id) for row in rows)
-    return csv_format.csv_lines(tuple(row[name] for name in names) for row in seen)
+    return map("".join, csv_format.csv_batches(tuple(row[name] for name in names) for row in seen))
 
 
 def export_streamed_record(
@@ -291,8 +153,8 @@ def export_build(*, export_id: str) -> Export | None:
     mine = Export.objects.filter(
         pk=export.pk, status=ExportStatus.RUNNING, attempts=export.attempts
     )
-    # While COPY streams, its connection can run nothing else (a query there would wait for the
-    # COPY for ever): progress goes through the second connection to the same database.
+    # The rows are read in one transaction (below), where an update would stay unseen by the
+    # sweep until the end: progress commits through the second connection to the database.
     progress = mine.using(DURABLE_ALIAS)
     root = export_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -307,16 +169,18 @@ def export_build(*, export_id: str) -> Export | None:
         if not mine.update(rows_expected=queryset.order_by().count(), heartbeat_at=timezone.now()):
             raise _ClaimLost
         beat = time.monotonic()
-        stream = csv_stream(queryset)
-        with part.open("wb") as handle, closing(stream):  # closing ends an unfinished COPY
-            lines = 0
-            for chunk in stream:
-                data = chunk.encode()
+        lines = 0
+        # Outside a transaction Django reads through a WITH HOLD cursor, for which PostgreSQL
+        # copies the whole result before the first row (seconds per million rows, with no
+        # heartbeat meanwhile); inside one, each fetch reads on from the running query.
+        with part.open("wb") as handle, transaction.atomic():
+            for batch in csv_format.csv_batches(_event_rows(queryset)):
+                data = "".join(batch).encode()
                 handle.write(data)
                 digest.update(data)
                 size += len(data)
-                lines += chunk.count("\n")
-                written = max(lines - 1, 0)  # less the header
+                lines += len(batch)
+                written = lines - 1  # less the header
                 if (
                     written - reported >= PROGRESS_EVERY
                     or time.monotonic() - beat >= HEARTBEAT_SECONDS
