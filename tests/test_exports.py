@@ -211,15 +211,15 @@ def test_a_running_build_shows_its_progress_to_a_sweep_while_it_reads(org, admin
     export = Export.objects.create(organization=org, requested_by=admin, filters={})
     monkeypatch.setattr(csv_format, "LINES_PER_BATCH", 2)
     monkeypatch.setattr(services, "PROGRESS_EVERY", 1)
-    seen: list[tuple[bool, str, int]] = []
+    seen = []
 
-    def look(reading: bool) -> None:  # a thread has its own connections, as a sweep has
+    def look(reading):  # a thread has its own connections, as a sweep has
         seen.append(
             (reading, *Export.objects.values_list("status", "rows_written").get(pk=export.pk))
         )
         connections.close_all()
 
-    def after_progress(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+    def after_progress(execute, sql, params, many, context):
         result = execute(sql, params, many, context)
         if sql.startswith('UPDATE "exports_export"'):
             thread = threading.Thread(target=look, args=(connection.in_atomic_block,))
