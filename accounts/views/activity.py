@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -29,6 +29,7 @@ from audit.selectors import (
 from audit.viewed import audit_log_viewed_record
 
 from ..access import Capability, require
+from ..http import AuthenticatedHttpRequest
 from ..models import Organization, User
 from ..selectors import event_filters_with_members
 
@@ -49,7 +50,7 @@ def _query_without_cursor(form: EventFilterForm) -> str:
 
 
 def _list_page(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     *,
     template: str,
     form: EventFilterForm,
@@ -96,7 +97,7 @@ def _list_page(
 
 @require_GET
 @login_required
-def activity(request: HttpRequest) -> HttpResponse:
+def activity(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Profile → Activity Log: the signed-in person's own events, newest first."""
     user = request.user
     form = EventFilterForm(request.GET, organization_wide=False)
@@ -117,7 +118,7 @@ def activity(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def audit_log(request: HttpRequest) -> HttpResponse:
+def audit_log(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Settings → Security → Audit Log: the organization's events, for the audit roles."""
     organization = require(request, Capability.VIEW_AUDIT_LOG)
     form = EventFilterForm(request.GET)
@@ -145,7 +146,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def audit_log_event(request: HttpRequest, event_id: int) -> HttpResponse:
+def audit_log_event(request: AuthenticatedHttpRequest, event_id: int) -> HttpResponse:
     """One event with all its fields and the investigation timeline around it."""
     organization = require(request, Capability.VIEW_AUDIT_LOG)
     event = event_for_organization(organization=organization, event_id=event_id)
@@ -168,7 +169,7 @@ def audit_log_event(request: HttpRequest, event_id: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def activity_event(request: HttpRequest, event_id: int) -> HttpResponse:
+def activity_event(request: AuthenticatedHttpRequest, event_id: int) -> HttpResponse:
     """One of the person's own events, with what they may see of it."""
     event = event_for_user(user=request.user, event_id=event_id)
     if event is None:

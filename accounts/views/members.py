@@ -3,9 +3,11 @@ signing out and resetting a member's two-step verification."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -15,6 +17,7 @@ from audit.models import Reason
 from .. import mfa
 from ..access import Capability, require
 from ..forms import MemberRoleForm, MfaPolicyForm
+from ..http import AuthenticatedHttpRequest
 from ..models import Membership, Role, SessionEndReason
 from ..selectors import member_of, members_of, membership_of
 from ..services import (
@@ -28,27 +31,28 @@ from ..services import (
 
 @login_required
 @require_GET
-def security_settings(request: HttpRequest) -> HttpResponse:
+def security_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     require(request, Capability.VIEW_SECURITY_SETTINGS)
     return render(
         request, "accounts/security_settings.html", {"membership": membership_of(request.user)}
     )
 
 
-def _member_or_404(request: HttpRequest, membership_id: int) -> Membership:
+def _member_or_404(request: AuthenticatedHttpRequest, membership_id: int) -> Membership:
     target = member_of(require(request, Capability.MANAGE_MEMBERS), membership_id)
     if target is None:
         raise Http404("No such member in your organization.")
     return target
 
 
-def _members_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+def _members_page(request: AuthenticatedHttpRequest, *, status: int = 200) -> HttpResponse:
     organization = require(request, Capability.MANAGE_MEMBERS)
-    rows = list(members_of(organization))
     now = timezone.now()
-    for row in rows:
-        state = getattr(row.user, "lockout_state", None)
-        row.locked_until = state.locked_until if state and state.is_locked(now) else None
+    # Each member with the end of their lock, or None when they are not locked now.
+    rows: list[tuple[Membership, datetime | None]] = []
+    for member in members_of(organization):
+        state = getattr(member.user, "lockout_state", None)
+        rows.append((member, state.locked_until if state and state.is_locked(now) else None))
     policy_form = MfaPolicyForm(
         initial={"policy": organization.mfa_policy, "roles": organization.mfa_required_roles}
     )
@@ -63,13 +67,13 @@ def _members_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
 
 @login_required
 @require_GET
-def members(request: HttpRequest) -> HttpResponse:
+def members(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _members_page(request)
 
 
 @login_required
 @require_POST
-def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+def member_role(request: AuthenticatedHttpRequest, membership_id: int) -> HttpResponse:
     target = _member_or_404(request, membership_id)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
@@ -89,14 +93,14 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     return redirect("accounts:members")
 
 
-def _members_refusal(request: HttpRequest, message: str) -> HttpResponse:
+def _members_refusal(request: AuthenticatedHttpRequest, message: str) -> HttpResponse:
     messages.error(request, message)
     return _members_page(request, status=409)
 
 
 @login_required
 @require_POST
-def member_unlock(request: HttpRequest, membership_id: int) -> HttpResponse:
+def member_unlock(request: AuthenticatedHttpRequest, membership_id: int) -> HttpResponse:
     target = _member_or_404(request, membership_id)
     released = lockout_release(
         user=target.user, reason=Reason.ADMIN_UNLOCK, actor=request.user, request=request
@@ -110,7 +114,7 @@ def member_unlock(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_sign_out(request: HttpRequest, membership_id: int) -> HttpResponse:
+def member_sign_out(request: AuthenticatedHttpRequest, membership_id: int) -> HttpResponse:
     target = _member_or_404(request, membership_id)
     if target.user_id == request.user.pk:
         return _members_refusal(request, "To sign out your own sessions, use Profile → Security.")
@@ -126,7 +130,7 @@ def member_sign_out(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_mfa_reset(request: HttpRequest, membership_id: int) -> HttpResponse:
+def member_mfa_reset(request: AuthenticatedHttpRequest, membership_id: int) -> HttpResponse:
     target = _member_or_404(request, membership_id)
     if target.user_id == request.user.pk:
         return _members_refusal(
@@ -141,7 +145,7 @@ def member_mfa_reset(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def mfa_policy(request: HttpRequest) -> HttpResponse:
+def mfa_policy(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_MEMBERS)
     form = MfaPolicyForm(request.POST)
     if not form.is_valid():

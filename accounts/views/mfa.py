@@ -6,7 +6,7 @@ import segno
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -15,6 +15,7 @@ from django_otp import login as otp_login
 
 from .. import mfa
 from ..forms import PasswordConfirmForm, TotpEnrolForm
+from ..http import AuthenticatedHttpRequest
 from ..lockout import PURPOSE_MFA_DEVICE_REMOVE
 
 
@@ -23,7 +24,7 @@ from ..lockout import PURPOSE_MFA_DEVICE_REMOVE
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def mfa_enrol(request: HttpRequest) -> HttpResponse:
+def mfa_enrol(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     device = mfa.totp_setup_device(user=user)
     form = TotpEnrolForm(request.POST or None)
@@ -59,7 +60,9 @@ def mfa_enrol(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/mfa_enrol.html", context, status=400 if form.errors else 200)
 
 
-def _backup_codes_page(request: HttpRequest, codes: list[str], *, first: bool) -> HttpResponse:
+def _backup_codes_page(
+    request: AuthenticatedHttpRequest, codes: list[str], *, first: bool
+) -> HttpResponse:
     formatted = [mfa.format_backup_code(c) for c in codes]
     download = "Activity Monitor backup codes for " + request.user.email + "\n\n"
     download += "\n".join(formatted) + "\n\nEach code works once.\n"
@@ -73,7 +76,7 @@ def _backup_codes_page(request: HttpRequest, codes: list[str], *, first: bool) -
 @never_cache
 @login_required
 @require_POST
-def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
+def mfa_backup_codes(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not mfa.user_has_mfa(request.user):
         return HttpResponseBadRequest(
             "Set up an authenticator app first: backup codes stand in for it when it is lost."
@@ -88,7 +91,7 @@ def mfa_backup_codes(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("password")
 @login_required
 @require_http_methods(["GET", "POST"])
-def mfa_device_remove(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+def mfa_device_remove(request: AuthenticatedHttpRequest, kind: str, pk: int) -> HttpResponse:
     device = mfa.device_of_user(request.user, kind=kind, pk=pk)
     if device is None:
         raise Http404("No such device of yours.")

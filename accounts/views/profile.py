@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from audit.context import SESSION_HASH_KEY
 
 from .. import mfa
+from ..http import AuthenticatedHttpRequest
 from ..models import SessionEndReason
 from ..selectors import membership_of, session_open_of, sessions_open_of
 from ..services import sessions_end
@@ -24,11 +25,11 @@ from ..services import sessions_end
 
 @login_required
 @require_GET
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "accounts/profile.html", {"membership": membership_of(request.user)})
 
 
-def _security_context(request: HttpRequest) -> dict[str, Any]:
+def _security_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:
     user = request.user
     backup = mfa.backup_device_of(user)
     return {
@@ -44,7 +45,7 @@ def _security_context(request: HttpRequest) -> dict[str, Any]:
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
-def security(request: HttpRequest) -> HttpResponse:
+def security(request: AuthenticatedHttpRequest) -> HttpResponse:
     template = "accounts/security.html"
     if request.htmx:
         template += "#sessions"
@@ -54,7 +55,7 @@ def security(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
-def session_end(request: HttpRequest, session_hash: str) -> HttpResponse:
+def session_end(request: AuthenticatedHttpRequest, session_hash: str) -> HttpResponse:
     tracked = session_open_of(request.user, session_hash)
     if tracked is None:
         raise Http404("No such session of yours.")
@@ -82,7 +83,7 @@ def session_end(request: HttpRequest, session_hash: str) -> HttpResponse:
 @login_required
 @require_POST
 @vary_on_headers("HX-Request")
-def sessions_end_others(request: HttpRequest) -> HttpResponse:
+def sessions_end_others(request: AuthenticatedHttpRequest) -> HttpResponse:
     ended = sessions_end(
         user=request.user,
         reason=SessionEndReason.REVOKED_BY_USER,
@@ -92,7 +93,7 @@ def sessions_end_others(request: HttpRequest) -> HttpResponse:
     return _sessions_response(request, f"Signed out {ended} other session(s).")
 
 
-def _sessions_response(request: HttpRequest, message: str) -> HttpResponse:
+def _sessions_response(request: AuthenticatedHttpRequest, message: str) -> HttpResponse:
     if request.htmx:
         context = {**_security_context(request), "sessions_message": message}
         return render(request, "accounts/security.html#sessions", context)

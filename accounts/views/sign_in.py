@@ -72,7 +72,8 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             then=lambda user: _signed_in(request, user, next_url),
         )
         if form.is_valid() and form.outcome is not None:
-            return form.outcome
+            outcome: HttpResponse = form.outcome  # what _signed_in returned
+            return outcome
     else:
         form = SignInForm(request)
     return render(
@@ -137,7 +138,8 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
 
         result = mfa.second_factor_attempt(user=user, code=code, request=request, then=signed_in)
         if result.value is not None:
-            return result.value
+            signed_in_response: HttpResponse = result.value  # what signed_in returned
+            return signed_in_response
         if result.wrong or result.throttled:
             mfa.second_factor_failed_record(
                 user=user, code=code, throttled=result.throttled, request=request
