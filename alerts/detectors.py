@@ -230,7 +230,7 @@ def _impossible_travel(event: AuditEvent, params: dict[str, Any]) -> list[Findin
     previous = (
         selectors.sign_ins_before(event).exclude(latitude=None).exclude(longitude=None).first()
     )
-    if previous is None:
+    if previous is None or previous.latitude is None or previous.longitude is None:
         return []
     distance = great_circle_km(
         previous.latitude, previous.longitude, event.latitude, event.longitude

@@ -45,7 +45,8 @@ def _claim(event_id: int) -> bool:
             "ON CONFLICT (event_id) DO NOTHING",
             [event_id, connection.ops.adapt_datetimefield_value(timezone.now())],
         )
-        return cursor.rowcount == 1
+        inserted: int = cursor.rowcount
+        return inserted == 1
 
 
 def events_evaluate(*, event_ids: list[int]) -> int:

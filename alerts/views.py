@@ -7,13 +7,14 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import Capability, require
+from accounts.http import AuthenticatedHttpRequest
 
 from . import selectors, triage
 from .forms import AlertFilterForm, AssignForm, NoteForm, ResolveForm, RuleForm, WebhookForm
@@ -24,7 +25,7 @@ from .webhooks import webhook_endpoint_create, webhook_endpoint_delete
 PAGE_SIZE = 50
 
 
-def _alert_for_triage(request: HttpRequest, pk: int) -> Alert:
+def _alert_for_triage(request: AuthenticatedHttpRequest, pk: int) -> Alert:
     """The alert if the user may triage it; another organization's alert does not exist."""
     require(request, Capability.TRIAGE_ALERTS)
     alert = selectors.alerts_for_triage(user=request.user).filter(pk=pk).first()
@@ -47,7 +48,7 @@ def _vary(response: HttpResponse) -> HttpResponse:
 
 @login_required
 @require_GET
-def alert_list(request: HttpRequest) -> HttpResponse:
+def alert_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     require(request, Capability.TRIAGE_ALERTS)
     form = AlertFilterForm(request.GET or None)
     alerts = selectors.alerts_for_triage(user=request.user)
@@ -84,7 +85,9 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     return _vary(render(request, template, context))
 
 
-def _detail_context(request: HttpRequest, alert: Alert, **forms: object) -> dict[str, object]:
+def _detail_context(
+    request: AuthenticatedHttpRequest, alert: Alert, **forms: object
+) -> dict[str, object]:
     events = list(
         selectors.events_by_ids(organization_id=alert.organization_id, ids=alert.event_ids)
     )
@@ -109,13 +112,13 @@ def _detail_context(request: HttpRequest, alert: Alert, **forms: object) -> dict
 
 @login_required
 @require_GET
-def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def alert_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     alert = _alert_for_triage(request, pk)
     return render(request, "alerts/alert_detail.html", _detail_context(request, alert))
 
 
 def _triage_response(
-    request: HttpRequest, alert: Alert, *, status: int = 200, **forms: object
+    request: AuthenticatedHttpRequest, alert: Alert, *, status: int = 200, **forms: object
 ) -> HttpResponse:
     """The triage panel for HTMX, else back to the page (or the page with the error)."""
     if request.htmx:
@@ -140,7 +143,7 @@ def _triage_response(
 
 @login_required
 @require_POST
-def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+def alert_acknowledge(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     alert = _alert_for_triage(request, pk)
     form = NoteForm(request.POST)
     if not form.is_valid():
@@ -157,7 +160,7 @@ def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def alert_assign(request: HttpRequest, pk: int) -> HttpResponse:
+def alert_assign(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     alert = _alert_for_triage(request, pk)
     form = AssignForm(request.POST, assignable=selectors.assignable_users(user=request.user))
     if not form.is_valid():
@@ -174,7 +177,7 @@ def alert_assign(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
+def alert_resolve(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     alert = _alert_for_triage(request, pk)
     form = ResolveForm(request.POST)
     if not form.is_valid():
@@ -194,7 +197,7 @@ def alert_resolve(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def rule_list(request: HttpRequest) -> HttpResponse:
+def rule_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.TRIAGE_ALERTS)
     alert_rules_ensure(organization_id=organization.pk)
     rules = [
@@ -206,7 +209,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def rule_edit(request: HttpRequest, kind: str) -> HttpResponse:
+def rule_edit(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
     organization = require(request, Capability.MANAGE_ALERT_RULES)
     if kind not in RuleKind.values:
         raise Http404("No such rule.")
@@ -245,7 +248,7 @@ def rule_edit(request: HttpRequest, kind: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def webhook_list(request: HttpRequest) -> HttpResponse:
+def webhook_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_WEBHOOKS)
     form = WebhookForm(request.POST or None)
     if request.method == "POST":
@@ -274,7 +277,7 @@ def _secret_once_key(pk: int) -> str:
     return f"alerts.webhook_secret.{pk}"
 
 
-def _webhook_for_admin(request: HttpRequest, pk: int) -> WebhookEndpoint:
+def _webhook_for_admin(request: AuthenticatedHttpRequest, pk: int) -> WebhookEndpoint:
     require(request, Capability.MANAGE_WEBHOOKS)
     endpoint = selectors.webhooks_for(user=request.user).filter(pk=pk).first()
     if endpoint is None:
@@ -284,7 +287,7 @@ def _webhook_for_admin(request: HttpRequest, pk: int) -> WebhookEndpoint:
 
 @login_required
 @require_GET
-def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     endpoint = _webhook_for_admin(request, pk)
     return render(
         request,
@@ -299,7 +302,7 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def webhook_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     endpoint = _webhook_for_admin(request, pk)
     webhook_endpoint_delete(endpoint=endpoint, actor=request.user, request=request)
     messages.success(request, "Webhook removed.")
@@ -311,6 +314,6 @@ def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def my_alerts(request: HttpRequest) -> HttpResponse:
+def my_alerts(request: AuthenticatedHttpRequest) -> HttpResponse:
     alerts = selectors.alerts_about_user(user=request.user)[:PAGE_SIZE]
     return render(request, "alerts/my_alerts.html", {"alerts": alerts})
