@@ -330,5 +330,6 @@ def events_retention_days_allowed(*, organization_id: int | None) -> int | None:
     with connection.cursor() as cursor:
         # A database function: the history and policy it reads are not the app role's to read.
         cursor.execute("SELECT audit_retention_days(%s::bigint)", [organization_id])
+        days: int | None
         (days,) = cursor.fetchone()
     return days
