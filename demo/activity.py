@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from django.utils import timezone
 
@@ -35,6 +36,15 @@ PLACES = [
     ("BR", "São Paulo", -23.55, -46.63, "198.18.0."),
 ]
 ATTACKER = ("RU", "Moscow", 55.75, 37.62, "198.19.7.")
+
+
+class _Who(TypedDict):
+    """Who signs in, from where and with what: what one session's events share."""
+
+    organization: Organization | None
+    user: User | None
+    place: tuple[str, str, float, float, str]
+    agent: str
 
 
 def _event(
@@ -110,7 +120,7 @@ def generate_demo_activity(
                     )
                 )
             session = f"{rng.getrandbits(64):016x}"
-            common = {"organization": organization, "user": user, "place": place, "agent": agent}
+            common = _Who(organization=organization, user=user, place=place, agent=agent)
             events += [
                 _event(
                     rng,
