@@ -96,7 +96,7 @@ def _fast_password_hasher(settings: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(  # type: ignore[no-untyped-def]
+def django_db_setup(
     request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb
 ):
     """Create (and at the end destroy) the test database for every configured connection.
@@ -123,7 +123,7 @@ def django_db_setup(  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def analyze():  # type: ignore[no-untyped-def]
+def analyze():
     """ANALYZE a table as its owner (only an owner may; with two roles, committed rows only)."""
 
     def run(table: str) -> None:
@@ -139,14 +139,14 @@ def analyze():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def owner_connection():  # type: ignore[no-untyped-def]
+def owner_connection():
     """The test database as the tables' owner, in autocommit (tests marked db_roles)."""
     with owner_connect(autocommit=True) as owner:
         yield owner
 
 
 @pytest.fixture(autouse=True)
-def _empty_database_after_transactional_test(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def _empty_database_after_transactional_test(request: pytest.FixtureRequest):
     """Transactional tests end with a flush, which the append-only guard would refuse.
 
     With one role (SQLite, or PostgreSQL as the owner) the events are deleted through the
@@ -171,7 +171,7 @@ def _empty_database_after_transactional_test(request: pytest.FixtureRequest):  #
 
 
 @pytest.fixture(scope="session")
-def browser():  # type: ignore[no-untyped-def]
+def browser():
     """Headless Debian Chromium driven by Playwright (which cannot download its own here)."""
     if shutil.which(CHROMIUM) is None and not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
@@ -186,7 +186,7 @@ def browser():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def page(browser, live_server):  # type: ignore[no-untyped-def]
+def page(browser, live_server):
     """A fresh browser context on the live server; the page's default timeout is 10 s."""
     context = browser.new_context(base_url=live_server.url)
     context.set_default_timeout(10_000)
@@ -224,7 +224,7 @@ def build_geoip_city_db(path: str, places: dict[str, tuple[str, str, str, float,
 
 
 @pytest.fixture
-def geoip_db(tmp_path, settings):  # type: ignore[no-untyped-def]
+def geoip_db(tmp_path, settings):
     """Point GEOIP_CITY_DB at a freshly built test database (see GEO_PLACES)."""
     from audit.geo import reset_readers
 
@@ -235,7 +235,7 @@ def geoip_db(tmp_path, settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _celery_tasks_run_eagerly():  # type: ignore[no-untyped-def]
+def _celery_tasks_run_eagerly():
     """Queued tasks run in the test's own thread, also when REDIS_URL is set (CI).
 
     A test that starts a real worker switches this off for itself.

@@ -73,7 +73,7 @@ AGENTS = [
 ]
 
 
-def _event(rng, user, org, event_type, when, place, device, outcome="success", reason=""):  # type: ignore[no-untyped-def]
+def _event(rng, user, org, event_type, when, place, device, outcome="success", reason=""):
     from audit.models import AuditEvent
     from audit.useragent import parse_user_agent
 
@@ -102,7 +102,7 @@ def _event(rng, user, org, event_type, when, place, device, outcome="success", r
     )
 
 
-def seed(rng: random.Random):  # type: ignore[no-untyped-def]
+def seed(rng: random.Random):
     """Organizations, users and a month of sign-in history (bulk, marked as already evaluated)."""
     from accounts.models import Membership, Organization, User
     from alerts.evaluation import sweep_mark_to_latest
@@ -171,7 +171,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def throughput(rng: random.Random, users, total: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def throughput(rng: random.Random, users, total: int) -> tuple[float, float]:
     """Queue `total` events as sign-ins would, and time one worker evaluating them all."""
     from accounts.models import UserSession
     from alerts.dispatch import publisher
@@ -243,7 +243,7 @@ def throughput(rng: random.Random, users, total: int) -> tuple[float, float]:  #
     return len(flat) / elapsed, len(flat) / cpu
 
 
-def latency(users, rounds: int) -> list[float]:  # type: ignore[no-untyped-def]
+def latency(users, rounds: int) -> list[float]:
     """Seconds from each sign-in's commit to its new-device alert's insert."""
     from alerts.models import Alert, RuleKind
     from audit import services as audit_services
@@ -251,7 +251,7 @@ def latency(users, rounds: int) -> list[float]:  # type: ignore[no-untyped-def]
 
     committed: dict[int, float] = {}
 
-    def note_commit(events) -> None:  # type: ignore[no-untyped-def]
+    def note_commit(events) -> None:
         for event in events:
             if event.event_type == EventType.LOGIN_SUCCEEDED:
                 committed[event.pk] = time.time()

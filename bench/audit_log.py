@@ -164,7 +164,7 @@ def main() -> None:
     )
     sql_seconds = [0.0]
 
-    def timed_sql(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+    def timed_sql(execute, sql, params, many, context):
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)

@@ -63,7 +63,7 @@ def sign_in_from(
     ip: str = NEW_YORK,
     password: str = PASSWORD,
     agent: str = CHROME_MAC,
-):  # type: ignore[no-untyped-def]
+):
     """Sign in through the real view and let what follows its commit run (the evaluation)."""
     with committing():
         return sign_in(client, email, password, REMOTE_ADDR=ip, HTTP_USER_AGENT=agent)

@@ -10,11 +10,11 @@ from .factories import PASSWORD
 LOGIN_URL = reverse("accounts:login")
 
 
-def sign_in(client: Client, email: str, password: str = PASSWORD, **extra):  # type: ignore[no-untyped-def]
+def sign_in(client: Client, email: str, password: str = PASSWORD, **extra):
     return client.post(LOGIN_URL, {"email": email, "password": password}, **extra)
 
 
-def events(event_type: str | None = None, **filters) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def events(event_type: str | None = None, **filters) -> list[AuditEvent]:
     queryset = AuditEvent.objects.order_by("id")
     if event_type:
         queryset = queryset.filter(event_type=event_type)

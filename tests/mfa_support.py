@@ -32,11 +32,11 @@ def code_for(device: TOTPDevice, steps_from_now: int = 0) -> str:
     return f"{value:0{device.digits}d}"
 
 
-def second_step(client: Client, code: str, **extra):  # type: ignore[no-untyped-def]
+def second_step(client: Client, code: str, **extra):
     return client.post(VERIFY_URL, {"code": code}, **extra)
 
 
-def sign_in_with_code(client: Client, user: User, code: str):  # type: ignore[no-untyped-def]
+def sign_in_with_code(client: Client, user: User, code: str):
     first = sign_in(client, user.email)
     assert first.status_code == 302 and first["Location"] == VERIFY_URL
     return second_step(client, code)

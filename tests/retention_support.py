@@ -17,7 +17,7 @@ from audit.services import EventSpec, events_record
 class StorageDiesMidWrite(FileSystemStorage):
     """A real disk storage that writes part of a file and then fails, like a full disk."""
 
-    def _save(self, name, content):  # type: ignore[no-untyped-def]
+    def _save(self, name, content):
         path = Path(self.path(name))
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as partial:
@@ -28,12 +28,12 @@ class StorageDiesMidWrite(FileSystemStorage):
 class StorageLosesTheTail(FileSystemStorage):
     """A real disk storage that silently keeps only the first half of what it is given."""
 
-    def _save(self, name, content):  # type: ignore[no-untyped-def]
+    def _save(self, name, content):
         data = content.read()
         return super()._save(name, ContentFile(data[: len(data) // 2]))
 
 
-def use_archive_storage(settings, location, backend: str | None = None) -> None:  # type: ignore[no-untyped-def]
+def use_archive_storage(settings, location, backend: str | None = None) -> None:
     settings.STORAGES = {
         **settings.STORAGES,
         "archives": {
@@ -44,7 +44,7 @@ def use_archive_storage(settings, location, backend: str | None = None) -> None:
 
 
 @pytest.fixture(name="archive_dir", autouse=True)
-def archive_dir_fixture(settings, tmp_path):  # type: ignore[no-untyped-def]
+def archive_dir_fixture(settings, tmp_path):
     """Every retention test writes its archives to its own temporary directory."""
     location = tmp_path / "archives"
     use_archive_storage(settings, location)
@@ -55,7 +55,7 @@ def event_at(
     when: datetime,
     organization: Organization | None,
     event_type: str = EventType.LOGIN_SUCCEEDED,
-    **kwargs,  # type: ignore[no-untyped-def]
+    **kwargs,
 ) -> AuditEvent:
     """Record one event that occurred at `when` through the one write path."""
     [event] = events_record(

@@ -339,7 +339,7 @@ def project_urls() -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _exports_in_tmp(settings, tmp_path):  # type: ignore[no-untyped-def]
+def _exports_in_tmp(settings, tmp_path):
     settings.EXPORT_ROOT = tmp_path / "exports"
 
 

@@ -64,7 +64,7 @@ def test_two_administrators_demoting_each_other_at_once_leave_one_administrator(
     sign_in(first_client, first.email)
     sign_in(second_client, second.email)
 
-    def demote(client: Client, target) -> int:  # type: ignore[no-untyped-def]
+    def demote(client: Client, target) -> int:
         url = reverse("accounts:member-role", args=[target.membership.pk])
         return client.post(url, {"role": Role.MEMBER}).status_code
 

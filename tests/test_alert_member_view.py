@@ -77,7 +77,7 @@ def _activity_event(event: AuditEvent) -> str:
     return reverse("accounts:activity-event", args=[event.pk])
 
 
-def _csv_rows(response) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+def _csv_rows(response) -> list[dict[str, str]]:
     text = b"".join(response.streaming_content).decode()
     return list(csv.DictReader(io.StringIO(text)))
 

@@ -18,7 +18,7 @@ from .factories import member
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _race(target, arguments: list[list[int]]) -> list[int]:  # type: ignore[no-untyped-def]
+def _race(target, arguments: list[list[int]]) -> list[int]:
     results: list[int] = []
     barrier = threading.Barrier(len(arguments))
 
@@ -37,7 +37,7 @@ def _race(target, arguments: list[list[int]]) -> list[int]:  # type: ignore[no-u
     return results
 
 
-def _failures(user, count: int) -> list[int]:  # type: ignore[no-untyped-def]
+def _failures(user, count: int) -> list[int]:
     """Committed failures that no task has evaluated (as if the broker had lost them)."""
     with hooks_paused():
         return [

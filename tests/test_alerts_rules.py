@@ -249,7 +249,7 @@ def test_a_country_last_seen_long_ago_counts_as_new(client, geoip_db):
     assert alert.details["country"] == "DE"
 
 
-def _recorded_sign_in(user, *, at, country="US", lat=40.7128, lon=-74.006):  # type: ignore[no-untyped-def]
+def _recorded_sign_in(user, *, at, country="US", lat=40.7128, lon=-74.006):
     """An earlier sign-in, written through the one event path with its own time and place."""
     context = RequestContext(
         ip_address="198.51.100.50",
@@ -378,7 +378,7 @@ def test_failures_for_unknown_accounts_are_not_evaluated(client):
     assert EvaluatedEvent.objects.count() == 0
 
 
-def _agent_sign_in(user, agent: str):  # type: ignore[no-untyped-def]
+def _agent_sign_in(user, agent: str):
     """A sign-in that carried no device cookie (only its user agent tells devices apart)."""
     from audit.useragent import parse_user_agent
 

@@ -21,13 +21,13 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
 
 
 @pytest.fixture
-def sweep_now(settings):  # type: ignore[no-untyped-def]
+def sweep_now(settings):
     """The sweep takes events at once (in production it leaves them a minute to their task)."""
     settings.ALERTS_SWEEP_DELAY_SECONDS = 0
     settings.ALERTS_SWEEP_SETTLE_SECONDS = 0
 
 
-def _fail_without_evaluation(client, email, times=5):  # type: ignore[no-untyped-def]
+def _fail_without_evaluation(client, email, times=5):
     # No on-commit callbacks run here: as if the broker had lost every message.
     for _ in range(times):
         sign_in(client, email, "wrong", REMOTE_ADDR="198.51.100.7")
@@ -132,7 +132,7 @@ def test_a_failing_evaluation_never_breaks_the_sign_in_and_is_retried_by_the_swe
 
     user = member()
 
-    def broken(event, rule):  # type: ignore[no-untyped-def]
+    def broken(event, rule):
         raise RuntimeError("rule crashed")
 
     monkeypatch.setattr(evaluation, "findings_for", broken)

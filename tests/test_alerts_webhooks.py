@@ -53,7 +53,7 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver(settings) -> Iterator[Receiver]:  # type: ignore[no-untyped-def]
+def receiver(settings) -> Iterator[Receiver]:
     settings.ALERTS_WEBHOOK_ALLOW_PRIVATE = True  # the receiver is on loopback, over http
     settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS = 1
     settings.ALERTS_WEBHOOK_BACKOFF_SECONDS = 0
@@ -65,14 +65,14 @@ def receiver(settings) -> Iterator[Receiver]:  # type: ignore[no-untyped-def]
     local.server.server_close()
 
 
-def _endpoint_for(user, url: str) -> WebhookEndpoint:  # type: ignore[no-untyped-def]
+def _endpoint_for(user, url: str) -> WebhookEndpoint:
     admin = member(user.membership.organization, role=Role.ADMINISTRATOR)
     return webhook_endpoint_create(
         organization=user.membership.organization, url=url, description="test", actor=admin
     )
 
 
-def _five_failures(client, user) -> None:  # type: ignore[no-untyped-def]
+def _five_failures(client, user) -> None:
     for _ in range(5):
         sign_in_from(client, user.email, password="wrong")
 

@@ -48,7 +48,7 @@ document.addEventListener("securitypolicyviolation", function (event) {
 class Browser:
     """One signed-in (or anonymous) browser context that fails on any CSP violation."""
 
-    def __init__(self, browser, base_url: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, browser, base_url: str) -> None:
         self.context = browser.new_context(base_url=base_url)
         self.context.set_default_timeout(10_000)
         self.context.add_init_script(RECORD_VIOLATIONS)
@@ -57,7 +57,7 @@ class Browser:
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
 
-    def _console(self, message) -> None:  # type: ignore[no-untyped-def]
+    def _console(self, message) -> None:
         # Every error counts (a refused script shows up as one), except the browser's own
         # request for a favicon we do not have.
         if message.type != "error" and "Content Security Policy" not in message.text:
@@ -66,7 +66,7 @@ class Browser:
             return
         self.problems.append(f"console: {message.text} ({message.location.get('url')})")
 
-    def visit(self, path: str):  # type: ignore[no-untyped-def]
+    def visit(self, path: str):
         response = self.page.goto(path)
         assert response is not None and response.ok, f"{path}: {response and response.status}"
         policy = response.headers.get("content-security-policy", "")
@@ -93,7 +93,7 @@ class Browser:
 
 
 @pytest.fixture
-def demo(live_server):  # type: ignore[no-untyped-def]
+def demo(live_server):
     """The demo organizations and roles, two days of their activity, and one open alert."""
     seed_demo(days=2)
     attacker = Client()
@@ -103,7 +103,7 @@ def demo(live_server):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def open_browser(browser, demo):  # type: ignore[no-untyped-def]
+def open_browser(browser, demo):
     opened: list[Browser] = []
 
     def _open(email: str | None = None) -> Browser:

@@ -20,7 +20,7 @@ def _code(manual_key: str, steps_from_now: int = 0) -> str:
     return f"{totp(secret, drift=steps_from_now):06d}"
 
 
-def _password_step(page, email: str) -> None:  # type: ignore[no-untyped-def]
+def _password_step(page, email: str) -> None:
     page.goto("/sign-in/")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)

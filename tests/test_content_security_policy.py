@@ -24,7 +24,7 @@ POLICY = {
 }
 
 
-def _policy(response) -> set[str]:  # type: ignore[no-untyped-def]
+def _policy(response) -> set[str]:
     """The response's directives (django-csp writes them in no fixed order)."""
     return {part.strip() for part in response.get("Content-Security-Policy", "").split(";")}
 

@@ -70,7 +70,7 @@ def test_the_proxy_header_may_be_named_as_django_spells_it():
 
 
 @pytest.fixture
-def https_only(settings):  # type: ignore[no-untyped-def]
+def https_only(settings):
     """Production's redirect back on (the suite opts out of it in conftest.py)."""
     settings.SECURE_SSL_REDIRECT = True
     return settings

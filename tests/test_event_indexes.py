@@ -28,7 +28,7 @@ def _plan(queryset) -> str:
 
 
 @pytest.fixture
-def loaded(analyze) -> tuple[Organization, list[User]]:  # type: ignore[no-untyped-def]
+def loaded(analyze) -> tuple[Organization, list[User]]:
     call_command("generate_events", events=40000, days=60, orgs=50, users=4, verbosity=0)
     analyze("audit_auditevent")
     organization = Organization.objects.filter(slug__startswith="gen2026-").order_by("pk")[0]

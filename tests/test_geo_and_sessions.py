@@ -63,7 +63,7 @@ def test_a_missing_database_file_means_empty_geo_not_an_error(client, settings, 
     reset_readers()
 
 
-def _expire(user) -> UserSession:  # type: ignore[no-untyped-def]
+def _expire(user) -> UserSession:
     tracked = UserSession.objects.get(user=user, ended_at__isnull=True)
     Session.objects.filter(session_key=tracked.session_key).update(
         expire_date=timezone.now() - timedelta(seconds=1)

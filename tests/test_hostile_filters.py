@@ -228,7 +228,7 @@ def _seed() -> World:
 
 
 @pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+def world(django_db_setup, django_db_blocker):
     """The module's organizations, people and events, committed (and removed afterwards)."""
     from accounts.models import Organization, User
 
@@ -251,7 +251,7 @@ def _stored(up_to: int) -> tuple[int, str]:
     return len(rows), hashlib.sha256(repr(list(rows)).encode()).hexdigest()
 
 
-def _request(client: Client, endpoint: Endpoint, case: Case, world: World):  # type: ignore[no-untyped-def]
+def _request(client: Client, endpoint: Endpoint, case: Case, world: World):
     url = reverse(endpoint.url_name)
     extra: dict[str, str] = {}
     if endpoint.kind == "htmx":
@@ -275,7 +275,7 @@ def _expected(case: Case, endpoint: Endpoint) -> str:
     return case.outcome if case.names() & endpoint.fields else ROWS
 
 
-def _check_refused(response, endpoint: Endpoint, case: Case) -> None:  # type: ignore[no-untyped-def]
+def _check_refused(response, endpoint: Endpoint, case: Case) -> None:
     assert response.status_code == 400
     if endpoint.kind == "api":
         body = response.json()
@@ -297,7 +297,7 @@ def _check_refused(response, endpoint: Endpoint, case: Case) -> None:  # type: i
             assert f"{case.field}: " in text
 
 
-def _answered_rows(response, endpoint: Endpoint, world: World, client: Client) -> int:  # type: ignore[no-untyped-def]
+def _answered_rows(response, endpoint: Endpoint, world: World, client: Client) -> int:
     """How many events the (successful) answer holds; reads a streamed CSV to its end."""
     if endpoint.kind in ("page", "htmx"):
         assert response.status_code == 200

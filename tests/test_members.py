@@ -26,17 +26,17 @@ ACTIONS = ["accounts:member-role", "accounts:member-unlock", "accounts:member-si
 
 
 @pytest.fixture
-def admin(client):  # type: ignore[no-untyped-def]
+def admin(client):
     user = member(role=Role.ADMINISTRATOR)
     sign_in(client, user.email)
     return user
 
 
-def _colleague(admin, **kwargs):  # type: ignore[no-untyped-def]
+def _colleague(admin, **kwargs):
     return member(organization=admin.membership.organization, **kwargs)
 
 
-def _lock(user) -> None:  # type: ignore[no-untyped-def]
+def _lock(user) -> None:
     now = timezone.now()
     LockoutState.objects.create(
         user=user, locked_at=now, locked_until=now + timedelta(minutes=30), counter_reset_at=now

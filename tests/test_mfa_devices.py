@@ -45,7 +45,7 @@ def _no_secret_in_events(*secrets: str) -> None:
 
 
 @pytest.fixture
-def signed_in(client):  # type: ignore[no-untyped-def]
+def signed_in(client):
     user = member()
     sign_in(client, user.email)
     return user

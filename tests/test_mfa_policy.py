@@ -20,11 +20,11 @@ ENROL_URL = reverse("accounts:mfa-enrol")
 PROFILE_URL = reverse("accounts:profile")
 
 
-def _org(policy: str, roles: list[str] | None = None):  # type: ignore[no-untyped-def]
+def _org(policy: str, roles: list[str] | None = None):
     return OrganizationFactory(mfa_policy=policy, mfa_required_roles=roles or [])
 
 
-def _enrol(client, user):  # type: ignore[no-untyped-def]
+def _enrol(client, user):
     client.get(ENROL_URL)
     device = TOTPDevice.objects.get(user=user, confirmed=False)
     return client.post(ENROL_URL, {"code": f"{totp(device.bin_key):06d}"})

@@ -35,7 +35,7 @@ PROFILE_URL = reverse("accounts:profile")
 
 
 @pytest.fixture
-def no_throttle(settings):  # type: ignore[no-untyped-def]
+def no_throttle(settings):
     """For tests about what comes after several wrong codes in a row, not about the back-off."""
     settings.OTP_TOTP_THROTTLE_FACTOR = 0
     settings.OTP_STATIC_THROTTLE_FACTOR = 0

@@ -22,7 +22,7 @@ CHANGE_URL = reverse("accounts:password-change")
 NEW_PASSWORD = "a brand new passphrase 2026"
 
 
-def _change(client: Client, old: str):  # type: ignore[no-untyped-def]
+def _change(client: Client, old: str):
     return client.post(
         CHANGE_URL,
         {"old_password": old, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
@@ -30,7 +30,7 @@ def _change(client: Client, old: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def signed_in(client):  # type: ignore[no-untyped-def]
+def signed_in(client):
     user = member()
     sign_in(client, user.email)
     return user

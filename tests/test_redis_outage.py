@@ -69,7 +69,7 @@ def _worker_environment(tmp_path: Path, smtp_port: int, **extra: str) -> dict[st
 
 
 @pytest.fixture
-def enterprise_admin():  # type: ignore[no-untyped-def]
+def enterprise_admin():
     return member(OrganizationFactory(tier=Tier.ENTERPRISE), Role.ADMINISTRATOR)
 
 

@@ -23,13 +23,13 @@ pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "a brand new passphrase 2026"
 
 
-def _html(message) -> str:  # type: ignore[no-untyped-def]
+def _html(message) -> str:
     [(content, mimetype)] = message.alternatives
     assert mimetype == "text/html"
     return content
 
 
-def _assert_nothing_secret(message, *secrets: str) -> None:  # type: ignore[no-untyped-def]
+def _assert_nothing_secret(message, *secrets: str) -> None:
     for part in (message.subject, message.body, _html(message)):
         for secret in secrets:
             assert secret not in part

@@ -32,7 +32,7 @@ def _end_url(session_hash: str) -> str:
     return reverse("accounts:session-end", args=[session_hash])
 
 
-def _browsers(user):  # type: ignore[no-untyped-def]
+def _browsers(user):
     """Two signed-in browsers of the same user: (this one, the phone)."""
     here, phone = Client(), Client()
     sign_in(here, user.email, HTTP_USER_AGENT=FIREFOX_LINUX, REMOTE_ADDR="198.51.100.7")

@@ -8,7 +8,7 @@ from django.db import InterfaceError, OperationalError
 from activity_monitor.errors import server_error
 
 
-def _handled(rf, error: Exception):  # type: ignore[no-untyped-def]
+def _handled(rf, error: Exception):
     """What handler500 answers while Django handles `error` (it calls it in the except block)."""
     try:
         raise error
@@ -23,7 +23,7 @@ def _handled(rf, error: Exception):  # type: ignore[no-untyped-def]
         InterfaceError("connection already closed"),
     ],
 )
-def test_a_database_out_of_reach_is_a_plain_503(rf, error) -> None:  # type: ignore[no-untyped-def]
+def test_a_database_out_of_reach_is_a_plain_503(rf, error) -> None:
     # No database fixture: pytest-django would refuse any query the page made.
     response = _handled(rf, error)
     assert response.status_code == 503
@@ -31,7 +31,7 @@ def test_a_database_out_of_reach_is_a_plain_503(rf, error) -> None:  # type: ign
     assert b"cannot reach its database" in response.content
 
 
-def test_any_other_error_stays_a_500(rf) -> None:  # type: ignore[no-untyped-def]
+def test_any_other_error_stays_a_500(rf) -> None:
     response = _handled(rf, ValueError("a bug"))
     assert response.status_code == 500
     assert b"cannot reach its database" not in response.content

@@ -195,7 +195,7 @@ BAD_VALUES = [
 ]
 
 
-def _call(helper, name: str):  # type: ignore[no-untyped-def]
+def _call(helper, name: str):
     """The helper as settings.py calls it (the defaults are irrelevant to a set value)."""
     if helper is envnetworks:
         return envnetworks(name)

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _private_addresses_refused(settings):  # type: ignore[no-untyped-def]
+def _private_addresses_refused(settings):
     settings.ALERTS_WEBHOOK_ALLOW_PRIVATE = False
     settings.ALERTS_WEBHOOK_TIMEOUT_SECONDS = 1
 
