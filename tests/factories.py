@@ -1,4 +1,12 @@
+"""factory_boy factories of the accounts models, and `member()` for a user in an organization.
+
+Create with `OrganizationFactory.create(...)`: factory_boy types `create()` as the model, while
+calling the factory class itself is typed as the factory.
+"""
+
 from __future__ import annotations
+
+from typing import Any
 
 import factory
 
@@ -7,7 +15,7 @@ from accounts.models import Membership, Organization, Role, Tier, User
 PASSWORD = "correct horse battery staple"
 
 
-class OrganizationFactory(factory.django.DjangoModelFactory):
+class OrganizationFactory(factory.django.DjangoModelFactory[Organization]):
     class Meta:
         model = Organization
 
@@ -16,7 +24,7 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
     tier = Tier.MEDIUM_BUSINESS
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -26,7 +34,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password(PASSWORD)
 
 
-class MembershipFactory(factory.django.DjangoModelFactory):
+class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
     class Meta:
         model = Membership
 
@@ -35,9 +43,11 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Role.MEMBER
 
 
-def member(organization: Organization | None = None, role: str = Role.MEMBER, **kwargs) -> User:
+def member(
+    organization: Organization | None = None, role: str = Role.MEMBER, **kwargs: Any
+) -> User:
     """A user with a membership (in a new organization unless one is given)."""
-    organization = organization or OrganizationFactory()
-    user = UserFactory(**kwargs)
-    MembershipFactory(user=user, organization=organization, role=role)
+    organization = organization or OrganizationFactory.create()
+    user = UserFactory.create(**kwargs)
+    MembershipFactory.create(user=user, organization=organization, role=role)
     return User.objects.select_related("membership__organization").get(pk=user.pk)

@@ -32,12 +32,12 @@ def test_the_activity_log_keeps_its_address():
     [Role.MEMBER, Role.ADMINISTRATOR, Role.SECURITY_ANALYST, Role.COMPLIANCE_OFFICER],
 )
 def test_every_role_sees_only_their_own_events(client, role):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     me = member(org, role)
     mine = add(org, me)
     done_to_me = add(org, member(org, Role.ADMINISTRATOR), target_user=me)
     add(org, member(org))
-    add(OrganizationFactory(), member())
+    add(OrganizationFactory.create(), member())
     client.force_login(me)
     assert sorted(rows(client.get(URL))) == sorted([mine.pk, done_to_me.pk])
 
@@ -73,7 +73,7 @@ def test_paging_by_cursor_covers_all_own_events(client):
 
 
 def test_another_users_cursor_is_refused(client):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     other = member(org)
     for i in range(60):
         add(org, other, occurred_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i))
@@ -96,7 +96,7 @@ def test_htmx_swap_returns_the_results_partial(client):
 
 
 def test_own_event_detail_shows_fields_and_others_are_not_found(client):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     me, other = member(org), member(org)
     mine = add(org, me, request_id="req-mine")
     theirs = add(org, other)
@@ -116,7 +116,7 @@ def test_viewing_own_activity_is_not_an_audit_log_view(client):
 
 
 def test_paging_merges_own_and_done_to_me_events_without_gaps_or_repeats(client):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     me, admin = member(org), member(org, Role.ADMINISTRATOR)
     base = datetime(2026, 1, 1, tzinfo=UTC)
     made = []

@@ -127,7 +127,7 @@ def test_failed_sign_in_alerts_email_the_analysts_and_administrators(client):
     analyst = member(org, role=Role.SECURITY_ANALYST)
     admin = member(org, role=Role.ADMINISTRATOR)
     member(org, role=Role.COMPLIANCE_OFFICER)
-    member(OrganizationFactory(), role=Role.ADMINISTRATOR)
+    member(OrganizationFactory.create(), role=Role.ADMINISTRATOR)
     for _ in range(5):
         sign_in_from(client, user.email, password="wrong")
 
@@ -141,7 +141,7 @@ def test_failed_sign_in_alerts_email_the_analysts_and_administrators(client):
 
 
 def test_failures_for_ten_accounts_from_one_ip_raise_a_spraying_alert(client):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     users = [member(org) for _ in range(10)]
     for user in users:
         sign_in_from(client, user.email, ip=BERLIN, password="wrong")
@@ -154,14 +154,14 @@ def test_failures_for_ten_accounts_from_one_ip_raise_a_spraying_alert(client):
 
 
 def test_failures_for_nine_accounts_from_one_ip_raise_nothing(client):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     for _ in range(9):
         sign_in_from(client, member(org).email, ip=BERLIN, password="wrong")
     assert alerts() == []
 
 
 def test_failures_from_different_ips_are_not_spraying(client):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     for n in range(10):
         sign_in_from(client, member(org).email, ip=f"203.0.113.{n + 10}", password="wrong")
     assert alerts() == []
@@ -352,7 +352,7 @@ def test_a_session_from_another_country_after_signing_out_is_fine(client, geoip_
 
 
 def test_every_new_organization_gets_every_rule_with_defaults():
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     rules = {rule.kind: rule for rule in AlertRule.objects.filter(organization=org)}
     assert set(rules) == set(RuleKind.values)
     assert rules[RuleKind.FAILED_SIGN_INS].parameters == {"threshold": 5, "window_minutes": 15}

@@ -31,7 +31,7 @@ class Org:
 
 @pytest.fixture
 def acme() -> Org:
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     victim = member(org)
     for _ in range(5):
         sign_in_from(Client(), victim.email, password="wrong")
@@ -47,7 +47,7 @@ def acme() -> Org:
 
 @pytest.fixture
 def other_admin() -> User:
-    return member(OrganizationFactory(), role=Role.ADMINISTRATOR)
+    return member(OrganizationFactory.create(), role=Role.ADMINISTRATOR)
 
 
 def _as(user: User) -> Client:

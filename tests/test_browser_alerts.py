@@ -21,7 +21,7 @@ pytestmark = [
 
 
 def test_analyst_acknowledges_and_resolves_an_alert(page):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     analyst = member(org, role=Role.SECURITY_ANALYST)
     victim = member(org)
     attacker = Client()

@@ -44,7 +44,7 @@ def _sign_in(page, email: str) -> None:
 
 
 def test_analyst_filters_pages_opens_an_event_and_downloads_csv(page):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     analyst = member(org, Role.SECURITY_ANALYST)
     alice = member(org, email="alice@browser.test")
     _events(org, alice, 60, event_type=EventType.LOGIN_FAILED, outcome=Outcome.FAILURE)
@@ -94,7 +94,7 @@ def test_analyst_filters_pages_opens_an_event_and_downloads_csv(page):
 
 
 def test_bad_filter_shows_a_message_in_the_page(page):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     admin = member(org, Role.ADMINISTRATOR)
     _sign_in(page, admin.email)
     page.goto("/settings/security/audit-log/")
@@ -106,7 +106,7 @@ def test_bad_filter_shows_a_message_in_the_page(page):
 
 
 def test_an_out_of_range_date_and_a_unicode_user_id_are_explained_in_place(page):
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     admin = member(org, Role.ADMINISTRATOR)
     _sign_in(page, admin.email)
     page.goto("/settings/security/audit-log/")

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_compliance_officer_schedules_runs_and_verifies_an_export(page, archive_dir):
-    officer = member(OrganizationFactory(), Role.COMPLIANCE_OFFICER)
+    officer = member(OrganizationFactory.create(), Role.COMPLIANCE_OFFICER)
     page.goto("/sign-in/")
     page.fill("input[name=email]", officer.email)
     page.fill("input[name=password]", PASSWORD)

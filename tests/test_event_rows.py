@@ -103,7 +103,7 @@ def row_of(html: str, href: str) -> Row:
 
 @pytest.fixture
 def org():
-    return OrganizationFactory(name="Acme")
+    return OrganizationFactory.create(name="Acme")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ PROFILE_URL = reverse("accounts:profile")
 
 
 def _org(policy: str, roles: list[str] | None = None):
-    return OrganizationFactory(mfa_policy=policy, mfa_required_roles=roles or [])
+    return OrganizationFactory.create(mfa_policy=policy, mfa_required_roles=roles or [])
 
 
 def _enrol(client, user):

@@ -26,7 +26,7 @@ def test_health_refuses_post(client):
 
 @pytest.fixture
 def operator_client(client):
-    operator = UserFactory(is_staff=True, is_superuser=True)
+    operator = UserFactory.create(is_staff=True, is_superuser=True)
     sign_in(client, operator.email)
     return client
 

@@ -49,7 +49,7 @@ def test_members_may_not_open_security_settings(client):
 def test_platform_users_without_an_organization_may_not_open_security_settings(client):
     from .factories import UserFactory
 
-    operator = UserFactory(is_staff=True)
+    operator = UserFactory.create(is_staff=True)
     sign_in(client, operator.email)
     assert client.get(reverse("accounts:security-settings")).status_code == 403
 
@@ -58,7 +58,8 @@ def test_platform_users_without_an_organization_may_not_open_security_settings(c
     "role", [Role.ADMINISTRATOR, Role.SECURITY_ANALYST, Role.COMPLIANCE_OFFICER]
 )
 def test_staff_roles_see_their_own_organizations_security_settings(client, role):
-    mine, theirs = OrganizationFactory(name="Mine Inc"), OrganizationFactory(name="Theirs Ltd")
+    mine = OrganizationFactory.create(name="Mine Inc")
+    theirs = OrganizationFactory.create(name="Theirs Ltd")
     user = member(mine, role=role)
     member(theirs, role=Role.ADMINISTRATOR)
     sign_in(client, user.email)
@@ -68,7 +69,7 @@ def test_staff_roles_see_their_own_organizations_security_settings(client, role)
 
 
 def test_the_activity_log_shows_only_the_users_own_events(client):
-    organization = OrganizationFactory()
+    organization = OrganizationFactory.create()
     alice = member(organization, email="alice@example.test")
     bob = member(organization, email="bob@example.test")
     sign_in(client, bob.email, "wrong", REMOTE_ADDR="198.51.100.66")

@@ -70,7 +70,7 @@ def _worker_environment(tmp_path: Path, smtp_port: int, **extra: str) -> dict[st
 
 @pytest.fixture
 def enterprise_admin():
-    return member(OrganizationFactory(tier=Tier.ENTERPRISE), Role.ADMINISTRATOR)
+    return member(OrganizationFactory.create(tier=Tier.ENTERPRISE), Role.ADMINISTRATOR)
 
 
 def test_pages_and_actions_answer_while_redis_is_down(client, settings, enterprise_admin):
@@ -122,7 +122,7 @@ def test_after_a_redis_outage_the_worker_lives_and_the_sweeps_finish_the_work(
 ):
     settings.EXPORT_STREAM_MAX_ROWS = 1
     settings.EXPORT_ROOT = tmp_path / "exports"
-    organization = OrganizationFactory()
+    organization = OrganizationFactory.create()
     analyst = member(organization, Role.SECURITY_ANALYST)
     admin = member(organization, Role.ADMINISTRATOR)
     person = member(organization)
@@ -244,7 +244,7 @@ def _done(export: Export) -> bool:
 def test_an_alert_email_whose_worker_dies_in_the_smtp_send_is_sent_by_the_sweep(
     client, settings, tmp_path
 ):
-    organization = OrganizationFactory()
+    organization = OrganizationFactory.create()
     analyst = member(organization, Role.SECURITY_ANALYST)
     person = member(organization)
     mail = SmtpRecorder(hang_first=True)

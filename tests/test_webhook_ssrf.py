@@ -38,7 +38,7 @@ def _private_addresses_refused(settings):
 
 @pytest.fixture
 def admin() -> User:
-    return member(OrganizationFactory(), role=Role.ADMINISTRATOR)
+    return member(OrganizationFactory.create(), role=Role.ADMINISTRATOR)
 
 
 def _as(user: User) -> Client:
