@@ -6,6 +6,7 @@ import os
 import shutil
 
 import pytest
+import pytest_django
 from django.conf import settings
 from django.db import connection, connections
 
@@ -79,6 +80,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not settings.REQUIRE_POSTGRES:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    assert isinstance(reporter, pytest.TerminalReporter)
     skipped = len(reporter.stats.get("skipped", [])) + len(reporter.stats.get("xfailed", []))
     if not _is_postgres():
         reporter.write_line(
@@ -91,7 +93,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hasher(settings: pytest.FixtureRequest) -> None:
+def _fast_password_hasher(settings: pytest_django.Settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

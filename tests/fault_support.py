@@ -112,18 +112,18 @@ def project_settings(**environ: str) -> dict[str, Any]:
 def app_on_private_redis(django_settings: Any) -> Iterator[None]:
     """This process (the web side) queues to, and caches in, the private Redis; no eager mode."""
     django_settings.CACHES = project_settings(REDIS_URL=REDIS_URL, SECRET_KEY="x")["CACHES"]
-    previous = (app.conf.broker_url, app.conf.task_always_eager)
-    app.conf.broker_url = REDIS_URL
-    app.conf.task_always_eager = False
-    app._after_fork()  # drops the connection pools built for the other broker
+    previous = {"broker_url": app.conf.broker_url, "task_always_eager": app.conf.task_always_eager}
+    app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
+    # Private, and not in celery-types: drops the connection pools built for the other broker.
+    app._after_fork()  # type: ignore[attr-defined]
     try:
         yield
     finally:
         # Ids still lingering in the background publisher go to this broker (or fail), not to
         # an eager evaluation in the publisher's thread while the test database is flushed.
         publisher.flush()
-        app.conf.broker_url, app.conf.task_always_eager = previous
-        app._after_fork()
+        app.conf.update(previous)
+        app._after_fork()  # type: ignore[attr-defined]
 
 
 def enqueue_until_sent(task: Any, *args: Any, timeout: float = 20.0) -> None:

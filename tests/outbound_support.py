@@ -127,7 +127,9 @@ class Receiver:
             def remember(sock: ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext) -> None:
                 receiver.server_names.append(name)
 
-            context.sni_callback = remember
+            # typeshed says (SSLObject, str, ...); Python's documentation (and a wrapped socket)
+            # pass the SSLSocket, and None for a client that sends no server name.
+            context.sni_callback = remember  # type: ignore[assignment]
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
 
 

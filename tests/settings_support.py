@@ -73,4 +73,5 @@ def settings_under(overrides: dict[str, str]) -> dict[str, object]:
         timeout=120,
         check=True,
     )
-    return json.loads(result.stdout)
+    seen: dict[str, object] = json.loads(result.stdout)
+    return seen

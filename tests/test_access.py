@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 import pytest
+from django.http import HttpResponseBase
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.encoding import force_bytes
@@ -76,7 +77,7 @@ class World:
     """
 
     def __init__(self) -> None:
-        self.organization = OrganizationFactory(tier=Tier.ENTERPRISE)
+        self.organization = OrganizationFactory.create(tier=Tier.ENTERPRISE)
         self.users = {
             identity: member(
                 self.organization if identity != "other tenant's administrator" else None,
@@ -356,7 +357,7 @@ def expected(route: Route, identity: str) -> int | str:
     return route.ok
 
 
-def outcome(response: Any) -> int | str:
+def outcome(response: HttpResponseBase) -> int | str:
     if response.status_code == 302 and response["Location"].startswith(reverse("accounts:login")):
         return LOGIN
     return response.status_code
@@ -446,7 +447,7 @@ def test_roles_with_reads_the_table():
 def test_people_without_an_organization_may_do_nothing(db):
     from .factories import UserFactory
 
-    operator = UserFactory(is_staff=True)
+    operator = UserFactory.create(is_staff=True)
     assert access_for(operator).capabilities == frozenset()
     assert access_for(operator).organization is None
 

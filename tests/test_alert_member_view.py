@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -42,15 +43,15 @@ class Triaged:
     resolved: AuditEvent
 
 
-def _as(user: User, **defaults: str) -> Client:
-    client = Client(**defaults)
+def _as(user: User, **environ: Any) -> Client:
+    client = Client(**environ)
     client.force_login(user)
     return client
 
 
 @pytest.fixture
 def triaged() -> Triaged:
-    organization = OrganizationFactory()
+    organization = OrganizationFactory.create()
     alice = member(organization)
     for _ in range(5):
         sign_in_from(Client(), alice.email, password="wrong", agent=CHROME_MAC)
@@ -198,7 +199,7 @@ def test_another_member_sees_nothing_of_the_alert(triaged):
 
 
 def test_another_organizations_administrator_sees_nothing_of_the_alert(triaged):
-    outsider = _as(member(OrganizationFactory(), role=Role.ADMINISTRATOR))
+    outsider = _as(member(OrganizationFactory.create(), role=Role.ADMINISTRATOR))
     assert outsider.get(_activity_event(triaged.acknowledged)).status_code == 404
     detail = reverse("accounts:audit-log-event", args=[triaged.acknowledged.pk])
     assert outsider.get(detail).status_code == 404

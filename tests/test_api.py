@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -35,7 +36,7 @@ def _fresh_cache():
 
 @pytest.fixture
 def org(db):
-    return OrganizationFactory(tier=Tier.ENTERPRISE)
+    return OrganizationFactory.create(tier=Tier.ENTERPRISE)
 
 
 @pytest.fixture
@@ -57,13 +58,13 @@ def ids(response) -> list[int]:
     return [e["id"] for e in response.json()["events"]]
 
 
-def poll_until(client, secret, want, **params) -> list[dict]:
+def poll_until(client, secret, want, **params) -> list[dict[str, Any]]:
     """Poll from the start until every id in `want` has arrived (or 15 s); return all events.
 
     Transaction ids are cluster-wide: an open writing transaction anywhere on the server (another
     test run's) holds the feed's horizon back for a moment, so one poll may not be enough.
     """
-    got: list[dict] = []
+    got: list[dict[str, Any]] = []
     cursor, deadline = "", time.monotonic() + 15
     while time.monotonic() < deadline:
         body = get(client, secret, cursor=cursor, **params).json()
@@ -104,7 +105,7 @@ def test_a_revoked_token_is_401(client, org, admin):
 
 
 def test_other_tiers_get_403_saying_why(client, db):
-    medium = OrganizationFactory(tier=Tier.MEDIUM_BUSINESS, name="Acme")
+    medium = OrganizationFactory.create(tier=Tier.MEDIUM_BUSINESS, name="Acme")
     response = get(client, token_for(medium))
     assert response.status_code == 403
     assert response.json()["error"] == (
@@ -140,7 +141,7 @@ def test_events_use_the_briefs_field_names(client, org, admin):
 
 
 def test_another_tenants_events_never_appear(client, org, admin):
-    add(OrganizationFactory(tier=Tier.ENTERPRISE), None, actor_label="x@other.test")
+    add(OrganizationFactory.create(tier=Tier.ENTERPRISE), None, actor_label="x@other.test")
     mine = add(org, admin)
     secret = token_for(org, admin)
     got = poll_all(client, secret, {mine.pk})
@@ -175,7 +176,7 @@ def test_bad_parameters_are_400_json(client, org, params, field):
 
 
 def test_a_cursor_from_another_organization_is_400(client, org):
-    other = OrganizationFactory(tier=Tier.ENTERPRISE)
+    other = OrganizationFactory.create(tier=Tier.ENTERPRISE)
     foreign = get(client, token_for(other)).json()["next_cursor"]
     assert get(client, token_for(org), cursor=foreign).status_code == 400
 
@@ -231,7 +232,7 @@ def test_a_token_name_is_required(client, org, admin):
 
 
 def test_non_enterprise_administrators_cannot_create_tokens(client, db):
-    admin = member(OrganizationFactory(tier=Tier.SMALL_BUSINESS), Role.ADMINISTRATOR)
+    admin = member(OrganizationFactory.create(tier=Tier.SMALL_BUSINESS), Role.ADMINISTRATOR)
     client.force_login(admin)
     assert "Enterprise tier" in client.get(TOKENS).content.decode()
     assert client.post(TOKENS, {"name": "x"}).status_code == 403
@@ -240,7 +241,7 @@ def test_non_enterprise_administrators_cannot_create_tokens(client, db):
 def test_another_tenants_administrator_cannot_revoke_our_token(client, org):
     token_for(org)
     token = ApiToken.objects.get()
-    client.force_login(member(OrganizationFactory(tier=Tier.ENTERPRISE), Role.ADMINISTRATOR))
+    client.force_login(member(OrganizationFactory.create(tier=Tier.ENTERPRISE), Role.ADMINISTRATOR))
     assert client.post(reverse("api:token-revoke", args=[token.pk])).status_code == 404
     token.refresh_from_db()
     assert token.is_active
@@ -264,7 +265,7 @@ def _write_in_thread(organization, user, started: threading.Event, release: thre
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_row_that_commits_after_a_later_row_is_not_skipped():
-    org = OrganizationFactory(tier=Tier.ENTERPRISE)
+    org = OrganizationFactory.create(tier=Tier.ENTERPRISE)
     user = member(org)
     secret = token_for(org, user)
     client = Client()
@@ -293,7 +294,7 @@ def test_a_row_that_commits_after_a_later_row_is_not_skipped():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_polling_under_concurrent_writes_receives_every_event_exactly_once():
-    org = OrganizationFactory(tier=Tier.ENTERPRISE)
+    org = OrganizationFactory.create(tier=Tier.ENTERPRISE)
     user = member(org)
     secret = token_for(org, user)
     committed: list[int] = []

@@ -27,7 +27,7 @@ def stored() -> AuditEvent:
     return event_record(event_type=EventType.LOGOUT, actor_label="someone@example.test")
 
 
-def _refused(sql: str, params: list[object]) -> None:
+def _refused(sql: str, params: list[int]) -> None:
     with (
         pytest.raises(DatabaseError, match="append-only|permission denied"),
         transaction.atomic(),
@@ -73,7 +73,7 @@ def test_the_gate_closes_when_its_transaction_ends(stored):
 
 
 def test_the_retention_purge_path_deletes_only_what_it_is_asked_to():
-    organization, other = (OrganizationFactory(tier=Tier.SMALL_BUSINESS) for _ in range(2))
+    organization, other = (OrganizationFactory.create(tier=Tier.SMALL_BUSINESS) for _ in range(2))
     now = timezone.now()
     old = [
         AuditEvent(

@@ -31,11 +31,11 @@ OWNER = settings.DATABASES.get("owner", {}).get("USER", "")
 @pytest.fixture
 def stored() -> AuditEvent:
     """A committed event of a Small Business organization (90 days' retention), 100 days old."""
-    organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
+    organization = OrganizationFactory.create(tier=Tier.SMALL_BUSINESS)
     return event_at(timezone.now() - timedelta(days=100), organization)
 
 
-def _refused(sql: str, params: list[object] | None = None, *, match: str) -> None:
+def _refused(sql: str, params: list[int] | None = None, *, match: str) -> None:
     with (
         pytest.raises(DatabaseError, match=match),
         transaction.atomic(),
@@ -259,7 +259,7 @@ def test_granting_refuses_an_app_role_that_could_do_what_the_owner_can(settings)
 @pytest.fixture
 def enterprise_event() -> AuditEvent:
     """A committed event of an Enterprise organization (seven years' retention), 200 days old."""
-    organization = OrganizationFactory(tier=Tier.ENTERPRISE)
+    organization = OrganizationFactory.create(tier=Tier.ENTERPRISE)
     return event_at(timezone.now() - timedelta(days=200), organization)
 
 

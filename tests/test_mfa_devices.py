@@ -29,7 +29,9 @@ BACKUP_URL = reverse("accounts:mfa-backup-codes")
 def _manual_key(body: str) -> bytes:
     from base64 import b32decode
 
-    key = re.search(r'data-testid="manual-key">([A-Z2-7 ]+)<', body).group(1).replace(" ", "")
+    shown = re.search(r'data-testid="manual-key">([A-Z2-7 ]+)<', body)
+    assert shown is not None
+    key = shown.group(1).replace(" ", "")
     return b32decode(key + "=" * (-len(key) % 8))
 
 

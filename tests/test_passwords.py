@@ -21,9 +21,11 @@ NEW_PASSWORD = "a brand new passphrase 2026"
 
 
 def _reset_link(email: str) -> str:
-    body = mail.outbox[-1].body
+    body = str(mail.outbox[-1].body)
     assert email in body
-    return re.search(r"https?://[^/]+(/password-reset/reset/\S+/)", body).group(1)
+    link = re.search(r"https?://[^/]+(/password-reset/reset/\S+/)", body)
+    assert link is not None
+    return link.group(1)
 
 
 def test_password_change_records_the_event_and_ends_other_sessions(client):

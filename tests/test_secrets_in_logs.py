@@ -134,7 +134,8 @@ def _post(url: str) -> int:
     request = urllib.request.Request(url, data=b"new_password1=x", method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status
+            status: int = response.status
+            return status
     except urllib.error.HTTPError as exc:
         return exc.code
 
@@ -144,7 +145,8 @@ def _get(url: str, **headers: str) -> int:
     opener = urllib.request.build_opener(_NoRedirect)
     try:
         with opener.open(request, timeout=10) as response:
-            return response.status
+            status: int = response.status
+            return status
     except urllib.error.HTTPError as exc:
         return exc.code
 
@@ -154,7 +156,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _wait_until_up(process: subprocess.Popen, base: str) -> None:  # type: ignore[type-arg]
+def _wait_until_up(process: subprocess.Popen[str], base: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -167,14 +169,15 @@ def _wait_until_up(process: subprocess.Popen, base: str) -> None:  # type: ignor
     raise AssertionError("the server did not answer within 30 s")
 
 
-def _stop(process: subprocess.Popen) -> str:  # type: ignore[type-arg]
+def _stop(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGTERM)
     try:
         out, err = process.communicate(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         out, err = process.communicate()
-    return out + err
+    output: str = out + err
+    return output
 
 
 def _reset_link() -> tuple[str, str]:

@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.core import mail
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.test import Client
 from django.urls import reverse
 from django_otp.oath import totp
@@ -23,9 +24,11 @@ pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "a brand new passphrase 2026"
 
 
-def _html(message) -> str:
+def _html(message: EmailMessage) -> str:
+    assert isinstance(message, EmailMultiAlternatives)
     [(content, mimetype)] = message.alternatives
     assert mimetype == "text/html"
+    assert isinstance(content, str)
     return content
 
 

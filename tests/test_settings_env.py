@@ -64,7 +64,8 @@ def _settings_seen(env: dict[str, str]) -> dict[str, object]:
         timeout=120,
         check=True,
     )
-    return json.loads(result.stdout)
+    seen: dict[str, object] = json.loads(result.stdout)
+    return seen
 
 
 def _dotenv_values(path: Path) -> dict[str, str]:

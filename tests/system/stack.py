@@ -106,9 +106,10 @@ class Roles:
 # --- Waiting ----------------------------------------------------------------------------------
 
 
-def wait_for(probe: Callable[[], T], *, timeout: float, what: str, every: float = 0.1) -> T:
+def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.1) -> T:
     """Call `probe` until it returns something true; fail after `timeout` seconds saying `what`."""
     deadline = time.monotonic() + timeout
+    last_error: Exception | None
     while True:
         try:
             found = probe()
@@ -283,19 +284,21 @@ class TcpProxy:
         upstream.settimeout(None)
         with self._lock:
             self._sockets.add(upstream)
-        peers = {client: upstream, upstream: client}
+        # A socket's file descriptor -> (that socket, the socket its bytes are copied to).
+        peers = {client.fileno(): (client, upstream), upstream.fileno(): (upstream, client)}
         with selectors.DefaultSelector() as selector:
-            for sock in peers:
+            for sock, _ in peers.values():
                 selector.register(sock, selectors.EVENT_READ)
             try:
                 while True:
                     for key, _ in selector.select():
-                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                        source, target = peers[key.fd]
+                        data = source.recv(65536)
                         if not data:
-                            side = "client" if key.fileobj is client else "server"
+                            side = "client" if source is client else "server"
                             self._note(f"{side} closed {client.getpeername()}")
                             return
-                        peers[key.fileobj].sendall(data)  # type: ignore[index]
+                        target.sendall(data)
             except (OSError, ValueError) as exc:
                 self._note(f"link ended: {exc!r}")
                 return
@@ -451,7 +454,7 @@ class Stack:
         """Read the server's database directly (PostgreSQL, not through the proxy)."""
         if self._db is None or self._db.closed:
             self._db = psycopg.connect(self.roles.owner_url, autocommit=True)
-        return self._db.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return self._db.execute(sql, params).fetchall()
 
     def value(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         [[found]] = self.rows(sql, params)

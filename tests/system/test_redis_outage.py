@@ -242,7 +242,7 @@ def test_the_export_requested_during_the_outage_is_finished(outage: Outage, stac
     content = (stack.export_root / file_name).read_bytes()
     assert hashlib.sha256(content).hexdigest() == sha256
     rows = list(csv.reader(io.StringIO(content.decode())))
-    assert len(rows) == expected + 1  # the header and one line per event
+    assert len(rows) == written + 1  # the header and one line per event
     assert sorted(path.name for path in Path(stack.export_root).glob(f"{outage.export_id}*")) == [
         file_name
     ]

@@ -41,7 +41,10 @@ class KilledBatch:
 
 
 def _evaluated(stack: Stack, ids: list[int]) -> int:
-    return stack.value("SELECT count(*) FROM alerts_evaluatedevent WHERE event_id = ANY(%s)", [ids])
+    count: int = stack.value(
+        "SELECT count(*) FROM alerts_evaluatedevent WHERE event_id = ANY(%s)", [ids]
+    )
+    return count
 
 
 def _running_pid(stack: Stack, task_id: str) -> int | None:

@@ -96,7 +96,9 @@ class Browser:
         found = CSRF_INPUT.search(page.text)
         return found.group(1) if found else None
 
-    def post(self, path: str, data: dict[str, str], *, token: str | None) -> Any:
+    def post(
+        self, path: str, data: dict[str, str], *, token: str | None
+    ) -> requests.Response | None:
         if token is None:  # the form page did not come: nothing to submit
             return None
         return self.request("POST", path, data={**data, "csrfmiddlewaretoken": token})
