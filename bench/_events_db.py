@@ -60,7 +60,7 @@ def ensure_events(total: int) -> int:
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM audit_auditevent")
-        have = cursor.fetchone()[0]
+        have: int = cursor.fetchone()[0]
     if have < total * 0.99:
         missing = total - have
         print(f"Generating {missing:,} events (have {have:,}) ...", flush=True)
