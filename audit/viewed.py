@@ -26,22 +26,25 @@ def audit_log_viewed_record(
     request: HttpRequest,
     organization: Organization,
     looked_at: dict[str, Any],
-    actor: User | None = None,
+    actor: User | None,
     actor_label: str = "",
-    dedup_key: str | None = None,
+    dedup_key: str,
 ) -> None:
-    """Record audit_log.viewed, once per viewer and distinct filter per few minutes.
+    """Record audit_log.viewed, once per viewer (dedup_key) and distinct filter per few minutes.
+
+    The actor is whoever looked: the signed-in person, or for the API the token's creator, who
+    may since have been deleted (None: the event then names the token by its label only).
 
     Paging (the cursor) and HTMX swaps of the same filters are the same view. The dedupe lives
     in the cache; with Redis unreachable the cache answers as no cache (`add` succeeds), so every
     view is recorded: more rows for a while, never a view left unrecorded or a failed page.
     """
     digest = hashlib.sha256(json.dumps(looked_at, sort_keys=True).encode()).hexdigest()[:32]
-    key = f"audit_log.viewed:{dedup_key or request.user.pk}:{digest}"
+    key = f"audit_log.viewed:{dedup_key}:{digest}"
     if cache.add(key, True, timeout=VIEWED_DEDUP_SECONDS):
         event_record(
             event_type=EventType.AUDIT_LOG_VIEWED,
-            actor=actor if actor is not None else request.user,
+            actor=actor,
             actor_label=actor_label,
             organization=organization,
             details=looked_at,

@@ -200,6 +200,16 @@ def test_use_is_attributed_to_the_token(client, org, admin):
     assert token.last_used_at is not None
 
 
+def test_a_token_whose_creator_was_deleted_still_works_and_names_no_one(client, org, admin):
+    secret = token_for(org, admin)
+    admin.delete()
+    response = get(client, secret)
+    assert response.status_code == 200
+    [viewed] = events(EventType.AUDIT_LOG_VIEWED)
+    token = ApiToken.objects.get()
+    assert viewed.actor_id is None and viewed.actor_label == token.label
+
+
 # --- Token management page ---------------------------------------------------------------------
 
 TOKENS = reverse("api:tokens")

@@ -139,7 +139,11 @@ def audit_log(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
     if shown:
         audit_log_viewed_record(
-            request=request, organization=organization, looked_at={"filters": form.canonical()}
+            request=request,
+            organization=organization,
+            looked_at={"filters": form.canonical()},
+            actor=request.user,
+            dedup_key=f"user:{request.user.pk}",
         )
     return response
 
@@ -153,7 +157,11 @@ def audit_log_event(request: AuthenticatedHttpRequest, event_id: int) -> HttpRes
     if event is None:
         raise Http404("No such event in your organization.")
     audit_log_viewed_record(
-        request=request, organization=organization, looked_at={"event_id": event.pk}
+        request=request,
+        organization=organization,
+        looked_at={"event_id": event.pk},
+        actor=request.user,
+        dedup_key=f"user:{request.user.pk}",
     )
     return render(
         request,
