@@ -172,6 +172,34 @@ def _empty_database_after_transactional_test(request: pytest.FixtureRequest):
         events_delete_all()
 
 
+@pytest.fixture(autouse=True)
+def _audit_alias_in_the_test_transaction(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """In a test wrapped in one transaction, the "audit" alias is the default connection.
+
+    Such a test's transaction stands in for the database: nothing commits past it, and a second
+    connection could not see the rows the test made. So a write that would commit on its own
+    (audit.services.durable_alias, taken whenever a transaction is open) joins the test's
+    transaction, as every other write does. Tests of that durability run with
+    django_db(transaction=True) and the real second connection (tests/test_durable_failures.py).
+    """
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(
+        (marker and marker.kwargs.get("transaction"))
+        or "transactional_db" in request.fixturenames
+        or "live_server" in request.fixturenames
+    )
+    if transactional or (marker is None and "db" not in request.fixturenames):
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    separate = connections["audit"]
+    connections["audit"] = connections["default"]
+    try:
+        yield
+    finally:
+        connections["audit"] = separate
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian Chromium driven by Playwright (which cannot download its own here)."""

@@ -188,8 +188,8 @@ TEMPLATES = [
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 _default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60))
 # Every request runs in one transaction; the few writes that must survive its rollback (failed
-# sign-ins and other refusals) go through the "audit" alias, a second connection to the same
-# database that commits on its own (see audit.services.event_record).
+# sign-ins and other refusals), when made inside a transaction, go through the "audit" alias, a
+# second connection to the same database that commits on its own (audit.services.durable_alias).
 _default_db["ATOMIC_REQUESTS"] = True
 if _default_db["ENGINE"].endswith("postgresql"):
     # The sign-in's few fixed statements (audit.inserts.planned_cursor) are prepared once per

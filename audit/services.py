@@ -51,13 +51,12 @@ def _run_after_commit_hooks(events: list[AuditEvent]) -> None:
 def durable_alias() -> str:
     """Name the connection on which a write commits now, whatever the caller's transaction does.
 
-    Outside any transaction that is the default connection. Inside one (ATOMIC_REQUESTS, a
-    service's atomic block) a rollback would take the event with it, so the write goes through
-    the separate "audit" connection instead. Test-case transactions do not count: they stand in
-    for the database, not for a caller.
+    With the default connection in autocommit (no transaction open: a view under
+    non_atomic_requests, a task) that is the default connection. Inside a transaction
+    (ATOMIC_REQUESTS, a service's atomic block) a rollback would take the write with it, so it
+    goes through the separate "audit" connection instead.
     """
-    connection = connections[DEFAULT_DB_ALIAS]
-    if all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+    if transaction.get_autocommit(using=DEFAULT_DB_ALIAS):
         return DEFAULT_DB_ALIAS
     return DURABLE_ALIAS
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import authenticate
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.test import RequestFactory
 
+from accounts.models import LockoutState
 from audit.models import AuditEvent, EventType, Reason
+from audit.services import DURABLE_ALIAS, durable_alias
 
-from .factories import member
+from .factories import PASSWORD, member
 
 
 class _RollBack(Exception):
@@ -70,3 +72,29 @@ def test_a_failure_without_a_request_is_recorded_once():
     assert authenticate(None, email="ghost@example.test", password="x") is None
     reasons = list(AuditEvent.objects.order_by("id").values_list("reason", flat=True))
     assert reasons == [Reason.INVALID_CREDENTIALS, Reason.UNKNOWN_USER]
+
+
+@pytest.mark.postgres(reason="a second connection writing while the first holds a transaction")
+@pytest.mark.django_db(transaction=True, databases=["default", "audit"])
+def test_a_lockout_survives_the_rollback_of_the_request_transaction():
+    user = member()
+    request = RequestFactory().post("/anything/")
+
+    with pytest.raises(_RollBack), transaction.atomic():
+        for _ in range(10):  # the default policy's threshold
+            assert authenticate(request, username=user.email, password="wrong") is None
+        raise _RollBack
+
+    [locked] = AuditEvent.objects.filter(event_type=EventType.LOCKOUT_TRIGGERED)
+    assert locked.target_user_id == user.pk
+    assert AuditEvent.objects.filter(event_type=EventType.LOGIN_FAILED).count() == 10
+    assert LockoutState.objects.get(user=user).locked_until is not None
+    assert authenticate(request, username=user.email, password=PASSWORD) is None  # still locked
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "audit"])
+def test_durable_writes_take_the_second_connection_only_inside_a_transaction():
+    assert durable_alias() == DEFAULT_DB_ALIAS  # autocommit: a write commits on its own
+    with transaction.atomic():
+        assert durable_alias() == DURABLE_ALIAS
+    assert durable_alias() == DEFAULT_DB_ALIAS
