@@ -9,4 +9,6 @@ class AlertsConfig(AppConfig):
 
         from . import receivers
 
+        # Every committed batch of events is queued for rule evaluation (audit's one registry of
+        # reactions to events; see audit.services._after_commit_hooks).
         after_events_commit(receivers.queue_evaluation)

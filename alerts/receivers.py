@@ -9,19 +9,21 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from accounts.models import Organization
+from activity_monitor.celery import enqueue
 from audit.models import AuditEvent
 
 from .rules import EVALUATED_EVENT_TYPES
+from .tasks import events_evaluate as events_evaluate_task
 
 
 def queue_evaluation(events: list[AuditEvent]) -> None:
-    """Queue the committed events that a rule looks at (registered with audit.services).
+    """Queue the committed events that a rule looks at: one message per batch of events.
 
-    The ids go to a background publisher (alerts.dispatch), so the sign-in that recorded the
-    events waits neither for the rules nor for the broker; the sweep evaluates any it loses.
+    Registered with audit.services.after_events_commit, so it runs once the events' transaction
+    has committed. The publish gives up fast when the broker is down (enqueue never raises): the
+    sign-in that recorded the events goes on, and the sweep (alerts.tasks.events_sweep, in the
+    beat schedule) evaluates what no task did.
     """
-    from .dispatch import evaluation_request
-
     ids = [
         event.pk
         for event in events
@@ -30,7 +32,7 @@ def queue_evaluation(events: list[AuditEvent]) -> None:
         and event.event_type in EVALUATED_EVENT_TYPES
     ]
     if ids:
-        evaluation_request(ids)
+        enqueue(events_evaluate_task, ids)
 
 
 @receiver(post_save, sender=Organization, dispatch_uid="alerts.organization_rules")

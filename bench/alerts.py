@@ -7,13 +7,12 @@ started against them, with every rule of every organization on.
 
 1. Throughput: E new events (failed sign-ins, successful sign-ins with their session.started, from
    known and new devices and countries) over U users with a month of history each are queued the
-   way sign-ins queue them (each request's ids to the batching publisher of alerts.dispatch,
-   which sends one task per LINGER_SECONDS); the figure is E divided by the time from the
-   first message to the last event in the evaluation ledger.
+   way sign-ins queue them (one task per request, as alerts.receivers.queue_evaluation sends
+   it); the figure is E divided by the time from the first message to the last event in the
+   evaluation ledger.
 2. Latency: S sign-ins through the real sign-in view, one at a time, each from a new browser (so
    each raises a new-device alert); the figure is the time from the sign-in's commit (an
-   after-commit hook) to the alert row's created_at, median and 95th percentile; it includes
-   the publisher's linger (alerts.dispatch.LINGER_SECONDS).
+   after-commit hook) to the alert row's created_at, median and 95th percentile.
 
     SECRET_KEY=x .venv/bin/python bench/alerts.py [E] [S]
 """
@@ -174,8 +173,9 @@ def _cpu_seconds(pid: int) -> float:
 def throughput(rng: random.Random, users, total: int) -> tuple[float, float]:
     """Queue `total` events as sign-ins would, and time one worker evaluating them all."""
     from accounts.models import UserSession
-    from alerts.dispatch import publisher
+    from activity_monitor.celery import enqueue
     from alerts.models import EvaluatedEvent
+    from alerts.tasks import events_evaluate as events_evaluate_task
     from audit.models import AuditEvent, EventType
 
     now = timezone.now()
@@ -232,7 +232,7 @@ def throughput(rng: random.Random, users, total: int) -> tuple[float, float]:
         cpu_before = _cpu_seconds(worker.pid)
         start = time.perf_counter()
         for request in requests:
-            publisher.submit([event.pk for event in request])
+            enqueue(events_evaluate_task, [event.pk for event in request])
         while EvaluatedEvent.objects.count() < len(flat):
             time.sleep(0.05)
         elapsed = time.perf_counter() - start

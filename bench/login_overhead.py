@@ -188,7 +188,5 @@ if __name__ == "__main__":
         finally:
             teardown_databases(old, verbosity=0)
             from activity_monitor.celery import app
-            from alerts.dispatch import publisher
 
-            publisher.flush()
             app.control.purge()

@@ -27,7 +27,6 @@ from django.conf import settings
 from django.db import connection, connections
 
 from activity_monitor.celery import app, enqueue
-from alerts.dispatch import publisher
 
 REDIS_PORT = int(os.environ.get("FAULT_REDIS_PORT", "6391"))
 REDIS_DB = int(os.environ.get("FAULT_REDIS_DB", "6"))
@@ -119,9 +118,6 @@ def app_on_private_redis(django_settings: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        # Ids still lingering in the background publisher go to this broker (or fail), not to
-        # an eager evaluation in the publisher's thread while the test database is flushed.
-        publisher.flush()
         app.conf.update(previous)
         app._after_fork()  # type: ignore[attr-defined]
 

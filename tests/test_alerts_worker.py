@@ -12,7 +12,6 @@ from django.db import connections
 
 from activity_monitor.celery import app
 from alerts import tasks
-from alerts.dispatch import publisher
 from alerts.evaluation import events_sweep
 from alerts.models import Alert, EvaluatedEvent, RuleKind
 from audit.models import AuditEvent, EventType
@@ -95,7 +94,6 @@ def test_events_recorded_while_the_broker_is_down_are_evaluated_exactly_once(cli
             for _ in range(5):
                 response = sign_in(client, user.email, "wrong", REMOTE_ADDR="198.51.100.7")
                 assert response.status_code == 200  # the sign-in page never notices
-            assert publisher.flush()  # the background publisher tried this broker, and failed
         assert EvaluatedEvent.objects.count() == 0
         assert Alert.objects.count() == 0
 

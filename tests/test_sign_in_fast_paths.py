@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.test.utils import CaptureQueriesContext
@@ -15,7 +12,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import mfa
 from accounts.models import LockoutState, Organization, User, UserSession
 from accounts.selectors import user_for_sign_in
-from alerts.dispatch import BatchingPublisher
 from audit.inserts import rows_insert
 from audit.models import AuditEvent, EventType
 from audit.services import EventSpec, events_record
@@ -130,50 +126,6 @@ def test_events_written_in_one_statement_get_their_ids_and_details():
     assert stored[0].organization_id == user.membership.organization_id
     if connection.vendor == "postgresql":
         assert all(e.txid is not None for e in stored)  # the database's default, not ours
-
-
-def test_submits_during_the_linger_wake_no_one():
-    """The publisher sleeps through its linger: what arrives meanwhile waits in the queue,
-    untouched, instead of waking the thread (and taking the interpreter lock from a request)."""
-    sent: list[list[int]] = []
-    publisher = BatchingPublisher(sent.append, linger=1.0)
-    publisher.submit([1])
-    deadline = time.monotonic() + 5
-    while publisher._queue.qsize() and time.monotonic() < deadline:
-        time.sleep(0.005)  # until the thread has taken the first ids and lingers
-    publisher.submit([2])
-    publisher.submit([3])
-    time.sleep(0.1)
-
-    assert publisher._queue.qsize() == 2
-    assert publisher.flush(timeout=5)
-    assert sent == [[1, 2, 3]]
-
-
-def test_the_publisher_batches_what_arrives_together_and_survives_a_failing_send():
-    sent: list[list[int]] = []
-    failed = threading.Event()
-
-    def send(ids: list[int]) -> None:
-        if ids == [13]:
-            failed.set()
-            raise ConnectionError("broker down")
-        sent.append(ids)
-
-    publisher = BatchingPublisher(send, max_batch=4, linger=0.2)
-    publisher.submit([1, 2])
-    publisher.submit([3])
-    publisher.submit([4, 5, 6])
-    assert publisher.flush(timeout=5)
-    assert sorted(i for batch in sent for i in batch) == [1, 2, 3, 4, 5, 6]
-    assert all(len(batch) <= 4 for batch in sent)
-    assert len(sent) == 2  # three submissions within the linger: two messages of at most four
-
-    publisher.submit([13])
-    assert publisher.flush(timeout=5) and failed.is_set()
-    publisher.submit([14])
-    assert publisher.flush(timeout=5)
-    assert sent[-1] == [14]  # the thread lived on after the failed send
 
 
 @pytest.mark.postgres("prepared statements are PostgreSQL's")
