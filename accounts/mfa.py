@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core import signing
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils.crypto import constant_time_compare
 from django_otp import verify_token
 from django_otp.models import Device
@@ -104,15 +105,11 @@ def user_has_mfa(user: User) -> bool:
     return bool(TOTPDevice.objects.filter(user=user, confirmed=True).exists())
 
 
-def second_factor_sql(user_id: str) -> str:
-    """SQL that is true when the user whose id is the expression `user_id` has a confirmed
-    authenticator app or backup codes (the ORM's UNION/EXISTS compile costs more than the query).
-    """
-    totp, static = TOTPDevice._meta.db_table, StaticDevice._meta.db_table
-    # Table names from the models; user_id is a column reference or a placeholder, never input.
-    return (
-        f'(EXISTS (SELECT 1 FROM "{totp}" WHERE user_id = {user_id} AND confirmed)'  # noqa: S608
-        f' OR EXISTS (SELECT 1 FROM "{static}" WHERE user_id = {user_id} AND confirmed))'
+def has_second_factor() -> Q:
+    """On a User query: the user has a confirmed authenticator app or backup codes."""
+    confirmed = {"user": OuterRef("pk"), "confirmed": True}
+    return Q(Exists(TOTPDevice.objects.filter(**confirmed))) | Q(
+        Exists(StaticDevice.objects.filter(**confirmed))
     )
 
 
@@ -120,14 +117,12 @@ def user_has_any_device(user: User) -> bool:
     """Whether the sign-in needs a second step: a confirmed authenticator app or backup codes.
 
     The sign-in's account query (selectors.user_for_sign_in) has already asked; otherwise one
-    statement (django-otp's own device discovery takes two queries and model discovery).
+    query.
     """
     known = getattr(user, "has_second_factor", None)
     if known is not None:
         return bool(known)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {second_factor_sql('%s')}", [user.pk, user.pk])  # noqa: S608
-        return bool(cursor.fetchone()[0])
+    return User._default_manager.filter(has_second_factor(), pk=user.pk).exists()
 
 
 def user_devices(user: User) -> list[Device]:

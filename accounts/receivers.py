@@ -17,7 +17,7 @@ from audit.models import Reason
 from .backends import takes_credentials
 from .lockout import FACTOR_PASSWORD, credential_attempt, login_failure_record
 from .models import User
-from .services import last_login_stamp, session_end_current, session_start
+from .services import session_end_current, session_start
 
 
 @receiver(user_login_failed, dispatch_uid="accounts.login_failed")
@@ -47,8 +47,7 @@ def on_login_failed(
 @receiver(user_logged_in, dispatch_uid="accounts.logged_in")
 def on_logged_in(sender: object, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     if request is None or not hasattr(request, "session"):
-        last_login_stamp(user)  # nothing to record, but last_login moves as Django's would
-        return
+        return  # no session to record (Django's update_last_login still stamps last_login)
     session_start(request=request, user=user, method=getattr(request, "auth_method", "password"))
 
 

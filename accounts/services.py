@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib.sessions.models import Session
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from audit.context import SESSION_HASH_KEY, forget_request_context, request_context, short_hash
-from audit.inserts import planned_cursor
 from audit.models import EventType, Outcome, Reason
 from audit.services import EventSpec, event_record, events_record
 
@@ -27,7 +26,6 @@ from .models import (
 from .notifications import security_notice_queue
 
 if TYPE_CHECKING:
-    from django.db.backends.base.base import BaseDatabaseWrapper
     from django.http import HttpRequest
 
 
@@ -77,30 +75,15 @@ def lockouts_release_expired() -> int:
 # --- Sessions --------------------------------------------------------------------------------
 
 
-def _last_login_update(user: User, connection: BaseDatabaseWrapper) -> tuple[str, list[object]]:
-    """What Django's update_last_login writes (last_login = now), as SQL and parameters."""
-    user.last_login = timezone.now()
-    field = User._meta.get_field("last_login")
-    quote = connection.ops.quote_name
-    return (
-        # Names from the model, quoted; the values are parameters.
-        f"UPDATE {quote(User._meta.db_table)} SET {quote(field.column)} = %s"  # noqa: S608
-        f" WHERE {quote(User._meta.pk.column)} = %s",  # type: ignore[union-attr]
-        [field.get_db_prep_save(user.last_login, connection), user.pk],
-    )
-
-
-def last_login_stamp(user: User) -> None:
-    """Stamp last_login as Django's update_last_login would, for a sign-in without a session to
-    record (session_start stamps the others in the statement that records them)."""
-    connection = connections[user._state.db or DEFAULT_DB_ALIAS]
-    with planned_cursor(connection) as cursor:
-        cursor.execute(*_last_login_update(user, connection))
-
-
 def session_start(*, request: HttpRequest, user: User, method: str = "password") -> UserSession:
-    """Record a successful sign-in and the session it starts, and stamp the user's last_login
-    (call right after login(); AccountsConfig takes Django's update_last_login out)."""
+    """Record a successful sign-in and the session it starts (call right after login())."""
+    # The session row and its events: all or none. savepoint=False: inside the sign-in's
+    # transaction (the lockout lock's) this adds no statement of its own.
+    with transaction.atomic(savepoint=False):
+        return _session_start(request=request, user=user, method=method)
+
+
+def _session_start(*, request: HttpRequest, user: User, method: str) -> UserSession:
     session = request.session
     if not session.session_key:
         # login() over another user's session flushes it and leaves the key to be made on save;
@@ -124,7 +107,7 @@ def session_start(*, request: HttpRequest, user: User, method: str = "password")
         session[SESSION_HASH_KEY] = short_hash(session.session_key or "", purpose="session")
         forget_request_context(request)
         ctx = request_context(request)
-        tracked = UserSession(
+        tracked = UserSession.objects.create(
             user=user,
             organization_id=getattr(getattr(user, "membership", None), "organization_id", None),
             session_key=session.session_key,
@@ -147,15 +130,7 @@ def session_start(*, request: HttpRequest, user: User, method: str = "password")
                 details={"expires_at": session.get_expiry_date().isoformat()},
             )
         )
-    # The last_login stamp and the new session's row go in the events' statement: one round
-    # trip for every write of the sign-in beyond what Django's own login() makes.
-    connection = connections[DEFAULT_DB_ALIAS]
-    events_record(
-        specs=specs,
-        request=request,
-        alongside=[tracked] if tracked.pk is None else [],
-        statements=[_last_login_update(user, connection)],
-    )
+    events_record(specs=specs, request=request)
     return tracked
 
 

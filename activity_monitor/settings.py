@@ -191,13 +191,7 @@ _default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_M
 # sign-ins and other refusals), when made inside a transaction, go through the "audit" alias, a
 # second connection to the same database that commits on its own (audit.services.durable_alias).
 _default_db["ATOMIC_REQUESTS"] = True
-if _default_db["ENGINE"].endswith("postgresql"):
-    # The sign-in's few fixed statements (audit.inserts.planned_cursor) are prepared once per
-    # connection after this many runs; every other query is bound on the client and never
-    # prepared. 0 turns it off (a transaction-mode PgBouncer older than 1.21 needs that).
-    _prepare_threshold = envint("DB_PREPARE_THRESHOLD", 5)
-    _default_db.setdefault("OPTIONS", {})["prepare_threshold"] = _prepare_threshold or None
-elif _default_db["ENGINE"].endswith("sqlite3"):
+if _default_db["ENGINE"].endswith("sqlite3"):
     # WAL lets the "audit" connection commit while a request's transaction is reading.
     _default_db.setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from .context import RequestContext, request_context
-from .inserts import rows_insert_together
 from .models import AuditEvent, EventType, Outcome
 from .sanitize import clean_details, clean_text
 
@@ -29,8 +28,14 @@ logger = logging.getLogger(__name__)
 # EventType.values builds a new list on every access; this is checked on every write.
 _EVENT_TYPES = frozenset(EventType.values)
 
-# Called with each batch of events once its transaction has committed. Apps that react to events
-# (alerts) register here in AppConfig.ready(), so this app imports none of them.
+# The one registry of reactions to recorded events. Each hook is called with every batch of
+# events once the transaction that wrote them has committed (transaction.on_commit; at once on a
+# connection in autocommit), in the order registered, and never for a batch that rolled back.
+# Apps that react to events register in their AppConfig.ready() (alerts queues its evaluation
+# task, alerts.receivers.queue_evaluation), so this app imports none of them. A hook must be
+# quick and must not rely on running: the request waits for it, and whatever it hands off has to
+# be recoverable from the committed events (alerts' sweep evaluates what no task did). A hook
+# that raises is logged and the rest still run; the request never sees the error.
 _after_commit_hooks: list[Callable[[list[AuditEvent]], None]] = []
 
 
@@ -46,6 +51,11 @@ def _run_after_commit_hooks(events: list[AuditEvent]) -> None:
             hook(events)
         except Exception:  # a reaction to an event never breaks the request that recorded it
             logger.exception("after-commit hook %r failed", hook)
+
+
+def _after_commit(events: list[AuditEvent], using: str) -> None:
+    if _after_commit_hooks and events:
+        transaction.on_commit(lambda: _run_after_commit_hooks(events), using=using)
 
 
 def durable_alias() -> str:
@@ -128,22 +138,13 @@ def events_record(
     request: HttpRequest | None = None,
     context: RequestContext | None = None,
     using: str = DEFAULT_DB_ALIAS,
-    alongside: Sequence[models.Model] = (),
-    statements: Sequence[tuple[str, Sequence[object]]] = (),
 ) -> list[AuditEvent]:
-    """Write several events of one request in one statement, in the caller's transaction.
-
-    `alongside`: new rows of one other model that the events describe (the session a sign-in
-    starts); `statements`: other writes of the same change (an UPDATE and its parameters). Both
-    go in the events' statement (audit.inserts.rows_insert_together), so they happen exactly when
-    the events are written.
-    """
+    """Write several events of one request (one INSERT), in the caller's transaction."""
     ctx = context if context is not None else request_context(request)
     now = timezone.now()
     events = [_build_event(spec, ctx, now) for spec in specs]
-    rows_insert_together([alongside, events], using=using, statements=statements)
-    if _after_commit_hooks and events:
-        transaction.on_commit(lambda: _run_after_commit_hooks(events), using=using)
+    AuditEvent.objects.using(using).bulk_create(events)
+    _after_commit(events, using)
     return events
 
 
@@ -179,5 +180,11 @@ def event_record(
         details=details or {},
     )
     alias = using or (durable_alias() if durable else DEFAULT_DB_ALIAS)
-    # One INSERT: on a connection in autocommit (the durable case) it commits on its own.
-    return events_record(specs=[spec], request=request, context=context, using=alias)[0]
+    event = _build_event(
+        spec, request_context(request) if context is None else context, timezone.now()
+    )
+    # save(), not bulk_create(): one INSERT, which on a connection in autocommit (the durable
+    # case) commits on its own; bulk_create would wrap it in a transaction, two round trips more.
+    event.save(using=alias, force_insert=True)
+    _after_commit([event], alias)
+    return event

@@ -71,11 +71,7 @@ def _bare_settings() -> override_settings:
 
 
 def _capture(enabled: bool) -> None:
-    """Our receivers on, or bare Django's: none of ours, and Django's own update_last_login
-    (with capture on, our sign-in receiver stamps last_login in the statement that records the
-    sign-in, and AccountsConfig takes update_last_login out)."""
-    from django.contrib.auth.models import update_last_login
-
+    """Our receivers on, or none of them (Django's own update_last_login stays on both sides)."""
     from accounts import receivers
 
     handlers = {
@@ -88,10 +84,6 @@ def _capture(enabled: bool) -> None:
             signal.connect(handlers[uid], dispatch_uid=uid)
         else:
             signal.disconnect(dispatch_uid=uid)
-    if enabled:
-        user_logged_in.disconnect(dispatch_uid="update_last_login")
-    else:
-        user_logged_in.connect(update_last_login, dispatch_uid="update_last_login")
 
 
 def _timed_post(client: Client, url: str, data: dict[str, str]) -> float:
