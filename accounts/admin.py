@@ -8,8 +8,8 @@ from django.http import HttpRequest
 from audit.models import Reason
 
 from .http import AuthenticatedHttpRequest
+from .lockout import lockout_release
 from .models import LockoutState, Membership, Organization, User, UserSession
-from .services import lockout_release
 
 
 class MembershipInline(admin.TabularInline[Membership, Organization]):

@@ -7,6 +7,9 @@ without checking if the account is locked; otherwise checks, and on a wrong answ
 login.failed, counts the account's failures in the window and, at the organization's threshold,
 locks the account and records lockout.triggered. So whatever the concurrency no attempt is checked
 after the lock, and a burst of N > threshold wrong guesses is checked exactly `threshold` times.
+
+Releasing a lock (its time is up, an administrator unlocks, a password reset) is a write of its
+own, under the same row lock; reading whether an account is locked never writes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
 
 from audit.context import short_hash
@@ -88,6 +91,15 @@ class AttemptResult:
 def lockout_is_active(*, state: LockoutState | None, now: datetime | None = None) -> bool:
     """Tell whether a lockout row says locked now; a read (expired locks are released elsewhere)."""
     return state is not None and state.is_locked(now or timezone.now())
+
+
+def lockout_is_expired(*, state: LockoutState | None, now: datetime | None = None) -> bool:
+    """Tell whether a lockout row holds a lock whose time is up and is not yet released; a read."""
+    return (
+        state is not None
+        and state.locked_until is not None
+        and state.locked_until <= (now or timezone.now())
+    )
 
 
 def attempted_name_label(attempted: str) -> str:
@@ -168,7 +180,7 @@ def credential_attempt(
     with transaction.atomic(using=alias):
         state = _lockout_state_for_update(user, using=alias)
         now = timezone.now()
-        if state.locked_until is not None and state.locked_until <= now:
+        if lockout_is_expired(state=state, now=now):
             lockout_release_locked(state=state, reason=Reason.EXPIRED, request=request, using=alias)
         if lockout_is_active(state=state, now=now):
             _failure_record(user, Reason.ACCOUNT_LOCKED, factor, purpose, request, using=alias)
@@ -319,3 +331,43 @@ def lockout_release_locked(
         request=request,
         using=using,
     )
+
+
+def lockout_release(
+    *,
+    user: User,
+    reason: str,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+) -> bool:
+    """Unlock the account and record lockout.released, once; False if it was not locked.
+
+    Under the lockout row's lock, the one the sign-in checks under: of two releases, or a
+    release and a sign-in, one goes first and the other sees what it did.
+    """
+    with transaction.atomic():
+        state = (
+            LockoutState.objects.select_for_update(of=("self",))
+            .select_related("user__membership")
+            .filter(user_id=user.pk)
+            .first()
+        )
+        if state is None or state.locked_until is None:
+            return False
+        if reason == Reason.EXPIRED and not lockout_is_expired(state=state):
+            return False
+        lockout_release_locked(
+            state=state, reason=reason, actor=actor, request=request, using=DEFAULT_DB_ALIAS
+        )
+    return True
+
+
+def lockouts_release_expired() -> int:
+    """Release every lock whose time is up; returns how many were released by this call."""
+    released = 0
+    expired = LockoutState.objects.filter(locked_until__lte=timezone.now()).select_related(
+        "user__membership"
+    )
+    for state in expired.iterator(chunk_size=500):
+        released += lockout_release(user=state.user, reason=Reason.EXPIRED)
+    return released

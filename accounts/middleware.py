@@ -11,7 +11,7 @@ from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from .mfa import ENROL_REQUIRED_SESSION_KEY
-from .services import session_touch
+from .sessions import session_touch
 
 # What a member who must enrol may still reach: the enrolment page and the way out.
 ENROL_ALLOWED_VIEWS = frozenset({"accounts:mfa-enrol", "accounts:logout"})

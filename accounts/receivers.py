@@ -17,7 +17,7 @@ from audit.models import Reason
 from .backends import takes_credentials
 from .lockout import FACTOR_PASSWORD, credential_attempt, login_failure_record
 from .models import User
-from .services import session_end_current, session_start
+from .sessions import session_end_current, session_start
 
 
 @receiver(user_login_failed, dispatch_uid="accounts.login_failed")

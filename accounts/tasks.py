@@ -2,17 +2,17 @@
 
 from celery import shared_task
 
-from . import notifications, services
+from . import lockout, notifications, sessions
 
 
 @shared_task
 def session_expire_stale() -> int:
-    return services.session_expire_stale()
+    return sessions.session_expire_stale()
 
 
 @shared_task
 def lockout_release_expired() -> int:
-    return services.lockouts_release_expired()
+    return lockout.lockouts_release_expired()
 
 
 # Shorter than the claim's lease (SWEEP_CLAIM_LEASE_SECONDS, default 60 s): a hung send is killed

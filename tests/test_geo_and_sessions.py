@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import SessionEndReason, UserSession
-from accounts.services import session_expire_stale
+from accounts.sessions import session_expire_stale
 from accounts.tasks import session_expire_stale as session_expire_stale_task
 from audit.geo import locate
 from audit.logging import RedactSecretsFilter

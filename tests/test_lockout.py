@@ -11,12 +11,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, connections, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.forms import SIGN_IN_REFUSED
+from accounts.lockout import lockout_is_active, lockout_is_expired, lockouts_release_expired
 from accounts.models import LockoutState, Role
-from accounts.services import lockouts_release_expired
 from accounts.tasks import lockout_release_expired
 from audit.models import EventType, Reason
 
@@ -144,6 +145,21 @@ def test_an_expired_lock_is_released_once_by_the_next_sign_in(client):
     assert sign_in(client, user.email).status_code == 302
     assert lockouts_release_expired() == 0
     assert [e.reason for e in events(EventType.LOCKOUT_RELEASED)] == [Reason.EXPIRED]
+
+
+def test_reading_an_expired_lock_writes_nothing(client):
+    """Whether an account is locked is a read: releasing an expired lock is a write of its own."""
+    user = member()
+    _fail(client, user, 10)
+    _expire_lock(user)
+    state = LockoutState.objects.get(user=user)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert lockout_is_active(state=state) is False
+        assert lockout_is_expired(state=state) is True
+    assert queries.captured_queries == []
+    assert events(EventType.LOCKOUT_RELEASED) == []
+    assert LockoutState.objects.get(user=user).locked_until is not None
 
 
 def test_a_lock_still_running_is_not_released_by_the_task(client):

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import SessionEndReason, UserSession
-from accounts.services import SESSION_TOUCHED_KEY
+from accounts.sessions import SESSION_TOUCHED_KEY
 from audit.context import SESSION_HASH_KEY
 from audit.models import EventType, Reason
 

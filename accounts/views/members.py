@@ -18,15 +18,15 @@ from .. import mfa
 from ..access import Capability, require
 from ..forms import MemberRoleForm, MfaPolicyForm
 from ..http import AuthenticatedHttpRequest
+from ..lockout import lockout_release
 from ..models import Membership, Role, SessionEndReason
 from ..selectors import member_of, members_of, membership_of
 from ..services import (
     LastAdministratorError,
-    lockout_release,
     member_role_change,
     organization_mfa_policy_update,
-    sessions_end,
 )
+from ..sessions import sessions_end
 
 
 @login_required

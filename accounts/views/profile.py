@@ -20,7 +20,7 @@ from .. import mfa
 from ..http import AuthenticatedHttpRequest
 from ..models import SessionEndReason
 from ..selectors import membership_of, session_open_of, sessions_open_of
-from ..services import sessions_end
+from ..sessions import sessions_end
 
 
 @login_required

@@ -18,7 +18,7 @@ from django_otp.models import Device
 from .. import mfa
 from ..forms import SIGN_IN_REFUSED, SecondStepForm, SignInForm
 from ..models import User
-from ..services import session_end_replaced
+from ..sessions import session_end_replaced
 
 
 def _safe_next(request: HttpRequest) -> str:

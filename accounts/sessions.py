@@ -1,0 +1,249 @@
+"""Session services: the sessions a sign-in starts, their activity, and how they end.
+
+Each UserSession row follows one Django session (by a short hash, never the key) and every
+start and end writes its audit event.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.utils import timezone
+
+from audit.context import SESSION_HASH_KEY, forget_request_context, request_context, short_hash
+from audit.models import EventType, Reason
+from audit.services import EventSpec, events_record
+
+from .models import SessionEndReason, User, UserSession
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+
+def session_start(*, request: HttpRequest, user: User, method: str = "password") -> UserSession:
+    """Record a successful sign-in and the session it starts (call right after login())."""
+    # The session row and its events: all or none. savepoint=False: inside the sign-in's
+    # transaction (the lockout lock's) this adds no statement of its own.
+    with transaction.atomic(savepoint=False):
+        return _session_start(request=request, user=user, method=method)
+
+
+def _session_start(*, request: HttpRequest, user: User, method: str) -> UserSession:
+    session = request.session
+    if not session.session_key:
+        # login() over another user's session flushes it and leaves the key to be made on save;
+        # the session row needs it now.
+        session.cycle_key()
+    now = timezone.now()
+    existing = session.get(SESSION_HASH_KEY)
+    tracked = None
+    if existing:  # signing in again inside a live session of the same user: same session
+        tracked = UserSession.objects.filter(
+            session_hash=existing, user=user, ended_at__isnull=True
+        ).first()
+    specs = [
+        EventSpec(event_type=EventType.LOGIN_SUCCEEDED, actor=user, details={"method": method})
+    ]
+    if tracked is not None:
+        tracked.session_key = session.session_key or ""
+        tracked.last_activity_at = now
+        tracked.save(update_fields=["session_key", "last_activity_at"])
+    else:
+        session[SESSION_HASH_KEY] = short_hash(session.session_key or "", purpose="session")
+        forget_request_context(request)
+        ctx = request_context(request)
+        tracked = UserSession.objects.create(
+            user=user,
+            organization_id=getattr(getattr(user, "membership", None), "organization_id", None),
+            session_key=session.session_key,
+            session_hash=session[SESSION_HASH_KEY],
+            ip_address=ctx.ip_address,
+            user_agent=ctx.user_agent,
+            browser=ctx.browser,
+            os=ctx.os,
+            device_type=ctx.device_type,
+            device_id=ctx.device_id,
+            country=ctx.geo.country,
+            city=ctx.geo.city,
+            started_at=now,
+            last_activity_at=now,
+        )
+        specs.append(
+            EventSpec(
+                event_type=EventType.SESSION_STARTED,
+                actor=user,
+                details={"expires_at": session.get_expiry_date().isoformat()},
+            )
+        )
+    events_record(specs=specs, request=request)
+    return tracked
+
+
+# Recorded in session.ended's details when a sign-in in the same browser ended the session.
+ENDED_BY_SIGN_IN = "sign_in"
+
+
+def session_end_replaced(*, request: HttpRequest) -> None:
+    """End the session the request came with, before a sign-in gives the browser a new one.
+
+    Call once the credentials are verified, right before login() (or the two-step sign-in's
+    pending state). A signed-in session (anyone's: the same user, another one, or one planted by
+    an attacker) is recorded as session.ended, reason logout, with ended_by "sign_in"; then the
+    stored session is deleted, so the key the browser came with is dead and login() makes a new
+    one (no session fixation, whatever Django's login() would keep for the same user).
+    """
+    session = request.session
+    session_hash = session.get(SESSION_HASH_KEY, "")
+    tracked = None
+    if session_hash:
+        tracked = (
+            UserSession.objects.filter(session_hash=session_hash, ended_at__isnull=True)
+            .select_related("user__membership")
+            .first()
+        )
+    if tracked is not None:
+        with transaction.atomic():
+            claimed = UserSession.objects.filter(pk=tracked.pk, ended_at__isnull=True).update(
+                ended_at=timezone.now(), end_reason=SessionEndReason.LOGOUT
+            )
+            if claimed:
+                events_record(
+                    specs=[
+                        EventSpec(
+                            event_type=EventType.SESSION_ENDED,
+                            reason=Reason.LOGOUT,
+                            actor=tracked.user,
+                            session_hash=tracked.session_hash,
+                            details={
+                                "started_at": tracked.started_at.isoformat(),
+                                "ended_by": ENDED_BY_SIGN_IN,
+                            },
+                        )
+                    ],
+                    request=request,
+                )
+    session.flush()
+    forget_request_context(request)
+
+
+def session_end_current(*, request: HttpRequest, user: User) -> None:
+    """Record a sign-out and the end of its session (call before the session is flushed)."""
+    session_hash = request.session.get(SESSION_HASH_KEY, "")
+    now = timezone.now()
+    specs = [EventSpec(event_type=EventType.LOGOUT, actor=user)]
+    if session_hash:
+        ended = UserSession.objects.filter(session_hash=session_hash, ended_at__isnull=True).update(
+            ended_at=now, end_reason=SessionEndReason.LOGOUT
+        )
+        if ended:
+            specs.append(
+                EventSpec(event_type=EventType.SESSION_ENDED, actor=user, reason=Reason.LOGOUT)
+            )
+    events_record(specs=specs, request=request)
+
+
+def sessions_end(
+    *,
+    user: User,
+    reason: str,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+    keep_current: bool = False,
+    only_hash: str | None = None,
+) -> int:
+    """End the user's open sessions (all, all but the request's, or one); returns how many."""
+    current_hash = request.session.get(SESSION_HASH_KEY, "") if request is not None else ""
+    open_sessions = UserSession.objects.filter(user=user, ended_at__isnull=True)
+    if only_hash is not None:
+        open_sessions = open_sessions.filter(session_hash=only_hash)
+    if keep_current and current_hash:
+        open_sessions = open_sessions.exclude(session_hash=current_hash)
+    now = timezone.now()
+    specs = []
+    with transaction.atomic():
+        for tracked in open_sessions.select_for_update():
+            UserSession.objects.filter(pk=tracked.pk).update(ended_at=now, end_reason=reason)
+            Session.objects.filter(session_key=tracked.session_key).delete()
+            specs.append(
+                EventSpec(
+                    event_type=EventType.SESSION_ENDED,
+                    reason=reason,
+                    actor=actor or user,
+                    target_user=user if actor is not None and actor != user else None,
+                    session_hash=tracked.session_hash,
+                    details={"started_at": tracked.started_at.isoformat()},
+                )
+            )
+        if specs:
+            events_record(specs=specs, request=request)
+    return len(specs)
+
+
+def session_rekey(*, request: HttpRequest) -> None:
+    """Follow the session to its new key after Django cycled it (password change)."""
+    session_hash = request.session.get(SESSION_HASH_KEY)
+    if session_hash and request.session.session_key:
+        UserSession.objects.filter(session_hash=session_hash).update(
+            session_key=request.session.session_key
+        )
+
+
+# Last activity is written at most this often per session, not on every request.
+SESSION_TOUCH_INTERVAL = 60
+SESSION_TOUCHED_KEY = "_am_touched"
+
+
+def session_touch(*, request: HttpRequest) -> bool:
+    """Move the session's last-activity time forward, at most once a minute; True if it did."""
+    session = request.session
+    session_hash = session.get(SESSION_HASH_KEY)
+    if not session_hash:
+        return False
+    now = timezone.now()
+    touched = session.get(SESSION_TOUCHED_KEY)
+    if isinstance(touched, (int, float)) and now.timestamp() - touched < SESSION_TOUCH_INTERVAL:
+        return False
+    session[SESSION_TOUCHED_KEY] = int(now.timestamp())
+    UserSession.objects.filter(session_hash=session_hash, ended_at__isnull=True).update(
+        last_activity_at=now
+    )
+    return True
+
+
+def session_expire_stale(*, batch_size: int = 500) -> int:
+    """Record session.expired, once each, for sessions that ran out without a sign-out."""
+    now = timezone.now()
+    live_keys = Session.objects.filter(expire_date__gt=now).values("session_key")
+    stale = (
+        UserSession.objects.filter(ended_at__isnull=True, started_at__lt=now)
+        .exclude(session_key__in=live_keys)
+        .select_related("user__membership")
+    )
+    expired = 0
+    for tracked in stale[:batch_size]:
+        with transaction.atomic():
+            # Conditional update: a concurrent run that got here first leaves nothing to claim.
+            claimed = UserSession.objects.filter(pk=tracked.pk, ended_at__isnull=True).update(
+                ended_at=now, end_reason=SessionEndReason.EXPIRED
+            )
+            if not claimed:
+                continue
+            Session.objects.filter(session_key=tracked.session_key).delete()
+            events_record(
+                specs=[
+                    EventSpec(
+                        event_type=EventType.SESSION_EXPIRED,
+                        actor=tracked.user,
+                        reason=Reason.EXPIRED,
+                        session_hash=tracked.session_hash,
+                        details={
+                            "started_at": tracked.started_at.isoformat(),
+                            "last_activity_at": tracked.last_activity_at.isoformat(),
+                        },
+                    )
+                ]
+            )
+        expired += 1
+    return expired
