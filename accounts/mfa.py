@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.core import signing
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils.crypto import constant_time_compare
 from django_otp import verify_token
 from django_otp.models import Device
@@ -105,24 +104,15 @@ def user_has_mfa(user: User) -> bool:
     return bool(TOTPDevice.objects.filter(user=user, confirmed=True).exists())
 
 
-def has_second_factor() -> Q:
-    """On a User query: the user has a confirmed authenticator app or backup codes."""
-    confirmed = {"user": OuterRef("pk"), "confirmed": True}
-    return Q(Exists(TOTPDevice.objects.filter(**confirmed))) | Q(
-        Exists(StaticDevice.objects.filter(**confirmed))
-    )
-
-
 def user_has_any_device(user: User) -> bool:
-    """Whether the sign-in needs a second step: a confirmed authenticator app or backup codes.
-
-    The sign-in's account query (selectors.user_for_sign_in) has already asked; otherwise one
-    query.
-    """
-    known = getattr(user, "has_second_factor", None)
-    if known is not None:
-        return bool(known)
-    return User._default_manager.filter(has_second_factor(), pk=user.pk).exists()
+    """Whether the sign-in needs a second step: a confirmed authenticator app or backup codes."""
+    confirmed = {"user": user, "confirmed": True}
+    return (
+        TOTPDevice.objects.filter(**confirmed)
+        .values("pk")
+        .union(StaticDevice.objects.filter(**confirmed).values("pk"))
+        .exists()
+    )
 
 
 def user_devices(user: User) -> list[Device]:

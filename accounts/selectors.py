@@ -9,7 +9,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.selectors import EventFilters, Members
 
-from .mfa import has_second_factor
 from .models import Membership, Organization, User, UserSession
 
 
@@ -49,13 +48,13 @@ def member_of(organization: Organization, membership_id: int) -> Membership | No
 
 
 def user_for_sign_in(address: str) -> User | None:
-    """The account with this address (any case), with its membership, organization and lockout
-    row, and (has_second_factor) whether it has a confirmed second factor: one query."""
+    """The account with this address (any case), with its membership and organization: one query.
+
+    The rest of what a sign-in reads comes when it is needed: the lockout row under its lock
+    (accounts.lockout), the second factors once the password was right (mfa.user_has_any_device).
+    """
     return (
-        User._default_manager.by_email(address)
-        .select_related("membership__organization", "lockout_state")
-        .annotate(has_second_factor=has_second_factor())
-        .first()
+        User._default_manager.by_email(address).select_related("membership__organization").first()
     )
 
 

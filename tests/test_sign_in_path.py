@@ -10,7 +10,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import mfa
-from accounts.models import LockoutState, Organization, User, UserSession
+from accounts.models import Organization, User, UserSession
 from accounts.selectors import user_for_sign_in
 from audit.models import AuditEvent, EventType
 from audit.services import EventSpec, events_record
@@ -21,24 +21,29 @@ from .helpers import sign_in
 pytestmark = pytest.mark.django_db
 
 
-def test_the_sign_in_user_comes_with_membership_organization_and_lockout_in_one_query():
+def test_the_sign_in_user_comes_with_membership_and_organization_in_one_query():
     user = member()
     organization = user.membership.organization
     Organization.objects.filter(pk=organization.pk).update(mfa_required_roles=["administrator"])
-    LockoutState.objects.create(user=user, counter_reset_at=timezone.now(), locked_at=None)
 
     with CaptureQueriesContext(connection) as queries:
         found = user_for_sign_in(user.email.upper())
         assert found is not None
-        related = (found.membership, found.membership.organization, found.lockout_state)
-        assert found.has_second_factor is False
+        related = (found.membership, found.membership.organization)
     assert len(queries.captured_queries) == 1
 
     assert found.pk == user.pk
-    assert [r.pk for r in related] == [user.membership.pk, organization.pk, user.pk]
+    assert [r.pk for r in related] == [user.membership.pk, organization.pk]
     assert found.membership.organization.mfa_required_roles == ["administrator"]
     assert found._state.adding is False
     assert found.check_password("correct horse battery staple")
+
+
+def test_a_user_without_membership_reads_without_one():
+    found = user_for_sign_in(UserFactory().email)
+    assert found is not None
+    assert getattr(found, "membership", None) is None
+    assert user_for_sign_in("nobody@example.test") is None
 
 
 @pytest.mark.parametrize(
@@ -48,25 +53,18 @@ def test_the_sign_in_user_comes_with_membership_organization_and_lockout_in_one_
         ([(TOTPDevice, False)], False),  # enrolment not finished
         ([(TOTPDevice, True)], True),
         ([(StaticDevice, True)], True),
+        ([(TOTPDevice, True), (StaticDevice, True)], True),
     ],
 )
-def test_the_sign_in_user_says_whether_a_second_step_is_due(devices, expected):
+def test_a_second_step_is_due_with_a_confirmed_device_of_either_kind(devices, expected):
     user = member()
     for model, confirmed in devices:
         model.objects.create(user=user, name="d", confirmed=confirmed)
-    found = user_for_sign_in(user.email)
-    assert found.has_second_factor is expected
-    assert mfa.user_has_any_device(user) is expected  # the same question asked on its own
-
-
-def test_a_user_without_membership_or_lockout_row_reads_without_them():
-    user = UserFactory()
-    found = user_for_sign_in(user.email)
-    assert found.pk == user.pk
-    assert getattr(found, "membership", None) is None
-    with pytest.raises(LockoutState.DoesNotExist):
-        found.lockout_state  # noqa: B018 - the access is the assertion
-    assert user_for_sign_in("nobody@example.test") is None
+    other = member()  # another user's devices are not this user's
+    TOTPDevice.objects.create(user=other, name="d", confirmed=True)
+    with CaptureQueriesContext(connection) as queries:
+        assert mfa.user_has_any_device(user) is expected
+    assert len(queries.captured_queries) == 1
 
 
 def test_events_written_together_get_their_ids_in_order_and_their_details():
