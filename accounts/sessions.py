@@ -6,6 +6,7 @@ start and end writes its audit event.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.contrib.sessions.models import Session
@@ -53,20 +54,12 @@ def _session_start(*, request: HttpRequest, user: User, method: str) -> UserSess
     else:
         session[SESSION_HASH_KEY] = short_hash(session.session_key or "", purpose="session")
         forget_request_context(request)
-        ctx = request_context(request)
         tracked = UserSession.objects.create(
             user=user,
             organization_id=getattr(getattr(user, "membership", None), "organization_id", None),
             session_key=session.session_key,
             session_hash=session[SESSION_HASH_KEY],
-            ip_address=ctx.ip_address,
-            user_agent=ctx.user_agent,
-            browser=ctx.browser,
-            os=ctx.os,
-            device_type=ctx.device_type,
-            device_id=ctx.device_id,
-            country=ctx.geo.country,
-            city=ctx.geo.city,
+            **request_context(request).client_fields(),
             started_at=now,
             last_activity_at=now,
         )
@@ -105,25 +98,14 @@ def session_end_replaced(*, request: HttpRequest) -> None:
         )
     if tracked is not None:
         with transaction.atomic():
-            claimed = UserSession.objects.filter(pk=tracked.pk, ended_at__isnull=True).update(
-                ended_at=timezone.now(), end_reason=SessionEndReason.LOGOUT
+            _session_end_claim(
+                tracked,
+                end_reason=SessionEndReason.LOGOUT,
+                event_type=EventType.SESSION_ENDED,
+                reason=Reason.LOGOUT,
+                details={"ended_by": ENDED_BY_SIGN_IN},
+                request=request,
             )
-            if claimed:
-                events_record(
-                    specs=[
-                        EventSpec(
-                            event_type=EventType.SESSION_ENDED,
-                            reason=Reason.LOGOUT,
-                            actor=tracked.user,
-                            session_hash=tracked.session_hash,
-                            details={
-                                "started_at": tracked.started_at.isoformat(),
-                                "ended_by": ENDED_BY_SIGN_IN,
-                            },
-                        )
-                    ],
-                    request=request,
-                )
     session.flush()
     forget_request_context(request)
 
@@ -224,26 +206,49 @@ def session_expire_stale(*, batch_size: int = 500) -> int:
     expired = 0
     for tracked in stale[:batch_size]:
         with transaction.atomic():
-            # Conditional update: a concurrent run that got here first leaves nothing to claim.
-            claimed = UserSession.objects.filter(pk=tracked.pk, ended_at__isnull=True).update(
-                ended_at=now, end_reason=SessionEndReason.EXPIRED
+            claimed = _session_end_claim(
+                tracked,
+                end_reason=SessionEndReason.EXPIRED,
+                event_type=EventType.SESSION_EXPIRED,
+                reason=Reason.EXPIRED,
+                details={"last_activity_at": tracked.last_activity_at.isoformat()},
+                now=now,
             )
             if not claimed:
                 continue
             Session.objects.filter(session_key=tracked.session_key).delete()
-            events_record(
-                specs=[
-                    EventSpec(
-                        event_type=EventType.SESSION_EXPIRED,
-                        actor=tracked.user,
-                        reason=Reason.EXPIRED,
-                        session_hash=tracked.session_hash,
-                        details={
-                            "started_at": tracked.started_at.isoformat(),
-                            "last_activity_at": tracked.last_activity_at.isoformat(),
-                        },
-                    )
-                ]
-            )
         expired += 1
     return expired
+
+
+def _session_end_claim(
+    tracked: UserSession,
+    *,
+    end_reason: str,
+    event_type: str,
+    reason: str,
+    details: dict[str, str],
+    request: HttpRequest | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """End a session that is still open and record its event; False if it had ended already.
+
+    A conditional update: of two callers ending the same session, the second claims nothing.
+    """
+    claimed = UserSession.objects.filter(pk=tracked.pk, ended_at__isnull=True).update(
+        ended_at=now or timezone.now(), end_reason=end_reason
+    )
+    if claimed:
+        events_record(
+            specs=[
+                EventSpec(
+                    event_type=event_type,
+                    reason=reason,
+                    actor=tracked.user,
+                    session_hash=tracked.session_hash,
+                    details={"started_at": tracked.started_at.isoformat(), **details},
+                )
+            ],
+            request=request,
+        )
+    return bool(claimed)

@@ -33,6 +33,19 @@ class RequestContext:
     # header, a truncated user agent).
     notes: dict[str, str] = field(default_factory=dict)
 
+    def client_fields(self) -> dict[str, str | None]:
+        """Address, user agent, device and place, as events and session rows name the fields."""
+        return {
+            "ip_address": self.ip_address,
+            "user_agent": self.user_agent,
+            "browser": self.browser,
+            "os": self.os,
+            "device_type": self.device_type,
+            "device_id": self.device_id,
+            "country": self.geo.country,
+            "city": self.geo.city,
+        }
+
 
 EMPTY_CONTEXT = RequestContext()
 
