@@ -107,7 +107,7 @@ def user_has_mfa(user: User) -> bool:
 def user_has_any_device(user: User) -> bool:
     """Whether the sign-in needs a second step: a confirmed authenticator app or backup codes."""
     confirmed = {"user": user, "confirmed": True}
-    return (
+    return bool(
         TOTPDevice.objects.filter(**confirmed)
         .values("pk")
         .union(StaticDevice.objects.filter(**confirmed).values("pk"))

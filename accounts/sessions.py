@@ -57,7 +57,7 @@ def _session_start(*, request: HttpRequest, user: User, method: str) -> UserSess
         tracked = UserSession.objects.create(
             user=user,
             organization_id=getattr(getattr(user, "membership", None), "organization_id", None),
-            session_key=session.session_key,
+            session_key=session.session_key or "",
             session_hash=session[SESSION_HASH_KEY],
             **request_context(request).client_fields(),
             started_at=now,

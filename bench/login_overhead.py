@@ -31,8 +31,10 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -87,7 +89,7 @@ AGENT = (
 
 def _bare_settings() -> override_settings:
     middleware = [m for m in settings.MIDDLEWARE if not m.startswith("audit.")]
-    templates = [dict(settings.TEMPLATES[0])]
+    templates: list[dict[str, Any]] = [dict(settings.TEMPLATES[0])]
     templates[0]["DIRS"] = [*templates[0]["DIRS"], ROOT / "bench" / "templates"]
     return override_settings(
         MIDDLEWARE=middleware,
@@ -101,7 +103,7 @@ def _capture(enabled: bool) -> None:
     """Our receivers on, or none of them (Django's own update_last_login stays on both sides)."""
     from accounts import receivers
 
-    handlers = {
+    handlers: dict[str, Callable[..., Any]] = {
         "accounts.login_failed": receivers.on_login_failed,
         "accounts.logged_in": receivers.on_logged_in,
         "accounts.logged_out": receivers.on_logged_out,
@@ -238,8 +240,7 @@ def _verdict(ok: bool) -> str:
 
 
 def main(args: argparse.Namespace) -> None:
-    connection.ensure_connection()
-    version = connection.pg_version // 10000 if connection.vendor == "postgresql" else ""
+    version = connection.get_database_version()[0]
     print(
         f"Sign-in overhead of capture: our sign-in view vs bare Django's LoginView, test client, "
         f"{connection.vendor} {version}, Redis for queued tasks, "
