@@ -173,7 +173,7 @@ def _empty_database_after_transactional_test(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(autouse=True)
-def _audit_alias_in_the_test_transaction(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+def _audit_alias_in_the_test_transaction(request: pytest.FixtureRequest):
     """In a test wrapped in one transaction, the "audit" alias is the default connection.
 
     Such a test's transaction stands in for the database: nothing commits past it, and a second

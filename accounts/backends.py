@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
@@ -71,9 +71,10 @@ def password_sign_in(
         hash_for_nothing(password)  # a locked account answers as slowly as any other
     if result.verdict is not Verdict.PASSED:
         return PasswordSignIn(user=None)
-    if result.value.user is None:
+    signed_in = cast(PasswordSignIn, result.value)  # what admitted() returned
+    if signed_in.user is None:
         login_failure_record(user=user, reason=Reason.INACTIVE_ACCOUNT, request=request)
-    return result.value
+    return signed_in
 
 
 class EmailBackend(ModelBackend):

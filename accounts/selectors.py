@@ -13,9 +13,7 @@ from .models import Membership, Organization, User, UserSession
 
 
 def membership_of(user: User) -> Membership | None:
-    """The user's membership (with its organization), or None for anonymous and platform users."""
-    if not user.is_authenticated:
-        return None
+    """The user's membership (with its organization), or None for platform users."""
     return getattr(user, "membership", None)
 
 
