@@ -24,6 +24,8 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models import Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.context import short_hash
@@ -222,7 +224,7 @@ def _lockout_state_for_update(user: User, *, using: str) -> LockoutState:
     rows = (
         LockoutState.objects.using(using)
         .select_for_update(of=("self",))
-        .select_related("user")  # last_login as of now, under the lock
+        .select_related("user")  # named by the lockout.released event of an expired lock
         .filter(user_id=user.pk)
     )
     state = rows.first()
@@ -268,21 +270,22 @@ def _lock_if_due(
     # last successful sign-in (Django keeps last_login; no write needed on success).
     since = max(
         moment
-        for moment in (
-            now - timedelta(minutes=policy.window_minutes),
-            state.counter_reset_at,
-            state.user.last_login,
-        )
+        for moment in (now - timedelta(minutes=policy.window_minutes), state.counter_reset_at)
         if moment is not None
     )
+    # last_login is read by the counting statement itself, which starts after the lock is held:
+    # a sign-in that committed while this request waited for the lock resets the count. (Read
+    # with the locked row, it would be the version from before the wait.)
+    last_sign_in = User.objects.using(using).filter(pk=user.pk).values("last_login")
     failures = (
         AuditEvent.objects.using(using)
         .filter(
             actor_id=user.pk,
             event_type=EventType.LOGIN_FAILED,
             reason__in=COUNTED_FAILURES,
-            occurred_at__gt=since,
+            occurred_at__gt=Coalesce(Subquery(last_sign_in), Value(since)),
         )
+        .filter(occurred_at__gt=since)
         .count()
     )
     if failures < policy.threshold:

@@ -386,3 +386,40 @@ def test_an_expired_lock_released_by_sign_ins_and_the_task_at_once_is_released_o
     assert statuses.count(302) == 4
     assert [e.reason for e in events(EventType.LOCKOUT_RELEASED)] == [Reason.EXPIRED]
     assert LockoutState.objects.get(user=user).locked_until is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_that_waited_for_the_lock_behind_a_sign_in_counts_only_what_followed_it():
+    user = member()
+    _fail(Client(), user, 9)  # one short of the threshold
+    statuses: list[int] = []
+
+    def fail_once() -> None:
+        try:
+            statuses.append(sign_in(Client(), user.email, "wrong password").status_code)
+        finally:
+            connections.close_all()
+
+    waiting = threading.Thread(target=fail_once)
+    # As a successful sign-in does: hold the account's lockout row, stamp last_login, commit.
+    with transaction.atomic():
+        LockoutState.objects.select_for_update().get(user=user)
+        waiting.start()
+        with connection.cursor() as cursor:
+            for _ in range(200):  # until the failure waits for the row lock (10 s at most)
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail("the failed sign-in never waited for the lockout row")
+        user.__class__.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    waiting.join(timeout=30)
+
+    assert statuses == [200]
+    assert events(EventType.LOCKOUT_TRIGGERED) == []  # one failure since the sign-in, not ten
+    assert not lockout_is_active(state=LockoutState.objects.get(user=user))
