@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import pytest
 from django.test import Client, TestCase
 
+from accounts.models import User
 from alerts.models import Alert
+from audit.models import EventType
+from audit.services import EventSpec, events_record
 
 from .factories import PASSWORD
 from .helpers import sign_in
@@ -72,3 +76,15 @@ def sign_in_from(
 def alerts(kind: str | None = None) -> list[Alert]:
     queryset = Alert.objects.order_by("id")
     return list(queryset.filter(kind=kind) if kind else queryset)
+
+
+def failures_recorded(user: User, *, count: int, at: datetime) -> None:
+    """Record `count` failed sign-ins of `user` that happened at `at` (no sign-in view runs)."""
+    events_record(
+        specs=[
+            EventSpec(
+                event_type=EventType.LOGIN_FAILED, outcome="failure", actor=user, occurred_at=at
+            )
+            for _ in range(count)
+        ]
+    )
