@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-import pytest
 from django.test import Client, TestCase
 
 from accounts.models import User
@@ -28,17 +27,6 @@ CHROME_MAC = (
     "Chrome/130.0.0.0 Safari/537.36"
 )
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"
-
-
-@pytest.fixture
-def celery_eager() -> Iterator[None]:
-    """Tasks run in the test's thread, also when REDIS_URL is set (a real-worker test opts out)."""
-    from activity_monitor.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
 
 
 @contextmanager

@@ -9,6 +9,18 @@ from .factories import PASSWORD
 
 LOGIN_URL = reverse("accounts:login")
 
+# The Content-Security-Policy every response carries (issue 12, finding 9), one directive each.
+CSP_POLICY = {
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+}
+
 
 def sign_in(client: Client, email: str, password: str = PASSWORD, **extra):
     return client.post(LOGIN_URL, {"email": email, "password": password}, **extra)
@@ -19,3 +31,8 @@ def events(event_type: str | None = None, **filters) -> list[AuditEvent]:
     if event_type:
         queryset = queryset.filter(event_type=event_type)
     return list(queryset.filter(**filters))
+
+
+def csp_directives(header: str) -> set[str]:
+    """A Content-Security-Policy header's directives (django-csp writes them in no fixed order)."""
+    return {part.strip() for part in header.split(";")}

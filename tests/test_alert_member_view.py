@@ -21,11 +21,11 @@ from alerts.models import Alert
 from audit.member_view import SECURITY_TEAM
 from audit.models import AuditEvent, EventType
 
-from .alerts_support import CHROME_MAC, celery_eager, sign_in_from  # noqa: F401 - a fixture
+from .alerts_support import CHROME_MAC, sign_in_from
 from .factories import OrganizationFactory, member
 from .helpers import events
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 ANALYST_IP = "198.51.100.201"
 ANALYST_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"

@@ -26,7 +26,6 @@ from .alerts_support import (
     TOKYO,
     UNLOCATED,
     alerts,
-    celery_eager,  # noqa: F401 - a fixture
     committing,
     failures_recorded,
     sign_in_from,
@@ -34,7 +33,7 @@ from .alerts_support import (
 from .factories import OrganizationFactory, member
 from .helpers import events
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 
 def _sign_out(client: Client) -> None:

@@ -12,11 +12,11 @@ from alerts.evaluation import events_sweep, sweep_mark_to_latest
 from alerts.models import EvaluatedEvent, RuleKind, SweepState
 from audit.models import AuditEvent, EventType
 
-from .alerts_support import alerts, celery_eager, committing, failures_recorded  # noqa: F401 - a fixture
+from .alerts_support import alerts, committing, failures_recorded
 from .factories import member
 from .helpers import sign_in
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

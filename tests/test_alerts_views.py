@@ -12,11 +12,11 @@ from accounts.models import Organization, Role, User
 from alerts.models import Alert, AlertRule, AlertStatus, RuleKind, WebhookEndpoint
 from audit.models import EventType
 
-from .alerts_support import celery_eager, sign_in_from  # noqa: F401 - a fixture
+from .alerts_support import sign_in_from
 from .factories import OrganizationFactory, member
 from .helpers import events
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 
 @dataclass

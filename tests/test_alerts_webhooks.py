@@ -21,10 +21,10 @@ from alerts.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from alerts.notifications import notifications_sweep
 from alerts.webhooks import webhook_endpoint_create
 
-from .alerts_support import alerts, celery_eager, sign_in_from  # noqa: F401 - a fixture
+from .alerts_support import alerts, sign_in_from
 from .factories import member
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 
 class Receiver:

@@ -9,14 +9,12 @@ from accounts.models import Role
 from alerts.models import Alert, AlertStatus
 from audit.models import AuditEvent, EventType
 
-from .alerts_support import celery_eager  # noqa: F401 - a fixture
 from .factories import PASSWORD, OrganizationFactory, member
 from .helpers import sign_in
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("celery_eager"),
 ]
 
 
