@@ -74,6 +74,20 @@ def _triage_traces(triaged: Triaged) -> list[str]:
     return [ACK_NOTE, RESOLVE_NOTE, triaged.analyst.email, ANALYST_IP, "Firefox", ANALYST_AGENT]
 
 
+def _assert_no_trace(triaged: Triaged, text: str) -> None:
+    for trace in _triage_traces(triaged):
+        assert trace not in text
+
+
+def _subjects_page(triaged: Triaged, url: str) -> str:
+    """The page at `url` as the alert's subject sees it: it loads and shows no triage trace."""
+    response = _as(triaged.alice).get(url)
+    assert response.status_code == 200
+    page = response.content.decode()
+    _assert_no_trace(triaged, page)
+    return page
+
+
 def _activity_event(event: AuditEvent) -> str:
     return reverse("accounts:activity-event", args=[event.pk])
 
@@ -90,24 +104,16 @@ def _csv_rows(response) -> list[dict[str, str]]:
 def test_the_subject_sees_that_the_alert_was_triaged_but_not_by_whom_or_what_was_noted(
     triaged, which
 ):
-    response = _as(triaged.alice).get(_activity_event(getattr(triaged, which)))
-    page = response.content.decode()
-    assert response.status_code == 200
+    page = _subjects_page(triaged, _activity_event(getattr(triaged, which)))
     assert f"alert.{which}" in page
     assert SECURITY_TEAM in page
     assert triaged.alert.kind in page
-    for trace in _triage_traces(triaged):
-        assert trace not in page
 
 
 def test_the_subjects_activity_list_shows_no_trace_of_the_analyst(triaged):
-    response = _as(triaged.alice).get(reverse("accounts:activity"))
-    page = response.content.decode()
-    assert response.status_code == 200
+    page = _subjects_page(triaged, reverse("accounts:activity"))
     assert "alert.acknowledged" in page
     assert "alert.resolved" in page
-    for trace in _triage_traces(triaged):
-        assert trace not in page
 
 
 def test_the_subjects_activity_csv_shows_the_triage_without_the_analyst(triaged):
@@ -121,20 +127,14 @@ def test_the_subjects_activity_csv_shows_the_triage_without_the_analyst(triaged)
             assert row["user"] == SECURITY_TEAM
             assert row["ip_address"] == row["browser"] == row["session"] == ""
             assert row["request_id"] == ""
-    text = "\n".join(",".join(row.values()) for row in rows)
-    for trace in _triage_traces(triaged):
-        assert trace not in text
+    _assert_no_trace(triaged, "\n".join(",".join(row.values()) for row in rows))
 
 
 def test_the_subjects_alerts_page_says_what_happened_and_what_to_do_not_who_triaged(triaged):
-    response = _as(triaged.alice).get(reverse("alerts:my-alerts"))
-    page = response.content.decode()
-    assert response.status_code == 200
+    page = _subjects_page(triaged, reverse("alerts:my-alerts"))
     assert triaged.alert.summary in page
     assert "choose a new, unique password" in page
     assert "Resolved" in page
-    for trace in _triage_traces(triaged):
-        assert trace not in page
 
 
 def test_the_subject_still_sees_their_own_events_in_full(triaged):
