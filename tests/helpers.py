@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.test import Client
 from django.urls import reverse
 
+from accounts.models import User
 from audit.models import AuditEvent
 
 from .factories import PASSWORD
@@ -20,6 +23,13 @@ CSP_POLICY = {
     "frame-ancestors 'none'",
     "form-action 'self'",
 }
+
+
+def client_as(user: User, **environ: Any) -> Client:
+    """A test client already signed in as `user` (no sign-in view runs)."""
+    client = Client(**environ)
+    client.force_login(user)
+    return client
 
 
 def sign_in(client: Client, email: str, password: str = PASSWORD, **extra):
