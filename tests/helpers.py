@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -11,6 +14,8 @@ from audit.models import AuditEvent
 from .factories import PASSWORD
 
 LOGIN_URL = reverse("accounts:login")
+
+T = TypeVar("T")
 
 # The Content-Security-Policy every response carries (issue 12, finding 9), one directive each.
 CSP_POLICY = {
@@ -46,3 +51,28 @@ def events(event_type: str | None = None, **filters) -> list[AuditEvent]:
 def csp_directives(header: str) -> set[str]:
     """A Content-Security-Policy header's directives (django-csp writes them in no fixed order)."""
     return {part.strip() for part in header.split(";")}
+
+
+def all_at_once(*actions: Callable[[], T]) -> list[T]:
+    """Run each action in a thread of its own, all released together; their results, in order.
+
+    Each thread closes its database connections as it ends. An action that raises or hangs
+    fails the test here.
+    """
+    barrier = threading.Barrier(len(actions))
+    results: dict[int, T] = {}
+
+    def run(index: int, action: Callable[[], T]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = action()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == len(actions), "an action raised or hung"
+    return [results[index] for index in range(len(actions))]
