@@ -50,6 +50,11 @@ def other_admin() -> User:
     return member(OrganizationFactory.create(), role=Role.ADMINISTRATOR)
 
 
+def _triage(user: User, action: str, alert: Alert, **data: object):
+    """POST one triage action (acknowledge, assign, resolve) on `alert` as `user`."""
+    return client_as(user).post(_url(f"alert-{action}", alert.pk), data)
+
+
 def _url(name: str, *args: object) -> str:
     return reverse(f"alerts:{name}", args=args)
 
@@ -163,9 +168,7 @@ def test_alert_detail_sends_anonymous_visitors_to_sign_in(client, acme):
 
 
 def test_acknowledging_records_who_and_moves_the_alert_on(acme):
-    response = client_as(acme.analyst).post(
-        _url("alert-acknowledge", acme.alert.pk), {"note": "on it"}
-    )
+    response = _triage(acme.analyst, "acknowledge", acme.alert, note="on it")
 
     assert response.status_code == 302
     acme.alert.refresh_from_db()
@@ -202,23 +205,21 @@ def test_acknowledge_needs_post(acme):
 
 
 def test_another_organization_cannot_acknowledge(acme, other_admin):
-    response = client_as(other_admin).post(_url("alert-acknowledge", acme.alert.pk))
+    response = _triage(other_admin, "acknowledge", acme.alert)
     assert response.status_code == 404
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.OPEN
 
 
 def test_members_cannot_resolve(acme):
-    response = client_as(acme.victim).post(_url("alert-resolve", acme.alert.pk), {"note": "fine"})
+    response = _triage(acme.victim, "resolve", acme.alert, note="fine")
     assert response.status_code == 403
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.OPEN
 
 
 def test_assigning_to_an_administrator_records_old_and_new_assignee(acme):
-    response = client_as(acme.analyst).post(
-        _url("alert-assign", acme.alert.pk), {"assignee": acme.admin.pk}
-    )
+    response = _triage(acme.analyst, "assign", acme.alert, assignee=acme.admin.pk)
     assert response.status_code == 302
     acme.alert.refresh_from_db()
     assert acme.alert.assignee == acme.admin
@@ -231,9 +232,7 @@ def test_assigning_to_an_administrator_records_old_and_new_assignee(acme):
 @pytest.mark.parametrize("who", ["member", "stranger"])
 def test_assigning_to_someone_who_cannot_triage_is_refused(acme, other_admin, who):
     assignee = acme.victim if who == "member" else other_admin
-    response = client_as(acme.analyst).post(
-        _url("alert-assign", acme.alert.pk), {"assignee": assignee.pk}
-    )
+    response = _triage(acme.analyst, "assign", acme.alert, assignee=assignee.pk)
     assert response.status_code == 400
     assert "Choose an analyst or administrator" in response.content.decode()
     acme.alert.refresh_from_db()
@@ -241,7 +240,7 @@ def test_assigning_to_someone_who_cannot_triage_is_refused(acme, other_admin, wh
 
 
 def test_resolving_needs_a_note(acme):
-    response = client_as(acme.analyst).post(_url("alert-resolve", acme.alert.pk), {"note": "  "})
+    response = _triage(acme.analyst, "resolve", acme.alert, note="  ")
     assert response.status_code == 400
     assert "Say in a note how the alert was resolved" in response.content.decode()
     acme.alert.refresh_from_db()
@@ -249,9 +248,7 @@ def test_resolving_needs_a_note(acme):
 
 
 def test_resolving_with_a_note_records_it(acme):
-    response = client_as(acme.admin).post(
-        _url("alert-resolve", acme.alert.pk), {"note": "User mistyped; reset password."}
-    )
+    response = _triage(acme.admin, "resolve", acme.alert, note="User mistyped; reset password.")
     assert response.status_code == 302
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.RESOLVED
@@ -270,7 +267,7 @@ def test_a_resolved_alert_cannot_be_resolved_again(acme):
 
 
 def test_the_rule_matching_again_reopens_a_resolved_alert(acme):
-    client_as(acme.admin).post(_url("alert-resolve", acme.alert.pk), {"note": "done"})
+    _triage(acme.admin, "resolve", acme.alert, note="done")
     sign_in_from(Client(), acme.victim.email, password="wrong")
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.OPEN
