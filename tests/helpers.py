@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import connections
 from django.test import Client
@@ -12,6 +12,9 @@ from accounts.models import User
 from audit.models import AuditEvent
 
 from .factories import PASSWORD
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 LOGIN_URL = reverse("accounts:login")
 
@@ -39,6 +42,16 @@ def client_as(user: User, **environ: Any) -> Client:
 
 def sign_in(client: Client, email: str, password: str = PASSWORD, **extra):
     return client.post(LOGIN_URL, {"email": email, "password": password}, **extra)
+
+
+def submit_sign_in(
+    page: Page, email: str, password: str = PASSWORD, path: str = "/sign-in/"
+) -> None:
+    """In the browser: open `path` (the sign-in page, or a page that sends there), fill, submit."""
+    page.goto(path)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
 
 
 def events(event_type: str | None = None, **filters) -> list[AuditEvent]:
