@@ -35,7 +35,7 @@ def stored() -> AuditEvent:
     return event_at(timezone.now() - timedelta(days=100), organization)
 
 
-def _refused(sql: str, params: list[int | str] | None = None, *, match: str) -> None:
+def _refused(sql: str, params: list[int | str | None] | None = None, *, match: str) -> None:
     with (
         pytest.raises(DatabaseError, match=match),
         transaction.atomic(),
