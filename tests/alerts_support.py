@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
-import pytest
 from django.test import Client, TestCase
 
+from accounts.models import User
 from alerts.models import Alert
+from audit.models import EventType
+from audit.services import EventSpec, events_record
 
 from .factories import PASSWORD
 from .helpers import sign_in
@@ -24,17 +27,6 @@ CHROME_MAC = (
     "Chrome/130.0.0.0 Safari/537.36"
 )
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"
-
-
-@pytest.fixture
-def celery_eager() -> Iterator[None]:
-    """Tasks run in the test's thread, also when REDIS_URL is set (a real-worker test opts out)."""
-    from activity_monitor.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
 
 
 @contextmanager
@@ -72,3 +64,15 @@ def sign_in_from(
 def alerts(kind: str | None = None) -> list[Alert]:
     queryset = Alert.objects.order_by("id")
     return list(queryset.filter(kind=kind) if kind else queryset)
+
+
+def failures_recorded(user: User, *, count: int, at: datetime) -> None:
+    """Record `count` failed sign-ins of `user` that happened at `at` (no sign-in view runs)."""
+    events_record(
+        specs=[
+            EventSpec(
+                event_type=EventType.LOGIN_FAILED, outcome="failure", actor=user, occurred_at=at
+            )
+            for _ in range(count)
+        ]
+    )

@@ -34,14 +34,22 @@ REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}"
 ROOT = Path(settings.BASE_DIR)
 
 
-def wait_for(probe: Callable[[], Any], timeout: float = 30.0, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
+def _poll(probe: Callable[[], Any], seconds: float) -> Any:
+    """What `probe` returns once it is truthy within `seconds`, else None."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         found = probe()
         if found:
             return found
         time.sleep(0.1)
-    raise AssertionError(f"no {what} after {timeout} s")
+    return None
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 30.0, what: str = "it") -> Any:
+    found = _poll(probe, timeout)
+    if not found:
+        raise AssertionError(f"no {what} after {timeout} s")
+    return found
 
 
 def _redis_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -257,10 +265,7 @@ def sweep_until(task: Any, probe: Callable[[], Any], timeout: float = 60.0) -> A
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         enqueue_until_sent(task)
-        pause = time.monotonic() + 1.0
-        while time.monotonic() < pause:
-            found = probe()
-            if found:
-                return found
-            time.sleep(0.1)
+        found = _poll(probe, 1.0)
+        if found:
+            return found
     raise AssertionError(f"{task.name} did not finish the work in {timeout} s")

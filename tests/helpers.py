@@ -1,17 +1,57 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
+from accounts.models import User
 from audit.models import AuditEvent
 
 from .factories import PASSWORD
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 LOGIN_URL = reverse("accounts:login")
+
+T = TypeVar("T")
+
+# The Content-Security-Policy every response carries (issue 12, finding 9), one directive each.
+CSP_POLICY = {
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+}
+
+
+def client_as(user: User, **environ: Any) -> Client:
+    """A test client already signed in as `user` (no sign-in view runs)."""
+    client = Client(**environ)
+    client.force_login(user)
+    return client
 
 
 def sign_in(client: Client, email: str, password: str = PASSWORD, **extra):
     return client.post(LOGIN_URL, {"email": email, "password": password}, **extra)
+
+
+def submit_sign_in(
+    page: Page, email: str, password: str = PASSWORD, path: str = "/sign-in/"
+) -> None:
+    """In the browser: open `path` (the sign-in page, or a page that sends there), fill, submit."""
+    page.goto(path)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
 
 
 def events(event_type: str | None = None, **filters) -> list[AuditEvent]:
@@ -19,3 +59,33 @@ def events(event_type: str | None = None, **filters) -> list[AuditEvent]:
     if event_type:
         queryset = queryset.filter(event_type=event_type)
     return list(queryset.filter(**filters))
+
+
+def csp_directives(header: str) -> set[str]:
+    """A Content-Security-Policy header's directives (django-csp writes them in no fixed order)."""
+    return {part.strip() for part in header.split(";")}
+
+
+def all_at_once(*actions: Callable[[], T]) -> list[T]:
+    """Run each action in a thread of its own, all released together; their results, in order.
+
+    Each thread closes its database connections as it ends. An action that raises or hangs
+    fails the test here.
+    """
+    barrier = threading.Barrier(len(actions))
+    results: dict[int, T] = {}
+
+    def run(index: int, action: Callable[[], T]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = action()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == len(actions), "an action raised or hung"
+    return [results[index] for index in range(len(actions))]

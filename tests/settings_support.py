@@ -51,27 +51,31 @@ def production_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_python(
+    *args: str, env: dict[str, str], timeout: float = 120, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run this interpreter with `args` in the repository's root; capture what it prints."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
+        check=check,
     )
+
+
+def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_python("manage.py", *args, env=env)
+
+
+def printed_json(script: str, env: dict[str, str]) -> dict[str, object]:
+    """What `python -c script` prints as JSON under `env`."""
+    seen: dict[str, object] = json.loads(run_python("-c", script, env=env, check=True).stdout)
+    return seen
 
 
 def settings_under(overrides: dict[str, str]) -> dict[str, object]:
     """The SETTINGS above as a process started with production_env(**overrides) sees them."""
-    result = subprocess.run(
-        [sys.executable, "-c", _PRINT_SETTINGS],
-        cwd=ROOT,
-        env=production_env(**overrides),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    seen: dict[str, object] = json.loads(result.stdout)
-    return seen
+    return printed_json(_PRINT_SETTINGS, production_env(**overrides))

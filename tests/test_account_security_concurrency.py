@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
@@ -14,29 +10,10 @@ from accounts.models import Membership, Role
 from audit.models import EventType
 
 from .factories import member
-from .helpers import events, sign_in
+from .helpers import all_at_once, events, sign_in
 from .mfa_support import backup_codes, second_step, totp_device
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _all_at_once(actions: list[Callable[[], int]]) -> list[int]:
-    barrier = threading.Barrier(len(actions))
-    statuses: list[int] = []
-
-    def run(action: Callable[[], int]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            statuses.append(action())
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return statuses
 
 
 def test_one_backup_code_used_in_parallel_signs_in_exactly_once(settings):
@@ -48,8 +25,8 @@ def test_one_backup_code_used_in_parallel_signs_in_exactly_once(settings):
     for browser in browsers:
         sign_in(browser, user.email)
 
-    statuses = _all_at_once(
-        [lambda b=browser: second_step(b, "abcd2345").status_code for browser in browsers]
+    statuses = all_at_once(
+        *[lambda b=browser: second_step(b, "abcd2345").status_code for browser in browsers]
     )
 
     assert sorted(statuses) == [302] + [400] * 5
@@ -68,8 +45,8 @@ def test_two_administrators_demoting_each_other_at_once_leave_one_administrator(
         url = reverse("accounts:member-role", args=[target.membership.pk])
         return client.post(url, {"role": Role.MEMBER}).status_code
 
-    statuses = _all_at_once(
-        [lambda: demote(first_client, second), lambda: demote(second_client, first)]
+    statuses = all_at_once(
+        lambda: demote(first_client, second), lambda: demote(second_client, first)
     )
 
     organization_id = first.membership.organization_id

@@ -11,7 +11,7 @@ from accounts.models import Role
 from audit.models import EventType
 
 from .factories import OrganizationFactory, member
-from .test_audit_log import add, rows
+from .test_audit_log import add, every_page, rows
 
 pytestmark = pytest.mark.django_db
 
@@ -129,13 +129,6 @@ def test_paging_merges_own_and_done_to_me_events_without_gaps_or_repeats(client)
         else:
             made.append(add(org, me, occurred_at=when))
     client.force_login(me)
-    seen, params = [], {}
-    while True:
-        response = client.get(URL, params)
-        seen += rows(response)
-        cursor = response.context["page"].next_cursor
-        if not cursor:
-            break
-        params = {"cursor": cursor}
+    seen = every_page(client, URL, {})
     expected = sorted(made, key=lambda e: (e.occurred_at, e.pk), reverse=True)
     assert seen == [e.pk for e in expected]

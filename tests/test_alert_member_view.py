@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from django.test import Client
@@ -21,11 +20,11 @@ from alerts.models import Alert
 from audit.member_view import SECURITY_TEAM
 from audit.models import AuditEvent, EventType
 
-from .alerts_support import CHROME_MAC, celery_eager, sign_in_from  # noqa: F401 - a fixture
+from .alerts_support import CHROME_MAC, sign_in_from
 from .factories import OrganizationFactory, member
-from .helpers import events
+from .helpers import client_as, events
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 ANALYST_IP = "198.51.100.201"
 ANALYST_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0"
@@ -43,12 +42,6 @@ class Triaged:
     resolved: AuditEvent
 
 
-def _as(user: User, **environ: Any) -> Client:
-    client = Client(**environ)
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def triaged() -> Triaged:
     organization = OrganizationFactory.create()
@@ -57,7 +50,7 @@ def triaged() -> Triaged:
         sign_in_from(Client(), alice.email, password="wrong", agent=CHROME_MAC)
     alert = Alert.objects.get()
     analyst = member(organization, role=Role.SECURITY_ANALYST)
-    desk = _as(analyst, REMOTE_ADDR=ANALYST_IP, HTTP_USER_AGENT=ANALYST_AGENT)
+    desk = client_as(analyst, REMOTE_ADDR=ANALYST_IP, HTTP_USER_AGENT=ANALYST_AGENT)
     assert (
         desk.post(reverse("alerts:alert-acknowledge", args=[alert.pk]), {"note": ACK_NOTE})
     ).status_code == 302
@@ -72,6 +65,20 @@ def triaged() -> Triaged:
 
 def _triage_traces(triaged: Triaged) -> list[str]:
     return [ACK_NOTE, RESOLVE_NOTE, triaged.analyst.email, ANALYST_IP, "Firefox", ANALYST_AGENT]
+
+
+def _assert_no_trace(triaged: Triaged, text: str) -> None:
+    for trace in _triage_traces(triaged):
+        assert trace not in text
+
+
+def _subjects_page(triaged: Triaged, url: str) -> str:
+    """The page at `url` as the alert's subject sees it: it loads and shows no triage trace."""
+    response = client_as(triaged.alice).get(url)
+    assert response.status_code == 200
+    page = response.content.decode()
+    _assert_no_trace(triaged, page)
+    return page
 
 
 def _activity_event(event: AuditEvent) -> str:
@@ -90,28 +97,20 @@ def _csv_rows(response) -> list[dict[str, str]]:
 def test_the_subject_sees_that_the_alert_was_triaged_but_not_by_whom_or_what_was_noted(
     triaged, which
 ):
-    response = _as(triaged.alice).get(_activity_event(getattr(triaged, which)))
-    page = response.content.decode()
-    assert response.status_code == 200
+    page = _subjects_page(triaged, _activity_event(getattr(triaged, which)))
     assert f"alert.{which}" in page
     assert SECURITY_TEAM in page
     assert triaged.alert.kind in page
-    for trace in _triage_traces(triaged):
-        assert trace not in page
 
 
 def test_the_subjects_activity_list_shows_no_trace_of_the_analyst(triaged):
-    response = _as(triaged.alice).get(reverse("accounts:activity"))
-    page = response.content.decode()
-    assert response.status_code == 200
+    page = _subjects_page(triaged, reverse("accounts:activity"))
     assert "alert.acknowledged" in page
     assert "alert.resolved" in page
-    for trace in _triage_traces(triaged):
-        assert trace not in page
 
 
 def test_the_subjects_activity_csv_shows_the_triage_without_the_analyst(triaged):
-    response = _as(triaged.alice).get(reverse("exports:activity-csv"))
+    response = client_as(triaged.alice).get(reverse("exports:activity-csv"))
     assert response.status_code == 200
     rows = _csv_rows(response)
     triage = [row for row in rows if row["event_type"].startswith("alert.")]
@@ -121,25 +120,19 @@ def test_the_subjects_activity_csv_shows_the_triage_without_the_analyst(triaged)
             assert row["user"] == SECURITY_TEAM
             assert row["ip_address"] == row["browser"] == row["session"] == ""
             assert row["request_id"] == ""
-    text = "\n".join(",".join(row.values()) for row in rows)
-    for trace in _triage_traces(triaged):
-        assert trace not in text
+    _assert_no_trace(triaged, "\n".join(",".join(row.values()) for row in rows))
 
 
 def test_the_subjects_alerts_page_says_what_happened_and_what_to_do_not_who_triaged(triaged):
-    response = _as(triaged.alice).get(reverse("alerts:my-alerts"))
-    page = response.content.decode()
-    assert response.status_code == 200
+    page = _subjects_page(triaged, reverse("alerts:my-alerts"))
     assert triaged.alert.summary in page
     assert "choose a new, unique password" in page
     assert "Resolved" in page
-    for trace in _triage_traces(triaged):
-        assert trace not in page
 
 
 def test_the_subject_still_sees_their_own_events_in_full(triaged):
     # The failed sign-ins on Alice's account are hers (what happened): address and browser stay.
-    rows = _csv_rows(_as(triaged.alice).get(reverse("exports:activity-csv")))
+    rows = _csv_rows(client_as(triaged.alice).get(reverse("exports:activity-csv")))
     failures = [row for row in rows if row["event_type"] == "login.failed"]
     assert len(failures) == 5
     assert all(row["ip_address"] and row["browser"].startswith("Chrome") for row in failures)
@@ -147,14 +140,14 @@ def test_the_subject_still_sees_their_own_events_in_full(triaged):
 
 def test_an_administrators_action_on_a_member_hides_the_administrators_client(triaged):
     admin = member(triaged.organization, role=Role.ADMINISTRATOR)
-    console = _as(admin, REMOTE_ADDR=ANALYST_IP, HTTP_USER_AGENT=ANALYST_AGENT)
+    console = client_as(admin, REMOTE_ADDR=ANALYST_IP, HTTP_USER_AGENT=ANALYST_AGENT)
     response = console.post(
         reverse("accounts:member-role", args=[triaged.alice.membership.pk]),
         {"role": Role.COMPLIANCE_OFFICER},
     )
     assert response.status_code == 302
     [changed] = events(EventType.MEMBER_ROLE_CHANGED)
-    page = _as(triaged.alice).get(_activity_event(changed)).content.decode()
+    page = client_as(triaged.alice).get(_activity_event(changed)).content.decode()
     assert "member.role_changed" in page
     assert admin.email in page  # who changed her role is hers to know
     assert ANALYST_IP not in page
@@ -165,7 +158,7 @@ def test_an_administrators_action_on_a_member_hides_the_administrators_client(tr
 
 
 def test_the_analyst_still_sees_the_whole_triage_in_the_audit_log(triaged):
-    analyst = _as(triaged.analyst)
+    analyst = client_as(triaged.analyst)
     page = analyst.get(
         reverse("accounts:audit-log-event", args=[triaged.acknowledged.pk])
     ).content.decode()
@@ -182,14 +175,14 @@ def test_the_analyst_still_sees_the_whole_triage_in_the_audit_log(triaged):
 
 
 def test_the_analyst_sees_their_own_triage_in_full_in_their_activity_log(triaged):
-    rows = _csv_rows(_as(triaged.analyst).get(reverse("exports:activity-csv")))
+    rows = _csv_rows(client_as(triaged.analyst).get(reverse("exports:activity-csv")))
     [resolved] = [row for row in rows if row["event_type"] == "alert.resolved"]
     assert resolved["user"] == triaged.analyst.email
     assert RESOLVE_NOTE in resolved["details"]
 
 
 def test_another_member_sees_nothing_of_the_alert(triaged):
-    colleague = _as(member(triaged.organization))
+    colleague = client_as(member(triaged.organization))
     assert colleague.get(_activity_event(triaged.acknowledged)).status_code == 404
     mine = colleague.get(reverse("alerts:my-alerts")).content.decode()
     assert triaged.alert.summary not in mine
@@ -199,7 +192,7 @@ def test_another_member_sees_nothing_of_the_alert(triaged):
 
 
 def test_another_organizations_administrator_sees_nothing_of_the_alert(triaged):
-    outsider = _as(member(OrganizationFactory.create(), role=Role.ADMINISTRATOR))
+    outsider = client_as(member(OrganizationFactory.create(), role=Role.ADMINISTRATOR))
     assert outsider.get(_activity_event(triaged.acknowledged)).status_code == 404
     detail = reverse("accounts:audit-log-event", args=[triaged.acknowledged.pk])
     assert outsider.get(detail).status_code == 404
@@ -224,7 +217,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, triaged, url):
 
 
 def test_showing_the_member_view_changes_no_stored_event(triaged):
-    alice = _as(triaged.alice)
+    alice = client_as(triaged.alice)
     before = list(AuditEvent.objects.order_by("pk").values())
     alice.get(_activity_event(triaged.acknowledged))
     alice.get(reverse("accounts:activity"))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
+from functools import partial
 
 import pytest
-from django.db import connection
 
 from alerts.evaluation import events_evaluate
 from alerts.models import Alert, EvaluatedEvent
@@ -14,27 +13,9 @@ from audit.services import EventSpec, events_record
 
 from .alerts_support import hooks_paused
 from .factories import member
+from .helpers import all_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _race(target, arguments: list[list[int]]) -> list[int]:
-    results: list[int] = []
-    barrier = threading.Barrier(len(arguments))
-
-    def run(ids: list[int]) -> None:
-        barrier.wait()
-        try:
-            results.append(target(event_ids=ids))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(ids,)) for ids in arguments]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
 
 
 def _failures(user, count: int) -> list[int]:
@@ -52,7 +33,9 @@ def test_four_workers_evaluating_the_same_burst_raise_one_alert():
     user = member()
     ids = _failures(user, 5)
 
-    results = _race(events_evaluate, [ids, ids, list(reversed(ids)), ids])
+    results = all_at_once(
+        *[partial(events_evaluate, event_ids=part) for part in (ids, ids, list(reversed(ids)), ids)]
+    )
 
     assert sum(results) == 1
     [alert] = Alert.objects.all()
@@ -65,7 +48,9 @@ def test_workers_splitting_a_burst_between_them_raise_one_alert_with_every_repea
     user = member()
     ids = _failures(user, 8)
 
-    results = _race(events_evaluate, [ids[0::2], ids[1::2]])
+    results = all_at_once(
+        *[partial(events_evaluate, event_ids=part) for part in (ids[0::2], ids[1::2])]
+    )
 
     [alert] = Alert.objects.all()
     assert sum(results) == 1

@@ -14,13 +14,12 @@ from .alerts_support import (
     BERLIN,
     FIREFOX_LINUX,
     alerts,
-    celery_eager,  # noqa: F401 - a fixture
     committing,
     sign_in_from,
 )
 from .factories import member
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 
 def test_the_new_device_email_tells_the_user_where_and_on_what_they_signed_in(client, geoip_db):

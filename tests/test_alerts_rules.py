@@ -26,14 +26,14 @@ from .alerts_support import (
     TOKYO,
     UNLOCATED,
     alerts,
-    celery_eager,  # noqa: F401 - a fixture
     committing,
+    failures_recorded,
     sign_in_from,
 )
 from .factories import OrganizationFactory, member
 from .helpers import events
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 
 def _sign_out(client: Client) -> None:
@@ -85,14 +85,7 @@ def test_more_failures_in_the_window_add_to_the_count_not_a_new_alert(client):
 def test_failures_older_than_the_window_do_not_count(client):
     user = member()
     old = timezone.now() - timedelta(minutes=20)
-    events_record(
-        specs=[
-            EventSpec(
-                event_type=EventType.LOGIN_FAILED, outcome="failure", actor=user, occurred_at=old
-            )
-            for _ in range(4)
-        ]
-    )
+    failures_recorded(user, count=4, at=old)
     sign_in_from(client, user.email, password="wrong")
     assert alerts() == []
 

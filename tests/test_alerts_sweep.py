@@ -11,13 +11,12 @@ from django.utils import timezone
 from alerts.evaluation import events_sweep, sweep_mark_to_latest
 from alerts.models import EvaluatedEvent, RuleKind, SweepState
 from audit.models import AuditEvent, EventType
-from audit.services import EventSpec, events_record
 
-from .alerts_support import alerts, celery_eager, committing  # noqa: F401 - a fixture
+from .alerts_support import alerts, committing, failures_recorded
 from .factories import member
 from .helpers import sign_in
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -75,17 +74,7 @@ def test_the_sweep_leaves_young_events_to_their_own_task(client, settings):
 def test_the_sweep_skips_events_older_than_its_horizon(sweep_now):
     user = member()
     long_ago = timezone.now() - timedelta(days=3)
-    events_record(
-        specs=[
-            EventSpec(
-                event_type=EventType.LOGIN_FAILED,
-                outcome="failure",
-                actor=user,
-                occurred_at=long_ago,
-            )
-            for _ in range(5)
-        ]
-    )
+    failures_recorded(user, count=5, at=long_ago)
     assert events_sweep() == 0
     assert alerts() == []
 
@@ -108,17 +97,7 @@ def test_the_sweep_works_through_many_batches(client, sweep_now):
 def test_the_sweep_command_can_reach_back_further_than_the_horizon(sweep_now, capsys):
     user = member()
     three_days_ago = timezone.now() - timedelta(days=3)
-    events_record(
-        specs=[
-            EventSpec(
-                event_type=EventType.LOGIN_FAILED,
-                outcome="failure",
-                actor=user,
-                occurred_at=three_days_ago,
-            )
-            for _ in range(5)
-        ]
-    )
+    failures_recorded(user, count=5, at=three_days_ago)
     call_command("alerts_sweep", horizon_hours=24 * 7)
     assert "Evaluated 5 events" in capsys.readouterr().out
     [alert] = alerts()

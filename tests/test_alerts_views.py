@@ -12,11 +12,11 @@ from accounts.models import Organization, Role, User
 from alerts.models import Alert, AlertRule, AlertStatus, RuleKind, WebhookEndpoint
 from audit.models import EventType
 
-from .alerts_support import celery_eager, sign_in_from  # noqa: F401 - a fixture
+from .alerts_support import sign_in_from
 from .factories import OrganizationFactory, member
-from .helpers import events
+from .helpers import client_as, events
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 
 @dataclass
@@ -50,10 +50,9 @@ def other_admin() -> User:
     return member(OrganizationFactory.create(), role=Role.ADMINISTRATOR)
 
 
-def _as(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+def _triage(user: User, action: str, alert: Alert, **data: object):
+    """POST one triage action (acknowledge, assign, resolve) on `alert` as `user`."""
+    return client_as(user).post(_url(f"alert-{action}", alert.pk), data)
 
 
 def _url(name: str, *args: object) -> str:
@@ -71,25 +70,25 @@ def test_alert_list_sends_anonymous_visitors_to_sign_in(client, acme):
 
 @pytest.mark.parametrize("role", ["victim", "compliance"])
 def test_alert_list_is_refused_to_members_and_compliance(acme, role):
-    response = _as(getattr(acme, role)).get(_url("alert-list"))
+    response = client_as(getattr(acme, role)).get(_url("alert-list"))
     assert response.status_code == 403
 
 
 @pytest.mark.parametrize("role", ["analyst", "admin"])
 def test_analysts_and_administrators_see_their_organizations_alerts(acme, role):
-    response = _as(getattr(acme, role)).get(_url("alert-list"))
+    response = client_as(getattr(acme, role)).get(_url("alert-list"))
     assert response.status_code == 200
     assert acme.alert.summary in response.content.decode()
 
 
 def test_another_organizations_administrator_sees_none_of_them(acme, other_admin):
-    response = _as(other_admin).get(_url("alert-list"))
+    response = client_as(other_admin).get(_url("alert-list"))
     assert response.status_code == 200
     assert acme.alert.summary not in response.content.decode()
 
 
 def test_alert_list_htmx_request_gets_only_the_results(acme):
-    response = _as(acme.analyst).get(_url("alert-list"), HTTP_HX_REQUEST="true")
+    response = client_as(acme.analyst).get(_url("alert-list"), HTTP_HX_REQUEST="true")
     body = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in body
@@ -109,12 +108,12 @@ def test_alert_list_htmx_request_gets_only_the_results(acme):
     ],
 )
 def test_alert_list_filters(acme, query, shown):
-    response = _as(acme.analyst).get(_url("alert-list"), query)
+    response = client_as(acme.analyst).get(_url("alert-list"), query)
     assert (acme.alert.summary in response.content.decode()) is shown
 
 
 def test_alert_list_filters_by_user(acme):
-    analyst = _as(acme.analyst)
+    analyst = client_as(acme.analyst)
     assert (
         acme.alert.summary
         in analyst.get(_url("alert-list"), {"user": acme.victim.email}).content.decode()
@@ -126,18 +125,18 @@ def test_alert_list_filters_by_user(acme):
 
 
 def test_alert_list_refuses_an_unknown_status_with_a_clear_message(acme):
-    response = _as(acme.analyst).get(_url("alert-list"), {"status": "exploded"})
+    response = client_as(acme.analyst).get(_url("alert-list"), {"status": "exploded"})
     assert response.status_code == 400
     assert "Select a valid choice" in response.content.decode()
 
 
 def test_navigation_shows_the_open_alert_count_to_analysts(acme):
-    body = _as(acme.analyst).get(reverse("accounts:profile")).content.decode()
+    body = client_as(acme.analyst).get(reverse("accounts:profile")).content.decode()
     assert 'data-testid="nav-open-alerts">1<' in body
 
 
 def test_navigation_shows_no_alerts_to_members(acme):
-    body = _as(acme.victim).get(reverse("accounts:profile")).content.decode()
+    body = client_as(acme.victim).get(reverse("accounts:profile")).content.decode()
     assert "nav-open-alerts" not in body
 
 
@@ -145,7 +144,7 @@ def test_navigation_shows_no_alerts_to_members(acme):
 
 
 def test_alert_detail_shows_the_triggering_events_and_audit_log_links(acme):
-    response = _as(acme.analyst).get(_url("alert-detail", acme.alert.pk))
+    response = client_as(acme.analyst).get(_url("alert-detail", acme.alert.pk))
     body = response.content.decode()
     assert response.status_code == 200
     assert body.count("<code>login.failed</code>") == 5
@@ -154,11 +153,11 @@ def test_alert_detail_shows_the_triggering_events_and_audit_log_links(acme):
 
 
 def test_alert_detail_of_another_organization_does_not_exist(acme, other_admin):
-    assert _as(other_admin).get(_url("alert-detail", acme.alert.pk)).status_code == 404
+    assert client_as(other_admin).get(_url("alert-detail", acme.alert.pk)).status_code == 404
 
 
 def test_alert_detail_is_refused_to_members(acme):
-    assert _as(acme.victim).get(_url("alert-detail", acme.alert.pk)).status_code == 403
+    assert client_as(acme.victim).get(_url("alert-detail", acme.alert.pk)).status_code == 403
 
 
 def test_alert_detail_sends_anonymous_visitors_to_sign_in(client, acme):
@@ -169,7 +168,7 @@ def test_alert_detail_sends_anonymous_visitors_to_sign_in(client, acme):
 
 
 def test_acknowledging_records_who_and_moves_the_alert_on(acme):
-    response = _as(acme.analyst).post(_url("alert-acknowledge", acme.alert.pk), {"note": "on it"})
+    response = _triage(acme.analyst, "acknowledge", acme.alert, note="on it")
 
     assert response.status_code == 302
     acme.alert.refresh_from_db()
@@ -183,7 +182,7 @@ def test_acknowledging_records_who_and_moves_the_alert_on(acme):
 
 
 def test_acknowledging_with_htmx_returns_the_triage_panel(acme):
-    response = _as(acme.analyst).post(
+    response = client_as(acme.analyst).post(
         _url("alert-acknowledge", acme.alert.pk), HTTP_HX_REQUEST="true"
     )
     body = response.content.decode()
@@ -193,7 +192,7 @@ def test_acknowledging_with_htmx_returns_the_triage_panel(acme):
 
 
 def test_acknowledging_twice_is_a_clear_400(acme):
-    analyst = _as(acme.analyst)
+    analyst = client_as(acme.analyst)
     analyst.post(_url("alert-acknowledge", acme.alert.pk))
     response = analyst.post(_url("alert-acknowledge", acme.alert.pk))
     assert response.status_code == 400
@@ -202,27 +201,25 @@ def test_acknowledging_twice_is_a_clear_400(acme):
 
 
 def test_acknowledge_needs_post(acme):
-    assert _as(acme.analyst).get(_url("alert-acknowledge", acme.alert.pk)).status_code == 405
+    assert client_as(acme.analyst).get(_url("alert-acknowledge", acme.alert.pk)).status_code == 405
 
 
 def test_another_organization_cannot_acknowledge(acme, other_admin):
-    response = _as(other_admin).post(_url("alert-acknowledge", acme.alert.pk))
+    response = _triage(other_admin, "acknowledge", acme.alert)
     assert response.status_code == 404
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.OPEN
 
 
 def test_members_cannot_resolve(acme):
-    response = _as(acme.victim).post(_url("alert-resolve", acme.alert.pk), {"note": "fine"})
+    response = _triage(acme.victim, "resolve", acme.alert, note="fine")
     assert response.status_code == 403
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.OPEN
 
 
 def test_assigning_to_an_administrator_records_old_and_new_assignee(acme):
-    response = _as(acme.analyst).post(
-        _url("alert-assign", acme.alert.pk), {"assignee": acme.admin.pk}
-    )
+    response = _triage(acme.analyst, "assign", acme.alert, assignee=acme.admin.pk)
     assert response.status_code == 302
     acme.alert.refresh_from_db()
     assert acme.alert.assignee == acme.admin
@@ -235,9 +232,7 @@ def test_assigning_to_an_administrator_records_old_and_new_assignee(acme):
 @pytest.mark.parametrize("who", ["member", "stranger"])
 def test_assigning_to_someone_who_cannot_triage_is_refused(acme, other_admin, who):
     assignee = acme.victim if who == "member" else other_admin
-    response = _as(acme.analyst).post(
-        _url("alert-assign", acme.alert.pk), {"assignee": assignee.pk}
-    )
+    response = _triage(acme.analyst, "assign", acme.alert, assignee=assignee.pk)
     assert response.status_code == 400
     assert "Choose an analyst or administrator" in response.content.decode()
     acme.alert.refresh_from_db()
@@ -245,7 +240,7 @@ def test_assigning_to_someone_who_cannot_triage_is_refused(acme, other_admin, wh
 
 
 def test_resolving_needs_a_note(acme):
-    response = _as(acme.analyst).post(_url("alert-resolve", acme.alert.pk), {"note": "  "})
+    response = _triage(acme.analyst, "resolve", acme.alert, note="  ")
     assert response.status_code == 400
     assert "Say in a note how the alert was resolved" in response.content.decode()
     acme.alert.refresh_from_db()
@@ -253,9 +248,7 @@ def test_resolving_needs_a_note(acme):
 
 
 def test_resolving_with_a_note_records_it(acme):
-    response = _as(acme.admin).post(
-        _url("alert-resolve", acme.alert.pk), {"note": "User mistyped; reset password."}
-    )
+    response = _triage(acme.admin, "resolve", acme.alert, note="User mistyped; reset password.")
     assert response.status_code == 302
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.RESOLVED
@@ -266,7 +259,7 @@ def test_resolving_with_a_note_records_it(acme):
 
 
 def test_a_resolved_alert_cannot_be_resolved_again(acme):
-    admin = _as(acme.admin)
+    admin = client_as(acme.admin)
     admin.post(_url("alert-resolve", acme.alert.pk), {"note": "done"})
     response = admin.post(_url("alert-resolve", acme.alert.pk), {"note": "again"})
     assert response.status_code == 400
@@ -274,7 +267,7 @@ def test_a_resolved_alert_cannot_be_resolved_again(acme):
 
 
 def test_the_rule_matching_again_reopens_a_resolved_alert(acme):
-    _as(acme.admin).post(_url("alert-resolve", acme.alert.pk), {"note": "done"})
+    _triage(acme.admin, "resolve", acme.alert, note="done")
     sign_in_from(Client(), acme.victim.email, password="wrong")
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.OPEN
@@ -286,24 +279,24 @@ def test_the_rule_matching_again_reopens_a_resolved_alert(acme):
 
 
 def test_rule_list_shows_analysts_the_rules_without_edit_links(acme):
-    response = _as(acme.analyst).get(_url("rule-list"))
+    response = client_as(acme.analyst).get(_url("rule-list"))
     assert response.status_code == 200
     assert "Impossible travel" in response.content.decode()
     assert _url("rule-edit", "new_device") not in response.content.decode()
 
 
 def test_rule_list_offers_administrators_edit_links(acme):
-    response = _as(acme.admin).get(_url("rule-list"))
+    response = client_as(acme.admin).get(_url("rule-list"))
     assert _url("rule-edit", "new_device") in response.content.decode()
 
 
 def test_rule_list_is_refused_to_members(acme):
-    assert _as(acme.victim).get(_url("rule-list")).status_code == 403
+    assert client_as(acme.victim).get(_url("rule-list")).status_code == 403
 
 
 def test_rule_edit_is_for_administrators_only(acme):
-    assert _as(acme.analyst).get(_url("rule-edit", "failed_sign_ins")).status_code == 403
-    assert _as(acme.admin).get(_url("rule-edit", "failed_sign_ins")).status_code == 200
+    assert client_as(acme.analyst).get(_url("rule-edit", "failed_sign_ins")).status_code == 403
+    assert client_as(acme.admin).get(_url("rule-edit", "failed_sign_ins")).status_code == 200
 
 
 def test_rule_edit_sends_anonymous_visitors_to_sign_in(client):
@@ -324,7 +317,7 @@ def _rule_form(**changes: object) -> dict[str, object]:
 
 
 def test_saving_a_rule_records_settings_changed_with_old_and_new_values(acme, other_admin):
-    response = _as(acme.admin).post(
+    response = client_as(acme.admin).post(
         _url("rule-edit", "failed_sign_ins"), _rule_form(threshold=8, notify_email=None)
     )
     assert response.status_code == 302
@@ -352,7 +345,7 @@ def test_saving_a_rule_records_settings_changed_with_old_and_new_values(acme, ot
     ],
 )
 def test_a_threshold_out_of_range_or_not_a_number_is_refused(acme, value, message):
-    response = _as(acme.admin).post(
+    response = client_as(acme.admin).post(
         _url("rule-edit", "failed_sign_ins"), _rule_form(threshold=value)
     )
     assert response.status_code == 400
@@ -363,11 +356,11 @@ def test_a_threshold_out_of_range_or_not_a_number_is_refused(acme, value, messag
 
 
 def test_an_unknown_rule_is_404(acme):
-    assert _as(acme.admin).get(_url("rule-edit", "teleportation")).status_code == 404
+    assert client_as(acme.admin).get(_url("rule-edit", "teleportation")).status_code == 404
 
 
 def test_a_rule_edited_to_fire_later_takes_effect(acme):
-    _as(acme.admin).post(_url("rule-edit", "failed_sign_ins"), _rule_form(threshold=8))
+    client_as(acme.admin).post(_url("rule-edit", "failed_sign_ins"), _rule_form(threshold=8))
     someone = member(acme.organization)
     for _ in range(6):
         sign_in_from(Client(), someone.email, password="wrong")
@@ -378,14 +371,14 @@ def test_a_rule_edited_to_fire_later_takes_effect(acme):
 
 
 def test_webhook_list_is_for_administrators_only(acme, client):
-    assert _as(acme.admin).get(_url("webhook-list")).status_code == 200
-    assert _as(acme.analyst).get(_url("webhook-list")).status_code == 403
-    assert _as(acme.victim).get(_url("webhook-list")).status_code == 403
+    assert client_as(acme.admin).get(_url("webhook-list")).status_code == 200
+    assert client_as(acme.analyst).get(_url("webhook-list")).status_code == 403
+    assert client_as(acme.victim).get(_url("webhook-list")).status_code == 403
     assert client.get(_url("webhook-list")).status_code == 302
 
 
 def test_adding_a_public_https_webhook_records_settings_changed_without_the_secret(acme):
-    response = _as(acme.admin).post(
+    response = client_as(acme.admin).post(
         _url("webhook-list"), {"url": "https://93.184.215.14/hooks", "description": "SIEM"}
     )
     endpoint = WebhookEndpoint.objects.get()
@@ -407,7 +400,7 @@ def test_adding_a_public_https_webhook_records_settings_changed_without_the_secr
     ],
 )
 def test_a_webhook_that_is_not_public_https_is_refused_with_a_clear_message(acme, url, message):
-    response = _as(acme.admin).post(_url("webhook-list"), {"url": url})
+    response = client_as(acme.admin).post(_url("webhook-list"), {"url": url})
     assert response.status_code == 400
     assert message in response.content.decode()
     assert WebhookEndpoint.objects.count() == 0
@@ -415,12 +408,12 @@ def test_a_webhook_that_is_not_public_https_is_refused_with_a_clear_message(acme
 
 def test_private_webhooks_are_allowed_when_the_development_setting_says_so(acme, settings):
     settings.ALERTS_WEBHOOK_ALLOW_PRIVATE = True
-    response = _as(acme.admin).post(_url("webhook-list"), {"url": "http://127.0.0.1:9/hooks"})
+    response = client_as(acme.admin).post(_url("webhook-list"), {"url": "http://127.0.0.1:9/hooks"})
     assert response.status_code == 302
 
 
 def test_the_webhook_secret_is_shown_once_right_after_it_is_added(acme):
-    admin = _as(acme.admin)
+    admin = client_as(acme.admin)
     response = admin.post(_url("webhook-list"), {"url": "https://93.184.215.14/hooks"}, follow=True)
     endpoint = WebhookEndpoint.objects.get()
     assert response.status_code == 200
@@ -435,7 +428,7 @@ def test_the_webhook_detail_page_later_does_not_show_the_stored_secret(acme):
     endpoint = WebhookEndpoint.objects.create(
         organization=acme.organization, url="https://93.184.215.14/h", secret="ab" * 32
     )
-    response = _as(acme.admin).get(_url("webhook-detail", endpoint.pk))
+    response = client_as(acme.admin).get(_url("webhook-detail", endpoint.pk))
     assert response.status_code == 200
     assert "ab" * 32 not in response.content.decode()
     assert "Delivery log" in response.content.decode()
@@ -445,8 +438,8 @@ def test_another_organizations_webhook_does_not_exist(acme, other_admin):
     endpoint = WebhookEndpoint.objects.create(
         organization=acme.organization, url="https://93.184.215.14/h", secret="ab" * 32
     )
-    assert _as(other_admin).get(_url("webhook-detail", endpoint.pk)).status_code == 404
-    assert _as(other_admin).post(_url("webhook-delete", endpoint.pk)).status_code == 404
+    assert client_as(other_admin).get(_url("webhook-detail", endpoint.pk)).status_code == 404
+    assert client_as(other_admin).post(_url("webhook-delete", endpoint.pk)).status_code == 404
     assert WebhookEndpoint.objects.count() == 1
 
 
@@ -454,7 +447,7 @@ def test_removing_a_webhook_records_settings_changed(acme):
     endpoint = WebhookEndpoint.objects.create(
         organization=acme.organization, url="https://93.184.215.14/h", secret="ab" * 32
     )
-    response = _as(acme.admin).post(_url("webhook-delete", endpoint.pk))
+    response = client_as(acme.admin).post(_url("webhook-delete", endpoint.pk))
     assert response.status_code == 302
     assert WebhookEndpoint.objects.count() == 0
     [event] = events(EventType.SETTINGS_CHANGED)
@@ -466,21 +459,21 @@ def test_analysts_cannot_remove_webhooks(acme):
     endpoint = WebhookEndpoint.objects.create(
         organization=acme.organization, url="https://93.184.215.14/h", secret="ab" * 32
     )
-    assert _as(acme.analyst).post(_url("webhook-delete", endpoint.pk)).status_code == 403
+    assert client_as(acme.analyst).post(_url("webhook-delete", endpoint.pk)).status_code == 403
 
 
 # --- Own alerts ------------------------------------------------------------------------------
 
 
 def test_members_see_alerts_about_their_own_account(acme):
-    response = _as(acme.victim).get(_url("my-alerts"))
+    response = client_as(acme.victim).get(_url("my-alerts"))
     assert response.status_code == 200
     assert acme.alert.summary in response.content.decode()
 
 
 def test_members_do_not_see_alerts_about_others(acme):
     colleague = member(acme.organization)
-    response = _as(colleague).get(_url("my-alerts"))
+    response = client_as(colleague).get(_url("my-alerts"))
     assert acme.alert.summary not in response.content.decode()
 
 
@@ -489,7 +482,7 @@ def test_own_alerts_send_anonymous_visitors_to_sign_in(client):
 
 
 def test_the_audit_log_links_of_an_alert_open_the_filtered_audit_log(acme):
-    analyst = _as(acme.analyst)
+    analyst = client_as(acme.analyst)
     link = f"/settings/security/audit-log/?user={acme.victim.email}"
     response = analyst.get(link)
     assert response.status_code == 200

@@ -21,10 +21,10 @@ from alerts.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from alerts.notifications import notifications_sweep
 from alerts.webhooks import webhook_endpoint_create
 
-from .alerts_support import alerts, celery_eager, sign_in_from  # noqa: F401 - a fixture
+from .alerts_support import alerts, sign_in_from
 from .factories import member
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("celery_eager")]
+pytestmark = pytest.mark.django_db
 
 
 class Receiver:
@@ -77,10 +77,16 @@ def _five_failures(client, user) -> None:
         sign_in_from(client, user.email, password="wrong")
 
 
-def test_an_alert_is_posted_signed_and_the_standard_webhooks_library_verifies_it(client, receiver):
+def _alert_posted_to(client, receiver: Receiver) -> WebhookEndpoint:
+    """A new organization sends its alerts to `receiver`; five failed sign-ins raise one."""
     user = member()
     endpoint = _endpoint_for(user, receiver.url)
     _five_failures(client, user)
+    return endpoint
+
+
+def test_an_alert_is_posted_signed_and_the_standard_webhooks_library_verifies_it(client, receiver):
+    endpoint = _alert_posted_to(client, receiver)
 
     [(headers, body)] = receiver.requests
     assert headers["Content-Type"] == "application/json"
@@ -101,9 +107,7 @@ def test_an_alert_is_posted_signed_and_the_standard_webhooks_library_verifies_it
 
 
 def test_a_tampered_body_another_secret_or_an_old_timestamp_does_not_verify(client, receiver):
-    user = member()
-    endpoint = _endpoint_for(user, receiver.url)
-    _five_failures(client, user)
+    endpoint = _alert_posted_to(client, receiver)
     [(headers, body)] = receiver.requests
     verifier = standardwebhooks.Webhook(endpoint.secret)
 
@@ -125,9 +129,7 @@ def test_a_tampered_body_another_secret_or_an_old_timestamp_does_not_verify(clie
 
 def test_a_retry_carries_the_same_webhook_id_so_receivers_can_deduplicate(client, receiver):
     receiver.status = 503
-    user = member()
-    endpoint = _endpoint_for(user, receiver.url)
-    _five_failures(client, user)
+    endpoint = _alert_posted_to(client, receiver)
     receiver.status = 200
     notifications_sweep()
 
@@ -160,9 +162,7 @@ def test_an_endpoint_with_a_secret_from_before_also_gets_the_legacy_signature(cl
 def test_a_failing_endpoint_is_logged_and_retried_with_growing_pauses(client, receiver, settings):
     settings.ALERTS_WEBHOOK_BACKOFF_SECONDS = 30
     receiver.status = 500
-    user = member()
-    _endpoint_for(user, receiver.url)
-    _five_failures(client, user)
+    _alert_posted_to(client, receiver)
 
     [delivery] = WebhookDelivery.objects.all()
     assert delivery.status == DeliveryStatus.PENDING
@@ -178,9 +178,7 @@ def test_an_endpoint_that_keeps_failing_is_given_up_after_the_last_attempt(
 ):
     settings.ALERTS_WEBHOOK_MAX_ATTEMPTS = 3
     receiver.status = 500
-    user = member()
-    _endpoint_for(user, receiver.url)
-    _five_failures(client, user)
+    _alert_posted_to(client, receiver)
     notifications_sweep()
     notifications_sweep()
     notifications_sweep()
@@ -194,9 +192,7 @@ def test_an_endpoint_that_keeps_failing_is_given_up_after_the_last_attempt(
 
 def test_a_retry_that_succeeds_marks_the_delivery_delivered(client, receiver):
     receiver.status = 503
-    user = member()
-    _endpoint_for(user, receiver.url)
-    _five_failures(client, user)
+    _alert_posted_to(client, receiver)
     receiver.status = 200
     notifications_sweep()
 
@@ -207,9 +203,7 @@ def test_a_retry_that_succeeds_marks_the_delivery_delivered(client, receiver):
 
 def test_an_endpoint_that_hangs_times_out_and_is_retried(client, receiver):
     receiver.delay = 1.5
-    user = member()
-    _endpoint_for(user, receiver.url)
-    _five_failures(client, user)
+    _alert_posted_to(client, receiver)
 
     [delivery] = WebhookDelivery.objects.all()
     assert delivery.status == DeliveryStatus.PENDING

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from django.db import connections
@@ -17,21 +15,12 @@ from alerts.models import Alert, EvaluatedEvent, RuleKind
 from audit.models import AuditEvent, EventType
 
 from .factories import member
+from .fault_support import wait_for
 from .helpers import sign_in
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"
-
-
-def _wait_for(probe: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"nothing after {timeout} s")
 
 
 @contextmanager
@@ -77,8 +66,8 @@ def test_five_wrong_passwords_raise_an_alert_through_a_real_worker(client):
     with _not_eager(), _real_worker():
         for _ in range(5):
             sign_in(client, user.email, "wrong", REMOTE_ADDR="198.51.100.7")
-        alert = _wait_for(lambda: Alert.objects.filter(kind=RuleKind.FAILED_SIGN_INS).first())
-        _wait_for(lambda: EvaluatedEvent.objects.count() == 5)
+        alert = wait_for(lambda: Alert.objects.filter(kind=RuleKind.FAILED_SIGN_INS).first())
+        wait_for(lambda: EvaluatedEvent.objects.count() == 5)
 
     assert alert.subject_user_id == user.pk
     assert Alert.objects.count() == 1
@@ -99,8 +88,8 @@ def test_events_recorded_while_the_broker_is_down_are_evaluated_exactly_once(cli
 
         with _real_worker():  # the broker is back: beat's sweep runs on the worker
             tasks.events_sweep.delay()
-            _wait_for(lambda: Alert.objects.filter(kind=RuleKind.FAILED_SIGN_INS).exists())
-            _wait_for(lambda: EvaluatedEvent.objects.count() == 5)
+            wait_for(lambda: Alert.objects.filter(kind=RuleKind.FAILED_SIGN_INS).exists())
+            wait_for(lambda: EvaluatedEvent.objects.count() == 5)
 
     assert events_sweep() == 0  # a second sweep finds nothing left
     [alert] = Alert.objects.all()

@@ -274,8 +274,7 @@ def _write_in_thread(organization, user, started: threading.Event, release: thre
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_row_that_commits_after_a_later_row_is_not_skipped():
-    org = OrganizationFactory.create(tier=Tier.ENTERPRISE)
+def test_a_row_that_commits_after_a_later_row_is_not_skipped(org):
     user = member(org)
     secret = token_for(org, user)
     client = Client()
@@ -303,8 +302,7 @@ def test_a_row_that_commits_after_a_later_row_is_not_skipped():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_polling_under_concurrent_writes_receives_every_event_exactly_once():
-    org = OrganizationFactory.create(tier=Tier.ENTERPRISE)
+def test_polling_under_concurrent_writes_receives_every_event_exactly_once(org):
     user = member(org)
     secret = token_for(org, user)
     committed: list[int] = []

@@ -9,14 +9,12 @@ from accounts.models import Role
 from alerts.models import Alert, AlertStatus
 from audit.models import AuditEvent, EventType
 
-from .alerts_support import celery_eager  # noqa: F401 - a fixture
-from .factories import PASSWORD, OrganizationFactory, member
-from .helpers import sign_in
+from .factories import OrganizationFactory, member
+from .helpers import sign_in, submit_sign_in
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("celery_eager"),
 ]
 
 
@@ -29,10 +27,7 @@ def test_analyst_acknowledges_and_resolves_an_alert(page):
         sign_in(attacker, victim.email, "wrong", REMOTE_ADDR="198.51.100.7")
     alert = Alert.objects.get()
 
-    page.goto("/sign-in/")
-    page.fill("input[name=email]", analyst.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    submit_sign_in(page, analyst.email)
     page.wait_for_url("**/profile/")
     badge = page.get_by_test_id("nav-open-alerts")
     assert badge.inner_text() == "1"

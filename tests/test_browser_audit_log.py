@@ -12,7 +12,8 @@ from accounts.models import Role
 from audit.models import AuditEvent, EventType, Outcome
 from exports.csv import HEADER
 
-from .factories import PASSWORD, OrganizationFactory, member
+from .factories import OrganizationFactory, member
+from .helpers import submit_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,11 +37,17 @@ def _events(organization, user, count: int, **fields) -> None:
 
 
 def _sign_in(page, email: str) -> None:
-    page.goto("/sign-in/")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    submit_sign_in(page, email)
     page.wait_for_url("**/profile/")
+
+
+@pytest.fixture
+def admins_audit_log(page):
+    """The page, on the Audit Log of a new organization, as its administrator."""
+    admin = member(OrganizationFactory.create(), Role.ADMINISTRATOR)
+    _sign_in(page, admin.email)
+    page.goto("/settings/security/audit-log/")
+    return page
 
 
 def test_analyst_filters_pages_opens_an_event_and_downloads_csv(page):
@@ -93,11 +100,8 @@ def test_analyst_filters_pages_opens_an_event_and_downloads_csv(page):
     assert {row[1] for row in rows[1:]} == {"login.failed"}
 
 
-def test_bad_filter_shows_a_message_in_the_page(page):
-    org = OrganizationFactory.create()
-    admin = member(org, Role.ADMINISTRATOR)
-    _sign_in(page, admin.email)
-    page.goto("/settings/security/audit-log/")
+def test_bad_filter_shows_a_message_in_the_page(admins_audit_log):
+    page = admins_audit_log
     page.fill("input[name=ip]", "300.1.1.1/99")
     page.get_by_role("button", name="Filter").click()
     alert = page.get_by_test_id("filter-errors")
@@ -105,11 +109,8 @@ def test_bad_filter_shows_a_message_in_the_page(page):
     assert "CIDR" in alert.inner_text()
 
 
-def test_an_out_of_range_date_and_a_unicode_user_id_are_explained_in_place(page):
-    org = OrganizationFactory.create()
-    admin = member(org, Role.ADMINISTRATOR)
-    _sign_in(page, admin.email)
-    page.goto("/settings/security/audit-log/")
+def test_an_out_of_range_date_and_a_unicode_user_id_are_explained_in_place(admins_audit_log):
+    page = admins_audit_log
     page.fill("input[name=end]", "9999-12-31")
     page.fill("input[name=user]", "²")
     page.get_by_role("button", name="Filter").click()

@@ -9,7 +9,8 @@ from django_otp.oath import totp
 
 from audit.models import AuditEvent, EventType
 
-from .factories import PASSWORD, member
+from .factories import member
+from .helpers import submit_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -20,16 +21,9 @@ def _code(manual_key: str, steps_from_now: int = 0) -> str:
     return f"{totp(secret, drift=steps_from_now):06d}"
 
 
-def _password_step(page, email: str) -> None:
-    page.goto("/sign-in/")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-
-
 def test_enrol_an_app_sign_out_and_sign_back_in_with_the_second_step(page):
     user = member()
-    _password_step(page, user.email)
+    submit_sign_in(page, user.email)
     page.wait_for_url("**/profile/")
 
     page.goto("/profile/security/")
@@ -46,7 +40,7 @@ def test_enrol_an_app_sign_out_and_sign_back_in_with_the_second_step(page):
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/sign-in/")
 
-    _password_step(page, user.email)
+    submit_sign_in(page, user.email)
     page.wait_for_url("**/sign-in/code/")
     # The enrolment used this time step's code; each code works once, so take the next one.
     page.fill("input[name=code]", _code(manual_key, steps_from_now=1))

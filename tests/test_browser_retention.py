@@ -7,7 +7,8 @@ import pytest
 from accounts.models import Role
 from retention.models import StoredFile
 
-from .factories import PASSWORD, OrganizationFactory, member
+from .factories import OrganizationFactory, member
+from .helpers import submit_sign_in
 from .retention_support import archive_dir_fixture  # noqa: F401 (autouse fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -15,10 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def test_compliance_officer_schedules_runs_and_verifies_an_export(page, archive_dir):
     officer = member(OrganizationFactory.create(), Role.COMPLIANCE_OFFICER)
-    page.goto("/sign-in/")
-    page.fill("input[name=email]", officer.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    submit_sign_in(page, officer.email)
     page.wait_for_url("**/profile/")
 
     nav = page.get_by_role("navigation", name="Main")

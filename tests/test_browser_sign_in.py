@@ -7,7 +7,8 @@ import pytest
 from accounts.models import Role
 from audit.models import AuditEvent, EventType
 
-from .factories import PASSWORD, member
+from .factories import member
+from .helpers import submit_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -15,10 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_administrator_signs_in_and_finds_profile_and_security_settings(page):
     admin = member(role=Role.ADMINISTRATOR)
 
-    page.goto("/")
-    page.fill("input[name=email]", admin.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    submit_sign_in(page, admin.email, path="/")
 
     page.wait_for_url("**/profile/")
     assert page.get_by_role("heading", name="Profile").is_visible()
@@ -37,10 +35,7 @@ def test_administrator_signs_in_and_finds_profile_and_security_settings(page):
 def test_member_sees_profile_but_no_security_settings(page):
     user = member(role=Role.MEMBER)
 
-    page.goto("/sign-in/")
-    page.fill("input[name=email]", user.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    submit_sign_in(page, user.email)
 
     page.wait_for_url("**/profile/")
     assert page.get_by_role("link", name="Profile", exact=True).is_visible()
@@ -50,10 +45,7 @@ def test_member_sees_profile_but_no_security_settings(page):
 def test_wrong_password_shows_the_refusal_in_the_page(page):
     user = member()
 
-    page.goto("/sign-in/")
-    page.fill("input[name=email]", user.email)
-    page.fill("input[name=password]", "not the password")
-    page.click("button[type=submit]")
+    submit_sign_in(page, user.email, "not the password")
 
     assert page.get_by_role("alert").inner_text().startswith("That email and password did not work")
     assert AuditEvent.objects.filter(event_type=EventType.LOGIN_FAILED, actor=user).count() == 1

@@ -35,13 +35,28 @@ def stored() -> AuditEvent:
     return event_at(timezone.now() - timedelta(days=100), organization)
 
 
-def _refused(sql: str, params: list[int] | None = None, *, match: str) -> None:
+def _refused(sql: str, params: list[int | str | None] | None = None, *, match: str) -> None:
     with (
         pytest.raises(DatabaseError, match=match),
         transaction.atomic(),
         connection.cursor() as cursor,
     ):
         cursor.execute(sql, params)
+
+
+def _both_purges_refused(event: AuditEvent, *, batch_age: str, range_age: str) -> None:
+    """Both purge functions refuse `event`'s organization a cutoff of now() minus the ages."""
+    _refused(
+        "SELECT audit_events_purge_batch(%s, now() - %s::interval, NULL, 1000)",
+        [event.organization_id, batch_age],
+        match="retention purge refused",
+    )
+    _refused(
+        "SELECT * FROM audit_events_purge_id_range(ARRAY[%s]::bigint[], "
+        "ARRAY[now() - %s::interval]::timestamptz[], ARRAY[%s]::bigint[], 0, %s)",
+        [event.organization_id, range_age, event.pk, event.pk + 1],
+        match="retention purge refused",
+    )
 
 
 def _unchanged(event: AuditEvent) -> None:
@@ -149,19 +164,8 @@ def test_the_gate_does_not_open_for_a_role_that_is_not_the_owner(stored, owner_c
 
 
 def test_the_purge_function_refuses_a_cutoff_newer_than_retention(stored):
-    organization_id = stored.organization_id
     # 89 days: younger than the organization's 90 days; the event is 100 days old.
-    _refused(
-        "SELECT audit_events_purge_batch(%s, now() - interval '89 days', NULL, 1000)",
-        [organization_id],
-        match="retention purge refused",
-    )
-    _refused(
-        "SELECT * FROM audit_events_purge_id_range(ARRAY[%s]::bigint[], "
-        "ARRAY[now()]::timestamptz[], ARRAY[%s]::bigint[], 0, %s)",
-        [organization_id, stored.pk, stored.pk + 1],
-        match="retention purge refused",
-    )
+    _both_purges_refused(stored, batch_age="89 days", range_age="0 days")
     _unchanged(stored)
 
 
@@ -281,17 +285,7 @@ def test_flipping_the_tier_to_purge_deletes_nothing_and_is_recorded(
             "UPDATE accounts_organization SET tier = 'small_business' WHERE id = %s",
             [organization_id],
         )
-    _refused(
-        "SELECT audit_events_purge_batch(%s, now() - interval '91 days', NULL, 1000)",
-        [organization_id],
-        match="retention purge refused",
-    )
-    _refused(
-        "SELECT * FROM audit_events_purge_id_range(ARRAY[%s]::bigint[], "
-        "ARRAY[now() - interval '91 days']::timestamptz[], ARRAY[%s]::bigint[], 0, %s)",
-        [organization_id, enterprise_event.pk, enterprise_event.pk + 1],
-        match="retention purge refused",
-    )
+    _both_purges_refused(enterprise_event, batch_age="91 days", range_age="91 days")
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE accounts_organization SET tier = 'enterprise' WHERE id = %s",

@@ -14,10 +14,7 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from accounts.models import Role
 from audit.models import AuditEvent, EventType
-
-from .factories import OrganizationFactory, member
 
 pytestmark = pytest.mark.django_db
 
@@ -99,16 +96,6 @@ def row_of(html: str, href: str) -> Row:
     found = [row for row in table_rows(html) if ("a", {"href": href}) in row.tags]
     assert len(found) == 1, f"no single row links to {href}"
     return found[0]
-
-
-@pytest.fixture
-def org():
-    return OrganizationFactory.create(name="Acme")
-
-
-@pytest.fixture
-def admin(org):
-    return member(org, Role.ADMINISTRATOR, email="admin@acme.test")
 
 
 def add(organization, actor, **fields) -> AuditEvent:

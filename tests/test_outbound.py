@@ -12,6 +12,7 @@ from outbound.addresses import is_public
 from .outbound_support import (
     HOSTILE_URLS,
     Answer,
+    Certificate,
     Listener,
     Receiver,
     certificate,
@@ -120,39 +121,32 @@ def test_tls_is_verified_against_the_url_host_while_connecting_to_the_vetted_add
     assert receiver.requests[0].headers["Host"] == f"hook.test:{receiver.port}"
 
 
-def test_a_certificate_for_another_host_name_is_refused(tmp_path):
-    cert = certificate(tmp_path, name="other.test", san="DNS:other.test")
+def _assert_tls_refused(served: Certificate, *, trusting: Certificate, reason: str) -> None:
+    """A request to hook.test, served with `served` and trusting only `trusting`, never lands."""
     with (
-        running(Receiver(tls=cert)) as receiver,
-        pytest.raises(outbound.RequestFailed, match="TLS failed.*(?i:hostname)"),
+        running(Receiver(tls=served)) as receiver,
+        pytest.raises(outbound.RequestFailed, match=f"TLS failed.*{reason}"),
     ):
         outbound.request(
             "POST",
             f"https://hook.test:{receiver.port}/hook",
             allow_private=True,
             resolver=CountingResolver(["127.0.0.1"]),
-            ca_certs=cert.cert,
+            ca_certs=trusting.cert,
             timeout=2,
         )
     assert receiver.requests == []
+
+
+def test_a_certificate_for_another_host_name_is_refused(tmp_path):
+    cert = certificate(tmp_path, name="other.test", san="DNS:other.test")
+    _assert_tls_refused(cert, trusting=cert, reason="(?i:hostname)")
 
 
 def test_a_certificate_from_an_untrusted_issuer_is_refused(tmp_path):
     served = certificate(tmp_path, name="hook.test", san="DNS:hook.test")
     trusted = certificate(tmp_path, name="trusted-ca", san="DNS:hook.test")
-    with (
-        running(Receiver(tls=served)) as receiver,
-        pytest.raises(outbound.RequestFailed, match="TLS failed.*certificate verify failed"),
-    ):
-        outbound.request(
-            "POST",
-            f"https://hook.test:{receiver.port}/hook",
-            allow_private=True,
-            resolver=CountingResolver(["127.0.0.1"]),
-            ca_certs=trusted.cert,
-            timeout=2,
-        )
-    assert receiver.requests == []
+    _assert_tls_refused(served, trusting=trusted, reason="certificate verify failed")
 
 
 def test_a_redirect_is_returned_not_followed():

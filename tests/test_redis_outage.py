@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Organization, Role, SecurityNotice, Tier
@@ -73,6 +74,13 @@ def enterprise_admin():
     return member(OrganizationFactory.create(tier=Tier.ENTERPRISE), Role.ADMINISTRATOR)
 
 
+def _change_password(client: Client):
+    return client.post(
+        reverse("accounts:password-change"),
+        {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+
+
 def test_pages_and_actions_answer_while_redis_is_down(client, settings, enterprise_admin):
     settings.EXPORT_STREAM_MAX_ROWS = 1  # any export of two rows or more becomes a job
     admin = enterprise_admin
@@ -94,15 +102,7 @@ def test_pages_and_actions_answer_while_redis_is_down(client, settings, enterpri
         export = client.get(reverse("exports:audit-log-csv"))
         assert export.status_code == 302
         assert client.get(export["Location"]).status_code == 200
-        changed = client.post(
-            reverse("accounts:password-change"),
-            {
-                "old_password": PASSWORD,
-                "new_password1": NEW_PASSWORD,
-                "new_password2": NEW_PASSWORD,
-            },
-        )
-        assert changed.status_code == 302
+        assert _change_password(client).status_code == 302
 
     admin.refresh_from_db()
     assert admin.check_password(NEW_PASSWORD)
@@ -148,15 +148,7 @@ def test_after_a_redis_outage_the_worker_lives_and_the_sweeps_finish_the_work(
             assert refused.status_code == 200
         assert sign_in(client, admin.email).status_code == 302
         assert client.get(reverse("exports:audit-log-csv")).status_code == 302
-        changed = client.post(
-            reverse("accounts:password-change"),
-            {
-                "old_password": PASSWORD,
-                "new_password1": NEW_PASSWORD,
-                "new_password2": NEW_PASSWORD,
-            },
-        )
-        assert changed.status_code == 302
+        assert _change_password(client).status_code == 302
         during = _relevant_events() - before
         assert len(during) >= 6  # five failures, the admin's sign-in
         redis.start()

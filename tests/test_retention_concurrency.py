@@ -16,7 +16,7 @@ from retention.models import PurgeRun, PurgeStatus
 from retention.purge import events_purge_expired
 
 from .factories import OrganizationFactory
-from .helpers import events
+from .helpers import all_at_once, events
 from .retention_support import archive_dir_fixture, remaining  # noqa: F401 (autouse fixture)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -38,31 +38,12 @@ def _bulk_expired(organization, count: int) -> None:  # type: ignore[no-untyped-
     )
 
 
-def _in_parallel(*targets):  # type: ignore[no-untyped-def]
-    barrier = threading.Barrier(len(targets))
-    results: list[object] = [None] * len(targets)
-
-    def run(index, target):  # type: ignore[no-untyped-def]
-        try:
-            barrier.wait()
-            results[index] = target()
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, t)) for i, t in enumerate(targets)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def test_two_concurrent_purges_of_one_organization_delete_each_row_once():
     assert connection.vendor == "postgresql"
     organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS)
     _bulk_expired(organization, 3000)
 
-    outcomes = _in_parallel(
+    outcomes = all_at_once(
         lambda: events_purge_expired(organization=organization, now=NOW, batch_size=50),
         lambda: events_purge_expired(organization=organization, now=NOW, batch_size=50),
     )
@@ -84,7 +65,7 @@ def test_concurrent_purges_of_different_organizations_do_not_wait_for_each_other
     _bulk_expired(first, 1000)
     _bulk_expired(second, 1000)
 
-    outcomes = _in_parallel(
+    outcomes = all_at_once(
         lambda: events_purge_expired(organization=first, now=NOW, batch_size=50),
         lambda: events_purge_expired(organization=second, now=NOW, batch_size=50),
     )

@@ -26,6 +26,7 @@ from django.utils.http import urlsafe_base64_encode
 from audit.logging import RedactSecretsFilter, redact
 
 from .factories import member
+from .settings_support import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_PORT = int(os.environ.get("TEST_GUNICORN_PORT", "8201"))
@@ -208,28 +209,10 @@ def _assert_redacted(output: str, path: str, token: str) -> None:
     assert '"GET /password-reset/reset/MQ/[redacted]/ HTTP/1.1" 200' in output
 
 
-@pytest.mark.postgres(reason="a second process (the server) opens the test database")
-@pytest.mark.django_db(transaction=True)
-def test_gunicorn_access_log_never_shows_a_reset_token():
-    path, token = _reset_link()
-    base = f"http://127.0.0.1:{GUNICORN_PORT}"
+def _log_of_a_visit(command: list[str], base: str, path: str) -> str:
+    """Start the server, follow the reset link as a visitor and a bot would, return its log."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{GUNICORN_PORT}",
-            "--workers",
-            "1",
-            "--no-control-socket",  # its default path is shared by every gunicorn of this user
-            # An operator's flag from an older command line: the config's handlers still apply.
-            "--access-logfile",
-            "-",
-            "activity_monitor.wsgi",
-        ],
+        command,
         cwd=ROOT,
         env=_server_env(debug=True),
         stdout=subprocess.PIPE,
@@ -245,6 +228,31 @@ def test_gunicorn_access_log_never_shows_a_reset_token():
         assert _get(f"{base}{path}no-such-page/") == 404
     finally:
         output = _stop(process)
+    return output
+
+
+@pytest.mark.postgres(reason="a second process (the server) opens the test database")
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_access_log_never_shows_a_reset_token():
+    path, token = _reset_link()
+    base = f"http://127.0.0.1:{GUNICORN_PORT}"
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "gunicorn.conf.py",
+        "--bind",
+        f"127.0.0.1:{GUNICORN_PORT}",
+        "--workers",
+        "1",
+        "--no-control-socket",  # its default path is shared by every gunicorn of this user
+        # An operator's flag from an older command line: the config's handlers still apply.
+        "--access-logfile",
+        "-",
+        "activity_monitor.wsgi",
+    ]
+    output = _log_of_a_visit(command, base, path)
     _assert_redacted(output, path, token)
     assert "Forbidden (CSRF cookie not set.): /password-reset/reset/" in output
     assert "Not Found: /password-reset/reset/" in output
@@ -265,30 +273,15 @@ def test_runserver_log_never_shows_a_reset_token_in_development():
     """As `make run` runs it (DEBUG=1), where Django's own console handler prints too."""
     path, token = _reset_link()
     base = f"http://127.0.0.1:{RUNSERVER_PORT}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "runserver",
-            f"127.0.0.1:{RUNSERVER_PORT}",
-            "--noreload",
-            "--skip-checks",
-        ],
-        cwd=ROOT,
-        env=_server_env(debug=True),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_until_up(process, base)
-        _visit_reset_link(base, path)
-        # Django's warnings quote the path: "Forbidden (CSRF cookie not set.): <path>",
-        # "Not Found: <path>".
-        assert _post(f"{base}{path}") == 403
-        assert _get(f"{base}{path}no-such-page/") == 404
-    finally:
-        output = _stop(process)
+    command = [
+        sys.executable,
+        "manage.py",
+        "runserver",
+        f"127.0.0.1:{RUNSERVER_PORT}",
+        "--noreload",
+        "--skip-checks",
+    ]
+    output = _log_of_a_visit(command, base, path)
     _assert_redacted(output, path, token)
     assert "Forbidden (CSRF cookie not set.): /password-reset/reset/" in output
     assert "Not Found: /password-reset/reset/" in output
@@ -308,14 +301,7 @@ def test_a_celery_workers_log_lines_are_redacted():
         f"    'failed for /password-reset/reset/MQ/{TOKEN}/')\n"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "activity_monitor.settings"}
-    finished = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    finished = run_python("-c", script, env=env, timeout=60)
     output = finished.stdout + finished.stderr
     assert finished.returncode == 0, output
     assert "/password-reset/reset/MQ/[redacted]/" in output

@@ -6,11 +6,9 @@ them DEBUG=1 and a SECRET_KEY), and `SECURE_COOKIES=ture` is an error, not a sil
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from activity_monitor.settings import dotenv_file, envbool, envfloat, envint, envnetworks
 
-from .settings_support import ROOT, production_env, run_manage
+from .settings_support import ROOT, printed_json, production_env, run_manage
 
 _PRINT_DEBUG_AND_KEY = (
     "import json, django; django.setup(); from django.conf import settings; "
@@ -55,17 +53,7 @@ def _fresh_clone_env(**overrides: str) -> dict[str, str]:
 
 
 def _settings_seen(env: dict[str, str]) -> dict[str, object]:
-    result = subprocess.run(
-        [sys.executable, "-c", _PRINT_DEBUG_AND_KEY],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    seen: dict[str, object] = json.loads(result.stdout)
-    return seen
+    return printed_json(_PRINT_DEBUG_AND_KEY, env)
 
 
 def _dotenv_values(path: Path) -> dict[str, str]:

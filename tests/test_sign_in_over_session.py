@@ -7,8 +7,8 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import UserSession
-from audit.models import EventType, Reason
+from accounts.models import User, UserSession
+from audit.models import AuditEvent, EventType, Reason
 
 from .factories import member
 from .helpers import events, sign_in
@@ -22,6 +22,14 @@ PROFILE_URL = reverse("accounts:profile")
 def _browser() -> Client:
     # A server error raises here instead of passing as a 500 page.
     return Client(raise_request_exception=True)
+
+
+def _signed_in(user: User) -> tuple[Client, str | None, AuditEvent]:
+    """A browser signed in as `user`, its session key, and the one session.started so far."""
+    browser = _browser()
+    sign_in(browser, user.email)
+    [started] = events(EventType.SESSION_STARTED)
+    return browser, browser.session.session_key, started
 
 
 def _signed_in_as(client: Client) -> str | None:
@@ -48,10 +56,7 @@ def _dead(session_key: str) -> bool:
 
 def test_signing_in_as_another_user_ends_the_first_session():
     admin, bob = member(), member()
-    browser = _browser()
-    sign_in(browser, admin.email)
-    old_key = browser.session.session_key
-    [first] = events(EventType.SESSION_STARTED)
+    browser, old_key, first = _signed_in(admin)
 
     response = sign_in(browser, bob.email)
 
@@ -72,10 +77,7 @@ def test_signing_in_as_another_user_ends_the_first_session():
 
 def test_signing_in_again_as_the_same_user_ends_the_session_and_gives_a_new_key():
     user = member()
-    browser = _browser()
-    sign_in(browser, user.email)
-    old_key = browser.session.session_key
-    [first] = events(EventType.SESSION_STARTED)
+    browser, old_key, first = _signed_in(user)
 
     response = sign_in(browser, user.email)
 
@@ -90,10 +92,7 @@ def test_signing_in_again_as_the_same_user_ends_the_session_and_gives_a_new_key(
 def test_a_planted_signed_in_session_is_ended_and_not_kept():
     """An attacker plants their own signed-in session key in the victim's browser."""
     attacker, victim = member(), member()
-    attackers_browser = _browser()
-    sign_in(attackers_browser, attacker.email)
-    planted = attackers_browser.session.session_key
-    [attackers] = events(EventType.SESSION_STARTED)
+    attackers_browser, planted, attackers = _signed_in(attacker)
     victims_browser = _browser()
     victims_browser.cookies["sessionid"] = planted
 
@@ -138,10 +137,7 @@ def test_a_forged_session_cookie_is_replaced():
 def test_the_two_step_sign_in_over_another_users_session_ends_it():
     carol, other = member(), member()
     device = totp_device(other)
-    browser = _browser()
-    sign_in(browser, carol.email)
-    carols_key = browser.session.session_key
-    [carols] = events(EventType.SESSION_STARTED)
+    browser, carols_key, carols = _signed_in(carol)
 
     assert sign_in(browser, other.email).status_code == 302  # the password step
     _assert_ended_by_sign_in(carols.session_hash, carol.pk)

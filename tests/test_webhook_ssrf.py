@@ -7,7 +7,6 @@ answer changed since it was saved, must not reach an internal address either.
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,6 +24,7 @@ from alerts.webhooks import webhook_delivery_attempt
 from audit.models import AuditEvent
 
 from .factories import OrganizationFactory, member
+from .helpers import client_as
 from .outbound_support import HOSTILE_URLS, Answer, Listener, Receiver, certificate, running
 
 pytestmark = pytest.mark.django_db
@@ -39,12 +39,6 @@ def _private_addresses_refused(settings):
 @pytest.fixture
 def admin() -> User:
     return member(OrganizationFactory.create(), role=Role.ADMINISTRATOR)
-
-
-def _as(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _delivery_to(url: str, *, organization_id: int) -> WebhookDelivery:
@@ -74,7 +68,7 @@ def _delivery_to(url: str, *, organization_id: int) -> WebhookDelivery:
 @pytest.mark.parametrize(("url", "message"), HOSTILE_URLS)
 def test_a_hostile_webhook_url_is_refused_when_saved(admin, url, message):
     with Listener() as listener:
-        response = _as(admin).post(
+        response = client_as(admin).post(
             reverse("alerts:webhook-list"), {"url": url.format(port=listener.port)}
         )
     assert response.status_code == 400
@@ -99,7 +93,7 @@ def test_a_hostile_webhook_url_is_refused_when_sent(admin, url, message):
 
 
 def test_a_public_https_webhook_url_is_saved(admin):
-    response = _as(admin).post(
+    response = client_as(admin).post(
         reverse("alerts:webhook-list"), {"url": "https://93.184.215.14/hooks"}
     )
     assert response.status_code == 302
@@ -141,7 +135,7 @@ def test_a_webhook_that_redirects_is_not_followed_and_not_delivered(admin, setti
 
 
 def test_refusing_a_webhook_changes_no_stored_event(admin):
-    client = _as(admin)
+    client = client_as(admin)
     before = list(AuditEvent.objects.order_by("pk").values())
     with Listener() as listener:
         url = f"https://[64:ff9b::7f00:1]:{listener.port}/hook"

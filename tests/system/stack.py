@@ -507,31 +507,25 @@ class Stack:
             lambda: requests.get(f"{self.base_url}/health/", timeout=5).status_code == 200
         )
 
-    def start_worker(self) -> None:
+    def _start_celery(self, command: str, *options: str) -> Service:
+        """Start `celery worker` or `celery beat` as the app's role, as the service `command`."""
+        argv = [sys.executable, "-m", "celery", "-A", "activity_monitor", command]
         env = self.environment(database=self.roles.app_environment())
-        service = self._service(
+        return self._service(command, [*argv, "--loglevel", "INFO", *options], env)
+
+    def start_worker(self) -> None:
+        service = self._start_celery(
             "worker",
-            [
-                sys.executable, "-m", "celery", "-A", "activity_monitor", "worker",
-                "--loglevel", "INFO",
-                "--concurrency", str(WORKER_CONCURRENCY),
-                "--hostname", f"system-{os.getpid()}@%h",
-            ],
-            env,
+            "--concurrency", str(WORKER_CONCURRENCY),
+            "--hostname", f"system-{os.getpid()}@%h",
         )  # fmt: skip
         service.ready(lambda: self.celery.control.ping(timeout=0.5))
 
     def start_beat(self) -> None:
-        env = self.environment(database=self.roles.app_environment())
-        service = self._service(
+        service = self._start_celery(
             "beat",
-            [
-                sys.executable, "-m", "celery", "-A", "activity_monitor", "beat",
-                "--loglevel", "INFO",
-                "--schedule", str(self.work_dir / "beat-schedule"),
-                "--pidfile", str(self.work_dir / "beat.pid"),
-            ],
-            env,
+            "--schedule", str(self.work_dir / "beat-schedule"),
+            "--pidfile", str(self.work_dir / "beat.pid"),
         )  # fmt: skip
         service.ready(lambda: "beat: Starting" in service.log_path.read_text(errors="replace"))
 

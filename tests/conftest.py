@@ -1,0 +1,21 @@
+"""Fixtures shared by the test modules (the project's conftest.py sets up the database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import Organization, Role, User
+
+from .factories import OrganizationFactory, member
+
+
+@pytest.fixture
+def org() -> Organization:
+    """An organization named Acme (a module may define its own)."""
+    return OrganizationFactory.create(name="Acme")
+
+
+@pytest.fixture
+def admin(org: Organization) -> User:
+    """Acme's administrator, admin@acme.test."""
+    return member(org, Role.ADMINISTRATOR, email="admin@acme.test")
