@@ -306,59 +306,56 @@ SWEEP_CLAIM_LEASE_SECONDS = envint("SWEEP_CLAIM_LEASE_SECONDS", 60)
 SWEEP_EMAIL_TIMEOUT_SECONDS = envint("SWEEP_EMAIL_TIMEOUT_SECONDS", 10)
 # A running export build whose heartbeat is older than this has died: it is rebuilt from scratch.
 EXPORTS_STALE_SECONDS = envint("EXPORTS_STALE_SECONDS", 60)
-# Every periodic job, in one place.
+# Every periodic job, in one place: (entry name, task, when), each with its reason above it.
 CELERY_BEAT_SCHEDULE = {
-    # Background CSV exports past EXPORT_TTL_HOURS lose their file and show as expired.
-    "exports-expire": {"task": "exports.tasks.exports_expire", "schedule": timedelta(hours=1)},
-    # Sessions that ran out without a sign-out get their session.expired event within minutes.
-    "session-expire-stale": {
-        "task": "accounts.tasks.session_expire_stale",
-        "schedule": timedelta(minutes=5),
-    },
-    # Lockouts whose time is up get their lockout.released (expired) event even if the user
-    # never tries again.
-    "lockout-release-expired": {
-        "task": "accounts.tasks.lockout_release_expired",
-        "schedule": timedelta(minutes=1),
-    },
-    # Daily at 03:15 UTC (a quiet hour): delete each organization's events past its retention,
-    # archiving them first where the organization asked; safe to run twice or concurrently.
-    "retention-purge-expired": {
-        "task": "retention.tasks.events_purge_expired_all",
-        "schedule": crontab(hour=3, minute=15),
-    },
-    # Every 10 minutes: produce the scheduled CSV exports that are due (each claimed once).
-    "retention-export-schedules-run-due": {
-        "task": "retention.tasks.export_schedules_run_due",
-        "schedule": timedelta(minutes=10),
-    },
-    # The sweeps run every 30 seconds, so that work left behind by a broker outage or a dead
-    # worker is done within a minute of the broker's return: an event recorded just before it
-    # waits ALERTS_SWEEP_DELAY_SECONDS (20 s) for its own task, then at most one period. Each
-    # run is one indexed query when there is nothing to do.
-    # Evaluate alert rules on committed events that no task evaluated (broker down, worker
-    # lost); the database, not the broker, says what is still to do.
-    "alerts-events-sweep": {
-        "task": "alerts.tasks.events_sweep",
-        "schedule": timedelta(seconds=30),
-    },
-    # Alert emails not sent (never queued, sender died, mail server down) and webhook attempts
-    # that are due (retries, and deliveries whose sender died).
-    "alerts-notifications-sweep": {
-        "task": "alerts.tasks.notifications_sweep",
-        "schedule": timedelta(seconds=30),
-    },
-    # Security emails to users (password changed, MFA device added ...) that no task sent.
-    "accounts-security-notices-sweep": {
-        "task": "accounts.tasks.security_notices_sweep",
-        "schedule": timedelta(seconds=30),
-    },
-    # Background exports never queued (pending) or whose builder died (running, silent): queued
-    # again and built from scratch.
-    "exports-sweep": {
-        "task": "exports.tasks.exports_sweep",
-        "schedule": timedelta(seconds=30),
-    },
+    name: {"task": task, "schedule": schedule}
+    for name, task, schedule in [
+        # Background CSV exports past EXPORT_TTL_HOURS lose their file and show as expired.
+        ("exports-expire", "exports.tasks.exports_expire", timedelta(hours=1)),
+        # Sessions that ran out without a sign-out get their session.expired event within
+        # minutes.
+        ("session-expire-stale", "accounts.tasks.session_expire_stale", timedelta(minutes=5)),
+        # Lockouts whose time is up get their lockout.released (expired) event even if the user
+        # never tries again.
+        (
+            "lockout-release-expired",
+            "accounts.tasks.lockout_release_expired",
+            timedelta(minutes=1),
+        ),
+        # Daily at 03:15 UTC (a quiet hour): delete each organization's events past its
+        # retention, archiving them first where the organization asked; safe to run twice or
+        # concurrently.
+        (
+            "retention-purge-expired",
+            "retention.tasks.events_purge_expired_all",
+            crontab(hour=3, minute=15),
+        ),
+        # Every 10 minutes: produce the scheduled CSV exports that are due (each claimed once).
+        (
+            "retention-export-schedules-run-due",
+            "retention.tasks.export_schedules_run_due",
+            timedelta(minutes=10),
+        ),
+        # The sweeps run every 30 seconds, so that work left behind by a broker outage or a dead
+        # worker is done within a minute of the broker's return: an event recorded just before
+        # it waits ALERTS_SWEEP_DELAY_SECONDS (20 s) for its own task, then at most one period.
+        # Each run is one indexed query when there is nothing to do.
+        # Evaluate alert rules on committed events that no task evaluated (broker down, worker
+        # lost); the database, not the broker, says what is still to do.
+        ("alerts-events-sweep", "alerts.tasks.events_sweep", timedelta(seconds=30)),
+        # Alert emails not sent (never queued, sender died, mail server down) and webhook
+        # attempts that are due (retries, and deliveries whose sender died).
+        ("alerts-notifications-sweep", "alerts.tasks.notifications_sweep", timedelta(seconds=30)),
+        # Security emails to users (password changed, MFA device added ...) that no task sent.
+        (
+            "accounts-security-notices-sweep",
+            "accounts.tasks.security_notices_sweep",
+            timedelta(seconds=30),
+        ),
+        # Background exports never queued (pending) or whose builder died (running, silent):
+        # queued again and built from scratch.
+        ("exports-sweep", "exports.tasks.exports_sweep", timedelta(seconds=30)),
+    ]
 }
 
 # --- Cache -----------------------------------------------------------------------------------
