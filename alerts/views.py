@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
+from django.forms import Form
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -141,21 +143,43 @@ def _triage_response(
     return redirect("alerts:alert-detail", pk=alert.pk)
 
 
+def _triage_step(
+    request: AuthenticatedHttpRequest,
+    alert: Alert,
+    form: Form,
+    *,
+    form_name: str,
+    step: Callable[..., Alert],
+    done: str,
+) -> HttpResponse:
+    """Take a triage step with the form's fields as its keywords; answer with the triage panel.
+
+    `form_name` is the form's name in the panel's context; `done` the message on success,
+    formatted with the alert.
+    """
+    if not form.is_valid():
+        return _triage_response(request, alert, status=400, **{form_name: form})
+    try:
+        alert = step(alert=alert, actor=request.user, request=request, **form.cleaned_data)
+    except triage.AlertStateError as exc:
+        return _triage_response(request, alert, status=400, error=str(exc))
+    messages.success(request, done.format(alert=alert))
+    return _triage_response(request, alert)
+
+
 @login_required
 @require_POST
 def alert_acknowledge(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     alert = _alert_for_triage(request, pk)
     form = NoteForm(request.POST)
-    if not form.is_valid():
-        return _triage_response(request, alert, status=400, ack_form=form)
-    try:
-        alert = triage.alert_acknowledge(
-            alert=alert, actor=request.user, note=form.cleaned_data["note"], request=request
-        )
-    except triage.AlertStateError as exc:
-        return _triage_response(request, alert, status=400, error=str(exc))
-    messages.success(request, "Alert acknowledged.")
-    return _triage_response(request, alert)
+    return _triage_step(
+        request,
+        alert,
+        form,
+        form_name="ack_form",
+        step=triage.alert_acknowledge,
+        done="Alert acknowledged.",
+    )
 
 
 @login_required
@@ -163,16 +187,14 @@ def alert_acknowledge(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
 def alert_assign(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     alert = _alert_for_triage(request, pk)
     form = AssignForm(request.POST, assignable=selectors.assignable_users(user=request.user))
-    if not form.is_valid():
-        return _triage_response(request, alert, status=400, assign_form=form)
-    try:
-        alert = triage.alert_assign(
-            alert=alert, actor=request.user, assignee=form.cleaned_data["assignee"], request=request
-        )
-    except triage.AlertStateError as exc:
-        return _triage_response(request, alert, status=400, error=str(exc))
-    messages.success(request, f"Alert assigned to {alert.assignee}.")
-    return _triage_response(request, alert)
+    return _triage_step(
+        request,
+        alert,
+        form,
+        form_name="assign_form",
+        step=triage.alert_assign,
+        done="Alert assigned to {alert.assignee}.",
+    )
 
 
 @login_required
@@ -180,16 +202,14 @@ def alert_assign(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 def alert_resolve(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     alert = _alert_for_triage(request, pk)
     form = ResolveForm(request.POST)
-    if not form.is_valid():
-        return _triage_response(request, alert, status=400, resolve_form=form)
-    try:
-        alert = triage.alert_resolve(
-            alert=alert, actor=request.user, note=form.cleaned_data["note"], request=request
-        )
-    except triage.AlertStateError as exc:
-        return _triage_response(request, alert, status=400, error=str(exc))
-    messages.success(request, "Alert resolved.")
-    return _triage_response(request, alert)
+    return _triage_step(
+        request,
+        alert,
+        form,
+        form_name="resolve_form",
+        step=triage.alert_resolve,
+        done="Alert resolved.",
+    )
 
 
 # --- Rules -----------------------------------------------------------------------------------
