@@ -13,42 +13,27 @@ from datetime import UTC
 from itertools import islice
 from typing import Any
 
-HEADER = [
-    "occurred_at",
-    "event_type",
-    "outcome",
-    "reason",
-    "user",
-    "target_user",
-    "ip_address",
-    "country",
-    "city",
-    "browser",
-    "os",
-    "device_type",
-    "session",
-    "request_id",
-    "details",
+# Each column of the CSV: its header, and the AuditEvent field it is written from.
+COLUMNS = [
+    ("occurred_at", "occurred_at"),
+    ("event_type", "event_type"),
+    ("outcome", "outcome"),
+    ("reason", "reason"),
+    ("user", "actor_label"),
+    ("target_user", "target_label"),
+    ("ip_address", "ip_address"),
+    ("country", "country"),
+    ("city", "city"),
+    ("browser", "browser"),
+    ("os", "os"),
+    ("device_type", "device_type"),
+    ("session", "session_hash"),
+    ("request_id", "request_id"),
+    ("details", "details"),
 ]
-
+HEADER = [header for header, _ in COLUMNS]
 # The fields of AuditEvent a row needs, for .values_list() / .only() on large exports.
-EVENT_FIELDS = [
-    "occurred_at",
-    "event_type",
-    "outcome",
-    "reason",
-    "actor_label",
-    "target_label",
-    "ip_address",
-    "country",
-    "city",
-    "browser",
-    "os",
-    "device_type",
-    "session_hash",
-    "request_id",
-    "details",
-]
+EVENT_FIELDS = [field for _, field in COLUMNS]
 
 # Lines joined into one write of a file or one chunk of a response.
 LINES_PER_BATCH = 5_000
