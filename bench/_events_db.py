@@ -9,11 +9,10 @@ spread over two years. A second run reuses the rows.
 from __future__ import annotations
 
 import os
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._support import environ_defaults
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/am_bench_logs"
 ORGANIZATIONS = 100
 USERS_PER_ORG = 100
@@ -22,15 +21,9 @@ SEED = 2026
 
 
 def setup_django() -> None:
-    sys.path.insert(0, str(ROOT))
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
-    # Its settings are its own: make run's .env (DEBUG=1) would time Django's debug cursor.
-    os.environ.setdefault("DOTENV_FILE", "")
-    # The test client speaks plain http; production's https redirect would answer 301.
-    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-    os.environ.setdefault("SECRET_KEY", "bench-only")
+    environ_defaults(database_url=url)
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     _create_database(url)
     import django

@@ -28,15 +28,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
-# Its settings are its own: make run's .env (DEBUG=1) would time Django's debug cursor.
-os.environ.setdefault("DOTENV_FILE", "")
-# The test client speaks plain http; production's https redirect would answer 301.
-os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-os.environ.setdefault("SECRET_KEY", "bench-only")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/am_bench_alerts")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._support import ROOT, environ_defaults  # noqa: E402
+
+environ_defaults(database_url="postgres://postgres@127.0.0.1:5432/am_bench_alerts")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "0"
 

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import _events_db  # type: ignore[import-not-found]  # noqa: E402
+from bench import _events_db  # noqa: E402
 
 
 def _timed(run: Callable[[], int]) -> tuple[int, float]:

@@ -47,15 +47,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
-# Its settings are its own: make run's .env (DEBUG=1) would time Django's debug cursor.
-os.environ.setdefault("DOTENV_FILE", "")
-# The test client speaks plain http; production's https redirect would answer 301.
-os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-os.environ.setdefault("SECRET_KEY", "bench-only")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/am_bench_purge")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._support import environ_defaults  # noqa: E402
+
+environ_defaults(database_url="postgres://postgres@127.0.0.1:5432/am_bench_purge")
 # As deployed: a sign-in queues its alert evaluation and notification email for a worker rather
 # than running them inline (no worker consumes the in-memory queue here), and sends no mail.
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "0")
