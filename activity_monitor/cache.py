@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
@@ -20,6 +21,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 # One warning per process per this many seconds: an outage must not flood the log.
@@ -39,57 +42,39 @@ class FailSoftRedisCache(RedisCache):
                 "cache %s: Redis unreachable (%s); answering as no cache", operation, exc
             )
 
+    def _or(self, fallback: T, method: Callable[..., T], *args: Any) -> T:
+        """Call RedisCache's `method`; while Redis is unreachable, answer `fallback` instead."""
+        try:
+            return method(*args)
+        except UNREACHABLE as exc:
+            self._unreachable(method.__name__, exc)
+            return fallback
+
     def add(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> bool:
-        try:
-            return super().add(key, value, timeout, version)
-        except UNREACHABLE as exc:
-            self._unreachable("add", exc)
-            return True  # as DummyCache: nothing was there, so the caller goes ahead
+        # As DummyCache: nothing was there, so the caller goes ahead.
+        return self._or(True, super().add, key, value, timeout, version)
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        try:
-            return super().get(key, default, version)
-        except UNREACHABLE as exc:
-            self._unreachable("get", exc)
-            return default
+        return self._or(default, super().get, key, default, version)
 
     def set(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> None:
-        try:
-            super().set(key, value, timeout, version)
-        except UNREACHABLE as exc:
-            self._unreachable("set", exc)
+        self._or(None, super().set, key, value, timeout, version)
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
-        try:
-            return super().touch(key, timeout, version)
-        except UNREACHABLE as exc:
-            self._unreachable("touch", exc)
-            return False
+        return self._or(False, super().touch, key, timeout, version)
 
     def delete(self, key: Any, version: int | None = None) -> bool:
-        try:
-            return super().delete(key, version)
-        except UNREACHABLE as exc:
-            self._unreachable("delete", exc)
-            return False
+        return self._or(False, super().delete, key, version)
 
     def get_many(self, keys: Any, version: int | None = None) -> dict[Any, Any]:
-        try:
-            return super().get_many(keys, version)
-        except UNREACHABLE as exc:
-            self._unreachable("get_many", exc)
-            return {}
+        return self._or({}, super().get_many, keys, version)
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
-        try:
-            return super().has_key(key, version)
-        except UNREACHABLE as exc:
-            self._unreachable("has_key", exc)
-            return False
+        return self._or(False, super().has_key, key, version)
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         try:
@@ -101,20 +86,10 @@ class FailSoftRedisCache(RedisCache):
     def set_many(
         self, data: dict[Any, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> list[Any]:
-        try:
-            return super().set_many(data, timeout, version)
-        except UNREACHABLE as exc:
-            self._unreachable("set_many", exc)
-            return []
+        return self._or([], super().set_many, data, timeout, version)
 
     def delete_many(self, keys: Any, version: int | None = None) -> None:
-        try:
-            super().delete_many(keys, version)
-        except UNREACHABLE as exc:
-            self._unreachable("delete_many", exc)
+        self._or(None, super().delete_many, keys, version)
 
     def clear(self) -> None:
-        try:
-            super().clear()
-        except UNREACHABLE as exc:
-            self._unreachable("clear", exc)
+        self._or(None, super().clear)
