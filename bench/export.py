@@ -85,7 +85,7 @@ def main() -> None:
     first = organizations[0]
     admin = User.objects.get(email=f"user0000@{first.slug}.test")
 
-    def queryset(count: int):  # type: ignore[no-untyped-def]
+    def queryset(count: int):
         ids = [o.pk for o in organizations[:count]]
         return AuditEvent.objects.filter(organization_id__in=ids).order_by("-occurred_at", "-id")
 

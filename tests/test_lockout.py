@@ -29,7 +29,7 @@ from .mfa_support import code_for, second_step, totp_device
 pytestmark = pytest.mark.django_db
 
 
-def _fail(client, user, times):  # type: ignore[no-untyped-def]
+def _fail(client, user, times):
     for _ in range(times):
         sign_in(client, user.email, "wrong password")
 
@@ -117,7 +117,7 @@ def test_unknown_accounts_are_never_locked_and_cannot_be_told_apart(client):
     assert events(EventType.LOCKOUT_TRIGGERED) == []
 
 
-def _expire_lock(user) -> None:  # type: ignore[no-untyped-def]
+def _expire_lock(user) -> None:
     LockoutState.objects.filter(user=user).update(
         locked_until=timezone.now() - timedelta(seconds=1)
     )
@@ -169,7 +169,7 @@ def test_a_lock_still_running_is_not_released_by_the_task(client):
     assert events(EventType.LOCKOUT_RELEASED) == []
 
 
-def _admin_unlock(user):  # type: ignore[no-untyped-def]
+def _admin_unlock(user):
     """Unlock `user` through the Django admin action, as a platform operator; returns both."""
     operator = member(role=Role.ADMINISTRATOR, is_staff=True, is_superuser=True)
     admin_client = Client()
@@ -227,7 +227,7 @@ def _in_parallel(attempts: list[Callable[[], int]], *, workers: int) -> list[int
 
 
 @pytest.fixture
-def counted_checks(settings):  # type: ignore[no-untyped-def]
+def counted_checks(settings):
     """Password checks counted by a real hasher (Django's MD5 one, counting verify() calls)."""
     settings.PASSWORD_HASHERS = ["tests.hashers.CountingMD5PasswordHasher"]
     CountingMD5PasswordHasher.reset()
@@ -315,7 +315,7 @@ def test_a_password_check_holds_the_lockout_row_lock(client):
     assert LockoutState.objects.filter(user=user).exists()
     statements: list[str] = []
 
-    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+    def record(execute, sql, params, many, context):
         statements.append(sql)
         return execute(sql, params, many, context)
 

@@ -33,13 +33,13 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 28, 3, 15, tzinfo=UTC)
 
 
-def _archiving_organization(**kwargs):  # type: ignore[no-untyped-def]
+def _archiving_organization(**kwargs):
     organization = OrganizationFactory(tier=Tier.SMALL_BUSINESS, **kwargs)
     RetentionSettings.objects.create(organization=organization, archive_before_purge=True)
     return organization
 
 
-def _expired_and_kept(organization):  # type: ignore[no-untyped-def]
+def _expired_and_kept(organization):
     expired = [
         event_at(NOW - timedelta(days=days), organization, actor_label=f"u{days}@example.test")
         for days in (91, 95, 200)

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 NOW = datetime(2026, 11, 28, 3, 15, tzinfo=UTC)
 
 
-def _bulk_expired(organization, count: int) -> None:  # type: ignore[no-untyped-def]
+def _bulk_expired(organization, count: int) -> None:
     """Insert many old events at once (a bulk generator, as generate_events does)."""
     base = NOW - timedelta(days=200)
     AuditEvent.objects.bulk_create(

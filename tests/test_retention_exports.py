@@ -37,7 +37,7 @@ VERIFY = reverse("retention:files-verify")
 MIDNIGHT = datetime(2026, 11, 28, tzinfo=UTC)
 
 
-def _schedule(organization, actor, **kwargs):  # type: ignore[no-untyped-def]
+def _schedule(organization, actor, **kwargs):
     options = {"name": "Daily failures", "frequency": Frequency.DAILY, "filters": {}}
     options.update(kwargs)
     return export_schedule_create(
@@ -45,11 +45,11 @@ def _schedule(organization, actor, **kwargs):  # type: ignore[no-untyped-def]
     )
 
 
-def _admin(organization=None, role=Role.ADMINISTRATOR):  # type: ignore[no-untyped-def]
+def _admin(organization=None, role=Role.ADMINISTRATOR):
     return member(organization or OrganizationFactory(), role=role)
 
 
-def _stored_export(organization=None):  # type: ignore[no-untyped-def]
+def _stored_export(organization=None):
     admin = _admin(organization)
     organization = admin.membership.organization
     event_at(MIDNIGHT - timedelta(hours=3), organization)
@@ -131,7 +131,7 @@ def test_a_failing_storage_leaves_the_period_due_and_shows_the_error(settings, a
     assert events(EventType.EXPORT_CREATED) == []
 
 
-def _broken_schedule(organization, admin, filters):  # type: ignore[no-untyped-def]
+def _broken_schedule(organization, admin, filters):
     """A schedule whose filters were stored under looser rules than the form has today."""
     schedule = _schedule(organization, admin, name="Broken")
     ExportSchedule.objects.filter(pk=schedule.pk).update(filters=filters)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 URL = reverse("retention:retention")
 
 
-def _signed_in(client, role=Role.ADMINISTRATOR, tier=Tier.MEDIUM_BUSINESS):  # type: ignore[no-untyped-def]
+def _signed_in(client, role=Role.ADMINISTRATOR, tier=Tier.MEDIUM_BUSINESS):
     user = member(OrganizationFactory(tier=tier), role=role)
     client.force_login(user)
     return user

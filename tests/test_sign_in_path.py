@@ -87,11 +87,11 @@ def test_events_written_together_get_their_ids_in_order_and_their_details():
         assert all(e.txid is not None for e in stored)  # the database's default, not ours
 
 
-def _statements_of_sign_in(client, user: User) -> list[str]:  # type: ignore[no-untyped-def]
+def _statements_of_sign_in(client, user: User) -> list[str]:
     """The SQL a successful sign-in sends on the default connection."""
     statements: list[str] = []
 
-    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+    def record(execute, sql, params, many, context):
         statements.append(sql)
         return execute(sql, params, many, context)
 
