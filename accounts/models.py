@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import ClassVar
 
+import idna
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -187,6 +189,85 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.organization} ({self.get_role_display()})"
+
+
+class DomainProof(models.TextChoices):
+    """How an organization showed that an email domain is its own."""
+
+    DNS_TXT = "dns_txt", "DNS TXT record"
+    OPERATOR = "operator", "Set by the platform operator"
+
+
+def domain_verification_token() -> str:
+    """A fresh value for the TXT record that proves a domain (published, so not a secret)."""
+    return secrets.token_hex(16)
+
+
+class OrganizationDomain(models.Model):
+    """An email domain an organization's people sign in with, pending until proved.
+
+    Once verified, a failed sign-in for an unknown address at the domain belongs to the
+    organization (accounts.lockout.login_failure_record). Several organizations may list a
+    domain while it is pending; only one may have it verified (orgdomain_verified_once), and a
+    sign-in finds that one through the constraint's index.
+    """
+
+    # An organization's domains are read through orgdomain_listed_once (organization, domain).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="email_domains", db_index=False
+    )
+    # Lower-case IDNA A-labels without a trailing dot (accounts.domains.domain_normalise).
+    domain = models.CharField(max_length=253)
+    # Blank while pending.
+    proof = models.CharField(max_length=16, choices=DomainProof.choices, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification_token = models.CharField(max_length=64, default=domain_verification_token)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=models.Q(verified_at__isnull=False),
+                name="orgdomain_verified_once",
+                violation_error_message="Another organization has verified this domain.",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "domain"],
+                name="orgdomain_listed_once",
+                violation_error_message="The organization already lists this domain.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(domain=Lower("domain"))
+                & ~models.Q(domain="")
+                & ~models.Q(domain__endswith="."),
+                name="orgdomain_domain_normalised",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(verified_at__isnull=True, proof="")
+                | models.Q(verified_at__isnull=False, proof__in=DomainProof.values),
+                name="orgdomain_verified_with_proof",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+    @property
+    def unicode_domain(self) -> str:
+        """The domain as people write it (bücher.example for xn--bcher-kva.example)."""
+        try:
+            return str(idna.decode(self.domain))
+        except idna.IDNAError:
+            return self.domain
 
 
 class LockoutState(models.Model):

@@ -517,6 +517,17 @@ STORAGES = {
     "archives": {"BACKEND": ARCHIVE_STORAGE_BACKEND, "OPTIONS": _archive_options},
 }
 
+# --- Organization email domains (accounts.domains) -------------------------------------------
+# The DNS servers a domain's TXT record is looked up on ("host" or "host:port", IPv6 as
+# "[::1]:53"). Empty: the system's resolver (/etc/resolv.conf). Tests point it at their own.
+DOMAIN_VERIFICATION_NAMESERVERS = envlist("DOMAIN_VERIFICATION_NAMESERVERS")
+# What one verification may spend on DNS in all (an administrator's request waits for it).
+DOMAIN_VERIFICATION_TIMEOUT_SECONDS = envfloat(
+    "DOMAIN_VERIFICATION_TIMEOUT_SECONDS", 3.0, minimum=0.1
+)
+# At most this many domains (pending or verified) per organization.
+ORGANIZATION_DOMAINS_MAX = envint("ORGANIZATION_DOMAINS_MAX", 20)
+
 # --- Alerts (alerts app) ---------------------------------------------------------------------
 # Links in alert emails and webhook bodies.
 ALERTS_BASE_URL = env("ALERTS_BASE_URL", "http://127.0.0.1:8000")
