@@ -219,7 +219,8 @@ def generate_demo_activity(
     released.country = released.city = released.browser = released.os = released.device_type = ""
     released.latitude = released.longitude = None
     events.append(released)
-    # Sign-in attempts for addresses that do not exist (no organization: platform operators').
+    # Sign-in attempts for addresses that do not exist, at the organization's own domain (seeded
+    # verified), so they are the organization's, as accounts.lockout records them.
     for _ in range(5):
         guess = f"{rng.choice(['root', 'test', 'info', 'sales'])}@{organization.slug}.test"
         when = now - timedelta(days=rng.randint(1, days), minutes=rng.randint(0, 600))
@@ -227,7 +228,7 @@ def generate_demo_activity(
             _event(
                 rng,
                 when=when,
-                organization=None,
+                organization=organization,
                 event_type=EventType.LOGIN_FAILED,
                 user=None,
                 label=guess,

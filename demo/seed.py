@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
-from accounts.models import Membership, Organization, Role, Tier, User
+from accounts.models import (
+    DomainProof,
+    Membership,
+    Organization,
+    OrganizationDomain,
+    Role,
+    Tier,
+    User,
+)
 from audit.models import AuditEvent
 
 from .activity import generate_demo_activity
@@ -51,6 +60,13 @@ def seed_demo(*, days: int = 21) -> list[str]:
         for name, slug, tier, people in DEMO:
             organization, _ = Organization.objects.get_or_create(
                 slug=slug, defaults={"name": name, "tier": tier}
+            )
+            # The brief: each demo organization owns its .test domain, set by the operator (a
+            # .test name has no DNS to prove it by).
+            OrganizationDomain.objects.get_or_create(
+                organization=organization,
+                domain=f"{slug}.test",
+                defaults={"proof": DomainProof.OPERATOR, "verified_at": timezone.now()},
             )
             users = []
             for email, full_name, role in people:
