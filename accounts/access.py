@@ -40,6 +40,7 @@ class Capability(enum.StrEnum):
     MANAGE_RETENTION = "manage_retention"
     MANAGE_ARCHIVES = "manage_archives"
     MANAGE_MEMBERS = "manage_members"
+    MANAGE_DOMAINS = "manage_domains"
     MANAGE_API_TOKENS = "manage_api_tokens"
 
 
@@ -85,6 +86,7 @@ REFUSALS: Mapping[Capability, str] = MappingProxyType(
         C.MANAGE_RETENTION: "Only administrators change retention settings.",
         C.MANAGE_ARCHIVES: "Archives and exports are for administrators and compliance.",
         C.MANAGE_MEMBERS: "Members are managed by the organization's administrators.",
+        C.MANAGE_DOMAINS: "Email domains are managed by the organization's administrators.",
         C.MANAGE_API_TOKENS: "API tokens are managed by administrators.",
     }
 )

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
@@ -7,9 +10,23 @@ from django.http import HttpRequest
 
 from audit.models import Reason
 
+from .domains import (
+    DomainRefused,
+    domain_refusal,
+    domain_validate,
+    organization_domain_operator_set,
+    organization_domain_remove,
+)
 from .http import AuthenticatedHttpRequest
 from .lockout import lockout_release
-from .models import LockoutState, Membership, Organization, User, UserSession
+from .models import (
+    LockoutState,
+    Membership,
+    Organization,
+    OrganizationDomain,
+    User,
+    UserSession,
+)
 
 
 class MembershipInline(admin.TabularInline[Membership, Organization]):
@@ -85,3 +102,100 @@ class UserSessionAdmin(admin.ModelAdmin[UserSession]):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class OperatorDomainForm(forms.ModelForm[OrganizationDomain]):
+    """A domain the operator sets verified for an organization (no DNS check)."""
+
+    class Meta:
+        model = OrganizationDomain
+        fields = ["organization", "domain"]
+        help_texts = {
+            "domain": "Saved as verified by the platform operator, without a DNS check: only "
+            "for a domain you know belongs to the organization."
+        }
+
+    def clean_domain(self) -> str:
+        return domain_validate(self.cleaned_data["domain"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        organization, domain = cleaned.get("organization"), cleaned.get("domain")
+        if organization is not None and domain:
+            refusal = domain_refusal(organization=organization, domain=domain)
+            if refusal is not None:
+                self.add_error("domain", refusal)
+        return cleaned
+
+
+@admin.register(OrganizationDomain)
+class OrganizationDomainAdmin(admin.ModelAdmin[OrganizationDomain]):
+    """Email domains: the operator adds one verified, or marks a pending one verified.
+
+    Every write goes through accounts.domains, so each is recorded as settings.changed in the
+    organization's audit log with the operator as the actor. The rows themselves are not edited.
+    """
+
+    form = OperatorDomainForm
+    list_display = ["domain", "organization", "proof", "verified_at", "created_at"]
+    list_filter = ["proof"]
+    search_fields = ["domain", "organization__name", "organization__slug"]
+    list_select_related = ["organization"]
+    autocomplete_fields = ["organization"]
+    actions = ["mark_verified", "remove"]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # "remove" records each removal
+        return actions
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(
+        self,
+        request: AuthenticatedHttpRequest,  # type: ignore[override]
+        obj: OrganizationDomain,
+        form: forms.ModelForm[OrganizationDomain],
+        change: bool,
+    ) -> None:
+        saved = organization_domain_operator_set(
+            organization=obj.organization, domain=obj.domain, actor=request.user, request=request
+        )
+        obj.pk, obj.verified_at, obj.proof = saved.pk, saved.verified_at, saved.proof
+
+    def delete_model(
+        self,
+        request: AuthenticatedHttpRequest,  # type: ignore[override]
+        obj: OrganizationDomain,
+    ) -> None:
+        organization_domain_remove(domain=obj, actor=request.user, request=request)
+
+    @admin.action(description="Mark the selected domains verified (set by the operator)")
+    def mark_verified(
+        self, request: AuthenticatedHttpRequest, queryset: QuerySet[OrganizationDomain]
+    ) -> None:
+        done = 0
+        for row in queryset.select_related("organization").filter(verified_at__isnull=True):
+            try:
+                organization_domain_operator_set(
+                    organization=row.organization,
+                    domain=row.domain,
+                    actor=request.user,
+                    request=request,
+                )
+            except DomainRefused as refusal:
+                self.message_user(request, f"{row.domain}: {refusal}", messages.ERROR)
+            else:
+                done += 1
+        self.message_user(request, f"Marked {done} domain(s) verified.", messages.SUCCESS)
+
+    @admin.action(description="Remove the selected domains")
+    def remove(
+        self, request: AuthenticatedHttpRequest, queryset: QuerySet[OrganizationDomain]
+    ) -> None:
+        removed = sum(
+            organization_domain_remove(domain=row, actor=request.user, request=request)
+            for row in queryset
+        )
+        self.message_user(request, f"Removed {removed} domain(s).", messages.SUCCESS)

@@ -11,6 +11,7 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.http import HttpRequest
 
 from .backends import password_sign_in
+from .domains import domain_validate
 from .lockout import PURPOSE_PASSWORD_CHANGE, Verdict, password_attempt
 from .mfa import TOTP_CODE, code_kind, normalise_code
 from .models import MfaPolicy, Role, User
@@ -224,3 +225,17 @@ class MfaPolicyForm(forms.Form):
         if cleaned.get("policy") == MfaPolicy.ROLES and not cleaned.get("roles"):
             self.add_error("roles", "Choose at least one role, or pick another option.")
         return cleaned
+
+
+class DomainAddForm(forms.Form):
+    domain = forms.CharField(
+        label="Domain",
+        # Longer than any domain, so that the validator, not the length, says what is wrong.
+        max_length=300,
+        validators=[ProhibitNullCharactersValidator()],
+        error_messages={"required": "Enter a domain, such as example.com."},
+        widget=forms.TextInput(attrs={"placeholder": "example.com", "autocomplete": "off"}),
+    )
+
+    def clean_domain(self) -> str:
+        return domain_validate(self.cleaned_data["domain"])

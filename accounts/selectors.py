@@ -9,7 +9,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.selectors import EventFilters, Members
 
-from .models import Membership, Organization, User, UserSession
+from .domains import address_domain
+from .models import Membership, Organization, OrganizationDomain, User, UserSession
 
 
 def membership_of(user: User) -> Membership | None:
@@ -53,6 +54,38 @@ def user_for_sign_in(address: str) -> User | None:
     """
     return (
         User._default_manager.by_email(address).select_related("membership__organization").first()
+    )
+
+
+# --- Email domains -----------------------------------------------------------------------------
+
+
+def domains_of(organization: Organization) -> QuerySet[OrganizationDomain]:
+    """The organization's email domains, pending and verified, by name."""
+    return OrganizationDomain.objects.filter(organization=organization).order_by("domain")
+
+
+def domain_of(organization: Organization, domain_id: int) -> OrganizationDomain | None:
+    """One of the organization's domains; None for a domain of any other organization."""
+    return domains_of(organization).select_related("organization").filter(pk=domain_id).first()
+
+
+def organization_for_address(address: str) -> Organization | None:
+    """The organization that has verified the address's domain, or None: one indexed query.
+
+    Exact domains only: a verified example.com says nothing of eu.example.com. Read on every
+    failed sign-in for an unknown address, through the unique index of verified domains
+    (orgdomain_verified_once).
+    """
+    domain = address_domain(address)
+    if domain is None:
+        return None
+    return (
+        Organization.objects.filter(
+            email_domains__domain=domain, email_domains__verified_at__isnull=False
+        )
+        .order_by()
+        .first()
     )
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import activity, members, mfa, passwords, profile, sign_in
+from .views import activity, domains, members, mfa, passwords, profile, sign_in
 
 app_name = "accounts"
 
@@ -32,7 +32,7 @@ urlpatterns = [
         profile.sessions_end_others,
         name="sessions-end-others",
     ),
-    # Settings → Security: the organization's audit log and members.
+    # Settings → Security: the organization's audit log, members and email domains.
     path("settings/security/", members.security_settings, name="security-settings"),
     path("settings/security/audit-log/", activity.audit_log, name="audit-log"),
     path(
@@ -61,6 +61,17 @@ urlpatterns = [
         "settings/security/members/<int:membership_id>/reset-mfa/",
         members.member_mfa_reset,
         name="member-mfa-reset",
+    ),
+    path("settings/security/domains/", domains.domains, name="domains"),
+    path(
+        "settings/security/domains/<int:domain_id>/verify/",
+        domains.domain_verify,
+        name="domain-verify",
+    ),
+    path(
+        "settings/security/domains/<int:domain_id>/remove/",
+        domains.domain_remove,
+        name="domain-remove",
     ),
     # A forgotten password.
     path("password-reset/", passwords.PasswordResetView.as_view(), name="password-reset"),

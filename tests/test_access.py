@@ -22,12 +22,13 @@ import pytest
 from django.http import HttpResponseBase
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from accounts import mfa
 from accounts.access import CAPABILITIES, Capability, access_for, roles_with
-from accounts.models import Role, Tier, User, UserSession
+from accounts.models import DomainProof, OrganizationDomain, Role, Tier, User, UserSession
 from alerts.models import Alert, RuleKind
 from alerts.webhooks import webhook_endpoint_create
 from api.services import api_token_create
@@ -137,6 +138,16 @@ class World:
             url="https://hooks.example.test/in",
             description="SIEM",
             actor=self.admin,
+        ).pk
+
+    @cached_property
+    def domain_id(self) -> int:
+        """A domain the first tenant has verified (verifying it again looks nothing up)."""
+        return OrganizationDomain.objects.create(
+            organization=self.organization,
+            domain=f"{self.organization.slug}.test",
+            proof=DomainProof.OPERATOR,
+            verified_at=timezone.now(),
         ).pk
 
     @property
@@ -269,6 +280,17 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "accounts:member-unlock": (post(C.MANAGE_MEMBERS, ok=302, args=A_MEMBER, scoped=True),),
     "accounts:member-sign-out": (post(C.MANAGE_MEMBERS, ok=302, args=A_MEMBER, scoped=True),),
     "accounts:member-mfa-reset": (post(C.MANAGE_MEMBERS, ok=302, args=A_MEMBER, scoped=True),),
+    "accounts:domains": (
+        get(C.MANAGE_DOMAINS, methods=GET_POST),
+        # No domain given: a 400 that says so, reached only by those who manage domains.
+        Route(C.MANAGE_DOMAINS, method="post", ok=400, methods=GET_POST),
+    ),
+    "accounts:domain-verify": (
+        post(C.MANAGE_DOMAINS, ok=302, args=arg("domain_id", "domain_id"), scoped=True),
+    ),
+    "accounts:domain-remove": (
+        get(C.MANAGE_DOMAINS, args=arg("domain_id", "domain_id"), scoped=True, methods=GET_POST),
+    ),
     "alerts:alert-list": (get(C.TRIAGE_ALERTS),),
     "alerts:alert-detail": (get(C.TRIAGE_ALERTS, args=AN_ALERT, scoped=True),),
     "alerts:alert-acknowledge": (post(C.TRIAGE_ALERTS, ok=302, args=AN_ALERT, scoped=True),),

@@ -32,6 +32,7 @@ MEMBER_PAGES = [
 ADMINISTRATOR_PAGES = [
     "/settings/security/",
     "/settings/security/members/",
+    "/settings/security/domains/",
     "/settings/security/retention/",
     "/settings/security/archives/",
     "/settings/security/alerts/rules/",

@@ -6,4 +6,5 @@
 - passwords: changing one's password, resetting a forgotten one
 - activity: Profile → Activity Log, Settings → Security → Audit Log, one event's page
 - members: Settings → Security and its Members page (roles, MFA policy, unlock, sign-out, reset)
+- domains: Settings → Security → Email domains (list, verify by DNS, remove)
 """
