@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models.functions import Lower
 
 from audit.models import AuditEvent, EventType
 
@@ -118,11 +119,13 @@ def _password_spraying(event: AuditEvent, params: dict[str, Any]) -> list[Findin
         return []
     window = timedelta(minutes=params["window_minutes"])
     failures = selectors.failed_sign_ins_within(event, window).filter(ip_address=event.ip_address)
-    rows = list(failures.values_list("id", "actor_id")[:5000])  # one query, bounded
-    accounts = len({actor for _, actor in rows if actor is not None})
+    # An account is the actor's id or, for an address that matches none (unknown_user, at one
+    # of the organization's verified domains), the attempted name in lower case.
+    rows = list(failures.values_list("id", "actor_id", Lower("actor_label"))[:5000])  # bounded
+    accounts = len({actor if actor is not None else label for _, actor, label in rows})
     if accounts < params["distinct_accounts"]:
         return []
-    ids = sorted(pk for pk, _ in rows)[-1000:]
+    ids = sorted(pk for pk, _, _ in rows)[-1000:]
     return [
         Finding(
             kind=RuleKind.PASSWORD_SPRAYING,
