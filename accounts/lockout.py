@@ -33,6 +33,7 @@ from audit.models import AuditEvent, EventType, Outcome, Reason
 from audit.services import durable_alias, event_record
 
 from .models import LockoutState, Organization, User
+from .selectors import organization_for_address
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -131,7 +132,7 @@ def login_failure_record(
     *, user: User | None, reason: str, attempted: str = "", request: HttpRequest | None
 ) -> None:
     """Record a sign-in refused for something other than a wrong secret (an unknown account, a
-    disabled one).
+    disabled one). An unknown address at a domain an organization has verified belongs to it.
 
     Kept even if the request rolls back; never counted towards a lockout (credential_attempt
     records and counts wrong secrets, under the account's lock).
@@ -145,6 +146,8 @@ def login_failure_record(
             outcome=Outcome.FAILURE,
             reason=reason,
             actor_label=label,
+            # An address at an organization's verified domain is that organization's to see.
+            organization=organization_for_address(label),
             details={"attempted_username": label},
             request=request,
             durable=True,
