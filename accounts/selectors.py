@@ -84,6 +84,7 @@ def organization_for_address(address: str) -> Organization | None:
         Organization.objects.filter(
             email_domains__domain=domain, email_domains__verified_at__isnull=False
         )
+        .only("pk")  # all an event needs; any other field loads when read
         .order_by()
         .first()
     )
