@@ -409,8 +409,9 @@ def organization_domain_verify(
 ) -> Verification:
     """Look the domain's TXT record up and, if it is there, mark the domain verified.
 
-    The lookup runs outside any transaction (it may take the whole timeout); the row is then
-    locked and checked again, so two verifications record one change.
+    Call it outside a transaction (the domains page's view is not atomic): the lookup may take
+    the whole timeout. The row is then locked and checked again, so two verifications record one
+    change.
     """
     if domain.is_verified:
         return Verification(True, f"{domain.domain} is already verified.")

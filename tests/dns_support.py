@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 import dns.flags
@@ -23,9 +24,10 @@ import dns.rrset
 class DnsServer:
     """Serves `records` (name -> TXT records, each a list of strings) until closed."""
 
-    def __init__(self, *, silent: bool = False) -> None:
+    def __init__(self, *, silent: bool = False, on_query: Callable[[], None] | None = None) -> None:
         self.records: dict[str, list[list[str]]] = {}
         self.silent = silent
+        self.on_query = on_query  # called (in the server's thread) before each answer
         self.queries: list[tuple[str, str]] = []  # (name, type) in the order asked
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._socket.bind(("127.0.0.1", 0))
@@ -67,6 +69,8 @@ class DnsServer:
             question = query.question[0]
             name = question.name.to_text(omit_final_dot=True).lower()
             self.queries.append((name, dns.rdatatype.to_text(question.rdtype)))
+            if self.on_query is not None:
+                self.on_query()
             if self.silent:
                 continue
             self._socket.sendto(self._answer(query, name).to_wire(), client)

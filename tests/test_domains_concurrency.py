@@ -1,11 +1,12 @@
-"""Races on PostgreSQL: two organizations verifying one domain at once, two additions at the
-bound at once."""
+"""On PostgreSQL: two organizations verifying one domain at once, two additions at the bound at
+once, and no transaction held open while DNS is asked."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -70,3 +71,30 @@ def test_two_additions_at_the_bound_at_once_add_one(settings):
     assert sorted(statuses) == [302, 409]
     assert OrganizationDomain.objects.filter(organization=organization).count() == 1
     assert len(events(EventType.SETTINGS_CHANGED)) == 1
+
+
+def test_no_transaction_is_open_while_dns_is_asked(settings):
+    """The lookup may take the whole timeout: the request holds no transaction meanwhile."""
+    organization = OrganizationFactory.create()
+    row = OrganizationDomain.objects.create(organization=organization, domain="acme.test")
+    seen: list[int] = []
+
+    def count_open_transactions() -> None:  # in the DNS server's thread: its own connection
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+                )
+                seen.append(cursor.fetchone()[0])
+        finally:
+            connection.close()
+
+    with DnsServer(on_query=count_open_transactions) as dns_server:
+        settings.DOMAIN_VERIFICATION_NAMESERVERS = [dns_server.address]
+        dns_server.publish("acme.test", f"activity-monitor-verification={row.verification_token}")
+        client = client_as(member(organization, Role.ADMINISTRATOR))
+        url = reverse("accounts:domain-verify", kwargs={"domain_id": row.pk})
+        assert client.post(url).status_code == 302
+
+    assert seen == [0, 0]  # asked at _activity-monitor.acme.test, then at acme.test

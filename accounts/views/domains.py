@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -70,6 +71,9 @@ def domains(request: AuthenticatedHttpRequest) -> HttpResponse:
     return redirect("accounts:domains")
 
 
+# Not atomic: the DNS lookup may take the whole timeout, and no transaction may stay open that
+# long; the verification is a transaction of its own (accounts.domains).
+@transaction.non_atomic_requests
 @login_required
 @require_POST
 def domain_verify(request: AuthenticatedHttpRequest, domain_id: int) -> HttpResponse:
