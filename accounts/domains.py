@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from .models import DomainProof, Organization, OrganizationDomain, User
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
 
 # What the TXT record says, and the name it may sit at besides the domain itself.
 TXT_PREFIX = "activity-monitor-verification="
@@ -187,6 +190,7 @@ def _nameserver(entry: str) -> dns.nameserver.Do53Nameserver:
     elif entry.count(":") == 1:
         host, _, number = entry.partition(":")
         port = int(number)
+    ipaddress.ip_address(host)  # ValueError for a name: the resolver would only fail later
     return dns.nameserver.Do53Nameserver(host, port)
 
 
@@ -223,8 +227,11 @@ def dns_txt_check(domain: OrganizationDomain) -> DnsCheck:
     deadline = time.monotonic() + settings.DOMAIN_VERIFICATION_TIMEOUT_SECONDS
     try:
         resolver = _resolver()
-    except (dns.exception.DNSException, ValueError):
-        return DnsCheck.UNREACHABLE  # no resolver configured here, or a malformed server entry
+    except (dns.exception.DNSException, ValueError) as exc:
+        # No resolver configured on this host, or a DOMAIN_VERIFICATION_NAMESERVERS entry that is
+        # not an IP address (with a port): the operator's to fix, the administrator's to retry.
+        logger.warning("domain verification has no usable DNS server: %s", exc)
+        return DnsCheck.UNREACHABLE
     found: list[list[str] | None] = []
     for name in txt_record_names(domain):
         remaining = deadline - time.monotonic()

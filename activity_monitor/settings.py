@@ -518,8 +518,9 @@ STORAGES = {
 }
 
 # --- Organization email domains (accounts.domains) -------------------------------------------
-# The DNS servers a domain's TXT record is looked up on ("host" or "host:port", IPv6 as
-# "[::1]:53"). Empty: the system's resolver (/etc/resolv.conf). Tests point it at their own.
+# The DNS servers a domain's TXT record is looked up on, by IP address ("192.0.2.53",
+# "192.0.2.53:5353", "[2001:db8::53]:53"). Empty: the system's resolver (/etc/resolv.conf).
+# Tests point it at their own.
 DOMAIN_VERIFICATION_NAMESERVERS = envlist("DOMAIN_VERIFICATION_NAMESERVERS")
 # What one verification may spend on DNS in all (an administrator's request waits for it).
 DOMAIN_VERIFICATION_TIMEOUT_SECONDS = envfloat(

@@ -503,3 +503,14 @@ def test_the_demo_organizations_own_their_domains_set_by_the_operator():
     ]
     seed_demo(days=1)  # a second run adds nothing
     assert OrganizationDomain.objects.count() == 3
+
+
+def test_a_nameserver_setting_that_is_not_an_address_is_a_message_and_a_warning(
+    org, admin, settings, caplog
+):
+    settings.DOMAIN_VERIFICATION_NAMESERVERS = ["dns.example.test"]
+    domain = pending(org, "acme.test")
+    response = client_as(admin).post(verify_url(domain))
+    assert response.status_code == 409
+    assert "did not complete" in response.content.decode()
+    assert "no usable DNS server" in caplog.text
