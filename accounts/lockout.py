@@ -3,10 +3,18 @@
 Every check of a secret (the sign-in's password, the two-step code, the old password on Change
 password, the password that confirms removing a device) goes through credential_attempt. It takes
 a row lock on the account's LockoutState in a transaction of its own and, while holding it: refuses
-without checking if the account is locked; otherwise checks, and on a wrong answer records
-login.failed, counts the account's failures in the window and, at the organization's threshold,
-locks the account and records lockout.triggered. So whatever the concurrency no attempt is checked
-after the lock, and a burst of N > threshold wrong guesses is checked exactly `threshold` times.
+without checking if the account is locked for the attempt's source; otherwise checks, and on a
+wrong answer records login.failed, counts the account's failures from that class of source in the
+window and, at the organization's threshold, locks the account for that class and records
+lockout.triggered. So whatever the concurrency no attempt is checked after the lock that refuses
+it, and a burst of N > threshold wrong guesses from one class is checked exactly `threshold` times.
+
+Smart lockout: an attempt's source is familiar or unfamiliar (accounts.familiarity, decided
+before the lock is taken). The two classes are counted apart and locked apart. Unfamiliar failures
+at the threshold lock out unfamiliar sources only (scope "unfamiliar"), so an attacker cannot lock
+the owner out of a device or network the account signs in from; familiar failures at the threshold
+lock out every source (scope "all"). Each class gets at most `threshold` wrong attempts per lock
+period (PCI DSS 8.3.4), whoever sends them.
 
 Releasing a lock (its time is up, an administrator unlocks, a password reset) is a write of its
 own, under the same row lock; reading whether an account is locked never writes.
@@ -15,7 +23,7 @@ own, under the same row lock; reading whether an account is locked never writes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,7 +32,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import DEFAULT_DB_ALIAS, transaction
-from django.db.models import Subquery, Value
+from django.db.models import Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -32,7 +40,8 @@ from audit.context import short_hash
 from audit.models import AuditEvent, EventType, Outcome, Reason
 from audit.services import durable_alias, event_record
 
-from .models import LockoutState, Organization, User
+from .familiarity import Source, attempt_source
+from .models import LockoutState, LockScope, Organization, User
 from .selectors import organization_for_address
 
 if TYPE_CHECKING:
@@ -92,17 +101,30 @@ class AttemptResult:
 
 
 def lockout_is_active(*, state: LockoutState | None, now: datetime | None = None) -> bool:
-    """Tell whether a lockout row says locked now; a read (expired locks are released elsewhere)."""
+    """Tell whether a lockout row says locked now, in any scope; a read (expired locks are
+    released elsewhere)."""
     return state is not None and state.is_locked(now or timezone.now())
 
 
 def lockout_is_expired(*, state: LockoutState | None, now: datetime | None = None) -> bool:
     """Tell whether a lockout row holds a lock whose time is up and is not yet released; a read."""
-    return (
-        state is not None
-        and state.locked_until is not None
-        and state.locked_until <= (now or timezone.now())
-    )
+    return state is not None and bool(state.scopes_expired(now or timezone.now()))
+
+
+# Each scope's fields: (counter reset, locked at, locked until).
+_SCOPE_FIELDS = {
+    LockScope.ALL: ("counter_reset_at", "locked_at", "locked_until"),
+    LockScope.UNFAMILIAR: (
+        "unfamiliar_counter_reset_at",
+        "unfamiliar_locked_at",
+        "unfamiliar_locked_until",
+    ),
+}
+
+
+def scope_locked_by(source: Source) -> LockScope:
+    """The lock a class of source sets when its failures reach the threshold."""
+    return LockScope.ALL if source is Source.FAMILIAR else LockScope.UNFAMILIAR
 
 
 def attempted_name_label(attempted: str) -> str:
@@ -172,6 +194,7 @@ def credential_attempt(
     request: HttpRequest | None,
     purpose: str = PURPOSE_SIGN_IN,
     then: Callable[[], Any] | None = None,
+    source: Source | None = None,
 ) -> AttemptResult:
     """Decide an attempt at a known account's secret under the account's lockout lock.
 
@@ -179,16 +202,25 @@ def credential_attempt(
     (it did not look: nothing recorded). `then` runs after a right answer while the lock is still
     held, so what it records (the sign-in) comes before any lock a later attempt sets. The lock
     is taken on a connection that commits on its own (audit.services.durable_alias): a refusal
-    and a lock are kept whatever happens to the caller's transaction.
+    and a lock are kept whatever happens to the caller's transaction. `source` is the attempt's
+    class; without it, it is decided from the request (the second step passes the one its
+    password step decided).
     """
+    if source is None:
+        source = attempt_source(user=user, request=request)
     alias = durable_alias()
     with transaction.atomic(using=alias):
         state = _lockout_state_for_update(user, using=alias)
         now = timezone.now()
-        if lockout_is_expired(state=state, now=now):
-            lockout_release_locked(state=state, reason=Reason.EXPIRED, request=request, using=alias)
-        if lockout_is_active(state=state, now=now):
-            _failure_record(user, Reason.ACCOUNT_LOCKED, factor, purpose, request, using=alias)
+        expired = state.scopes_expired(now)
+        if expired:
+            lockout_release_locked(
+                state=state, reason=Reason.EXPIRED, scopes=expired, request=request, using=alias
+            )
+        if state.refuses(familiar=source is Source.FAMILIAR, now=now):
+            _failure_record(
+                user, Reason.ACCOUNT_LOCKED, factor, purpose, source, request, using=alias
+            )
             return AttemptResult(Verdict.LOCKED, locked=True)
         answer = check()
         if answer is None:
@@ -196,8 +228,8 @@ def credential_attempt(
         if answer:
             return AttemptResult(Verdict.PASSED, value=then() if then is not None else None)
         reason = Reason.MFA_FAILED if factor == FACTOR_MFA else Reason.INVALID_CREDENTIALS
-        _failure_record(user, reason, factor, purpose, request, using=alias)
-        locked = _lock_if_due(user, state, request=request, using=alias)
+        _failure_record(user, reason, factor, purpose, source, request, using=alias)
+        locked = _lock_if_due(user, state, source, request=request, using=alias)
         return AttemptResult(Verdict.WRONG, locked=locked)
 
 
@@ -245,11 +277,12 @@ def _failure_record(
     reason: str,
     factor: str,
     purpose: str,
+    source: Source,
     request: HttpRequest | None,
     *,
     using: str,
 ) -> None:
-    details = {"method": factor}
+    details = {"method": factor, "source": str(source)}
     if purpose != PURPOSE_SIGN_IN:
         details["purpose"] = purpose
     event_record(
@@ -263,48 +296,57 @@ def _failure_record(
     )
 
 
+def counted_failures(source: Source, *, using: str = DEFAULT_DB_ALIAS) -> QuerySet[AuditEvent]:
+    """The failures that count towards the lockout of a class of source (every account's)."""
+    return AuditEvent.objects.using(using).filter(
+        event_type=EventType.LOGIN_FAILED,
+        reason__in=COUNTED_FAILURES,
+        details__source=str(source),
+    )
+
+
 def _lock_if_due(
-    user: User, state: LockoutState, *, request: HttpRequest | None, using: str
+    user: User, state: LockoutState, source: Source, *, request: HttpRequest | None, using: str
 ) -> bool:
-    """Count the failures in the window and lock the account at the threshold; True if locked."""
+    """Count the class's failures in the window and lock its scope at the threshold; True if
+    locked."""
     now = timezone.now()
     policy = LockoutPolicy.of(user.organization)
-    # Failures count within the window, since the last reset (lock or release) and since the
-    # last successful sign-in (Django keeps last_login; no write needed on success).
+    scope = scope_locked_by(source)
+    reset_field, at_field, until_field = _SCOPE_FIELDS[scope]
+    # Failures count within the window and since the scope's last reset (lock or release).
     since = max(
         moment
-        for moment in (now - timedelta(minutes=policy.window_minutes), state.counter_reset_at)
+        for moment in (now - timedelta(minutes=policy.window_minutes), getattr(state, reset_field))
         if moment is not None
     )
-    # last_login is read by the counting statement itself, which starts after the lock is held:
-    # a sign-in that committed while this request waited for the lock resets the count. (Read
-    # with the locked row, it would be the version from before the wait.)
-    last_sign_in = User.objects.using(using).filter(pk=user.pk).values("last_login")
-    failures = (
-        AuditEvent.objects.using(using)
-        .filter(
-            actor_id=user.pk,
-            event_type=EventType.LOGIN_FAILED,
-            reason__in=COUNTED_FAILURES,
-            occurred_at__gt=Coalesce(Subquery(last_sign_in), Value(since)),
-        )
-        .filter(occurred_at__gt=since)
-        .count()
-    )
-    if failures < policy.threshold:
+    failures = counted_failures(source, using=using).filter(actor_id=user.pk, occurred_at__gt=since)
+    if source is Source.FAMILIAR:
+        # And since the last successful sign-in (Django keeps last_login; no write needed on
+        # success). Not for unfamiliar failures: the owner signing in says nothing of a
+        # stranger's guesses. last_login is read by the counting statement itself, which starts
+        # after the lock is held: a sign-in that committed while this request waited for the
+        # lock resets the count. (Read with the locked row, it would be the version from before
+        # the wait.)
+        last_sign_in = User.objects.using(using).filter(pk=user.pk).values("last_login")
+        failures = failures.filter(occurred_at__gt=Coalesce(Subquery(last_sign_in), Value(since)))
+    count = failures.count()
+    if count < policy.threshold:
         return False
-    state.locked_at = state.counter_reset_at = now
-    state.locked_until = now + timedelta(minutes=policy.duration_minutes)
-    state.save(using=using, update_fields=["locked_at", "locked_until", "counter_reset_at"])
+    until = now + timedelta(minutes=policy.duration_minutes)
+    for field, value in ((reset_field, now), (at_field, now), (until_field, until)):
+        setattr(state, field, value)
+    state.save(using=using, update_fields=[reset_field, at_field, until_field])
     event_record(
         event_type=EventType.LOCKOUT_TRIGGERED,
         reason=policy.describe(),
         target_user=user,
         details={
-            "failures": failures,
+            "scope": str(scope),
+            "failures": count,
             "threshold": policy.threshold,
             "window_minutes": policy.window_minutes,
-            "locked_until": state.locked_until.isoformat(),
+            "locked_until": until.isoformat(),
         },
         request=request,
         using=using,
@@ -318,25 +360,39 @@ def lockout_release_locked(
     reason: str,
     actor: User | None = None,
     request: HttpRequest | None = None,
+    scopes: Sequence[str] | None = None,
     using: str,
-) -> None:
-    """Unlock a lockout row the caller holds locked, and record lockout.released."""
-    locked_at, locked_until = state.locked_at, state.locked_until
-    state.locked_until = None
-    state.counter_reset_at = timezone.now()
-    state.save(using=using, update_fields=["locked_until", "counter_reset_at"])
-    event_record(
-        event_type=EventType.LOCKOUT_RELEASED,
-        reason=reason,
-        actor=actor,
-        target_user=state.user,
-        details={
-            "locked_at": locked_at.isoformat() if locked_at else None,
-            "locked_until": locked_until.isoformat() if locked_until else None,
-        },
-        request=request,
-        using=using,
-    )
+) -> int:
+    """Unlock the scopes (default: every lock it holds) of a lockout row the caller holds
+    locked, recording lockout.released for each; returns how many were released."""
+    now = timezone.now()
+    released = 0
+    update_fields: list[str] = []
+    for scope in LockScope:
+        locked_at, locked_until = state.lock_of(scope)
+        if locked_until is None or (scopes is not None and scope not in scopes):
+            continue
+        reset_field, _, until_field = _SCOPE_FIELDS[scope]
+        setattr(state, until_field, None)
+        setattr(state, reset_field, now)
+        update_fields += [until_field, reset_field]
+        event_record(
+            event_type=EventType.LOCKOUT_RELEASED,
+            reason=reason,
+            actor=actor,
+            target_user=state.user,
+            details={
+                "scope": str(scope),
+                "locked_at": locked_at.isoformat() if locked_at else None,
+                "locked_until": locked_until.isoformat(),
+            },
+            request=request,
+            using=using,
+        )
+        released += 1
+    if update_fields:
+        state.save(using=using, update_fields=update_fields)
+    return released
 
 
 def lockout_release(
@@ -346,7 +402,8 @@ def lockout_release(
     actor: User | None = None,
     request: HttpRequest | None = None,
 ) -> bool:
-    """Unlock the account and record lockout.released, once; False if it was not locked.
+    """Unlock the account in every scope (for reason "expired": the scopes whose time is up)
+    and record lockout.released for each, once; False if nothing was released.
 
     Under the lockout row's lock, the one the sign-in checks under: of two releases, or a
     release and a sign-in, one goes first and the other sees what it did.
@@ -358,22 +415,27 @@ def lockout_release(
             .filter(user_id=user.pk)
             .first()
         )
-        if state is None or state.locked_until is None:
+        if state is None:
             return False
-        if reason == Reason.EXPIRED and not lockout_is_expired(state=state):
-            return False
-        lockout_release_locked(
-            state=state, reason=reason, actor=actor, request=request, using=DEFAULT_DB_ALIAS
+        scopes = state.scopes_expired(timezone.now()) if reason == Reason.EXPIRED else None
+        released = lockout_release_locked(
+            state=state,
+            reason=reason,
+            actor=actor,
+            request=request,
+            scopes=scopes,
+            using=DEFAULT_DB_ALIAS,
         )
-    return True
+    return released > 0
 
 
 def lockouts_release_expired() -> int:
-    """Release every lock whose time is up; returns how many were released by this call."""
+    """Release every lock whose time is up; returns how many accounts this call released."""
     released = 0
-    expired = LockoutState.objects.filter(locked_until__lte=timezone.now()).select_related(
-        "user__membership"
-    )
+    now = timezone.now()
+    expired = LockoutState.objects.filter(
+        Q(locked_until__lte=now) | Q(unfamiliar_locked_until__lte=now)
+    ).select_related("user__membership")
     for state in expired.iterator(chunk_size=500):
         released += lockout_release(user=state.user, reason=Reason.EXPIRED)
     return released

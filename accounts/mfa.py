@@ -24,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from audit.models import EventType, Outcome, Reason
 from audit.services import event_record
 
+from .familiarity import Source, attempt_source
 from .lockout import FACTOR_MFA, Verdict, credential_attempt
 from .models import User
 from .notifications import security_notice_queue
@@ -243,6 +244,8 @@ def mfa_reset_by_admin(*, admin: User, user: User, request: HttpRequest | None) 
 class PendingSignIn:
     user: User
     next_url: str
+    # The password step's source (accounts.familiarity): the code's failures count in its class.
+    source: Source = Source.UNFAMILIAR
 
 
 def pending_start(*, request: HttpRequest, user: User, next_url: str) -> None:
@@ -250,9 +253,11 @@ def pending_start(*, request: HttpRequest, user: User, next_url: str) -> None:
     # A new key now, as login() would: a session id planted before the password step is of no
     # use for the code step.
     request.session.cycle_key()
+    # The source the password step decided for this request (asked again, it is not recounted).
+    source = attempt_source(user=user, request=request)
     request.session[PENDING_SESSION_KEY] = signing.dumps(
         # The password hash's HMAC ends the pending sign-in if the password changes meanwhile.
-        {"u": user.pk, "h": user.get_session_auth_hash(), "n": next_url},
+        {"u": user.pk, "h": user.get_session_auth_hash(), "n": next_url, "s": str(source)},
         salt=PENDING_SALT,
     )
 
@@ -265,14 +270,16 @@ def pending_load(request: HttpRequest) -> PendingSignIn | None:
     try:
         data = signing.loads(raw, salt=PENDING_SALT, max_age=PENDING_MAX_AGE)
         user_id, auth_hash, next_url = int(data["u"]), str(data["h"]), str(data["n"])
-    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        # A marker signed before sources were carried counts as unfamiliar.
+        source = Source(data.get("s", Source.UNFAMILIAR))
+    except (signing.BadSignature, KeyError, TypeError, ValueError, AttributeError):
         return None
     user = user_for_sign_in(user_id)
     if user is None or not user.is_active:
         return None
     if not constant_time_compare(auth_hash, user.get_session_auth_hash()):
         return None
-    return PendingSignIn(user=user, next_url=next_url)
+    return PendingSignIn(user=user, next_url=next_url, source=source)
 
 
 def user_for_sign_in(user_id: int) -> User | None:
@@ -338,12 +345,13 @@ def second_factor_attempt(
     code: str,
     request: HttpRequest | None,
     then: Callable[[Device, str], Any],
+    source: Source,
 ) -> SecondFactorAttempt:
     """Check a code of the two-step sign-in under the account's lockout lock.
 
     Through accounts.lockout.credential_attempt, like every password check: refused unchecked
-    while locked, a wrong code recorded and counted; `then(device, method)` runs for a right code
-    while the lock is held.
+    while locked for `source` (the password step's), a wrong code recorded and counted in its
+    class; `then(device, method)` runs for a right code while the lock is held.
     """
     results: list[SecondFactorResult] = []
 
@@ -357,7 +365,7 @@ def second_factor_attempt(
         return then(result.device, result.method)
 
     attempt = credential_attempt(
-        user=user, factor=FACTOR_MFA, check=check, request=request, then=passed
+        user=user, factor=FACTOR_MFA, check=check, request=request, then=passed, source=source
     )
     return SecondFactorAttempt(
         wrong=attempt.verdict is Verdict.WRONG,

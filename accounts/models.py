@@ -270,22 +270,60 @@ class OrganizationDomain(models.Model):
             return self.domain
 
 
+class LockScope(models.TextChoices):
+    """Whom a lock refuses (accounts.familiarity tells familiar sources from unfamiliar ones)."""
+
+    ALL = "all", "Every source"  # familiar failures reached the threshold
+    UNFAMILIAR = "unfamiliar", "Unfamiliar sources"  # unfamiliar failures reached it
+
+
 class LockoutState(models.Model):
-    """Per-account lockout bookkeeping; failures themselves are counted from audit events."""
+    """Per-account lockout bookkeeping; failures themselves are counted from audit events.
+
+    Two locks, each with its own count (smart lockout): failures from familiar sources lock
+    every source out (the `locked_*` fields), failures from unfamiliar sources lock only
+    unfamiliar sources out (the `unfamiliar_*` fields), so a stranger cannot lock the owner out.
+    """
 
     user = models.OneToOneField(
         User, on_delete=models.CASCADE, primary_key=True, related_name="lockout_state"
     )
-    # Failures before this instant no longer count (set on lock, release and successful sign-in).
+    # Familiar failures before this instant no longer count (set when the lock of every source
+    # is set or released; a successful sign-in resets the count through last_login).
     counter_reset_at = models.DateTimeField(null=True, blank=True)
     locked_at = models.DateTimeField(null=True, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Unfamiliar failures before this instant no longer count (set when the unfamiliar lock is
+    # set or released; a sign-in does not reset it: the owner's success says nothing of theirs).
+    unfamiliar_counter_reset_at = models.DateTimeField(null=True, blank=True)
+    unfamiliar_locked_at = models.DateTimeField(null=True, blank=True)
+    unfamiliar_locked_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"lockout state of {self.user_id}"
 
     def is_locked(self, now: datetime) -> bool:
-        return self.locked_until is not None and self.locked_until > now
+        """Tell whether any lock (of every source, or of unfamiliar ones) holds now."""
+        return bool(self.scopes_locked(now))
+
+    def refuses(self, *, familiar: bool, now: datetime) -> bool:
+        """Tell whether an attempt from a familiar (or unfamiliar) source is refused now."""
+        locked = self.scopes_locked(now)
+        return LockScope.ALL in locked or (not familiar and LockScope.UNFAMILIAR in locked)
+
+    def lock_of(self, scope: str) -> tuple[datetime | None, datetime | None]:
+        """(locked_at, locked_until) of the scope's lock."""
+        if scope == LockScope.UNFAMILIAR:
+            return self.unfamiliar_locked_at, self.unfamiliar_locked_until
+        return self.locked_at, self.locked_until
+
+    def scopes_locked(self, now: datetime) -> list[str]:
+        """The scopes whose lock holds now."""
+        return [s for s in LockScope.values if (until := self.lock_of(s)[1]) and until > now]
+
+    def scopes_expired(self, now: datetime) -> list[str]:
+        """The scopes holding a lock whose time is up and that is not yet released."""
+        return [s for s in LockScope.values if (until := self.lock_of(s)[1]) and until <= now]
 
 
 class SessionEndReason(models.TextChoices):
@@ -318,6 +356,9 @@ class UserSession(models.Model):
     os = models.CharField(max_length=64, blank=True)
     device_type = models.CharField(max_length=16, blank=True)
     device_id = models.CharField(max_length=16, blank=True)
+    # The network of ip_address (IPv4 /24, IPv6 /64, accounts.familiarity.network_of): a sign-in
+    # attempt from it is familiar to the account for a while.
+    network = models.CharField(max_length=43, blank=True)
     country = models.CharField(max_length=2, blank=True)
     city = models.CharField(max_length=128, blank=True)
     started_at = models.DateTimeField(default=timezone.now)

@@ -17,6 +17,7 @@ from audit.context import SESSION_HASH_KEY, forget_request_context, request_cont
 from audit.models import EventType, Reason
 from audit.services import EventSpec, events_record
 
+from .familiarity import network_of
 from .models import SessionEndReason, User, UserSession
 
 if TYPE_CHECKING:
@@ -54,12 +55,14 @@ def _session_start(*, request: HttpRequest, user: User, method: str) -> UserSess
     else:
         session[SESSION_HASH_KEY] = short_hash(session.session_key or "", purpose="session")
         forget_request_context(request)
+        context = request_context(request)
         tracked = UserSession.objects.create(
             user=user,
             organization_id=getattr(getattr(user, "membership", None), "organization_id", None),
             session_key=session.session_key or "",
             session_hash=session[SESSION_HASH_KEY],
-            **request_context(request).client_fields(),
+            **context.client_fields(),
+            network=network_of(context.ip_address),
             started_at=now,
             last_activity_at=now,
         )

@@ -88,7 +88,8 @@ def test_a_lockout_survives_the_rollback_of_the_request_transaction():
     [locked] = AuditEvent.objects.filter(event_type=EventType.LOCKOUT_TRIGGERED)
     assert locked.target_user_id == user.pk
     assert AuditEvent.objects.filter(event_type=EventType.LOGIN_FAILED).count() == 10
-    assert LockoutState.objects.get(user=user).locked_until is not None
+    # A request from nowhere the account signed in from: the unfamiliar scope is locked.
+    assert LockoutState.objects.get(user=user).unfamiliar_locked_until is not None
     assert authenticate(request, username=user.email, password=PASSWORD) is None  # still locked
 
 

@@ -1,4 +1,8 @@
-"""Lockout: the per-organization policy, counted atomically, released once by any of three paths."""
+"""Lockout: the per-organization policy, counted atomically, released once by any of three paths.
+
+The account has never signed in from a test client here, so every attempt is from an unfamiliar
+source and locks the unfamiliar scope (tests/test_smart_lockout.py tells the sources apart).
+"""
 
 from __future__ import annotations
 
@@ -42,8 +46,9 @@ def test_ten_failures_in_fifteen_minutes_lock_the_account(client):
     assert locked.target_user_id == user.pk
     assert locked.reason == "10 failed sign-ins in 15 minutes"
     assert locked.details["threshold"] == 10
+    assert locked.details["scope"] == "unfamiliar"
     state = LockoutState.objects.get(user=user)
-    assert state.locked_until - state.locked_at == timedelta(minutes=30)
+    assert state.unfamiliar_locked_until - state.unfamiliar_locked_at == timedelta(minutes=30)
 
 
 def test_nine_failures_do_not_lock(client):
@@ -77,7 +82,9 @@ def test_failures_older_than_the_window_do_not_count(client):
     user = member()
     _fail(client, user, 9)
     # Age the nine failures past the window by moving the counter's start, as time would.
-    LockoutState.objects.update_or_create(user=user, defaults={"counter_reset_at": timezone.now()})
+    LockoutState.objects.update_or_create(
+        user=user, defaults={"unfamiliar_counter_reset_at": timezone.now()}
+    )
     _fail(client, user, 1)
     assert events(EventType.LOCKOUT_TRIGGERED) == []
 
@@ -98,7 +105,7 @@ def test_the_organization_policy_decides(client):
     [locked] = events(EventType.LOCKOUT_TRIGGERED)
     assert locked.reason == "3 failed sign-ins in 15 minutes"
     state = LockoutState.objects.get(user=user)
-    assert state.locked_until - state.locked_at == timedelta(minutes=60)
+    assert state.unfamiliar_locked_until - state.unfamiliar_locked_at == timedelta(minutes=60)
 
 
 @pytest.mark.parametrize("threshold", [0, 101, 1000])
@@ -119,7 +126,7 @@ def test_unknown_accounts_are_never_locked_and_cannot_be_told_apart(client):
 
 def _expire_lock(user) -> None:
     LockoutState.objects.filter(user=user).update(
-        locked_until=timezone.now() - timedelta(seconds=1)
+        unfamiliar_locked_until=timezone.now() - timedelta(seconds=1)
     )
 
 
@@ -159,7 +166,7 @@ def test_reading_an_expired_lock_writes_nothing(client):
         assert lockout_is_expired(state=state) is True
     assert queries.captured_queries == []
     assert events(EventType.LOCKOUT_RELEASED) == []
-    assert LockoutState.objects.get(user=user).locked_until is not None
+    assert LockoutState.objects.get(user=user).unfamiliar_locked_until is not None
 
 
 def test_a_lock_still_running_is_not_released_by_the_task(client):
@@ -256,7 +263,7 @@ def test_a_burst_of_200_wrong_passwords_is_checked_exactly_threshold_times(count
     # Recorded in the order decided: every check before the lock, every refusal after it.
     assert max(e.pk for e in checked) < locked.pk < min(e.pk for e in refused)
     state = LockoutState.objects.get(user=user)
-    assert state.locked_until - state.locked_at == timedelta(minutes=30)
+    assert state.unfamiliar_locked_until - state.unfamiliar_locked_at == timedelta(minutes=30)
 
 
 @pytest.mark.postgres
@@ -385,13 +392,15 @@ def test_an_expired_lock_released_by_sign_ins_and_the_task_at_once_is_released_o
 
     assert statuses.count(302) == 4
     assert [e.reason for e in events(EventType.LOCKOUT_RELEASED)] == [Reason.EXPIRED]
-    assert LockoutState.objects.get(user=user).locked_until is None
+    assert LockoutState.objects.get(user=user).unfamiliar_locked_until is None
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_that_waited_for_the_lock_behind_a_sign_in_counts_only_what_followed_it():
     user = member()
+    # A sign-in makes the test clients' network familiar: a sign-in resets the familiar count.
+    assert sign_in(Client(), user.email).status_code == 302
     _fail(Client(), user, 9)  # one short of the threshold
     statuses: list[int] = []
 

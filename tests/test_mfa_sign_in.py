@@ -136,7 +136,8 @@ def test_a_wrong_code_is_refused_recorded_and_counted_towards_the_lockout(client
     assert wrong not in str(failed.details)
     [login_failed] = events(EventType.LOGIN_FAILED)
     assert login_failed.reason == Reason.MFA_FAILED
-    assert login_failed.details == {"method": "mfa"}
+    # Counted in the class of source its password step was decided in: a new browser's.
+    assert login_failed.details == {"method": "mfa", "source": "unfamiliar"}
     assert events(EventType.LOGIN_SUCCEEDED) == []
 
 
@@ -227,7 +228,7 @@ def test_wrong_codes_lock_the_account_and_then_a_right_code_is_refused(client, n
     assert SIGN_IN_REFUSED in locking.content.decode()
     [triggered] = events(EventType.LOGIN_FAILED, reason=Reason.MFA_FAILED)[-1:]
     assert len(events(EventType.LOCKOUT_TRIGGERED)) == 1
-    assert LockoutState.objects.get(user=user).locked_until is not None
+    assert LockoutState.objects.get(user=user).unfamiliar_locked_until is not None
     assert PENDING_SESSION_KEY not in client.session
     # The pending sign-in is gone, and the password step refuses while locked.
     assert second_step(client, code_for(device)).status_code == 400

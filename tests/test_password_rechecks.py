@@ -44,7 +44,12 @@ def test_a_wrong_old_password_is_recorded_as_a_failed_check_with_its_purpose(cli
     assert failed.outcome == Outcome.FAILURE
     assert failed.reason == Reason.INVALID_CREDENTIALS
     assert failed.actor_id == signed_in.pk
-    assert failed.details == {"method": "password", "purpose": "password_change"}
+    # From the browser the person is signed in with: a familiar source.
+    assert failed.details == {
+        "method": "password",
+        "purpose": "password_change",
+        "source": "familiar",
+    }
     assert "not it" not in str(failed.details)
 
 

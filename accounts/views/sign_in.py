@@ -136,7 +136,9 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
             otp_login(request, device)
             return _after_sign_in(request, user, pending.next_url)
 
-        result = mfa.second_factor_attempt(user=user, code=code, request=request, then=signed_in)
+        result = mfa.second_factor_attempt(
+            user=user, code=code, request=request, then=signed_in, source=pending.source
+        )
         if result.value is not None:
             signed_in_response: HttpResponse = result.value  # what signed_in returned
             return signed_in_response
