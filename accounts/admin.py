@@ -71,9 +71,17 @@ class UserAdmin(DjangoUserAdmin[User]):  # type: ignore[type-var]
 
 @admin.register(LockoutState)
 class LockoutStateAdmin(admin.ModelAdmin[LockoutState]):
-    list_display = ["user", "locked_at", "locked_until"]
+    list_display = ["user", "locked_at", "locked_until", "unfamiliar_locked_until"]
     search_fields = ["user__email"]
-    readonly_fields = ["user", "counter_reset_at", "locked_at", "locked_until"]
+    readonly_fields = [
+        "user",
+        "counter_reset_at",
+        "locked_at",
+        "locked_until",
+        "unfamiliar_counter_reset_at",
+        "unfamiliar_locked_at",
+        "unfamiliar_locked_until",
+    ]
     actions = ["unlock"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.selectors import EventFilters, Members
 
 from .domains import address_domain
-from .models import Membership, Organization, OrganizationDomain, User, UserSession
+from .familiarity import Source
+from .lockout import LockoutPolicy, counted_failures
+from .models import (
+    LockoutState,
+    LockScope,
+    Membership,
+    Organization,
+    OrganizationDomain,
+    User,
+    UserSession,
+)
 
 
 def membership_of(user: User) -> Membership | None:
@@ -39,6 +52,46 @@ def members_of(organization: Organization) -> QuerySet[Membership]:
         .annotate(has_mfa=Exists(confirmed_totp))
         .order_by("user__email")
     )
+
+
+def members_with_lockout_of(
+    organization: Organization, *, now: datetime | None = None
+) -> QuerySet[Membership]:
+    """The organization's members (members_of), each with the failures that count now towards
+    its two locks: familiar_failures and unfamiliar_failures (accounts.lockout._lock_if_due
+    counts the same: in the window, since the lock's reset and, for familiar ones, since the
+    last sign-in). One query."""
+    window_start = (now or timezone.now()) - timedelta(
+        minutes=LockoutPolicy.of(organization).window_minutes
+    )
+
+    def count(source: Source, *since_fields: str) -> Coalesce:
+        failures = counted_failures(source).filter(
+            actor_id=OuterRef("user_id"), occurred_at__gt=window_start
+        )
+        for field in since_fields:
+            failures = failures.filter(
+                occurred_at__gt=Coalesce(OuterRef(field), Value(window_start))
+            )
+        counted = failures.order_by().values("actor_id").annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(counted), 0)
+
+    return members_of(organization).annotate(
+        familiar_failures=count(
+            Source.FAMILIAR, "user__lockout_state__counter_reset_at", "user__last_login"
+        ),
+        unfamiliar_failures=count(
+            Source.UNFAMILIAR, "user__lockout_state__unfamiliar_counter_reset_at"
+        ),
+    )
+
+
+def unfamiliar_pause_of(user: User, *, now: datetime | None = None) -> datetime | None:
+    """Until when the user's unfamiliar sources are locked out, or None if they are not now."""
+    state = LockoutState.objects.filter(user=user).first()
+    if state is None or LockScope.UNFAMILIAR not in state.scopes_locked(now or timezone.now()):
+        return None
+    return state.unfamiliar_locked_until
 
 
 def member_of(organization: Organization, membership_id: int) -> Membership | None:

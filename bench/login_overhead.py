@@ -192,7 +192,12 @@ def measure(email: str, rounds: int, block: int, warmup_blocks: int) -> Run:
                     bare.disable()
                     _capture(True)
         # Keep the account below its lockout threshold (not timed).
-        LockoutState.objects.update(counter_reset_at=timezone.now(), locked_until=None)
+        LockoutState.objects.update(
+            counter_reset_at=timezone.now(),
+            locked_until=None,
+            unfamiliar_counter_reset_at=timezone.now(),
+            unfamiliar_locked_until=None,
+        )
     return Run(samples, blocks, (load_before, os.getloadavg()[0]))
 
 

@@ -116,7 +116,10 @@ def generate_demo_activity(
                         agent=agent,
                         outcome=Outcome.FAILURE,
                         reason=Reason.INVALID_CREDENTIALS,
-                        details={"method": "password"},
+                        details={
+                            "method": "password",
+                            "source": "familiar" if place is home else "unfamiliar",
+                        },
                     )
                 )
             session = f"{rng.getrandbits(64):016x}"
@@ -186,7 +189,7 @@ def generate_demo_activity(
                 agent="python-requests/2.32.3",
                 outcome=Outcome.FAILURE,
                 reason=Reason.INVALID_CREDENTIALS,
-                details={"method": "password"},
+                details={"method": "password", "source": "unfamiliar"},
             )
         )
     locked_at = attack + timedelta(seconds=63)
@@ -201,7 +204,7 @@ def generate_demo_activity(
             place=ATTACKER,
             agent="python-requests/2.32.3",
             reason="10 failed sign-ins in 15 minutes",
-            details={"failures": 10, "threshold": 10, "window_minutes": 15},
+            details={"scope": "unfamiliar", "failures": 10, "threshold": 10, "window_minutes": 15},
         )
     )
     events[-1].target_user, events[-1].target_label = victim, victim.email
@@ -214,6 +217,7 @@ def generate_demo_activity(
         place=ATTACKER,
         agent="",
         reason=Reason.EXPIRED,
+        details={"scope": "unfamiliar"},
     )
     released.target_user, released.target_label, released.ip_address = victim, victim.email, None
     released.country = released.city = released.browser = released.os = released.device_type = ""

@@ -3,6 +3,7 @@ signing out and resetting a member's two-step verification."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib import messages
@@ -19,8 +20,8 @@ from ..access import Capability, require
 from ..forms import MemberRoleForm, MfaPolicyForm
 from ..http import AuthenticatedHttpRequest
 from ..lockout import lockout_release
-from ..models import Membership, Role, SessionEndReason
-from ..selectors import member_of, members_of, membership_of
+from ..models import LockoutState, LockScope, Membership, Role, SessionEndReason
+from ..selectors import member_of, members_with_lockout_of, membership_of
 from ..services import (
     LastAdministratorError,
     member_role_change,
@@ -45,14 +46,27 @@ def _member_or_404(request: AuthenticatedHttpRequest, membership_id: int) -> Mem
     return target
 
 
+@dataclass(frozen=True)
+class _MemberRow:
+    # With familiar_failures and unfamiliar_failures (selectors.members_with_lockout_of).
+    member: Membership
+    # The end of each lock that holds now (None: not locked in that scope).
+    locked_until: datetime | None  # every source
+    unfamiliar_locked_until: datetime | None  # unfamiliar sources only
+
+    @property
+    def locked(self) -> bool:
+        return self.locked_until is not None or self.unfamiliar_locked_until is not None
+
+
 def _members_page(request: AuthenticatedHttpRequest, *, status: int = 200) -> HttpResponse:
     organization = require(request, Capability.MANAGE_MEMBERS)
     now = timezone.now()
-    # Each member with the end of their lock, or None when they are not locked now.
-    rows: list[tuple[Membership, datetime | None]] = []
-    for member in members_of(organization):
-        state = getattr(member.user, "lockout_state", None)
-        rows.append((member, state.locked_until if state and state.is_locked(now) else None))
+    rows: list[_MemberRow] = []
+    for member in members_with_lockout_of(organization, now=now):
+        state: LockoutState | None = getattr(member.user, "lockout_state", None)
+        ends = {s: state.lock_of(s)[1] for s in state.scopes_locked(now)} if state else {}
+        rows.append(_MemberRow(member, ends.get(LockScope.ALL), ends.get(LockScope.UNFAMILIAR)))
     policy_form = MfaPolicyForm(
         initial={"policy": organization.mfa_policy, "roles": organization.mfa_required_roles}
     )

@@ -19,7 +19,7 @@ from audit.context import SESSION_HASH_KEY
 from .. import mfa
 from ..http import AuthenticatedHttpRequest
 from ..models import SessionEndReason
-from ..selectors import membership_of, session_open_of, sessions_open_of
+from ..selectors import membership_of, session_open_of, sessions_open_of, unfamiliar_pause_of
 from ..sessions import sessions_end
 
 
@@ -39,6 +39,7 @@ def _security_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:
         "mfa_required": mfa.mfa_required_for(user),
         "sessions": list(sessions_open_of(user)),
         "current_session_hash": request.session.get(SESSION_HASH_KEY, ""),
+        "unfamiliar_paused_until": unfamiliar_pause_of(user),
     }
 
 
