@@ -7,6 +7,7 @@ import pytest
 from accounts.models import Organization, Role, User
 
 from .factories import OrganizationFactory, member
+from .hashers import CountingMD5PasswordHasher
 
 
 @pytest.fixture
@@ -19,3 +20,11 @@ def org() -> Organization:
 def admin(org: Organization) -> User:
     """Acme's administrator, admin@acme.test."""
     return member(org, Role.ADMINISTRATOR, email="admin@acme.test")
+
+
+@pytest.fixture
+def counted_checks(settings) -> type[CountingMD5PasswordHasher]:
+    """Password checks counted by a real hasher (Django's MD5 one, counting verify() calls)."""
+    settings.PASSWORD_HASHERS = ["tests.hashers.CountingMD5PasswordHasher"]
+    CountingMD5PasswordHasher.reset()
+    return CountingMD5PasswordHasher

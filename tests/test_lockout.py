@@ -26,7 +26,6 @@ from accounts.tasks import lockout_release_expired
 from audit.models import EventType, Reason
 
 from .factories import PASSWORD, OrganizationFactory, member
-from .hashers import CountingMD5PasswordHasher
 from .helpers import events, sign_in
 from .mfa_support import code_for, second_step, totp_device
 
@@ -231,14 +230,6 @@ def _in_parallel(attempts: list[Callable[[], int]], *, workers: int) -> list[int
         thread.join(timeout=120)
     assert len(statuses) == len(attempts), "an attempt raised or hung"
     return statuses
-
-
-@pytest.fixture
-def counted_checks(settings):
-    """Password checks counted by a real hasher (Django's MD5 one, counting verify() calls)."""
-    settings.PASSWORD_HASHERS = ["tests.hashers.CountingMD5PasswordHasher"]
-    CountingMD5PasswordHasher.reset()
-    return CountingMD5PasswordHasher
 
 
 def _attempt(email: str, password: str) -> Callable[[], int]:
