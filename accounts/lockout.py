@@ -10,7 +10,7 @@ lockout.triggered. So whatever the concurrency no attempt is checked after the l
 it, and a burst of N > threshold wrong guesses from one class is checked exactly `threshold` times.
 
 Smart lockout: an attempt's source is familiar or unfamiliar (accounts.familiarity, decided
-before the lock is taken). The two classes are counted apart and locked apart. Unfamiliar failures
+under the lock). The two classes are counted apart and locked apart. Unfamiliar failures
 at the threshold lock out unfamiliar sources only (scope "unfamiliar"), so an attacker cannot lock
 the owner out of a device or network the account signs in from; familiar failures at the threshold
 lock out every source (scope "all"). Each class gets at most `threshold` wrong attempts per lock
@@ -206,11 +206,13 @@ def credential_attempt(
     class; without it, it is decided from the request (the second step passes the one its
     password step decided).
     """
-    if source is None:
-        source = attempt_source(user=user, request=request)
     alias = durable_alias()
     with transaction.atomic(using=alias):
         state = _lockout_state_for_update(user, using=alias)
+        if source is None:
+            # Under the lock: a sign-in that committed while this attempt waited for it has made
+            # its device and network familiar, as if the two attempts had come one by one.
+            source = attempt_source(user=user, request=request)
         now = timezone.now()
         expired = state.scopes_expired(now)
         if expired:

@@ -4,7 +4,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import connections
+from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 
@@ -89,3 +89,20 @@ def all_at_once(*actions: Callable[[], T]) -> list[T]:
         thread.join(timeout=60)
     assert len(results) == len(actions), "an action raised or hung"
     return [results[index] for index in range(len(actions))]
+
+
+def wait_for_a_blocked_statement(*, seconds: float = 10) -> None:
+    """Return once a statement of this database waits for a lock (PostgreSQL); fail after
+    `seconds`. Call it from the transaction that holds the lock."""
+    with connection.cursor() as cursor:
+        for _ in range(int(seconds / 0.05)):
+            # Activity is read once per transaction unless the snapshot is cleared.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            threading.Event().wait(0.05)
+    raise AssertionError("no statement waited for the lock")

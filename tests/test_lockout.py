@@ -26,7 +26,7 @@ from accounts.tasks import lockout_release_expired
 from audit.models import EventType, Reason
 
 from .factories import PASSWORD, OrganizationFactory, member
-from .helpers import events, sign_in
+from .helpers import events, sign_in, wait_for_a_blocked_statement
 from .mfa_support import code_for, second_step, totp_device
 
 pytestmark = pytest.mark.django_db
@@ -406,19 +406,7 @@ def test_a_failure_that_waited_for_the_lock_behind_a_sign_in_counts_only_what_fo
     with transaction.atomic():
         LockoutState.objects.select_for_update().get(user=user)
         waiting.start()
-        with connection.cursor() as cursor:
-            for _ in range(200):  # until the failure waits for the row lock (10 s at most)
-                # Activity is read once per transaction unless the snapshot is cleared.
-                cursor.execute("SELECT pg_stat_clear_snapshot()")
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-                )
-                if cursor.fetchone()[0]:
-                    break
-                threading.Event().wait(0.05)
-            else:
-                pytest.fail("the failed sign-in never waited for the lockout row")
+        wait_for_a_blocked_statement()  # the failure waits for the lockout row
         User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     waiting.join(timeout=30)
 

@@ -8,13 +8,14 @@ browser does. The owner's browser is familiar because it signed in (its cookie, 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.core import signing
-from django.db import connection
+from django.db import connection, connections, transaction
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -28,7 +29,7 @@ from accounts.models import LockoutState, Role, UserSession
 from audit.models import AuditEvent, EventType, Reason
 
 from .factories import PASSWORD, OrganizationFactory, member
-from .helpers import all_at_once, events, sign_in
+from .helpers import all_at_once, events, sign_in, wait_for_a_blocked_statement
 from .mfa_support import code_for, second_step, totp_device
 
 pytestmark = pytest.mark.django_db
@@ -573,3 +574,34 @@ def test_two_classes_racing_each_get_at_most_the_threshold(counted_checks):
     assert counted_checks.verified == len(familiar) + len(unfamiliar)
     assert max(e.pk for e in familiar + unfamiliar) < every_source.pk
     assert len(events(EventType.LOGIN_FAILED)) == 120
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_in_that_committed_while_an_attempt_waited_makes_its_network_familiar():
+    """The source is decided under the account's lock: as if the two had come one by one."""
+    user = member()
+    LockoutState.objects.create(user=user)
+    statuses: list[int] = []
+
+    def fail_once() -> None:
+        try:
+            statuses.extend(fail(browser(OWNER_NEIGHBOUR_IP), user, 1))
+        finally:
+            connections.close_all()
+
+    waiting = threading.Thread(target=fail_once)
+    # As a successful sign-in from the owner's network does: its session is written while it
+    # holds the account's lockout row, and committed with it.
+    with transaction.atomic():
+        LockoutState.objects.select_for_update().get(user=user)
+        waiting.start()
+        wait_for_a_blocked_statement()
+        UserSession.objects.create(
+            user=user, session_key="k", session_hash="h", ip_address=OWNER_IP,
+            network=network_of(OWNER_IP),
+        )  # fmt: skip
+    waiting.join(timeout=30)
+
+    assert statuses == [200]
+    assert last_source() == Source.FAMILIAR
