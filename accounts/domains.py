@@ -498,3 +498,23 @@ def organization_domain_remove(
             request=request,
         )
     return True
+
+
+def organization_for_address(address: str) -> Organization | None:
+    """The organization that has verified the address's domain, or None: one indexed query.
+
+    Exact domains only: a verified example.com says nothing of eu.example.com. Read on every
+    failed sign-in for an unknown address, through the unique index of verified domains
+    (orgdomain_verified_once).
+    """
+    domain = address_domain(address)
+    if domain is None:
+        return None
+    return (
+        Organization.objects.filter(
+            email_domains__domain=domain, email_domains__verified_at__isnull=False
+        )
+        .only("pk")  # all an event needs; any other field loads when read
+        .order_by()
+        .first()
+    )

@@ -40,9 +40,9 @@ from audit.context import short_hash
 from audit.models import AuditEvent, EventType, Outcome, Reason
 from audit.services import durable_alias, event_record
 
+from .domains import organization_for_address
 from .familiarity import Source, attempt_source
 from .models import LockoutState, LockScope, Organization, User
-from .selectors import organization_for_address
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

@@ -12,7 +12,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.selectors import EventFilters, Members
 
-from .domains import address_domain
 from .familiarity import Source
 from .lockout import LockoutPolicy, counted_failures
 from .models import (
@@ -121,26 +120,6 @@ def domains_of(organization: Organization) -> QuerySet[OrganizationDomain]:
 def domain_of(organization: Organization, domain_id: int) -> OrganizationDomain | None:
     """One of the organization's domains; None for a domain of any other organization."""
     return domains_of(organization).select_related("organization").filter(pk=domain_id).first()
-
-
-def organization_for_address(address: str) -> Organization | None:
-    """The organization that has verified the address's domain, or None: one indexed query.
-
-    Exact domains only: a verified example.com says nothing of eu.example.com. Read on every
-    failed sign-in for an unknown address, through the unique index of verified domains
-    (orgdomain_verified_once).
-    """
-    domain = address_domain(address)
-    if domain is None:
-        return None
-    return (
-        Organization.objects.filter(
-            email_domains__domain=domain, email_domains__verified_at__isnull=False
-        )
-        .only("pk")  # all an event needs; any other field loads when read
-        .order_by()
-        .first()
-    )
 
 
 # --- The people an Audit Log filter names ----------------------------------------------------

@@ -1,7 +1,7 @@
 """What finding an unknown address's organization costs a failed sign-in, and whether it tells.
 
 A failed sign-in for an unknown address now looks its domain up among the organizations' verified
-domains (accounts.selectors.organization_for_address). This prints:
+domains (accounts.domains.organization_for_address). This prints:
 
 - the lookup alone, with --domains verified domains in the table: the median microseconds of a
   hit and of a miss, and PostgreSQL's plan (it must use the verified-domains unique index);
@@ -96,7 +96,7 @@ def _world(domains: int) -> None:
 
 
 def _lookup(rounds: int) -> None:
-    from accounts.selectors import organization_for_address
+    from accounts.domains import organization_for_address
 
     for address, what in (("nobody@bench-acme.test", "hit"), ("nobody@unlisted.test", "miss")):
         samples = []

@@ -12,8 +12,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.domains import organization_for_address
 from accounts.models import DomainProof, OrganizationDomain, Role
-from accounts.selectors import organization_for_address
 from alerts.models import Alert, RuleKind
 from audit.models import EventType, Reason
 
