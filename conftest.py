@@ -264,6 +264,40 @@ def geoip_db(tmp_path, settings):
     reset_readers()
 
 
+# Test networks and the autonomous systems the test ASN database puts them in: New York's is a
+# cloud provider on the built-in hosting list, Berlin's a residential carrier.
+ASN_NETWORKS = {
+    "198.51.100.0/24": (16509, "AMAZON-02"),
+    "203.0.113.0/24": (3320, "Deutsche Telekom AG"),
+}
+
+
+def build_geoip_asn_db(path: str, networks: dict[str, tuple[int, str]]) -> str:
+    """Write a small GeoLite2-ASN database that geoip2 reads like MaxMind's own."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, database_type="GeoLite2-ASN", ipv4_compatible=True)
+    for network, (number, organization) in networks.items():
+        writer.insert_network(
+            IPSet([network]),
+            {"autonomous_system_number": number, "autonomous_system_organization": organization},
+        )
+    writer.to_db_file(path)
+    return path
+
+
+@pytest.fixture
+def asn_db(tmp_path, settings):
+    """Point GEOIP_ASN_DB at a freshly built test database (see ASN_NETWORKS)."""
+    from audit.geo import reset_readers
+
+    settings.GEOIP_ASN_DB = build_geoip_asn_db(str(tmp_path / "asn.mmdb"), ASN_NETWORKS)
+    reset_readers()
+    yield settings.GEOIP_ASN_DB
+    reset_readers()
+
+
 @pytest.fixture(autouse=True)
 def _celery_tasks_run_eagerly():
     """Queued tasks run in the test's own thread, also when REDIS_URL is set (CI).

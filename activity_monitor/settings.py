@@ -125,6 +125,9 @@ CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 TRUSTED_PROXIES = envnetworks("TRUSTED_PROXIES")
 
 GEOIP_CITY_DB = env("GEOIP_CITY_DB")
+# A MaxMind ASN database (GeoLite2-ASN or GeoIP2-ISP): which network operator an address belongs
+# to, for the anonymising-network alert rule's hosting providers. Empty: no ASN lookups.
+GEOIP_ASN_DB = env("GEOIP_ASN_DB")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,4 +1,5 @@
-"""Geo location from a local MaxMind City database (GEOIP_CITY_DB); empty when none is set."""
+"""What a local MaxMind database says about an address: its place (GEOIP_CITY_DB) and its network
+operator (GEOIP_ASN_DB). Empty when no database is set, or the one set cannot be read."""
 
 from __future__ import annotations
 
@@ -23,9 +24,19 @@ class GeoLocation:
     longitude: float | None = None
 
 
+@dataclass(frozen=True)
+class AutonomousSystem:
+    """The network an address belongs to: its AS number and the organization that runs it."""
+
+    number: int
+    organization: str = ""
+
+
 EMPTY = GeoLocation()
 # Each database opened once per process; None for one that could not be opened (logged once).
 _readers: dict[str, Reader | None] = {}
+# Databases found to be of the wrong kind for a lookup (an ASN path naming a City database).
+_wrong_kind: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -34,11 +45,14 @@ def _reader(path: str) -> Reader | None:
         with _lock:
             if path not in _readers:
                 import geoip2.database
+                from maxminddb import InvalidDatabaseError
 
                 try:
                     _readers[path] = geoip2.database.Reader(path)
-                except (OSError, ValueError):
-                    logger.exception("GeoIP database %s could not be opened; geo stays empty", path)
+                except (OSError, ValueError, InvalidDatabaseError):
+                    logger.exception(
+                        "GeoIP database %s could not be opened; its lookups stay empty", path
+                    )
                     _readers[path] = None
     return _readers.get(path)
 
@@ -63,7 +77,36 @@ def locate(ip: str | None) -> GeoLocation:
     )
 
 
+def autonomous_system_of(ip: str | None) -> AutonomousSystem | None:
+    """The address's AS from the ASN database (GEOIP_ASN_DB); None on any miss or error."""
+    path = settings.GEOIP_ASN_DB
+    if not ip or not path:
+        return None
+    reader = _reader(path)
+    if reader is None or path in _wrong_kind:
+        return None
+    try:
+        found = reader.asn(ip)
+    except TypeError:  # not an ASN database (geoip2 checks the database type)
+        with _lock:
+            if path not in _wrong_kind:
+                _wrong_kind.add(path)
+                logger.error(
+                    "GeoIP database %s is not an ASN database; ASN lookups stay empty", path
+                )
+        return None
+    except Exception:  # AddressNotFoundError, private ranges, a damaged database
+        return None
+    if found.autonomous_system_number is None:
+        return None
+    return AutonomousSystem(
+        number=found.autonomous_system_number,
+        organization=(found.autonomous_system_organization or "")[:200],
+    )
+
+
 def reset_readers() -> None:
-    """Forget opened databases (tests that point GEOIP_CITY_DB elsewhere)."""
+    """Forget opened databases (tests that point GEOIP_CITY_DB or GEOIP_ASN_DB elsewhere)."""
     with _lock:
         _readers.clear()
+        _wrong_kind.clear()
