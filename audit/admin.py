@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import AuditEvent
+from .models import AuditEvent, TorExitNode
 from .pagination import CappedCountPaginator
 
 
@@ -28,6 +28,27 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
         return [f.name for f in AuditEvent._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(TorExitNode)
+class TorExitNodeAdmin(admin.ModelAdmin[TorExitNode]):
+    """Read-only: the list is replaced as a whole by `manage.py load_tor_exits PATH`."""
+
+    list_display = ["ip_address", "fingerprint", "loaded_at"]
+    search_fields = ["ip_address", "fingerprint"]
+    ordering = ["ip_address"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [f.name for f in TorExitNode._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

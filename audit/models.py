@@ -32,6 +32,9 @@ class EventType(models.TextChoices):
     SESSION_STARTED = "session.started"
     SESSION_ENDED = "session.ended"
     SESSION_EXPIRED = "session.expired"
+    # A signed-in session used from a network other than the one it started in (and than the
+    # last one recorded): accounts.sessions.session_location_track.
+    SESSION_LOCATION_CHANGED = "session.location_changed"
     LOCKOUT_TRIGGERED = "lockout.triggered"
     LOCKOUT_RELEASED = "lockout.released"
     ALERT_RAISED = "alert.raised"
@@ -215,3 +218,20 @@ class AuditEvent(models.Model):
     @property
     def category(self) -> Category:
         return category_of(self.event_type)
+
+
+class TorExitNode(models.Model):
+    """An address on the Tor Project's list of exit relays, as an operator last loaded it.
+
+    Replaced as a whole by `manage.py load_tor_exits PATH` (audit.tor); the anonymising-network
+    alert rule looks sign-in addresses up here. Not an event: nothing else refers to its rows.
+    """
+
+    ip_address = models.GenericIPAddressField(unique=True)
+    # The relay's fingerprint, when the list said (the exit-addresses format does; the bulk
+    # list of addresses does not).
+    fingerprint = models.CharField(max_length=40, blank=True)
+    loaded_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Tor exit {self.ip_address}"
