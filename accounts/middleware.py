@@ -1,4 +1,5 @@
-"""Per-request account upkeep: session last-activity, and the MFA enrolment an org requires."""
+"""Per-request account upkeep: session last-activity and location, and the MFA enrolment an
+organization requires."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from .mfa import ENROL_REQUIRED_SESSION_KEY
-from .sessions import session_touch
+from .sessions import session_location_track, session_touch
 
 # What a member who must enrol may still reach: the enrolment page and the way out.
 ENROL_ALLOWED_VIEWS = frozenset({"accounts:mfa-enrol", "accounts:logout"})
@@ -27,6 +28,7 @@ class AccountSecurityMiddleware:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             session_touch(request=request)
+            session_location_track(request=request, user=user)
         return self.get_response(request)
 
     def process_view(

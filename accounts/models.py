@@ -361,6 +361,11 @@ class UserSession(models.Model):
     network = models.CharField(max_length=43, blank=True)
     country = models.CharField(max_length=2, blank=True)
     city = models.CharField(max_length=128, blank=True)
+    # Where the session was last recorded moving to (session.location_changed): another network
+    # than the one it started in (ip_address's). Empty while it never left; never moved back.
+    moved_ip = models.GenericIPAddressField(null=True, blank=True)
+    moved_network = models.CharField(max_length=43, blank=True)
+    moved_country = models.CharField(max_length=2, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)

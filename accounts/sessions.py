@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
 
 from audit.context import SESSION_HASH_KEY, forget_request_context, request_context, short_hash
-from audit.models import EventType, Reason
-from audit.services import EventSpec, events_record
+from audit.ip import resolve_client_ip
+from audit.models import AuditEvent, EventType, Reason
+from audit.services import EventSpec, event_record, events_record
 
 from .familiarity import network_of
 from .models import SessionEndReason, User, UserSession
@@ -66,6 +68,7 @@ def _session_start(*, request: HttpRequest, user: User, method: str) -> UserSess
             started_at=now,
             last_activity_at=now,
         )
+        session[SESSION_NETWORK_KEY] = network_of(tracked.ip_address)
         specs.append(
             EventSpec(
                 event_type=EventType.SESSION_STARTED,
@@ -195,6 +198,71 @@ def session_touch(*, request: HttpRequest) -> bool:
         last_activity_at=now
     )
     return True
+
+
+# The network the session's latest request came from, kept in the session itself: a request from
+# the same network costs a dictionary lookup, not a query.
+SESSION_NETWORK_KEY = "_am_network"
+
+
+def _request_network(request: HttpRequest) -> tuple[str | None, str]:
+    """The request's client address and its network, without the rest of the request context."""
+    meta = request.META
+    ip = resolve_client_ip(
+        meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"), settings.TRUSTED_PROXIES
+    ).ip
+    return ip, network_of(ip)
+
+
+def session_location_track(*, request: HttpRequest, user: User) -> AuditEvent | None:
+    """Record session.location_changed when a signed-in session is used from a new network.
+
+    New means neither the network the session started in nor the one last recorded for it, so
+    a session moving back and forth between two places is recorded once. Returns the event, if
+    one was recorded. A request from the network of the session's previous request (nearly
+    every request) costs no query and no GeoIP lookup.
+    """
+    session = request.session
+    session_hash = session.get(SESSION_HASH_KEY)
+    if not session_hash:
+        return None
+    ip, network = _request_network(request)
+    if not network or session.get(SESSION_NETWORK_KEY) == network:
+        return None
+    session[SESSION_NETWORK_KEY] = network
+    tracked = UserSession.objects.filter(session_hash=session_hash, ended_at__isnull=True).first()
+    if tracked is None:
+        return None
+    started = {
+        "ip": tracked.ip_address,
+        "network": network_of(tracked.ip_address),
+        "country": tracked.country,
+    }
+    if network in (started["network"], tracked.moved_network):
+        return None
+    place = request_context(request).geo
+    # A conditional update: of two requests arriving from the new network at once, one records.
+    claimed = UserSession.objects.filter(pk=tracked.pk, moved_network=tracked.moved_network).update(
+        moved_ip=ip, moved_network=network, moved_country=place.country
+    )
+    if not claimed:
+        return None
+    previous = (
+        {"ip": tracked.moved_ip, "network": tracked.moved_network, "country": tracked.moved_country}
+        if tracked.moved_network
+        else started
+    )
+    return event_record(
+        event_type=EventType.SESSION_LOCATION_CHANGED,
+        actor=user,
+        details={
+            "session_started_at": tracked.started_at.isoformat(),
+            "started": started,
+            "previous": previous,
+            "new": {"ip": ip, "network": network, "country": place.country},
+        },
+        request=request,
+    )
 
 
 def session_expire_stale(*, batch_size: int = 500) -> int:
