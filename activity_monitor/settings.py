@@ -97,6 +97,17 @@ def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
+def envints(name: str) -> list[int]:
+    """Return the variable's comma-separated whole numbers."""
+    numbers: list[int] = []
+    for item in envlist(name):
+        try:
+            numbers.append(int(item))
+        except ValueError:
+            raise _unparsable(name, item, "a whole number") from None
+    return numbers
+
+
 def envnetworks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     """Return the variable's comma-separated addresses and CIDRs as networks."""
     networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
@@ -547,6 +558,9 @@ ALERTS_SWEEP_DELAY_SECONDS = envint("ALERTS_SWEEP_DELAY_SECONDS", 20)
 ALERTS_SWEEP_SETTLE_SECONDS = envint("ALERTS_SWEEP_SETTLE_SECONDS", 300)
 # ... and skips unevaluated events older than this (no one acts on a day-old sign-in alert).
 ALERTS_SWEEP_HORIZON_HOURS = envint("ALERTS_SWEEP_HORIZON_HOURS", 24)
+# The AS numbers the anonymising-network rule counts as hosting providers (looked up in
+# GEOIP_ASN_DB). Empty: the built-in list, alerts.anonymising.DEFAULT_HOSTING_ASNS.
+ALERTS_HOSTING_ASNS = envints("ALERTS_HOSTING_ASNS")
 
 # --- Audit Log, CSV export, API (audit, exports, api apps) -----------------------------------
 # The same person re-running the same Audit Log filter within this time is one audit_log.viewed.

@@ -11,9 +11,11 @@ from typing import Any
 from django.conf import settings
 from django.db.models.functions import Lower
 
+from audit.geo import autonomous_system_of
 from audit.models import AuditEvent, EventType
 
 from . import selectors
+from .anonymising import hosting_asns
 from .models import AlertRule, RuleKind
 from .rules import EVALUATED_EVENT_TYPES, effective_parameters
 
@@ -330,6 +332,116 @@ def _concurrent_sessions(event: AuditEvent, params: dict[str, Any]) -> list[Find
     return findings
 
 
+def _mfa_fatigue(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
+    if event.event_type != EventType.MFA_VERIFIED or event.actor_id is None:
+        return []
+    window = timedelta(minutes=params["window_minutes"])
+    rows = list(selectors.mfa_failures_within(event, window).values_list("id", "reason")[:1000])
+    if len(rows) < params["failures"]:
+        return []
+    throttled = sum(1 for _, reason in rows if reason == "throttled")
+    return [
+        _about_actor(
+            event,
+            kind=RuleKind.MFA_FATIGUE,
+            topic=":mfa",
+            window=window,
+            summary=(
+                f"{event.actor_label} passed the second factor after {len(rows)} failed checks "
+                f"within {params['window_minutes']} minutes"
+            ),
+            event_ids=sorted([pk for pk, _ in rows] + [event.pk]),
+            details={
+                "failures": len(rows),
+                "throttled": throttled,
+                "threshold": params["failures"],
+                "window_minutes": params["window_minutes"],
+                "device_kind": event.details.get("device_kind", ""),
+                **_place(event),
+            },
+        )
+    ]
+
+
+def _location(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _session_anomaly(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
+    """Judged from the event's own details: where its session started and where it is now."""
+    if event.event_type != EventType.SESSION_LOCATION_CHANGED or event.actor_id is None:
+        return []
+    started = _location(event.details.get("started"))
+    new = _location(event.details.get("new"))
+    started_country, new_country = started.get("country") or "", new.get("country") or ""
+    if started_country and new_country and started_country != new_country:
+        change = "country"
+        what = f"from {new_country}, not {started_country} where it started"
+    elif params["network_changes"] and new.get("network") != started.get("network"):
+        change = "network"
+        what = f"from the network {new.get('network')}, not {started.get('network')}"
+    else:
+        return []
+    return [
+        _about_actor(
+            event,
+            kind=RuleKind.SESSION_ANOMALY,
+            topic=f":session:{event.session_hash}",
+            window=None,
+            summary=f"A session of {event.actor_label} was used {what}",
+            event_ids=[event.pk],
+            details={
+                "change": change,
+                "session": event.session_hash,
+                "session_started_at": event.details.get("session_started_at", ""),
+                "started": started,
+                "previous": _location(event.details.get("previous")),
+                "new": new,
+                **_place(event),
+            },
+        )
+    ]
+
+
+def _anonymising_network(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
+    # Successes only: a failure from Tor is already counted by the failure rules, and looking
+    # every failure up one by one would cost the most exactly during a flood of them.
+    if event.event_type != EventType.LOGIN_SUCCEEDED or event.actor_id is None:
+        return []
+    if not event.ip_address:
+        return []
+    found: dict[str, Any] = {}
+    means: list[str] = []
+    if params["tor"]:
+        node = selectors.tor_exit_node(event.ip_address)
+        if node is not None:
+            found["tor_exit"] = {
+                "ip": node.ip_address,
+                "fingerprint": node.fingerprint,
+                "list_loaded_at": node.loaded_at.isoformat(),
+            }
+            means.append(f"through Tor (exit node {node.ip_address})")
+    system = autonomous_system_of(event.ip_address) if params["hosting"] or found else None
+    if system is not None:
+        found["asn"] = {"number": system.number, "organization": system.organization}
+        if params["hosting"] and system.number in hosting_asns():
+            found["hosting_provider"] = True
+            means.append(f"from a hosting provider (AS{system.number} {system.organization})")
+    if not means:
+        return []
+    return [
+        _about_actor(
+            event,
+            kind=RuleKind.ANONYMISING_NETWORK,
+            topic=":anonymising",
+            window=timedelta(days=1),
+            summary=f"{event.actor_label} signed in {' and '.join(means)}",
+            event_ids=[event.pk],
+            details={**found, **_place(event)},
+        )
+    ]
+
+
 _DETECTORS = {
     RuleKind.FAILED_SIGN_INS: _failed_sign_ins,
     RuleKind.PASSWORD_SPRAYING: _password_spraying,
@@ -337,6 +449,9 @@ _DETECTORS = {
     RuleKind.NEW_COUNTRY: _new_country,
     RuleKind.IMPOSSIBLE_TRAVEL: _impossible_travel,
     RuleKind.CONCURRENT_SESSIONS: _concurrent_sessions,
+    RuleKind.MFA_FATIGUE: _mfa_fatigue,
+    RuleKind.SESSION_ANOMALY: _session_anomaly,
+    RuleKind.ANONYMISING_NETWORK: _anonymising_network,
 }
 
 

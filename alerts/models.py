@@ -17,6 +17,9 @@ class RuleKind(models.TextChoices):
     NEW_COUNTRY = "new_country", "Sign-in from a new country"
     IMPOSSIBLE_TRAVEL = "impossible_travel", "Impossible travel"
     CONCURRENT_SESSIONS = "concurrent_sessions", "Concurrent sessions"
+    MFA_FATIGUE = "mfa_fatigue", "Second factor worn down (MFA fatigue)"
+    SESSION_ANOMALY = "session_anomaly", "Session used from another location"
+    ANONYMISING_NETWORK = "anonymising_network", "Sign-in from an anonymising network"
 
 
 class Severity(models.TextChoices):

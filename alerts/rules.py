@@ -23,7 +23,13 @@ if TYPE_CHECKING:
 
 # Events that any rule looks at; every other event type is never queued for evaluation.
 EVALUATED_EVENT_TYPES = frozenset(
-    {EventType.LOGIN_FAILED, EventType.LOGIN_SUCCEEDED, EventType.SESSION_STARTED}
+    {
+        EventType.LOGIN_FAILED,
+        EventType.LOGIN_SUCCEEDED,
+        EventType.SESSION_STARTED,
+        EventType.MFA_VERIFIED,
+        EventType.SESSION_LOCATION_CHANGED,
+    }
 )
 
 
@@ -97,6 +103,35 @@ RULES: dict[str, RuleSpec] = {
                 Param("multiple_countries", "Also alert on sessions from two countries", True),
             ),
             "Too many active sessions at once, or active sessions from different countries.",
+        ),
+        RuleSpec(
+            RuleKind.MFA_FATIGUE,
+            Severity.HIGH,
+            (
+                Param("failures", "Failed second-factor checks", 5, 2, 100),
+                Param("window_minutes", "Within", 10, 1, 24 * 60, "minutes"),
+            ),
+            "Repeated failed second-factor checks for one account, then a success: someone who "
+            "has the password wore the second factor down, or guessed it "
+            "(Elastic's MFA fatigue rules: 5 denials in 10 minutes).",
+        ),
+        RuleSpec(
+            RuleKind.SESSION_ANOMALY,
+            Severity.HIGH,
+            (Param("network_changes", "Also alert on another network in the same country", False),),
+            "A signed-in session used from a country other than the one it started in: a stolen "
+            "session cookie replayed elsewhere (Okta Identity Threat Protection's session context "
+            "change). Networks are /24 for IPv4 and /48 for IPv6.",
+        ),
+        RuleSpec(
+            RuleKind.ANONYMISING_NETWORK,
+            Severity.MEDIUM,
+            (
+                Param("tor", "Tor exit nodes (manage.py load_tor_exits)", True),
+                Param("hosting", "Hosting providers by AS (GEOIP_ASN_DB)", True),
+            ),
+            "A successful sign-in through Tor or from a hosting provider's network, which hide "
+            "where the person is (Microsoft Entra ID Protection's anonymous IP address).",
         ),
     ]
 }

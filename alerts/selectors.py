@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from accounts.access import Capability, can, roles_with
 from accounts.models import User, UserSession
 from accounts.selectors import membership_of
-from audit.models import AuditEvent, EventType
+from audit.models import AuditEvent, EventType, TorExitNode
 
 from .models import Alert, AlertRule, AlertStatus, WebhookDelivery, WebhookEndpoint
 
@@ -28,6 +28,21 @@ def failed_sign_ins_within(event: AuditEvent, window: timedelta) -> QuerySet[Aud
         occurred_at__gt=event.occurred_at - window,
         occurred_at__lte=event.occurred_at,
     )
+
+
+def mfa_failures_within(event: AuditEvent, window: timedelta) -> QuerySet[AuditEvent]:
+    """The actor's failed second-factor checks in the window that ends with this event."""
+    return _organization_events(event.organization_id).filter(
+        event_type=EventType.MFA_VERIFICATION_FAILED,
+        actor_id=event.actor_id,
+        occurred_at__gt=event.occurred_at - window,
+        occurred_at__lte=event.occurred_at,
+    )
+
+
+def tor_exit_node(ip: str) -> TorExitNode | None:
+    """The loaded Tor exit list's entry for the address, if it is on it."""
+    return TorExitNode.objects.filter(ip_address=ip).first()
 
 
 def sign_ins_before(event: AuditEvent) -> QuerySet[AuditEvent]:
