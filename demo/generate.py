@@ -66,6 +66,16 @@ _MIX: list[tuple[str, str, str, dict[str, object], int]] = [
     (EventType.SESSION_ENDED, Outcome.SUCCESS, Reason.REVOKED_BY_USER, {}, 4),
     (EventType.SESSION_ENDED, Outcome.SUCCESS, Reason.REVOKED_BY_ADMIN, {}, 1),
     (EventType.SESSION_EXPIRED, Outcome.SUCCESS, Reason.EXPIRED, {}, 80),
+    (
+        EventType.SESSION_LOCATION_CHANGED,
+        Outcome.SUCCESS,
+        "",
+        {
+            "started": {"ip": "198.51.100.20", "network": "198.51.100.0/24", "country": "US"},
+            "new": {"ip": "198.51.103.40", "network": "198.51.103.0/24", "country": "US"},
+        },
+        5,
+    ),
     (EventType.MFA_VERIFIED, Outcome.SUCCESS, "", {"device": "totp"}, 60),
     (EventType.MFA_VERIFICATION_FAILED, Outcome.FAILURE, Reason.MFA_FAILED, {"device": "totp"}, 6),
     (

@@ -17,8 +17,12 @@ from accounts.models import (
 from audit.models import AuditEvent
 
 from .activity import generate_demo_activity
+from .scenarios import record_alert_scenarios
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the brief's published demo password
+
+# Where the attacks of demo.scenarios happen: Acme's analyst sees their alerts.
+SCENARIO_ORGANIZATION = "acme"
 
 DEMO = [
     (
@@ -54,7 +58,11 @@ DEMO = [
 
 
 def seed_demo(*, days: int = 21) -> list[str]:
-    """Create whatever of the demo is missing; returns the sign-ins it made."""
+    """Create whatever of the demo is missing; returns the sign-ins it made.
+
+    An organization's activity (and Acme's recent attacks) is made with the organization's
+    first events: running it again adds nothing.
+    """
     created: list[str] = []
     with transaction.atomic():
         for name, slug, tier, people in DEMO:
@@ -78,4 +86,8 @@ def seed_demo(*, days: int = 21) -> list[str]:
                 users.append(user)
             if not AuditEvent.objects.filter(organization=organization).exists():
                 generate_demo_activity(organization=organization, users=users, days=days)
+                if slug == SCENARIO_ORGANIZATION:
+                    record_alert_scenarios(
+                        organization=organization, users={u.email: u for u in users}
+                    )
     return created
