@@ -247,6 +247,10 @@ def session_location_track(*, request: HttpRequest, user: User) -> AuditEvent | 
     )
     if not claimed:
         return None
+    if not started["network"] and not tracked.moved_network:
+        # Started without a usable address (an unparsable forwarding header): its first known
+        # place is where it is, not a move. Later moves are compared with it.
+        return None
     previous = (
         {"ip": tracked.moved_ip, "network": tracked.moved_network, "country": tracked.moved_country}
         if tracked.moved_network

@@ -372,14 +372,17 @@ def _session_anomaly(event: AuditEvent, params: dict[str, Any]) -> list[Finding]
     if event.event_type != EventType.SESSION_LOCATION_CHANGED or event.actor_id is None:
         return []
     started = _location(event.details.get("started"))
+    previous = _location(event.details.get("previous"))
     new = _location(event.details.get("new"))
-    started_country, new_country = started.get("country") or "", new.get("country") or ""
-    if started_country and new_country and started_country != new_country:
+    # A session that started without a usable address is judged from its first known place.
+    origin = started if started.get("network") else previous
+    origin_country, new_country = origin.get("country") or "", new.get("country") or ""
+    if origin_country and new_country and origin_country != new_country:
         change = "country"
-        what = f"from {new_country}, not {started_country} where it started"
-    elif params["network_changes"] and new.get("network") != started.get("network"):
+        what = f"from {new_country}, not {origin_country} where it started"
+    elif params["network_changes"] and new.get("network") != origin.get("network"):
         change = "network"
-        what = f"from the network {new.get('network')}, not {started.get('network')}"
+        what = f"from the network {new.get('network')}, not {origin.get('network')}"
     else:
         return []
     return [
@@ -395,7 +398,7 @@ def _session_anomaly(event: AuditEvent, params: dict[str, Any]) -> list[Finding]
                 "session": event.session_hash,
                 "session_started_at": event.details.get("session_started_at", ""),
                 "started": started,
-                "previous": _location(event.details.get("previous")),
+                "previous": previous,
                 "new": new,
                 **_place(event),
             },

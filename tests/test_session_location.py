@@ -16,7 +16,7 @@ from audit.models import AuditEvent, Category, EventType, category_of
 
 from .alerts_support import BERLIN, NEW_YORK, TOKYO, UNLOCATED, alerts, committing, sign_in_from
 from .factories import member
-from .helpers import all_at_once, events, sign_in
+from .helpers import all_at_once, client_as, events, sign_in
 from .mfa_support import code_for, second_step, totp_device
 
 pytestmark = pytest.mark.django_db
@@ -154,6 +154,22 @@ def test_the_rule_switched_off_raises_nothing_but_the_move_is_still_recorded(cli
     _visit(client, BERLIN)
     assert len(_moves()) == 1
     assert alerts() == []
+
+
+def test_a_session_started_without_an_address_takes_its_first_place_as_where_it_is(geoip_db):
+    user = member()
+    browser = client_as(user)  # Django's force_login: a session whose start had no address
+    assert UserSession.objects.get(user=user).ip_address is None
+    _visit(browser, BERLIN)
+    assert _moves() == []
+
+    _visit(browser, TOKYO)
+
+    [moved] = _moves()
+    assert moved.details["started"]["network"] == ""
+    assert moved.details["previous"]["country"] == "DE"
+    [alert] = alerts(RuleKind.SESSION_ANOMALY)
+    assert "from JP, not DE" in alert.summary
 
 
 def test_a_request_from_the_same_network_costs_no_query(client, django_assert_num_queries):
