@@ -68,7 +68,7 @@ def _session_start(*, request: HttpRequest, user: User, method: str) -> UserSess
             started_at=now,
             last_activity_at=now,
         )
-        session[SESSION_NETWORK_KEY] = network_of(tracked.ip_address)
+        session[SESSION_NETWORK_KEY] = tracked.network
         specs.append(
             EventSpec(
                 event_type=EventType.SESSION_STARTED,
@@ -200,8 +200,9 @@ def session_touch(*, request: HttpRequest) -> bool:
     return True
 
 
-# The network the session's latest request came from, kept in the session itself: a request from
-# the same network costs a dictionary lookup, not a query.
+# The network (accounts.familiarity.network_of: IPv4 /24, IPv6 /64, as the smart lockout's) the
+# session's latest request came from, kept in the session itself: a request from the same
+# network costs a dictionary lookup, not a query.
 SESSION_NETWORK_KEY = "_am_network"
 
 
@@ -235,7 +236,8 @@ def session_location_track(*, request: HttpRequest, user: User) -> AuditEvent | 
         return None
     started = {
         "ip": tracked.ip_address,
-        "network": network_of(tracked.ip_address),
+        # Sessions from before the smart lockout have no network stored.
+        "network": tracked.network or network_of(tracked.ip_address),
         "country": tracked.country,
     }
     if network in (started["network"], tracked.moved_network):

@@ -121,7 +121,7 @@ RULES: dict[str, RuleSpec] = {
             (Param("network_changes", "Also alert on another network in the same country", False),),
             "A signed-in session used from a country other than the one it started in: a stolen "
             "session cookie replayed elsewhere (Okta Identity Threat Protection's session context "
-            "change). Networks are /24 for IPv4 and /48 for IPv6.",
+            "change). Networks are /24 for IPv4 and /64 for IPv6, as the smart lockout's.",
         ),
         RuleSpec(
             RuleKind.ANONYMISING_NETWORK,

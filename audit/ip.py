@@ -65,18 +65,3 @@ def resolve_client_ip(
     # Every hop is one of our proxies: the left-most is the closest we know to the client.
     first = parse_ip(hops[0])
     return ResolvedIP(str(first) if first else str(peer))
-
-
-# How much of an address names its network: a /24 is what one IPv4 customer or site gets, a /48
-# what one IPv6 site gets (RFC 6177), so addresses within one are treated as one place.
-IPV4_NETWORK_PREFIX = 24
-IPV6_NETWORK_PREFIX = 48
-
-
-def network_of(ip: str | None) -> str:
-    """The address's network in CIDR notation (/24 for IPv4, /48 for IPv6); "" if unparsable."""
-    address = parse_ip(ip or "")
-    if address is None:
-        return ""
-    prefix = IPV4_NETWORK_PREFIX if address.version == 4 else IPV6_NETWORK_PREFIX
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.familiarity import network_of
 from accounts.models import Organization, User
 from audit.context import RequestContext, short_hash
 from audit.geo import GeoLocation
-from audit.ip import network_of
 from audit.models import AuditEvent, EventType, Outcome, Reason, TorExitNode
 from audit.services import EventSpec, events_record
 from audit.useragent import parse_user_agent

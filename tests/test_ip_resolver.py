@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from audit.ip import network_of, resolve_client_ip
+from audit.ip import resolve_client_ip
 from audit.models import EventType
 
 from .factories import member
@@ -88,18 +88,3 @@ def test_garbage_forwarded_for_stores_no_ip_and_keeps_the_header(client, setting
     [failed] = events(EventType.LOGIN_FAILED)
     assert failed.ip_address is None
     assert failed.details["unparsable_client_ip"] == "<script>"
-
-
-@pytest.mark.parametrize(
-    ("ip", "network"),
-    [
-        ("198.51.100.7", "198.51.100.0/24"),
-        ("198.51.100.250", "198.51.100.0/24"),
-        ("2001:db8:1:2::7", "2001:db8:1::/48"),
-        ("::ffff:203.0.113.9", "203.0.113.0/24"),  # IPv4-mapped: the IPv4 network
-        ("not an address", ""),
-        (None, ""),
-    ],
-)
-def test_an_address_network_is_its_ipv4_24_or_ipv6_48(ip, network):
-    assert network_of(ip) == network

@@ -22,7 +22,7 @@ from .mfa_support import code_for, second_step, totp_device
 pytestmark = pytest.mark.django_db
 
 PROFILE_URL = reverse("accounts:profile")
-# Two IPv6 sites in the test GeoIP database's United Kingdom (2001:db8::/32): two /48 networks.
+# Two IPv6 links in the test GeoIP database's United Kingdom (2001:db8::/32): two /64 networks.
 LONDON_SITE_A = "2001:db8:1::10"
 LONDON_SITE_B = "2001:db8:2::10"
 
@@ -108,8 +108,8 @@ def test_another_network_in_the_same_country_is_recorded_but_raises_nothing_by_d
     _visit(client, LONDON_SITE_B)
 
     [moved] = _moves()
-    assert moved.details["started"]["network"] == "2001:db8:1::/48"
-    assert moved.details["new"]["network"] == "2001:db8:2::/48"
+    assert moved.details["started"]["network"] == "2001:db8:1::/64"
+    assert moved.details["new"]["network"] == "2001:db8:2::/64"
     assert alerts(RuleKind.SESSION_ANOMALY) == []
 
 
@@ -123,7 +123,7 @@ def test_network_changes_alert_when_the_rule_asks_for_them(client, geoip_db):
 
     [alert] = alerts(RuleKind.SESSION_ANOMALY)
     assert alert.details["change"] == "network"
-    assert "2001:db8:2::/48" in alert.summary
+    assert "2001:db8:2::/64" in alert.summary
 
 
 def test_without_a_geoip_database_moves_are_recorded_without_countries(client, settings):
