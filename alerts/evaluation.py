@@ -138,6 +138,8 @@ def _alert_repeat(*, alert: Alert, rule: AlertRule, finding: Finding, at: dateti
     alert.event_ids = sorted(set(alert.event_ids) | set(finding.event_ids))[-MAX_EVENT_IDS:]
     alert.summary = finding.summary[:300]
     alert.details = finding.details
+    if finding.subject_widened:
+        alert.subject_ip, alert.subject_label = finding.subject_ip, finding.subject_label[:254]
     reopened = alert.status == AlertStatus.RESOLVED
     if reopened:
         alert.status = AlertStatus.OPEN

@@ -82,6 +82,15 @@ class RuleForm(forms.Form):
                     },
                 )
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        names = [p.name for p in self.spec.params]
+        if self.spec.consistency is not None and all(name in cleaned for name in names):
+            problem = self.spec.consistency({name: cleaned[name] for name in names})
+            if problem:
+                raise forms.ValidationError(problem)
+        return cleaned
+
     def parameters(self) -> dict[str, Any]:
         return {p.name: self.cleaned_data[p.name] for p in self.spec.params}
 

@@ -20,6 +20,7 @@ class RuleKind(models.TextChoices):
     MFA_FATIGUE = "mfa_fatigue", "Second factor worn down (MFA fatigue)"
     SESSION_ANOMALY = "session_anomaly", "Session used from another location"
     ANONYMISING_NETWORK = "anonymising_network", "Sign-in from an anonymising network"
+    CREDENTIAL_STUFFING = "credential_stuffing", "Credential stuffing (many accounts, few tries)"
 
 
 class Severity(models.TextChoices):

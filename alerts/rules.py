@@ -6,6 +6,7 @@ organization its rules and change one. What each rule looks for in an event: ale
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,17 @@ class RuleSpec:
     severity: Severity
     params: tuple[Param, ...]
     description: str
+    # Checks that span parameters (each one's bounds are in its Param): the problem, or "".
+    consistency: Callable[[dict[str, Any]], str] | None = None
+
+
+def _stuffing_consistency(values: dict[str, Any]) -> str:
+    if values["distinct_accounts"] > values["attempts"]:
+        return (
+            "Distinct accounts cannot be more than failed sign-ins: each account is tried at "
+            "least once, so the rule could never match."
+        )
+    return ""
 
 
 RULES: dict[str, RuleSpec] = {
@@ -132,6 +144,21 @@ RULES: dict[str, RuleSpec] = {
             ),
             "A successful sign-in through Tor or from a hosting provider's network, which hide "
             "where the person is (Microsoft Entra ID Protection's anonymous IP address).",
+        ),
+        RuleSpec(
+            RuleKind.CREDENTIAL_STUFFING,
+            Severity.HIGH,
+            (
+                Param("attempts", "Failed sign-ins", 25, 2, 100_000),
+                Param("distinct_accounts", "Over distinct accounts", 15, 2, 10_000),
+                Param("max_per_account", "Tries per account, at most", 2, 1, 100),
+                Param("window_minutes", "Within", 15, 1, 24 * 60, "minutes"),
+            ),
+            "Failed sign-ins for many accounts with few tries each, from one IP address or one "
+            "network (IPv4 /24, IPv6 /48): a list of leaked credentials being tried (Elastic's "
+            "Potential Okta Credential Stuffing (Single Source): at least 25 attempts over at "
+            "least 15 accounts, at most 2 for any account).",
+            consistency=_stuffing_consistency,
         ),
     ]
 }
