@@ -10,12 +10,14 @@ def add_the_rule(apps, schema_editor):
     """Give every existing organization the rule now, not at its first evaluated event."""
     Organization = apps.get_model("accounts", "Organization")
     AlertRule = apps.get_model("alerts", "AlertRule")
+    # The migrating connection (the owner's, README "Database roles"), not the default alias.
+    using = schema_editor.connection.alias
     have = set(
-        AlertRule.objects.filter(kind="credential_stuffing").values_list(
+        AlertRule.objects.using(using).filter(kind="credential_stuffing").values_list(
             "organization_id", flat=True
         )
     )
-    AlertRule.objects.bulk_create(
+    AlertRule.objects.using(using).bulk_create(
         [
             AlertRule(
                 organization_id=pk,
@@ -23,7 +25,7 @@ def add_the_rule(apps, schema_editor):
                 severity="high",
                 parameters=dict(DEFAULTS),
             )
-            for pk in Organization.objects.values_list("pk", flat=True)
+            for pk in Organization.objects.using(using).values_list("pk", flat=True)
             if pk not in have
         ],
         ignore_conflicts=True,
