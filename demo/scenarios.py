@@ -27,7 +27,7 @@ from audit.useragent import parse_user_agent
 
 from .activity import PLACES, USER_AGENTS
 
-# The rules whose alerts these scenarios raise (credential stuffing once that rule exists).
+# The rules whose alerts these scenarios raise.
 SCENARIO_RULES = ("mfa_fatigue", "session_anomaly", "anonymising_network", "credential_stuffing")
 
 TOR_EXIT = "198.19.66.12"
@@ -41,6 +41,7 @@ MFA_ATTACKER: Place = ("NL", "Amsterdam", 52.37, 4.90, "198.19.21.")
 SESSION_THIEF: Place = ("SG", "Singapore", 1.35, 103.82, "198.19.33.")
 TOR: Place = ("DE", "Frankfurt am Main", 50.11, 8.68, "198.19.66.")
 STUFFER: Place = ("VN", "Hanoi", 21.03, 105.85, "198.19.44.")
+STUFFER_IP = f"{STUFFER[4]}10"
 
 # Names a stuffing list tries at the organization's domain; most are not accounts there.
 GUESSED_NAMES = [
@@ -210,7 +211,7 @@ def _credential_stuffing(
     attempt = 0
     for round_ in range(2):
         for target in targets[: 15 if round_ else len(targets)]:
-            where = _Request.of(f"{STUFFER[4]}10", STUFFER, BOT_AGENT, "stuffer")
+            where = _Request.of(STUFFER_IP, STUFFER, BOT_AGENT, "stuffer")
             at = start + timedelta(seconds=15 * attempt)
             attempt += 1
             if isinstance(target, User):

@@ -6,14 +6,19 @@ import pytest
 
 from alerts.models import Alert, RuleKind
 from audit.models import AuditEvent, EventType, TorExitNode
-from demo.scenarios import TOR_EXIT
+from demo.scenarios import STUFFER_IP, TOR_EXIT
 from demo.seed import seed_demo
 
 from .alerts_support import committing
 
 pytestmark = pytest.mark.django_db
 
-NEW_RULES = [RuleKind.MFA_FATIGUE, RuleKind.SESSION_ANOMALY, RuleKind.ANONYMISING_NETWORK]
+NEW_RULES = [
+    RuleKind.MFA_FATIGUE,
+    RuleKind.SESSION_ANOMALY,
+    RuleKind.ANONYMISING_NETWORK,
+    RuleKind.CREDENTIAL_STUFFING,
+]
 
 
 def _acme_alerts(kind: str) -> list[Alert]:
@@ -34,6 +39,11 @@ def test_the_demo_attacks_raise_an_alert_of_each_new_rule_in_acme():
     [tor] = _acme_alerts(RuleKind.ANONYMISING_NETWORK)
     assert tor.details["tor_exit"]["ip"] == TOR_EXIT
     assert TorExitNode.objects.filter(ip_address=TOR_EXIT).exists()
+    [stuffing] = _acme_alerts(RuleKind.CREDENTIAL_STUFFING)
+    assert stuffing.subject_ip == STUFFER_IP
+    assert stuffing.details["attempts"] == 33
+    assert stuffing.details["distinct_accounts"] == 18
+    assert "payroll@acme.test" in stuffing.details["accounts"]  # an unknown name at acme.test
     # Only Acme is attacked; the others keep their plain history.
     assert not Alert.objects.exclude(organization__slug="acme").exists()
 
@@ -42,7 +52,7 @@ def test_the_credential_stuffing_run_is_many_accounts_few_attempts_each_from_one
     with committing():
         seed_demo(days=2)
     stuffing = AuditEvent.objects.filter(
-        organization__slug="acme", event_type=EventType.LOGIN_FAILED, ip_address="198.19.44.10"
+        organization__slug="acme", event_type=EventType.LOGIN_FAILED, ip_address=STUFFER_IP
     )
     per_account: dict[str, int] = {}
     for label in stuffing.values_list("actor_label", flat=True):
