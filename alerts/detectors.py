@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
 from audit.geo import autonomous_system_of
@@ -483,23 +484,30 @@ class _Tally:
 
     def matches(self, params: dict[str, Any]) -> bool:
         """Elastic's test: enough attempts, over enough accounts, and no account tried more."""
-        return (
+        return bool(
             self.attempts >= params["attempts"]
             and len(self.per_account) >= params["distinct_accounts"]
             and max(self.per_account.values()) <= params["max_per_account"]
         )
 
 
-def _stuffing_rows(failures: Any, event: AuditEvent) -> list[tuple[int, int | None, str, str]]:
+def stuffing_attempts(
+    failures: QuerySet[AuditEvent], event: AuditEvent
+) -> QuerySet[AuditEvent, Any]:
+    """The rows credential stuffing reads of the failures: (id, actor, name, address), capped."""
     # Events up to this one: a failure recorded in the same instant after it is not yet known.
     counted = failures.filter(reason__in=STUFFING_REASONS).exclude(
         occurred_at=event.occurred_at, id__gt=event.pk
     )
-    return list(
-        counted.values_list("id", "actor_id", Lower("actor_label"), "ip_address")[
-            :STUFFING_MAX_ROWS
-        ]
-    )
+    return counted.values_list("id", "actor_id", Lower("actor_label"), "ip_address")[
+        :STUFFING_MAX_ROWS
+    ]
+
+
+def _stuffing_rows(
+    failures: QuerySet[AuditEvent], event: AuditEvent
+) -> list[tuple[int, int | None, str, str]]:
+    return list(stuffing_attempts(failures, event))
 
 
 def _credential_stuffing(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:

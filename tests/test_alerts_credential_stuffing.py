@@ -171,7 +171,12 @@ def test_one_account_tried_a_third_time_keeps_the_rule_quiet(acme):
 
 def test_thresholds_are_the_organizations_own(acme):
     AlertRule.objects.filter(organization=acme, kind=KIND).update(
-        parameters={"attempts": 6, "distinct_accounts": 3, "max_per_account": 2, "window_minutes": 5}
+        parameters={
+            "attempts": 6,
+            "distinct_accounts": 3,
+            "max_per_account": 2,
+            "window_minutes": 5,
+        }
     )
     _stuff(_people(count=3), attempts=6)
 

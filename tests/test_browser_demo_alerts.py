@@ -53,8 +53,7 @@ def test_the_alerts_page_shows_each_demo_attacks_alert(page):
     rows.filter(has_text=RuleKind.CREDENTIAL_STUFFING.label).get_by_role("link").click()
     page.wait_for_url("**/settings/security/alerts/*/")
     assert page.get_by_role("heading", level=1).inner_text() == (
-        f"33 failed sign-ins for 18 accounts (at most 2 each) from {STUFFER_IP} "
-        "within 15 minutes"
+        f"33 failed sign-ins for 18 accounts (at most 2 each) from {STUFFER_IP} within 15 minutes"
     )
     # Every attempt of the run: 18 accounts, 15 of them tried twice.
     assert page.locator("ol.timeline li").count() == 33

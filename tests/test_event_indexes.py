@@ -3,13 +3,18 @@ filter on a person's rows: the lookups must still walk those indexes newest firs
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
 from accounts.models import Organization, User
 from accounts.selectors import event_filters_with_members
-from audit.models import AuditEvent
+from alerts.detectors import stuffing_attempts
+from alerts.selectors import failed_sign_ins_from_network, failed_sign_ins_within
+from audit.models import AuditEvent, EventType
 from audit.selectors import EventFilters, event_list_parts
 
 # Committed rows: only the table's owner may ANALYZE, and with two roles (README, "Database
@@ -87,3 +92,35 @@ def test_the_planner_knows_a_persons_events_belong_to_one_organization(loaded):
 
     assert rows.count() > 100
     assert estimate > rows.count() / 2
+
+
+def _explain(queryset) -> str:
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_credential_stuffing_reads_an_address_or_a_network_through_an_index(loaded):
+    """A failed sign-in reads its window's failures from its address (one index range) and, when
+    those do not match, from its network: never the organization's whole history."""
+    organization, _people = loaded
+    event = (
+        AuditEvent.objects.filter(organization=organization, event_type=EventType.LOGIN_FAILED)
+        .exclude(ip_address=None)
+        .order_by("-id")
+        .first()
+    )
+    assert event is not None
+    window = timedelta(minutes=15)
+    network = ipaddress.ip_network(f"{event.ip_address}/24", strict=False)
+
+    by_address = stuffing_attempts(
+        failed_sign_ins_within(event, window).filter(ip_address=event.ip_address), event
+    )
+    by_network = stuffing_attempts(failed_sign_ins_from_network(event, window, network), event)
+
+    assert "audit_org_ip_time" in _explain(by_address)
+    network_plan = _explain(by_network)
+    assert "Seq Scan" not in network_plan
+    assert "audit_org_ip_time" in network_plan or "audit_org_type_time" in network_plan
