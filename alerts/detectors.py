@@ -531,11 +531,10 @@ def _credential_stuffing(event: AuditEvent, params: dict[str, Any]) -> list[Find
     if not tally.matches(params):
         # Attempts spread over the network's addresses, each too few to match on its own.
         tally = _Tally()
-        for pk, actor_id, label, ip in _stuffing_rows(
+        for row in _stuffing_rows(
             selectors.failed_sign_ins_from_network(event, window, network), event
         ):
-            if ip and ipaddress.ip_address(ip) in network:
-                tally.add(pk, actor_id, label, ip)
+            tally.add(*row)
         if len(tally.addresses) < 2 or not tally.matches(params):
             return []
         widened = True

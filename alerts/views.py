@@ -40,6 +40,11 @@ def _audit_log_link(**filters: str) -> str:
     return "/settings/security/audit-log/?" + urlencode({k: v for k, v in filters.items() if v})
 
 
+def _network_of(alert: Alert) -> str:
+    network = alert.details.get("network") if isinstance(alert.details, dict) else None
+    return network if isinstance(network, str) else ""
+
+
 def _vary(response: HttpResponse) -> HttpResponse:
     patch_vary_headers(response, ["HX-Request"])
     return response
@@ -104,6 +109,9 @@ def _detail_context(
         if alert.subject_user_id
         else "",
         "audit_ip_link": _audit_log_link(ip=alert.subject_ip or ""),
+        # A finding about a network (credential stuffing from several of its addresses).
+        "subject_network": "" if alert.subject_ip else _network_of(alert),
+        "audit_network_link": _audit_log_link(ip=_network_of(alert)),
         "ack_form": forms.get("ack_form") or NoteForm(),
         "assign_form": forms.get("assign_form")
         or AssignForm(assignable=assignable, initial={"assignee": alert.assignee_id}),

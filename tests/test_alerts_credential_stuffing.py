@@ -115,6 +115,10 @@ def test_25_addresses_of_one_network_raise_one_network_alert(acme):
     assert alert.details["address_count"] == 25
     assert alert.details["network"] == "203.0.113.0/24"
     assert "from 25 addresses of 203.0.113.0/24" in alert.summary
+    page = client_as(User.objects.get(email="admin@acme.test")).get(
+        reverse("alerts:alert-detail", args=[alert.pk])
+    )
+    assert "audit-log/?ip=203.0.113.0%2F24" in page.content.decode()
 
 
 def test_ipv6_addresses_of_one_48_raise_one_network_alert(acme):
