@@ -20,7 +20,7 @@ from audit.models import AuditEvent, EventType, Reason
 from . import selectors
 from .anonymising import hosting_asns
 from .models import AlertRule, RuleKind
-from .rules import EVALUATED_EVENT_TYPES, effective_parameters
+from .rules import EVALUATED_EVENT_TYPES, STUFFING_MAX_ROWS, effective_parameters
 
 # City-level locations are coarse: two sign-ins closer than this are never "travel".
 MIN_TRAVEL_KM = 100
@@ -34,8 +34,6 @@ STUFFING_IPV6_PREFIX = 48
 # into a wrong password and an unknown name) and attempts at a locked account (LOCKED_OUT). A
 # failed second factor means the password was right: the MFA fatigue rule's business.
 STUFFING_REASONS = (Reason.INVALID_CREDENTIALS, Reason.UNKNOWN_USER, Reason.ACCOUNT_LOCKED)
-# Rows read per query: a window's failures from one address or network, bounded in a flood.
-STUFFING_MAX_ROWS = 5000
 
 
 @dataclass

@@ -58,6 +58,11 @@ class RuleSpec:
     consistency: Callable[[dict[str, Any]], str] | None = None
 
 
+# The most failures credential stuffing reads per query (alerts.detectors): a window's failures
+# from one address or network, bounded in a flood. No threshold may need more.
+STUFFING_MAX_ROWS = 5000
+
+
 def _stuffing_consistency(values: dict[str, Any]) -> str:
     if values["distinct_accounts"] > values["attempts"]:
         return (
@@ -149,8 +154,8 @@ RULES: dict[str, RuleSpec] = {
             RuleKind.CREDENTIAL_STUFFING,
             Severity.HIGH,
             (
-                Param("attempts", "Failed sign-ins", 25, 2, 100_000),
-                Param("distinct_accounts", "Over distinct accounts", 15, 2, 10_000),
+                Param("attempts", "Failed sign-ins", 25, 2, STUFFING_MAX_ROWS),
+                Param("distinct_accounts", "Over distinct accounts", 15, 2, STUFFING_MAX_ROWS),
                 Param("max_per_account", "Tries per account, at most", 2, 1, 100),
                 Param("window_minutes", "Within", 15, 1, 24 * 60, "minutes"),
             ),

@@ -277,7 +277,8 @@ def test_an_administrator_changes_the_thresholds(acme):
     ("changes", "message"),
     [
         ({"attempts": 1}, "Failed sign-ins: at least 2."),
-        ({"attempts": 100_001}, "Failed sign-ins: at most 100000."),
+        ({"attempts": 5001}, "Failed sign-ins: at most 5000."),
+        ({"distinct_accounts": 5001}, "Over distinct accounts: at most 5000."),
         ({"distinct_accounts": 1}, "Over distinct accounts: at least 2."),
         ({"max_per_account": 0}, "Tries per account, at most: at least 1."),
         ({"max_per_account": 101}, "Tries per account, at most: at most 100."),
