@@ -14,12 +14,15 @@ from audit.models import Reason
 from .lockout import (
     MAX_EMAIL_LENGTH,
     Verdict,
+    attempted_name_label,
     hash_for_nothing,
     login_failure_record,
     password_attempt,
 )
-from .models import User
+from .domains import organization_for_address
+from .models import Organization, User
 from .selectors import user_for_sign_in
+from .throttling import Decision, Purpose, throttle_attempt, throttle_refund
 
 
 def _lookup_worthy(value: str) -> bool:
@@ -32,10 +35,21 @@ def takes_credentials(credentials: Mapping[str, Any]) -> bool:
     return name is not None and credentials.get("password") is not None
 
 
+def attempt_organization(user: User | None, attempted: str) -> Organization | None:
+    """The organization an attempt is for: the account's, or the one that verified the domain
+    of an unknown address (whose Audit Log sees its failures and throttling)."""
+    if user is None:
+        return organization_for_address(attempted_name_label(attempted))
+    membership = getattr(user, "membership", None)  # select_related by user_for_sign_in
+    return membership.organization if membership is not None else None
+
+
 @dataclass(frozen=True)
 class PasswordSignIn:
     user: User | None  # the account, if the name and password were right and it may sign in
     value: Any = None  # what `then` returned
+    # Refused by the throttle before any check (accounts.throttling): when to try again.
+    throttled: Decision | None = None
 
 
 def password_sign_in(
@@ -47,12 +61,25 @@ def password_sign_in(
 ) -> PasswordSignIn:
     """Check a sign-in name and password, recording every refusal.
 
-    An unknown name costs a hash like a wrong password and takes no lock; a known account's
-    password is checked under its lockout lock (accounts.lockout.credential_attempt), and `then`
-    runs with the user while that lock is held, so the sign-in it records precedes any lock.
+    With a request, the attempt is first charged to the throttle (accounts.throttling): a
+    throttled attempt checks nothing, hashes nothing, and says when to try again. An unknown name
+    costs a hash like a wrong password and takes no lock; a known account's password is checked
+    under its lockout lock (accounts.lockout.credential_attempt), and `then` runs with the user
+    while that lock is held, so the sign-in it records precedes any lock.
     """
     attempted = str(username).strip()
     user = user_for_sign_in(attempted) if _lookup_worthy(attempted) else None
+    decision = None
+    if request is not None:
+        decision = throttle_attempt(
+            request=request,
+            purpose=Purpose.SIGN_IN,
+            account=attempted,
+            organization=attempt_organization(user, attempted),
+            user=user,
+        )
+        if not decision.allowed:
+            return PasswordSignIn(user=None, throttled=decision)
     if user is None:
         hash_for_nothing(password)
         login_failure_record(
@@ -74,6 +101,8 @@ def password_sign_in(
     signed_in = cast(PasswordSignIn, result.value)  # what admitted() returned
     if signed_in.user is None:
         login_failure_record(user=user, reason=Reason.INACTIVE_ACCOUNT, request=request)
+    elif decision is not None:
+        throttle_refund(decision=decision)  # only failures use the buckets up
     return signed_in
 
 

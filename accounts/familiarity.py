@@ -78,6 +78,12 @@ def attempt_source(*, user: User, request: HttpRequest | None) -> Source:
     return decided[user.pk]
 
 
+def source_of(*, user: User, request: HttpRequest) -> Source:
+    """Tell whether a request comes from a familiar source of the account, now, outside its
+    lock (the throttle's question; the lockout's decision is attempt_source's, under the lock)."""
+    return _source(user, request)
+
+
 def _source(user: User, request: HttpRequest) -> Source:
     context = request_context(request)
     seen = Q()

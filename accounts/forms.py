@@ -11,6 +11,7 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.http import HttpRequest
 
 from .backends import password_sign_in
+from .throttling import Decision, retry_after_text
 from .domains import domain_validate
 from .lockout import PURPOSE_PASSWORD_CHANGE, Verdict, password_attempt
 from .mfa import TOTP_CODE, code_kind, normalise_code
@@ -25,6 +26,15 @@ SIGN_IN_REFUSED = (
     "That email and password did not work, or the account is locked for a while. "
     "Check them and try again, or reset your password."
 )
+
+def throttled_message(decision: Decision) -> str:
+    """The sign-in page's sentence for a throttled attempt (the same for any address)."""
+    return (
+        "Too many sign-in attempts from your network or for this account. Nothing was checked: "
+        f"wait {retry_after_text(decision.retry_after)}, then try again, or reset your password."
+    )
+
+
 # For a signed-in user whose password checks have locked the account.
 ACCOUNT_LOCKED = (
     "Too many wrong passwords or codes: your account is locked for a while. "
@@ -55,6 +65,8 @@ class SignInForm(forms.Form):
         self.request = request
         self.then = then
         self.user: User | None = None
+        # Refused by the throttle, unchecked: the view answers 429 with Retry-After.
+        self.throttled: Decision | None = None
         # What `then` returned: it runs with the user once the password is right.
         self.outcome: Any = None
         # Odd input (NUL bytes, oversized values) is a failed sign-in like any other, recorded
@@ -73,6 +85,9 @@ class SignInForm(forms.Form):
                 request=self.request, username=email, password=password, then=self.then
             )
             self.user, self.outcome = attempt.user, attempt.value
+            if attempt.throttled is not None:
+                self.throttled = attempt.throttled
+                raise forms.ValidationError(throttled_message(attempt.throttled), code="throttled")
             if self.user is None:
                 raise forms.ValidationError(SIGN_IN_REFUSED, code="refused")
         return cleaned

@@ -32,6 +32,18 @@ ENTERPRISE_RETENTION_BOUNDS = (365, 10 * 365)
 # attempts an organization may allow at 100.
 LOCKOUT_THRESHOLD_MAX = 100
 
+# Bounds of an organization's sign-in throttle (accounts.throttling; README, "Throttling"):
+# (lowest, highest). Below the lowest burst an office would throttle itself; past the highest an
+# address or account gets more free password checks than a throttle is for.
+THROTTLE_IP_BURST_BOUNDS = (10, 10_000)
+THROTTLE_ACCOUNT_BURST_BOUNDS = (10, 200)
+# One attempt back every this many seconds: from one a second to one a day.
+THROTTLE_REFILL_SECONDS_BOUNDS = (1, 24 * 60 * 60)
+# An organization's allowlist: at most this many entries, none wider than an IPv4 /16 or an
+# IPv6 /48 (one site); the platform's (settings.THROTTLE_ALLOWLIST) may go to /8 and /32.
+THROTTLE_ALLOWLIST_MAX = 50
+THROTTLE_ALLOWLIST_WIDEST = (16, 48)
+
 
 class MfaPolicy(models.TextChoices):
     OFF = "off", "Not required"
@@ -64,6 +76,15 @@ class Organization(models.Model):
     mfa_policy = models.CharField(max_length=8, choices=MfaPolicy.choices, default=MfaPolicy.OFF)
     # Role values (see Role) that must use a second factor when mfa_policy is "roles".
     mfa_required_roles = models.JSONField(default=list, blank=True)
+    # The sign-in throttle's limits for this organization's accounts and addresses; empty: the
+    # platform's defaults (settings.THROTTLE_*). Bounded by accounts.forms.ThrottleSettingsForm
+    # and by the constraints below.
+    throttle_ip_burst = models.PositiveIntegerField(null=True, blank=True)
+    throttle_ip_refill_seconds = models.PositiveIntegerField(null=True, blank=True)
+    throttle_account_burst = models.PositiveIntegerField(null=True, blank=True)
+    throttle_account_refill_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # Networks (CIDR strings, normalised) whose attempts at this organization are never throttled.
+    throttle_allowlist = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -85,6 +106,37 @@ class Organization(models.Model):
                     retention_days_override__lte=ENTERPRISE_RETENTION_BOUNDS[1],
                 ),
                 name="org_retention_override_enterprise_only",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(throttle_ip_burst__isnull=True)
+                    | models.Q(
+                        throttle_ip_burst__gte=THROTTLE_IP_BURST_BOUNDS[0],
+                        throttle_ip_burst__lte=THROTTLE_IP_BURST_BOUNDS[1],
+                    )
+                )
+                & (
+                    models.Q(throttle_account_burst__isnull=True)
+                    | models.Q(
+                        throttle_account_burst__gte=THROTTLE_ACCOUNT_BURST_BOUNDS[0],
+                        throttle_account_burst__lte=THROTTLE_ACCOUNT_BURST_BOUNDS[1],
+                    )
+                )
+                & (
+                    models.Q(throttle_ip_refill_seconds__isnull=True)
+                    | models.Q(
+                        throttle_ip_refill_seconds__gte=THROTTLE_REFILL_SECONDS_BOUNDS[0],
+                        throttle_ip_refill_seconds__lte=THROTTLE_REFILL_SECONDS_BOUNDS[1],
+                    )
+                )
+                & (
+                    models.Q(throttle_account_refill_seconds__isnull=True)
+                    | models.Q(
+                        throttle_account_refill_seconds__gte=THROTTLE_REFILL_SECONDS_BOUNDS[0],
+                        throttle_account_refill_seconds__lte=THROTTLE_REFILL_SECONDS_BOUNDS[1],
+                    )
+                ),
+                name="org_throttle_within_bounds",
             ),
         ]
 
@@ -417,3 +469,28 @@ class SecurityNotice(models.Model):
 
     def __str__(self) -> str:
         return f"security notice for event {self.event_id}"
+
+
+class ThrottleBucket(models.Model):
+    """One token bucket of the sign-in throttle, for when Redis is unset or down.
+
+    accounts.throttling keeps its buckets in Redis when REDIS_URL is set; without Redis (make
+    run) or, by THROTTLE_REDIS_DOWN=database, while Redis is down, the same buckets live here,
+    one row per client IP or account and purpose, updated under a row lock. `window_*` count the
+    throttled attempts of the current and the previous event window (login.throttled's count).
+    Not an event: rows are overwritten, and the ones idle for a day are deleted.
+    """
+
+    key = models.CharField(max_length=300, unique=True)
+    tokens = models.FloatField()
+    updated_at = models.DateTimeField()
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    window_count = models.PositiveIntegerField(default=0)
+    previous_window_started_at = models.DateTimeField(null=True, blank=True)
+    previous_window_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["updated_at"], name="throttlebucket_updated")]
+
+    def __str__(self) -> str:
+        return f"throttle bucket {self.key}"

@@ -543,6 +543,48 @@ DOMAIN_VERIFICATION_TIMEOUT_SECONDS = envfloat(
 # At most this many domains (pending or verified) per organization.
 ORGANIZATION_DOMAINS_MAX = envint("ORGANIZATION_DOMAINS_MAX", 20)
 
+# --- Sign-in throttling (accounts.throttling; README, "Throttling") --------------------------
+# Token buckets charged before any password check: one per client IP (an IPv6 client by its /64)
+# and one per submitted address (known or not). A bucket holds BURST attempts and gets one back
+# every REFILL_SECONDS; an attempt that finds it empty is answered 429 with Retry-After and costs
+# no hash. A successful sign-in gives its tokens back, so only failures use a bucket up.
+# The per-IP figures are Auth0's suspicious-IP throttling defaults (100 attempts, one more every
+# 14.4 minutes: 100 a day); organizations may set their own within accounts.models' bounds.
+THROTTLE_ENABLED = envbool("THROTTLE_ENABLED", True)
+THROTTLE_IP_BURST = envint("THROTTLE_IP_BURST", 100)
+THROTTLE_IP_REFILL_SECONDS = envint("THROTTLE_IP_REFILL_SECONDS", 864)
+# Per account: more than two lockout thresholds (the smart lockout counts familiar and
+# unfamiliar failures apart, 10 each by default), so the lockout, not the throttle, answers a
+# guesser at a known account; then one attempt every 2 minutes (30 an hour).
+THROTTLE_ACCOUNT_BURST = envint("THROTTLE_ACCOUNT_BURST", 30)
+THROTTLE_ACCOUNT_REFILL_SECONDS = envint("THROTTLE_ACCOUNT_REFILL_SECONDS", 120)
+# Addresses and networks never throttled (load-test hosts, an operator's own offices), comma
+# separated; an entry wider than an IPv4 /8 or an IPv6 /32 stops start-up.
+def _allowlist(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    from audit.ip import network_parse
+
+    networks = []
+    for item in envlist(name):
+        try:
+            networks.append(network_parse(item, widest_v4=8, widest_v6=32))
+        except ValueError as refusal:
+            raise ImproperlyConfigured(f"{name}: {refusal}") from None
+    return networks
+
+
+THROTTLE_ALLOWLIST = _allowlist("THROTTLE_ALLOWLIST")
+# Where the buckets live: Redis (this URL, REDIS_URL by default) or, without one, the database.
+THROTTLE_REDIS_URL = env("THROTTLE_REDIS_URL", REDIS_URL)
+# While that Redis cannot be reached: "database" keeps throttling with the database's buckets
+# (a row lock per attempt), "allow" lets every attempt through unthrottled (each is still
+# checked, locked out and recorded as without throttling).
+THROTTLE_REDIS_DOWN = env("THROTTLE_REDIS_DOWN", "database").strip().lower()
+if THROTTLE_REDIS_DOWN not in {"database", "allow"}:
+    raise _unparsable("THROTTLE_REDIS_DOWN", THROTTLE_REDIS_DOWN, "database or allow")
+# Throttled attempts are recorded as one login.throttled per client IP or account,
+# organization and window of this many seconds, with the count (README, "Throttling").
+THROTTLE_EVENT_WINDOW_SECONDS = envint("THROTTLE_EVENT_WINDOW_SECONDS", 900)
+
 # --- Alerts (alerts app) ---------------------------------------------------------------------
 # Links in alert emails and webhook bodies.
 ALERTS_BASE_URL = env("ALERTS_BASE_URL", "http://127.0.0.1:8000")

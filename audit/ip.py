@@ -65,3 +65,24 @@ def resolve_client_ip(
     # Every hop is one of our proxies: the left-most is the closest we know to the client.
     first = parse_ip(hops[0])
     return ResolvedIP(str(first) if first else str(peer))
+
+
+def network_parse(text: str, *, widest_v4: int, widest_v6: int) -> IPNetwork:
+    """Parse one allowlist entry (an address or a CIDR) into its network, or raise ValueError
+    with a sentence saying what is wrong: not an address or network, or wider than /widest."""
+    value = text.strip()
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address or network (write e.g. 203.0.113.0/24 or "
+            "2001:db8:1::/48)."
+        ) from None
+    widest = widest_v4 if network.version == 4 else widest_v6
+    if network.prefixlen < widest:
+        raise ValueError(
+            f"{network.with_prefixlen} is too broad: an allowlist entry may be at most a "
+            f"/{widest} for IPv{network.version} ({network.num_addresses:,} addresses is more "
+            "than one organization's offices)."
+        )
+    return network

@@ -18,6 +18,9 @@ class EventType(models.TextChoices):
 
     LOGIN_SUCCEEDED = "login.succeeded"
     LOGIN_FAILED = "login.failed"
+    # Attempts refused by the throttle before any password check (accounts.throttling): one
+    # event per client IP or account, organization and window, with the window's count.
+    LOGIN_THROTTLED = "login.throttled"
     LOGOUT = "logout"
     MFA_DEVICE_ADDED = "mfa.device_added"
     MFA_DEVICE_REMOVED = "mfa.device_removed"
@@ -100,6 +103,9 @@ class Reason:
     EXPIRED = "expired"
     ADMIN_UNLOCK = "admin_unlock"
     PASSWORD_RESET = "password_reset"
+    # login.throttled: which limit refused the attempt.
+    IP_RATE_LIMIT = "ip_rate_limit"
+    ACCOUNT_RATE_LIMIT = "account_rate_limit"
 
 
 class CurrentTransactionId(models.Func):

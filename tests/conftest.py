@@ -28,3 +28,12 @@ def counted_checks(settings) -> type[CountingMD5PasswordHasher]:
     settings.PASSWORD_HASHERS = ["tests.hashers.CountingMD5PasswordHasher"]
     CountingMD5PasswordHasher.reset()
     return CountingMD5PasswordHasher
+
+
+@pytest.fixture(autouse=True)
+def _full_throttle_buckets():
+    """Each test starts with full throttle buckets: the sign-ins of earlier tests (all from the
+    test client's 127.0.0.1) are not this test's. Within a test the real limits apply."""
+    from .throttle_support import throttle_reset
+
+    throttle_reset()

@@ -18,6 +18,7 @@ from django_otp.models import Device
 from .. import mfa
 from ..forms import SIGN_IN_REFUSED, SecondStepForm, SignInForm
 from ..models import User
+from ..throttling import throttled_response
 from ..sessions import session_end_replaced
 
 
@@ -74,6 +75,15 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         if form.is_valid() and form.outcome is not None:
             outcome: HttpResponse = form.outcome  # what _signed_in returned
             return outcome
+        if form.throttled is not None:
+            return throttled_response(
+                render(
+                    request,
+                    "accounts/sign_in.html",
+                    {"form": form, "next": request.GET.get("next", "")},
+                ),
+                form.throttled,
+            )
     else:
         form = SignInForm(request)
     return render(
