@@ -42,6 +42,7 @@ class Capability(enum.StrEnum):
     MANAGE_MEMBERS = "manage_members"
     MANAGE_DOMAINS = "manage_domains"
     MANAGE_API_TOKENS = "manage_api_tokens"
+    MANAGE_THROTTLING = "manage_throttling"
 
 
 C = Capability
@@ -88,6 +89,9 @@ REFUSALS: Mapping[Capability, str] = MappingProxyType(
         C.MANAGE_MEMBERS: "Members are managed by the organization's administrators.",
         C.MANAGE_DOMAINS: "Email domains are managed by the organization's administrators.",
         C.MANAGE_API_TOKENS: "API tokens are managed by administrators.",
+        C.MANAGE_THROTTLING: (
+            "Sign-in throttling is managed by the organization's administrators."
+        ),
     }
 )
 

@@ -11,11 +11,19 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.http import HttpRequest
 
 from .backends import password_sign_in
-from .throttling import Decision, retry_after_text
+from .throttling import Decision, allowlist_parse, retry_after_text
 from .domains import domain_validate
 from .lockout import PURPOSE_PASSWORD_CHANGE, Verdict, password_attempt
 from .mfa import TOTP_CODE, code_kind, normalise_code
-from .models import MfaPolicy, Role, User
+from .models import (
+    THROTTLE_ACCOUNT_BURST_BOUNDS,
+    THROTTLE_ALLOWLIST_MAX,
+    THROTTLE_IP_BURST_BOUNDS,
+    THROTTLE_REFILL_SECONDS_BOUNDS,
+    MfaPolicy,
+    Role,
+    User,
+)
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -254,3 +262,50 @@ class DomainAddForm(forms.Form):
 
     def clean_domain(self) -> str:
         return domain_validate(self.cleaned_data["domain"])
+
+
+def _bounded(label: str, bounds: tuple[int, int], unit: str) -> forms.IntegerField:
+    low, high = bounds
+    message = f"{label} must be a whole number from {low:,} to {high:,} {unit}, or empty for the default."
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=low,
+        max_value=high,
+        error_messages={"min_value": message, "max_value": message, "invalid": message},
+        widget=forms.NumberInput(attrs={"min": low, "max": high}),
+    )
+
+
+class ThrottleSettingsForm(forms.Form):
+    """An organization's sign-in throttle: each limit bounded, empty for the platform default."""
+
+    ip_burst = _bounded("Attempts per client IP", THROTTLE_IP_BURST_BOUNDS, "attempts")
+    ip_refill_seconds = _bounded(
+        "One more attempt per client IP every", THROTTLE_REFILL_SECONDS_BOUNDS, "seconds"
+    )
+    account_burst = _bounded("Attempts per account", THROTTLE_ACCOUNT_BURST_BOUNDS, "attempts")
+    account_refill_seconds = _bounded(
+        "One more attempt per account every", THROTTLE_REFILL_SECONDS_BOUNDS, "seconds"
+    )
+    allowlist = forms.CharField(
+        label="Never throttle these networks",
+        required=False,
+        max_length=5000,
+        strip=True,
+        validators=[ProhibitNullCharactersValidator()],
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "203.0.113.0/24\n2001:db8:1::/48"}),
+        help_text="One address or CIDR a line: your offices' public addresses.",
+    )
+
+    def clean_allowlist(self) -> list[str]:
+        try:
+            entries = allowlist_parse(self.cleaned_data["allowlist"])
+        except ValueError as refusal:
+            raise forms.ValidationError(str(refusal), code="invalid") from None
+        if len(entries) > THROTTLE_ALLOWLIST_MAX:
+            raise forms.ValidationError(
+                f"At most {THROTTLE_ALLOWLIST_MAX} networks; this list has {len(entries)}.",
+                code="too_many",
+            )
+        return entries

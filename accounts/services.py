@@ -139,3 +139,47 @@ def organization_mfa_policy_update(
             request=request,
         )
     return True
+
+
+# --- Sign-in throttling ----------------------------------------------------------------------
+
+THROTTLE_FIELDS = (
+    "throttle_ip_burst",
+    "throttle_ip_refill_seconds",
+    "throttle_account_burst",
+    "throttle_account_refill_seconds",
+    "throttle_allowlist",
+)
+
+
+def organization_throttle_update(
+    *,
+    admin: User,
+    organization: Organization,
+    values: dict[str, object],
+    request: HttpRequest | None = None,
+) -> bool:
+    """Set the organization's throttle limits and allowlist (`values` by field name, already
+    validated; None: the platform default) and record settings.changed with what changed, old
+    and new; False if nothing changed."""
+    old = {field: getattr(organization, field) for field in THROTTLE_FIELDS}
+    new = {field: values.get(field, old[field]) for field in THROTTLE_FIELDS}
+    changed = [field for field in THROTTLE_FIELDS if old[field] != new[field]]
+    if not changed:
+        return False
+    with transaction.atomic():
+        for field in changed:
+            setattr(organization, field, new[field])
+        organization.save(update_fields=changed)
+        event_record(
+            event_type=EventType.SETTINGS_CHANGED,
+            actor=admin,
+            organization=organization,
+            details={
+                "setting": "throttling",
+                "old": {field: old[field] for field in changed},
+                "new": {field: new[field] for field in changed},
+            },
+            request=request,
+        )
+    return True

@@ -267,35 +267,56 @@ def _utc(seconds: float) -> datetime:
 
 class DatabaseStore:
     """The same buckets as rows, each changed under its row lock in a transaction of its own
-    (on the connection that commits now: a refused attempt's charge survives the request)."""
-
-    def _locked(self, alias: str, keys: list[str], now: datetime) -> dict[str, ThrottleBucket]:
-        # Create missing rows first (full buckets), then lock all of them in key order, so two
-        # requests charging the same pair of buckets cannot deadlock.
-        rows = ThrottleBucket.objects.using(alias)
-        for key in keys:
-            rows.get_or_create(key=key, defaults={"tokens": -1.0, "updated_at": now})
-        return {row.key: row for row in rows.select_for_update().filter(key__in=keys).order_by("key")}
+    (on the connection that commits now: a refused attempt's charge survives the request).
+    A missing row is a full bucket; rows are created only when charged, so a flood of refused
+    attempts at new addresses adds no rows."""
 
     @staticmethod
-    def _level(row: ThrottleBucket, bucket: Bucket, now: datetime) -> float:
-        if row.tokens < 0:  # new row
+    def _locked(alias: str, keys: list[str]) -> dict[str, ThrottleBucket]:
+        # In key order, so two requests charging the same pair of buckets cannot deadlock.
+        rows = ThrottleBucket.objects.using(alias).select_for_update().filter(key__in=keys)
+        return {row.key: row for row in rows.order_by("key")}
+
+    @staticmethod
+    def _create(alias: str, keys: list[str], now: datetime) -> None:
+        # Full buckets (tokens < 0 reads as full); a row another request created first stays.
+        ThrottleBucket.objects.using(alias).bulk_create(
+            [ThrottleBucket(key=key, tokens=-1.0, updated_at=now) for key in keys],
+            ignore_conflicts=True,
+        )
+
+    @staticmethod
+    def _level(row: ThrottleBucket | None, bucket: Bucket, now: datetime) -> float:
+        if row is None or row.tokens < 0:
             return float(bucket.burst)
         elapsed = max(0.0, (now - row.updated_at).total_seconds())
         return min(float(bucket.burst), row.tokens + elapsed / bucket.refill_seconds)
 
+    def _refusal(
+        self, buckets: tuple[Bucket, ...], rows: dict[str, ThrottleBucket], now: datetime
+    ) -> tuple[int, float, list[float]]:
+        levels = [self._level(rows.get(b.key), b, now) for b in buckets]
+        refused, wait = 0, 0.0
+        for index, (bucket, level) in enumerate(zip(buckets, levels, strict=True), 1):
+            if level < 1 and (1 - level) * bucket.refill_seconds > wait:
+                refused, wait = index, (1 - level) * bucket.refill_seconds
+        return refused, wait, levels
+
     def take(self, buckets: tuple[Bucket, ...]) -> tuple[int, float]:
         alias = durable_alias()
+        keys = sorted(b.key for b in buckets)
         with transaction.atomic(using=alias):
             now = _utc(time.time())
-            rows = self._locked(alias, sorted(b.key for b in buckets), now)
-            levels = [self._level(rows[b.key], b, now) for b in buckets]
-            refused, wait = 0, 0.0
-            for index, (bucket, level) in enumerate(zip(buckets, levels, strict=True), 1):
-                if level < 1 and (1 - level) * bucket.refill_seconds > wait:
-                    refused, wait = index, (1 - level) * bucket.refill_seconds
+            rows = self._locked(alias, keys)
+            refused, wait, levels = self._refusal(buckets, rows, now)
             if refused:
                 return refused, wait
+            if len(rows) < len(keys):
+                self._create(alias, [key for key in keys if key not in rows], now)
+                rows = self._locked(alias, keys)
+                refused, wait, levels = self._refusal(buckets, rows, now)
+                if refused:
+                    return refused, wait
             for bucket, level in zip(buckets, levels, strict=True):
                 row = rows[bucket.key]
                 row.tokens, row.updated_at = level - 1, now
@@ -306,9 +327,8 @@ class DatabaseStore:
         alias = durable_alias()
         with transaction.atomic(using=alias):
             now = _utc(time.time())
-            rows = self._locked(alias, sorted(b.key for b in buckets), now)
-            for bucket in buckets:
-                row = rows[bucket.key]
+            for row in self._locked(alias, sorted(b.key for b in buckets)).values():
+                bucket = next(b for b in buckets if b.key == row.key)
                 row.tokens = min(float(bucket.burst), self._level(row, bucket, now) + 1)
                 row.updated_at = now
                 row.save(using=alias, update_fields=["tokens", "updated_at"])
@@ -317,9 +337,9 @@ class DatabaseStore:
         alias = durable_alias()
         with transaction.atomic(using=alias):
             now_seconds = time.time()
-            start = now_seconds - (now_seconds % window_seconds)
-            start = float(int(start))
-            row = self._locked(alias, [key], _utc(now_seconds))[key]
+            start = float(int(now_seconds - now_seconds % window_seconds))
+            self._create(alias, [key], _utc(now_seconds))
+            row = self._locked(alias, [key])[key]
             current = row.window_started_at.timestamp() if row.window_started_at else None
             if current == start:
                 row.window_count += 1

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import activity, domains, members, mfa, passwords, profile, sign_in
+from .views import activity, domains, members, mfa, passwords, profile, sign_in, throttling
 
 app_name = "accounts"
 
@@ -73,6 +73,7 @@ urlpatterns = [
         domains.domain_remove,
         name="domain-remove",
     ),
+    path("settings/security/throttling/", throttling.throttling, name="throttling"),
     # A forgotten password.
     path("password-reset/", passwords.PasswordResetView.as_view(), name="password-reset"),
     path(

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import Capability, require
 from accounts.http import AuthenticatedHttpRequest
 from accounts.selectors import event_filters_with_members
+from accounts.throttling import Purpose, throttle_attempt, throttle_refund, throttled_response
 from audit.context import request_context
 from audit.models import AuditEvent
 from audit.selectors import events_matching
@@ -85,9 +86,23 @@ def event_json(event: AuditEvent) -> dict[str, Any]:
 @require_GET
 def events(request: HttpRequest) -> JsonResponse:
     """The organization's events in feed order; poll with next_cursor to get each exactly once."""
+    # Token checks are throttled per client IP (accounts.throttling); a valid token gives its
+    # charge back, so only guesses use the bucket up.
+    decision = throttle_attempt(request=request, purpose=Purpose.API_TOKEN)
+    if not decision.allowed:
+        return throttled_response(
+            _error(
+                429,
+                "Too many requests with invalid API tokens from your address. Retry after "
+                f"{decision.retry_after} seconds.",
+                retry_after=decision.retry_after,
+            ),
+            decision,
+        )
     token = _token_from(request)
     if token is None:
         return _error(401, "Send a valid, unrevoked API token: Authorization: Bearer <token>.")
+    throttle_refund(decision=decision)
     organization = token.organization
     if not organization.has_api:
         return _error(

@@ -7,4 +7,5 @@
 - activity: Profile → Activity Log, Settings → Security → Audit Log, one event's page
 - members: Settings → Security and its Members page (roles, MFA policy, unlock, sign-out, reset)
 - domains: Settings → Security → Email domains (list, verify by DNS, remove)
+- throttling: Settings → Security → Sign-in throttling (limits and allowlist)
 """

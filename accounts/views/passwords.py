@@ -19,14 +19,17 @@ from django.views.decorators.http import require_http_methods
 
 from audit.models import Reason
 
+from ..backends import attempt_organization
 from ..forms import PasswordChangeForm
 from ..http import AuthenticatedHttpRequest
+from ..selectors import user_for_sign_in
 from ..services import (
     password_changed_record,
     password_reset_completed_record,
     password_reset_failed_record,
     password_reset_requested_record,
 )
+from ..throttling import Purpose, retry_after_text, throttle_attempt, throttled_response
 
 
 # Not atomic: a wrong old password must be recorded (and counted) whatever happens next.
@@ -55,6 +58,23 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def form_valid(self, form: Any) -> HttpResponse:
         email = form.cleaned_data["email"]
+        # Throttled like sign-ins, per client IP and per address (its own buckets): each request
+        # sends an email, and a flood must neither mail a victim nor write a row per request.
+        account = user_for_sign_in(email)
+        decision = throttle_attempt(
+            request=self.request,
+            purpose=Purpose.PASSWORD_RESET,
+            account=email,
+            organization=attempt_organization(account, email),
+            user=account,
+        )
+        if not decision.allowed:
+            form.add_error(
+                None,
+                "Too many reset requests from your network or for this address. Wait "
+                f"{retry_after_text(decision.retry_after)}, then try again.",
+            )
+            return throttled_response(self.form_invalid(form), decision)
         users = list(form.get_users(email))
         # The requester sees the same page whether or not the address is known.
         password_reset_requested_record(request=self.request, email=email, users=users)
