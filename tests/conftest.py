@@ -37,3 +37,11 @@ def _full_throttle_buckets():
     from .throttle_support import throttle_reset
 
     throttle_reset()
+
+
+@pytest.fixture
+def lockout_alone(settings):
+    """Throttle limits far above the test's attempts: the lockout, not the throttle in front of
+    it, decides (tests/test_throttling.py tests the throttle)."""
+    settings.THROTTLE_IP_BURST = 10_000
+    settings.THROTTLE_ACCOUNT_BURST = 10_000

@@ -285,6 +285,11 @@ ROUTES: dict[str, tuple[Route, ...]] = {
         # No domain given: a 400 that says so, reached only by those who manage domains.
         Route(C.MANAGE_DOMAINS, method="post", ok=400, methods=GET_POST),
     ),
+    "accounts:throttling": (
+        get(C.MANAGE_THROTTLING, methods=GET_POST),
+        # Every limit empty: the platform's defaults, saved (nothing changed), then the page.
+        Route(C.MANAGE_THROTTLING, method="post", ok=302, methods=GET_POST),
+    ),
     "accounts:domain-verify": (
         post(C.MANAGE_DOMAINS, ok=302, args=arg("domain_id", "domain_id"), scoped=True),
     ),

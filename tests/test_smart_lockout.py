@@ -194,10 +194,9 @@ def test_the_source_is_decided_with_one_query_once_per_request():
 # --- The attack of the issue, and the owner ---------------------------------------------------
 
 
-def test_one_unfamiliar_client_cannot_lock_twelve_owners_out_of_their_browsers(settings):
+def test_one_unfamiliar_client_cannot_lock_twelve_owners_out_of_their_browsers(lockout_alone):
     # The lockout alone: its 144 attempts from one address would meet the per-IP throttle at
     # the 101st (tests/test_throttling.py runs this attack with the throttle in front).
-    settings.THROTTLE_IP_BURST = 1000
     organization = OrganizationFactory()
     owners = [member(organization) for _ in range(12)]
     browsers = [owner_browser(user) for user in owners]
@@ -558,7 +557,7 @@ def test_a_burst_from_strangers_racing_the_owner_is_checked_threshold_times(coun
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_classes_racing_each_get_at_most_the_threshold(counted_checks):
+def test_two_classes_racing_each_get_at_most_the_threshold(counted_checks, lockout_alone):
     user = member()
     owner_browser(user)
     counted_checks.reset()
