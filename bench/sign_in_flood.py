@@ -158,9 +158,21 @@ async def legitimate_users(
     await asyncio.gather(*(one(u, i * interval / len(users)) for i, u in enumerate(users)))
 
 
+def attacker_addresses(count: int) -> list[str]:
+    return [f"198.18.{n // 250}.{n % 250 + 1}" for n in range(count)]
+
+
 async def attacker(
-    port: int, rate: float, addresses: list[str], until: float, statuses: Counter
+    port: int,
+    rate: float,
+    addresses: list[str],
+    until: float,
+    statuses: Counter,
+    *,
+    total: int | None = None,
 ) -> None:
+    """Send failed sign-ins at `rate` a second until `until` (or `total` of them, as fast as
+    8 at a time are answered), round-robin over `addresses`."""
     page = await http(port, "GET", "/sign-in/", client_ip="192.0.2.1")
     token = CSRF_FIELD.search(page.body)
     csrf = token.group(1).decode() if token else ""
@@ -190,6 +202,16 @@ async def attacker(
         else:
             statuses[answer.status] += 1
 
+    if total is not None:
+        gate = asyncio.Semaphore(8)
+
+        async def gated(n: int) -> None:
+            async with gate:
+                await one(n)
+
+        await asyncio.gather(*(gated(n) for n in range(total)))
+        statuses["sent"] += total
+        return
     started, n = time.monotonic(), 0
     while time.monotonic() < until:
         task = asyncio.create_task(one(n))
@@ -300,7 +322,7 @@ async def phase(args: argparse.Namespace, users: list[Legitimate], attack: bool)
     hostile: Counter = Counter()
     jobs = [legitimate_users(args.port, users, args.user_interval, until, latencies, legit)]
     if attack:
-        addresses = [f"198.18.{n // 250}.{n % 250 + 1}" for n in range(args.attack_addresses)]
+        addresses = attacker_addresses(args.attack_addresses)
         jobs.append(attacker(args.port, args.attack_rate, addresses, until, hostile))
     await asyncio.gather(*jobs)
     return {"latencies": latencies, "legit": legit, "hostile": hostile}
@@ -325,6 +347,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ip-burst", type=int, default=None)
     parser.add_argument("--ip-refill-seconds", type=int, default=None)
+    parser.add_argument(
+        "--warm-up",
+        action="store_true",
+        help="before the timed attack, let every attacker address spend its burst (untimed)",
+    )
     args = parser.parse_args()
 
     from activity_monitor.celery import app
@@ -351,6 +378,27 @@ def main() -> None:
         baseline = asyncio.run(phase(args, users, attack=False))
         report("baseline", baseline)
         attack_started = timezone.now()
+        if args.warm_up:
+            # The attack's first part: every address spends its burst (each attempt a password
+            # check, as the throttle allows), as fast as the server answers; not timed.
+            burst = args.ip_burst if args.ip_burst is not None else settings.THROTTLE_IP_BURST
+            spent: Counter = Counter()
+            began = time.monotonic()
+            asyncio.run(
+                attacker(
+                    args.port,
+                    0,
+                    attacker_addresses(args.attack_addresses),
+                    0,
+                    spent,
+                    total=burst * args.attack_addresses,
+                )
+            )
+            print(
+                f"warm-up   the attacker spent its {args.attack_addresses} addresses' bursts "
+                f"({burst} each) in {time.monotonic() - began:.0f} s: "
+                f"{dict(sorted((k, v) for k, v in spent.items() if isinstance(k, int)))}"
+            )
         attacked = asyncio.run(phase(args, users, attack=True))
         report("attack", attacked)
         print(f"machine after: {load()}")
