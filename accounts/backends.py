@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from audit.models import Reason
 
+from .domains import organization_for_address
 from .lockout import (
     MAX_EMAIL_LENGTH,
     Verdict,
@@ -19,7 +20,6 @@ from .lockout import (
     login_failure_record,
     password_attempt,
 )
-from .domains import organization_for_address
 from .models import Organization, User
 from .selectors import user_for_sign_in
 from .throttling import Decision, Purpose, throttle_attempt, throttle_refund

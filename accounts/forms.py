@@ -11,7 +11,6 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.http import HttpRequest
 
 from .backends import password_sign_in
-from .throttling import Decision, allowlist_parse, retry_after_text
 from .domains import domain_validate
 from .lockout import PURPOSE_PASSWORD_CHANGE, Verdict, password_attempt
 from .mfa import TOTP_CODE, code_kind, normalise_code
@@ -24,6 +23,7 @@ from .models import (
     Role,
     User,
 )
+from .throttling import Decision, allowlist_parse, retry_after_text
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -34,6 +34,7 @@ SIGN_IN_REFUSED = (
     "That email and password did not work, or the account is locked for a while. "
     "Check them and try again, or reset your password."
 )
+
 
 def throttled_message(decision: Decision) -> str:
     """The sign-in page's sentence for a throttled attempt (the same for any address)."""
@@ -266,7 +267,9 @@ class DomainAddForm(forms.Form):
 
 def _bounded(label: str, bounds: tuple[int, int], unit: str) -> forms.IntegerField:
     low, high = bounds
-    message = f"{label} must be a whole number from {low:,} to {high:,} {unit}, or empty for the default."
+    message = (
+        f"{label} must be a whole number from {low:,} to {high:,} {unit}, or empty for the default."
+    )
     return forms.IntegerField(
         label=label,
         required=False,

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import lockout, notifications, sessions
+from . import lockout, notifications, sessions, throttling
 
 
 @shared_task
@@ -25,3 +25,8 @@ def security_notice_send(event_id: int) -> bool:
 @shared_task(time_limit=300, soft_time_limit=280)
 def security_notices_sweep() -> int:
     return notifications.security_notices_sweep()
+
+
+@shared_task
+def throttle_buckets_purge() -> int:
+    return throttling.throttle_buckets_purge()

@@ -38,11 +38,12 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -55,9 +56,11 @@ from .lockout import attempted_name_label
 from .models import THROTTLE_ALLOWLIST_WIDEST, Organization, ThrottleBucket, User
 
 if TYPE_CHECKING:
-    from django.http import HttpRequest, HttpResponse
+    from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=HttpResponse)
 
 KEY_PREFIX = "am:throttle:"
 MAX_ADDRESS_LENGTH = 254
@@ -103,7 +106,9 @@ class Limits:
 
         return cls(
             ip_burst=pick("throttle_ip_burst", settings.THROTTLE_IP_BURST),
-            ip_refill_seconds=pick("throttle_ip_refill_seconds", settings.THROTTLE_IP_REFILL_SECONDS),
+            ip_refill_seconds=pick(
+                "throttle_ip_refill_seconds", settings.THROTTLE_IP_REFILL_SECONDS
+            ),
             account_burst=pick("throttle_account_burst", settings.THROTTLE_ACCOUNT_BURST),
             account_refill_seconds=pick(
                 "throttle_account_refill_seconds", settings.THROTTLE_ACCOUNT_REFILL_SECONDS
@@ -506,21 +511,23 @@ def throttle_attempt(
     if taken is None:  # Redis down and THROTTLE_REDIS_DOWN=allow
         return ALLOWED
     refused, wait = taken
-    if refused and buckets[refused - 1].kind is Kind.ACCOUNT and user is not None:
-        # The account's own familiar device or network is not kept out by strangers who drained
-        # the account's bucket: charge its IP alone.
-        if source_of(user=user, request=request) is Source.FAMILIAR:
-            buckets = buckets[:1]
-            taken = _call("take", buckets)
-            if taken is None:
-                return ALLOWED
-            refused, wait = taken
+    # The account's own familiar device or network is not kept out by strangers who drained the
+    # account's bucket: charge its IP alone.
+    if (
+        refused
+        and buckets[refused - 1].kind is Kind.ACCOUNT
+        and user is not None
+        and source_of(user=user, request=request) is Source.FAMILIAR
+    ):
+        buckets = buckets[:1]
+        taken = _call("take", buckets)
+        if taken is None:
+            return ALLOWED
+        refused, wait = taken
     if not refused:
         return Decision(allowed=True, charged=buckets)
     bucket = buckets[refused - 1]
-    decision = Decision(
-        allowed=False, retry_after=max(1, math.ceil(wait)), refused_by=bucket.kind
-    )
+    decision = Decision(allowed=False, retry_after=max(1, math.ceil(wait)), refused_by=bucket.kind)
     _throttled_record(
         request=request,
         purpose=purpose,
@@ -590,7 +597,15 @@ def _throttled_record(
     )
 
 
-def throttled_response(response: HttpResponse, decision: Decision) -> HttpResponse:
+def throttle_buckets_purge() -> int:
+    """Delete the database's buckets and window counts idle for WINDOW_TTL_SECONDS (as Redis
+    expires its keys): a bucket idle that long reads as full again. Returns how many."""
+    cutoff = _utc(time.time() - WINDOW_TTL_SECONDS)
+    deleted, _ = ThrottleBucket.objects.filter(updated_at__lt=cutoff).delete()
+    return deleted
+
+
+def throttled_response(response: R, decision: Decision) -> R:
     """The page or answer of a throttled attempt, as HTTP 429 with Retry-After (RFC 6585)."""
     response.status_code = 429
     response["Retry-After"] = str(decision.retry_after)

@@ -339,6 +339,13 @@ CELERY_BEAT_SCHEDULE = {
             "accounts.tasks.lockout_release_expired",
             timedelta(minutes=1),
         ),
+        # The sign-in throttle's database buckets (used without Redis) idle for a day are full
+        # again: their rows go, as Redis expires its keys.
+        (
+            "throttle-buckets-purge",
+            "accounts.tasks.throttle_buckets_purge",
+            timedelta(hours=1),
+        ),
         # Daily at 03:15 UTC (a quiet hour): delete each organization's events past its
         # retention, archiving them first where the organization asked; safe to run twice or
         # concurrently.
@@ -558,6 +565,8 @@ THROTTLE_IP_REFILL_SECONDS = envint("THROTTLE_IP_REFILL_SECONDS", 864)
 # guesser at a known account; then one attempt every 2 minutes (30 an hour).
 THROTTLE_ACCOUNT_BURST = envint("THROTTLE_ACCOUNT_BURST", 30)
 THROTTLE_ACCOUNT_REFILL_SECONDS = envint("THROTTLE_ACCOUNT_REFILL_SECONDS", 120)
+
+
 # Addresses and networks never throttled (load-test hosts, an operator's own offices), comma
 # separated; an entry wider than an IPv4 /8 or an IPv6 /32 stops start-up.
 def _allowlist(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -574,7 +583,7 @@ def _allowlist(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 
 THROTTLE_ALLOWLIST = _allowlist("THROTTLE_ALLOWLIST")
 # Where the buckets live: Redis (this URL, REDIS_URL by default) or, without one, the database.
-THROTTLE_REDIS_URL = env("THROTTLE_REDIS_URL", REDIS_URL)
+THROTTLE_REDIS_URL = env("THROTTLE_REDIS_URL") or REDIS_URL
 # While that Redis cannot be reached: "database" keeps throttling with the database's buckets
 # (a row lock per attempt), "allow" lets every attempt through unthrottled (each is still
 # checked, locked out and recorded as without throttling).

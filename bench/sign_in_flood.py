@@ -36,10 +36,12 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +97,10 @@ async def http(
     if cookies:
         headers.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in cookies.items()))
     if form is not None:
-        headers += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
+        headers += [
+            "Content-Type: application/x-www-form-urlencoded",
+            f"Content-Length: {len(body)}",
+        ]
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(("\r\n".join(headers) + "\r\n\r\n").encode() + body)
@@ -139,7 +144,12 @@ class Legitimate:
 
 
 async def legitimate_users(
-    port: int, users: list[Legitimate], interval: float, until: float, out: list, statuses: Counter
+    port: int,
+    users: list[Legitimate],
+    interval: float,
+    until: float,
+    out: list[float],
+    statuses: Counter[Any],
 ) -> None:
     async def one(user: Legitimate, offset: float) -> None:
         await asyncio.sleep(offset)
@@ -167,7 +177,7 @@ async def attacker(
     rate: float,
     addresses: list[str],
     until: float,
-    statuses: Counter,
+    statuses: Counter[Any],
     *,
     total: int | None = None,
 ) -> None:
@@ -177,7 +187,7 @@ async def attacker(
     token = CSRF_FIELD.search(page.body)
     csrf = token.group(1).decode() if token else ""
     cookies = {"csrftoken": page.cookies.get("csrftoken", "")}
-    pending: set[asyncio.Task] = set()
+    pending: set[asyncio.Task[None]] = set()
 
     async def one(n: int) -> None:
         form = {
@@ -249,13 +259,13 @@ def seed(users: int) -> list[str]:
     return emails
 
 
-def server_url(database: dict) -> str:
+def server_url(database: dict[str, Any]) -> str:
     auth = database["USER"] + (f":{database['PASSWORD']}" if database["PASSWORD"] else "")
     host = database["HOST"] or "127.0.0.1"
     return f"postgres://{auth}@{host}:{database['PORT'] or 5432}/{database['NAME']}"
 
 
-def start_server(args: argparse.Namespace, log: Path) -> subprocess.Popen:
+def start_server(args: argparse.Namespace, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DEBUG": "0",
@@ -275,8 +285,12 @@ def start_server(args: argparse.Namespace, log: Path) -> subprocess.Popen:
         env["THROTTLE_IP_REFILL_SECONDS"] = str(args.ip_refill_seconds)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py",
-             "activity_monitor.wsgi"],
+            [
+                str(ROOT / ".venv" / "bin" / "gunicorn"),
+                "-c",
+                "gunicorn.conf.py",
+                "activity_monitor.wsgi",
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -315,11 +329,11 @@ def load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
-async def phase(args: argparse.Namespace, users: list[Legitimate], attack: bool) -> dict:
+async def phase(args: argparse.Namespace, users: list[Legitimate], attack: bool) -> dict[str, Any]:
     until = time.monotonic() + args.phase_seconds
     latencies: list[float] = []
-    legit: Counter = Counter()
-    hostile: Counter = Counter()
+    legit: Counter[Any] = Counter()
+    hostile: Counter[Any] = Counter()
     jobs = [legitimate_users(args.port, users, args.user_interval, until, latencies, legit)]
     if attack:
         addresses = attacker_addresses(args.attack_addresses)
@@ -328,7 +342,7 @@ async def phase(args: argparse.Namespace, users: list[Legitimate], attack: bool)
     return {"latencies": latencies, "legit": legit, "hostile": hostile}
 
 
-def report(name: str, result: dict) -> None:
+def report(name: str, result: dict[str, Any]) -> None:
     lat = result["latencies"]
     print(
         f"{name:<9} legitimate sign-ins: {len(lat)} ok, statuses {dict(result['legit'])}; "
@@ -364,7 +378,7 @@ def main() -> None:
         emails = seed(args.users)
         connection.close()
         throttle_state_clear()
-        log = Path(os.environ.get("TMPDIR", "/tmp")) / f"sign_in_flood_{args.port}.log"
+        log = Path(tempfile.gettempdir()) / f"sign_in_flood_{args.port}.log"
         process = start_server(args, log)
         users = [Legitimate(email) for email in emails]
         # Each person signs in once first: their browser becomes familiar, as on any morning.
@@ -382,7 +396,7 @@ def main() -> None:
             # The attack's first part: every address spends its burst (each attempt a password
             # check, as the throttle allows), as fast as the server answers; not timed.
             burst = args.ip_burst if args.ip_burst is not None else settings.THROTTLE_IP_BURST
-            spent: Counter = Counter()
+            spent: Counter[Any] = Counter()
             began = time.monotonic()
             asyncio.run(
                 attacker(
@@ -431,8 +445,10 @@ def main() -> None:
             f"({in_org.count()} in the organization's Audit Log), "
             f"login.failed {rows[EventType.LOGIN_FAILED]}"
         )
-        print(f"legitimate sign-ins p50 ms: {statistics.median(baseline['latencies']) * 1000:.0f} "
-              f"-> {statistics.median(attacked['latencies']) * 1000:.0f}")
+        print(
+            f"legitimate sign-ins p50 ms: {statistics.median(baseline['latencies']) * 1000:.0f} "
+            f"-> {statistics.median(attacked['latencies']) * 1000:.0f}"
+        )
     finally:
         app.control.purge()
         connections.close_all()

@@ -238,7 +238,9 @@ def _attempt(email: str, password: str) -> Callable[[], int]:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_burst_of_200_wrong_passwords_is_checked_exactly_threshold_times(counted_checks, lockout_alone):
+def test_a_burst_of_200_wrong_passwords_is_checked_exactly_threshold_times(
+    counted_checks, lockout_alone
+):
     user = member()
     statuses = _in_parallel([_attempt(user.email, "wrong")] * 200, workers=16)
 
@@ -259,7 +261,9 @@ def test_a_burst_of_200_wrong_passwords_is_checked_exactly_threshold_times(count
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_no_right_password_succeeds_after_the_lock_in_sixty_parallel_attempts(counted_checks, lockout_alone):
+def test_no_right_password_succeeds_after_the_lock_in_sixty_parallel_attempts(
+    counted_checks, lockout_alone
+):
     user = member()
     # Five right passwords among 55 wrong ones: whatever the order, ten wrong ones come in a row
     # (six runs between the five successes hold 55), so the account locks.

@@ -61,11 +61,11 @@ def browser(ip: str) -> Client:
     return Client(REMOTE_ADDR=ip)
 
 
-def statuses(client: Client, email: str, times: int, password: str = "wrong password") -> list:
+def statuses(client: Client, email: str, times: int, password: str = "wrong password") -> list[int]:
     return [sign_in(client, email, password).status_code for _ in range(times)]
 
 
-def spray(client: Client, times: int, domain: str = "example.test", tag: str = "s") -> list:
+def spray(client: Client, times: int, domain: str = "example.test", tag: str = "s") -> list[int]:
     """Wrong passwords for `times` different addresses (no account's bucket runs out)."""
     return [
         sign_in(client, f"{tag}{n}@{domain}", "wrong password").status_code for n in range(times)
@@ -155,7 +155,9 @@ def test_the_owners_familiar_browser_is_not_kept_out_by_a_drained_account(store,
     owner.post(LOGOUT_URL)
     for n in range(1, 6):
         sign_in(browser(f"198.51.100.{n}"), user.email, "wrong")
-    assert sign_in(browser("192.0.2.9"), user.email).status_code == 429  # a stranger, right password
+    assert (
+        sign_in(browser("192.0.2.9"), user.email).status_code == 429
+    )  # a stranger, right password
 
     assert sign_in(owner, user.email).status_code == 302
 
@@ -187,16 +189,20 @@ def test_an_ipv6_client_is_throttled_by_its_64(store, small_limits):
     assert sign_in(browser("2001:db8:1:3::1"), "u9@example.test", "x").status_code == 200
 
 
-def test_a_client_through_a_trusted_proxy_is_throttled_by_its_own_address(store, small_limits, settings):
+def test_a_client_through_a_trusted_proxy_is_throttled_by_its_own_address(
+    store, small_limits, settings
+):
     settings.TRUSTED_PROXIES = [ipaddress.ip_network("127.0.0.1/32")]
     proxy = Client(REMOTE_ADDR="127.0.0.1")
 
     def attempt(client_ip: str) -> int:
-        return proxy.post(
+        response = proxy.post(
             reverse("accounts:login"),
             {"email": f"x{time.monotonic_ns()}@example.test", "password": "x"},
             HTTP_X_FORWARDED_FOR=client_ip,
-        ).status_code
+        )
+        status: int = response.status_code
+        return status
 
     assert [attempt(ATTACKER_IP) for _ in range(6)] == [200] * 5 + [429]
     assert attempt("192.0.2.5") == 200  # another client behind the same proxy
@@ -321,8 +327,7 @@ def test_api_token_guesses_are_throttled_and_a_valid_token_is_not(store, small_l
 
     guesser = browser(ATTACKER_IP)
     codes = [
-        guesser.get(API_URL, HTTP_AUTHORIZATION=f"Bearer am_guess{n}").status_code
-        for n in range(6)
+        guesser.get(API_URL, HTTP_AUTHORIZATION=f"Bearer am_guess{n}").status_code for n in range(6)
     ]
     assert codes == [401] * 5 + [429]
     refused = guesser.get(API_URL, HTTP_AUTHORIZATION=f"Bearer {secret}")
@@ -368,7 +373,10 @@ def test_an_administrator_sets_limits_and_the_change_is_recorded(small_limits):
         ({"account_burst": "1000"}, "Attempts per account must be a whole number from 10 to 200"),
         ({"ip_refill_seconds": "0"}, "must be a whole number from 1 to 86,400 seconds"),
         ({"ip_burst": "ten"}, "Attempts per client IP must be a whole number"),
-        ({"allowlist": "203.0.113.0/24\nnot-a-network"}, "Line 2: &#x27;not-a-network&#x27; is not"),
+        (
+            {"allowlist": "203.0.113.0/24\nnot-a-network"},
+            "Line 2: &#x27;not-a-network&#x27; is not",
+        ),
         ({"allowlist": "10.0.0.0/8"}, "10.0.0.0/8 is too broad"),
         ({"allowlist": "0.0.0.0/0"}, "0.0.0.0/0 is too broad"),
         ({"allowlist": "2001:db8::/32"}, "2001:db8::/32 is too broad"),
@@ -424,3 +432,19 @@ def test_without_redis_the_buckets_are_rows_and_a_flood_adds_none(settings, smal
     spray(attacker, 20, tag="t")
     assert ThrottleBucket.objects.count() == rows + 1  # the window's counter, once
     assert len(throttled_events()) == 1
+
+
+def test_idle_database_buckets_are_purged(settings, small_limits):
+    from datetime import timedelta
+
+    from accounts.tasks import throttle_buckets_purge
+
+    settings.THROTTLE_REDIS_URL = ""
+    spray(browser(ATTACKER_IP), 2)
+    ThrottleBucket.objects.filter(key__contains=":account:").update(
+        updated_at=timezone.now() - timedelta(days=2)
+    )
+    assert throttle_buckets_purge() == 2
+    assert list(ThrottleBucket.objects.values_list("key", flat=True)) == [
+        f"am:throttle:sign_in:ip:{ATTACKER_IP}"
+    ]

@@ -65,7 +65,9 @@ def test_with_redis_down_allow_lets_every_attempt_through_and_records_it(setting
     assert len(events(EventType.LOGIN_THROTTLED)) == 1  # the one before the outage
 
 
-def test_the_api_and_password_reset_answer_while_the_throttles_redis_is_down(settings, small_limits):
+def test_the_api_and_password_reset_answer_while_the_throttles_redis_is_down(
+    settings, small_limits
+):
     settings.THROTTLE_REDIS_DOWN = "database"
     client = Client(REMOTE_ADDR=ATTACKER_IP)
     with private_redis() as redis, app_on_private_redis(settings):
@@ -77,7 +79,9 @@ def test_the_api_and_password_reset_answer_while_the_throttles_redis_is_down(set
         ]
         assert codes == [401] * 5 + [429]
         resets = [
-            client.post(reverse("accounts:password-reset"), {"email": f"r{n}@example.test"}).status_code
+            client.post(
+                reverse("accounts:password-reset"), {"email": f"r{n}@example.test"}
+            ).status_code
             for n in range(3)
         ]
         assert resets == [302] * 3

@@ -18,8 +18,8 @@ from django_otp.models import Device
 from .. import mfa
 from ..forms import SIGN_IN_REFUSED, SecondStepForm, SignInForm
 from ..models import User
-from ..throttling import throttled_response
 from ..sessions import session_end_replaced
+from ..throttling import throttled_response
 
 
 def _safe_next(request: HttpRequest) -> str:

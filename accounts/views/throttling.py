@@ -67,7 +67,5 @@ def throttling(request: AuthenticatedHttpRequest) -> HttpResponse:
         values={field: form.cleaned_data[name] for name, field in _FIELDS.items()},
         request=request,
     )
-    messages.success(
-        request, "Sign-in throttling saved." if changed else "Nothing changed."
-    )
+    messages.success(request, "Sign-in throttling saved." if changed else "Nothing changed.")
     return redirect("accounts:throttling")
