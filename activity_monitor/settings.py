@@ -473,7 +473,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "audit.logging.RedactSecretsFilter"}},
+    "filters": {
+        "redact": {"()": "audit.logging.RedactSecretsFilter"},
+        "drop_throttled": {"()": "audit.logging.DropThrottledFilter"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
     },
@@ -484,6 +487,9 @@ LOGGING = {
         # printed the reset token twice, once in clear. Without them every django.* line goes
         # up to the root's redacting handler, once.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # A 4xx is logged as a warning per request; a throttled flood's 429s are not
+        # (accounts.throttling records them as login.throttled, one per window).
+        "django.request": {"handlers": [], "filters": ["drop_throttled"], "propagate": True},
         # runserver's access log. gunicorn's logs are configured by gunicorn.conf.py, in the
         # master process, with the same filter.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},

@@ -70,3 +70,11 @@ class RedactSecretsFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+class DropThrottledFilter(logging.Filter):
+    """Drop django.request's "Too Many Requests" lines: a throttled flood would write one a
+    request. Throttled attempts are recorded as login.throttled events, one per window."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(record, "status_code", None) != 429

@@ -448,3 +448,11 @@ def test_idle_database_buckets_are_purged(settings, small_limits):
     assert list(ThrottleBucket.objects.values_list("key", flat=True)) == [
         f"am:throttle:sign_in:ip:{ATTACKER_IP}"
     ]
+
+
+def test_a_throttled_flood_writes_no_log_line_per_request(store, small_limits, caplog):
+    attacker = browser(ATTACKER_IP)
+    spray(attacker, 5)
+    caplog.clear()
+    assert spray(attacker, 20, tag="t") == [429] * 20
+    assert "Too Many Requests" not in caplog.text
