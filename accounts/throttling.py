@@ -226,7 +226,7 @@ _clients: dict[str, tuple[redis.Redis, Any, Any, Any]] = {}
 def _redis(url: str) -> tuple[redis.Redis, Any, Any, Any]:
     """A client of the throttle's Redis with the three scripts registered, one per URL."""
     if url not in _clients:
-        timeout = settings.CACHE_REDIS_TIMEOUT_SECONDS
+        timeout = settings.THROTTLE_REDIS_TIMEOUT_SECONDS
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         _clients[url] = (
             client,

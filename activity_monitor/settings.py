@@ -593,6 +593,10 @@ THROTTLE_REDIS_URL = env("THROTTLE_REDIS_URL") or REDIS_URL
 # While that Redis cannot be reached: "database" keeps throttling with the database's buckets
 # (a row lock per attempt), "allow" lets every attempt through unthrottled (each is still
 # checked, locked out and recorded as without throttling).
+# A throttle call that gets no answer within this long counts as Redis down. Longer than the
+# cache's: on a loaded web node a slow answer is not an outage, and falling back hands an
+# attacker fresh (full) database buckets. A stopped Redis refuses at once whatever this says.
+THROTTLE_REDIS_TIMEOUT_SECONDS = envfloat("THROTTLE_REDIS_TIMEOUT_SECONDS", 2.0, minimum=0.0)
 THROTTLE_REDIS_DOWN = env("THROTTLE_REDIS_DOWN", "database").strip().lower()
 if THROTTLE_REDIS_DOWN not in {"database", "allow"}:
     raise _unparsable("THROTTLE_REDIS_DOWN", THROTTLE_REDIS_DOWN, "database or allow")
