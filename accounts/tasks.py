@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import lockout, notifications, sessions, throttling
+from . import lockout, notifications, sessions, throttle_store
 
 
 @shared_task
@@ -29,4 +29,4 @@ def security_notices_sweep() -> int:
 
 @shared_task
 def throttle_buckets_purge() -> int:
-    return throttling.throttle_buckets_purge()
+    return throttle_store.throttle_buckets_purge()

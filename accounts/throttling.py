@@ -17,10 +17,10 @@ An account's own familiar device (accounts.familiarity: a device cookie or netwo
 in from) is not refused by the account's bucket, so a stranger who drains it cannot keep the
 owner out; the IP bucket still applies.
 
-Where the buckets live: Redis (a Lua script, one round trip, the clock of Redis so every web node
-agrees) when THROTTLE_REDIS_URL (REDIS_URL) is set; the database (ThrottleBucket rows under a row
-lock) when it is not, as in `make run`. While Redis cannot be reached, THROTTLE_REDIS_DOWN says
-"database" (the same buckets in the database; an outage starts them full) or "allow".
+Where the buckets live (accounts.throttle_store): Redis when THROTTLE_REDIS_URL (REDIS_URL) is
+set; the database when it is not, as in `make run`. While Redis cannot be reached,
+THROTTLE_REDIS_DOWN says "database" (the same buckets in the database; an outage starts them
+full) or "allow".
 
 Throttled attempts are recorded without a row per request: the first throttled attempt of a
 window (THROTTLE_EVENT_WINDOW_SECONDS, fixed windows of the epoch) for a bucket and organization
@@ -33,43 +33,29 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
-import logging
 import math
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import redis
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from audit.ip import IPNetwork, network_parse, parse_ip, resolve_client_ip
 from audit.models import EventType, Outcome, Reason
-from audit.services import durable_alias, event_record
+from audit.services import event_record
 
 from .familiarity import Source, source_of
 from .lockout import attempted_name_label
-from .models import THROTTLE_ALLOWLIST_WIDEST, Organization, ThrottleBucket, User
+from .models import THROTTLE_ALLOWLIST_WIDEST, Organization, User
+from .throttle_store import Bucket, Kind, store_call, utc
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-logger = logging.getLogger(__name__)
-
 R = TypeVar("R", bound=HttpResponse)
 
 KEY_PREFIX = "am:throttle:"
-MAX_ADDRESS_LENGTH = 254
 IPV6_PREFIX = 64
-# A warning per process per this many seconds while Redis is down: an outage must not flood
-# the log.
-WARN_EVERY_SECONDS = 30.0
-# Window counts are kept this long, so the next window's event can report the last one's count.
-WINDOW_TTL_SECONDS = 24 * 60 * 60
 
 
 class Purpose(enum.StrEnum):
@@ -79,11 +65,6 @@ class Purpose(enum.StrEnum):
     SIGN_IN = "sign_in"
     PASSWORD_RESET = "password_reset"  # noqa: S105 - a purpose's name
     API_TOKEN = "api_token"  # noqa: S105 - a purpose's name
-
-
-class Kind(enum.StrEnum):
-    IP = "ip"
-    ACCOUNT = "account"
 
 
 REASONS = {Kind.IP: Reason.IP_RATE_LIMIT, Kind.ACCOUNT: Reason.ACCOUNT_RATE_LIMIT}
@@ -117,14 +98,6 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class Bucket:
-    kind: Kind
-    key: str
-    burst: int
-    refill_seconds: int
-
-
-@dataclass(frozen=True)
 class Decision:
     """What the throttle said of one attempt."""
 
@@ -137,260 +110,6 @@ class Decision:
 
 
 ALLOWED = Decision(allowed=True)
-
-
-@dataclass(frozen=True)
-class WindowCount:
-    started_at: float
-    count: int  # throttled attempts in this window so far, this one included
-    previous_started_at: float | None
-    previous_count: int
-
-
-class StoreUnavailable(Exception):
-    """The store could not be reached (Redis down)."""
-
-
-# --- Stores ------------------------------------------------------------------------------------
-
-# KEYS: the buckets; ARGV: burst and refill seconds of each, in order. Charges one token to each
-# bucket if every one holds a token, else none. Returns {0, 0} when charged, else {i, wait}: the
-# bucket with the longest wait and that wait in seconds (as a string: Lua numbers go back to
-# Redis as integers).
-_TAKE = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local levels = {}
-local refused, wait = 0, 0
-for i = 1, #KEYS do
-  local burst, refill = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local state = redis.call('HMGET', KEYS[i], 'tokens', 'at')
-  local tokens, at = tonumber(state[1]), tonumber(state[2])
-  if tokens == nil or at == nil then tokens, at = burst, now end
-  tokens = math.min(burst, tokens + math.max(0, now - at) / refill)
-  levels[i] = tokens
-  if tokens < 1 and (1 - tokens) * refill > wait then
-    refused, wait = i, (1 - tokens) * refill
-  end
-end
-if refused > 0 then return {refused, tostring(wait)} end
-for i = 1, #KEYS do
-  local burst, refill = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  redis.call('HSET', KEYS[i], 'tokens', tostring(levels[i] - 1), 'at', tostring(now))
-  redis.call('EXPIRE', KEYS[i], math.ceil(burst * refill) + 60)
-end
-return {0, '0'}
-"""
-
-# KEYS: the buckets; ARGV: burst and refill seconds of each. Gives one token back to each.
-_GIVE = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-for i = 1, #KEYS do
-  local burst, refill = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local state = redis.call('HMGET', KEYS[i], 'tokens', 'at')
-  local tokens, at = tonumber(state[1]), tonumber(state[2])
-  if tokens ~= nil and at ~= nil then
-    tokens = math.min(burst, tokens + math.max(0, now - at) / refill + 1)
-    redis.call('HSET', KEYS[i], 'tokens', tostring(tokens), 'at', tostring(now))
-  end
-end
-return 0
-"""
-
-# KEYS[1]: a window counter; ARGV: window seconds, TTL. Counts one throttled attempt in the
-# current window; returns {window start, count, previous window start or '', its count}.
-_COUNT = """
-local now = tonumber(redis.call('TIME')[1])
-local length = tonumber(ARGV[1])
-local start = now - (now % length)
-local state = redis.call('HMGET', KEYS[1], 'start', 'count', 'pstart', 'pcount')
-if tonumber(state[1]) == start then
-  local count = redis.call('HINCRBY', KEYS[1], 'count', 1)
-  return {start, count, state[3] or '', tonumber(state[4]) or 0}
-end
-local previous, pcount = state[1] or '', tonumber(state[2]) or 0
-redis.call('HSET', KEYS[1], 'start', start, 'count', 1, 'pstart', previous, 'pcount', pcount)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-return {start, 1, previous, pcount}
-"""
-
-
-def _bucket_args(buckets: tuple[Bucket, ...]) -> list[int]:
-    return [value for b in buckets for value in (b.burst, b.refill_seconds)]
-
-
-_clients: dict[str, tuple[redis.Redis, Any, Any, Any]] = {}
-
-
-def _redis(url: str) -> tuple[redis.Redis, Any, Any, Any]:
-    """A client of the throttle's Redis with the three scripts registered, one per URL."""
-    if url not in _clients:
-        timeout = settings.THROTTLE_REDIS_TIMEOUT_SECONDS
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        _clients[url] = (
-            client,
-            client.register_script(_TAKE),
-            client.register_script(_GIVE),
-            client.register_script(_COUNT),
-        )
-    return _clients[url]
-
-
-class RedisStore:
-    def __init__(self, url: str) -> None:
-        self.client, self._take, self._give, self._count = _redis(url)
-
-    def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return script(keys=keys, args=args)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
-
-    def take(self, buckets: tuple[Bucket, ...]) -> tuple[int, float]:
-        refused, wait = self._run(self._take, [b.key for b in buckets], _bucket_args(buckets))
-        return int(refused), float(wait)
-
-    def give(self, buckets: tuple[Bucket, ...]) -> None:
-        self._run(self._give, [b.key for b in buckets], _bucket_args(buckets))
-
-    def count(self, key: str, window_seconds: int) -> WindowCount:
-        start, count, previous, previous_count = self._run(
-            self._count, [key], [window_seconds, WINDOW_TTL_SECONDS]
-        )
-        return WindowCount(
-            started_at=float(start),
-            count=int(count),
-            previous_started_at=float(previous) if previous not in (b"", "", None) else None,
-            previous_count=int(previous_count),
-        )
-
-
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-class DatabaseStore:
-    """The same buckets as rows, each changed under its row lock in a transaction of its own
-    (on the connection that commits now: a refused attempt's charge survives the request).
-    A missing row is a full bucket; rows are created only when charged, so a flood of refused
-    attempts at new addresses adds no rows."""
-
-    @staticmethod
-    def _locked(alias: str, keys: list[str]) -> dict[str, ThrottleBucket]:
-        # In key order, so two requests charging the same pair of buckets cannot deadlock.
-        rows = ThrottleBucket.objects.using(alias).select_for_update().filter(key__in=keys)
-        return {row.key: row for row in rows.order_by("key")}
-
-    @staticmethod
-    def _create(alias: str, keys: list[str], now: datetime) -> None:
-        # Full buckets (tokens < 0 reads as full); a row another request created first stays.
-        ThrottleBucket.objects.using(alias).bulk_create(
-            [ThrottleBucket(key=key, tokens=-1.0, updated_at=now) for key in keys],
-            ignore_conflicts=True,
-        )
-
-    @staticmethod
-    def _level(row: ThrottleBucket | None, bucket: Bucket, now: datetime) -> float:
-        if row is None or row.tokens < 0:
-            return float(bucket.burst)
-        elapsed = max(0.0, (now - row.updated_at).total_seconds())
-        return min(float(bucket.burst), row.tokens + elapsed / bucket.refill_seconds)
-
-    def _refusal(
-        self, buckets: tuple[Bucket, ...], rows: dict[str, ThrottleBucket], now: datetime
-    ) -> tuple[int, float, list[float]]:
-        levels = [self._level(rows.get(b.key), b, now) for b in buckets]
-        refused, wait = 0, 0.0
-        for index, (bucket, level) in enumerate(zip(buckets, levels, strict=True), 1):
-            if level < 1 and (1 - level) * bucket.refill_seconds > wait:
-                refused, wait = index, (1 - level) * bucket.refill_seconds
-        return refused, wait, levels
-
-    def take(self, buckets: tuple[Bucket, ...]) -> tuple[int, float]:
-        alias = durable_alias()
-        keys = sorted(b.key for b in buckets)
-        with transaction.atomic(using=alias):
-            now = _utc(time.time())
-            rows = self._locked(alias, keys)
-            refused, wait, levels = self._refusal(buckets, rows, now)
-            if refused:
-                return refused, wait
-            if len(rows) < len(keys):
-                self._create(alias, [key for key in keys if key not in rows], now)
-                rows = self._locked(alias, keys)
-                refused, wait, levels = self._refusal(buckets, rows, now)
-                if refused:
-                    return refused, wait
-            for bucket, level in zip(buckets, levels, strict=True):
-                row = rows[bucket.key]
-                row.tokens, row.updated_at = level - 1, now
-                row.save(using=alias, update_fields=["tokens", "updated_at"])
-        return 0, 0.0
-
-    def give(self, buckets: tuple[Bucket, ...]) -> None:
-        alias = durable_alias()
-        with transaction.atomic(using=alias):
-            now = _utc(time.time())
-            for row in self._locked(alias, sorted(b.key for b in buckets)).values():
-                bucket = next(b for b in buckets if b.key == row.key)
-                row.tokens = min(float(bucket.burst), self._level(row, bucket, now) + 1)
-                row.updated_at = now
-                row.save(using=alias, update_fields=["tokens", "updated_at"])
-
-    def count(self, key: str, window_seconds: int) -> WindowCount:
-        alias = durable_alias()
-        with transaction.atomic(using=alias):
-            now_seconds = time.time()
-            start = float(int(now_seconds - now_seconds % window_seconds))
-            self._create(alias, [key], _utc(now_seconds))
-            row = self._locked(alias, [key])[key]
-            current = row.window_started_at.timestamp() if row.window_started_at else None
-            if current == start:
-                row.window_count += 1
-            else:
-                row.previous_window_started_at = row.window_started_at
-                row.previous_window_count = row.window_count
-                row.window_started_at, row.window_count = _utc(start), 1
-            row.updated_at = _utc(now_seconds)
-            row.save(using=alias)
-        previous = row.previous_window_started_at
-        return WindowCount(
-            started_at=start,
-            count=row.window_count,
-            previous_started_at=previous.timestamp() if previous else None,
-            previous_count=row.previous_window_count,
-        )
-
-
-_last_warning = 0.0
-
-
-def _warn_unreachable(exc: Exception) -> None:
-    global _last_warning
-    now = time.monotonic()
-    if now - _last_warning >= WARN_EVERY_SECONDS:
-        _last_warning = now
-        logger.warning(
-            "throttle: Redis unreachable (%s); THROTTLE_REDIS_DOWN=%s",
-            exc,
-            settings.THROTTLE_REDIS_DOWN,
-        )
-
-
-def _call(operation: str, *args: Any) -> Any:
-    """Run a store operation on Redis, or the database without it; while Redis is down, on the
-    database or not at all (None), as THROTTLE_REDIS_DOWN says."""
-    url = settings.THROTTLE_REDIS_URL
-    if not url:
-        return getattr(DatabaseStore(), operation)(*args)
-    try:
-        return getattr(RedisStore(url), operation)(*args)
-    except StoreUnavailable as exc:
-        _warn_unreachable(exc)
-        if settings.THROTTLE_REDIS_DOWN == "allow":
-            return None
-        return getattr(DatabaseStore(), operation)(*args)
 
 
 # --- Keys and allowlists -----------------------------------------------------------------------
@@ -507,7 +226,7 @@ def throttle_attempt(
     if is_allowlisted(ip, organization):
         return ALLOWED
     buckets = _buckets(purpose, ip, account, Limits.of(organization))
-    taken = _call("take", buckets)
+    taken = store_call("take", buckets)
     if taken is None:  # Redis down and THROTTLE_REDIS_DOWN=allow
         return ALLOWED
     refused, wait = taken
@@ -520,7 +239,7 @@ def throttle_attempt(
         and source_of(user=user, request=request) is Source.FAMILIAR
     ):
         buckets = buckets[:1]
-        taken = _call("take", buckets)
+        taken = store_call("take", buckets)
         if taken is None:
             return ALLOWED
         refused, wait = taken
@@ -543,7 +262,7 @@ def throttle_attempt(
 def throttle_refund(*, decision: Decision) -> None:
     """Give a successful attempt's tokens back (a right password, a valid API token)."""
     if decision.charged:
-        _call("give", decision.charged)
+        store_call("give", decision.charged)
 
 
 def _throttled_record(
@@ -559,7 +278,7 @@ def _throttled_record(
     """Count the throttled attempt in its window; the window's first records login.throttled."""
     window_seconds = settings.THROTTLE_EVENT_WINDOW_SECONDS
     org_part = str(organization.pk) if organization is not None else "-"
-    window = _call("count", f"{bucket.key}:window:{org_part}", window_seconds)
+    window = store_call("count", f"{bucket.key}:window:{org_part}", window_seconds)
     if window is not None and window.count > 1:
         return  # this window's event is written
     details: dict[str, Any] = {
@@ -574,12 +293,12 @@ def _throttled_record(
     if account:
         details["attempted_username"] = attempted_name_label(normalised_address(account))
     if window is not None:
-        details["window_started_at"] = _utc(window.started_at).isoformat()
+        details["window_started_at"] = utc(window.started_at).isoformat()
         # The window before this one (of this bucket and organization) is over: its count is
         # final. None when this bucket was not throttled in it.
         if window.previous_started_at is not None:
             details["previous_window"] = {
-                "started_at": _utc(window.previous_started_at).isoformat(),
+                "started_at": utc(window.previous_started_at).isoformat(),
                 "count": window.previous_count,
             }
     else:
@@ -595,14 +314,6 @@ def _throttled_record(
         request=request,
         durable=True,
     )
-
-
-def throttle_buckets_purge() -> int:
-    """Delete the database's buckets and window counts idle for WINDOW_TTL_SECONDS (as Redis
-    expires its keys): a bucket idle that long reads as full again. Returns how many."""
-    cutoff = _utc(time.time() - WINDOW_TTL_SECONDS)
-    deleted, _ = ThrottleBucket.objects.filter(updated_at__lt=cutoff).delete()
-    return deleted
 
 
 def throttled_response(response: R, decision: Decision) -> R:
