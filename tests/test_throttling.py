@@ -289,10 +289,10 @@ def test_throttled_attempts_are_in_their_organizations_audit_log_only(store, sma
     [for_nobody] = throttled_events(organization=None)
     assert for_nobody.details["attempted_username"] == "someone@nowhere.test"
 
-    seen = client_as(acme_admin).get(AUDIT_LOG_URL, {"type": "login.throttled"})
+    seen = client_as(acme_admin).get(AUDIT_LOG_URL, {"event_type": "login.throttled"})
     assert seen.status_code == 200
     assert f"/settings/security/audit-log/{for_acme.pk}/" in seen.content.decode()
-    not_seen = client_as(globex_admin).get(AUDIT_LOG_URL, {"type": "login.throttled"})
+    not_seen = client_as(globex_admin).get(AUDIT_LOG_URL, {"event_type": "login.throttled"})
     assert not_seen.status_code == 200
     assert f"/audit-log/{for_acme.pk}/" not in not_seen.content.decode()
     assert f"/audit-log/{for_nobody.pk}/" not in not_seen.content.decode()
