@@ -42,6 +42,8 @@ WINDOW_TTL_SECONDS = 24 * 60 * 60
 class Kind(enum.StrEnum):
     IP = "ip"
     ACCOUNT = "account"
+    # An organization's budget of password checks for unfamiliar attempts (off by default).
+    ORGANIZATION = "organization"
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Bucket:
     kind: Kind
     key: str
     burst: int
-    refill_seconds: int
+    refill_seconds: float
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ return {start, 1, previous, pcount}
 """
 
 
-def _bucket_args(buckets: tuple[Bucket, ...]) -> list[int]:
+def _bucket_args(buckets: tuple[Bucket, ...]) -> list[float]:
     return [value for b in buckets for value in (b.burst, b.refill_seconds)]
 
 

@@ -67,7 +67,11 @@ class Purpose(enum.StrEnum):
     API_TOKEN = "api_token"  # noqa: S105 - a purpose's name
 
 
-REASONS = {Kind.IP: Reason.IP_RATE_LIMIT, Kind.ACCOUNT: Reason.ACCOUNT_RATE_LIMIT}
+REASONS = {
+    Kind.IP: Reason.IP_RATE_LIMIT,
+    Kind.ACCOUNT: Reason.ACCOUNT_RATE_LIMIT,
+    Kind.ORGANIZATION: Reason.ORGANIZATION_RATE_LIMIT,
+}
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,13 @@ def _buckets(
     return tuple(buckets)
 
 
+def _unfamiliar_budgeted(purpose: Purpose, request: HttpRequest, user: User | None) -> bool:
+    """Whether a sign-in attempt is charged to its organization's unfamiliar-check budget."""
+    if purpose is not Purpose.SIGN_IN or settings.THROTTLE_UNFAMILIAR_BURST <= 0:
+        return False
+    return user is None or source_of(user=user, request=request) is Source.UNFAMILIAR
+
+
 def throttle_attempt(
     *,
     request: HttpRequest,
@@ -226,6 +237,16 @@ def throttle_attempt(
     if is_allowlisted(ip, organization):
         return ALLOWED
     buckets = _buckets(purpose, ip, account, Limits.of(organization))
+    if _unfamiliar_budgeted(purpose, request, user):
+        org_part = str(organization.pk) if organization is not None else "-"
+        buckets += (
+            Bucket(
+                Kind.ORGANIZATION,
+                f"{KEY_PREFIX}{purpose}:unfamiliar:{org_part}",
+                settings.THROTTLE_UNFAMILIAR_BURST,
+                settings.THROTTLE_UNFAMILIAR_REFILL_SECONDS,
+            ),
+        )
     taken = store_call("take", buckets)
     if taken is None:  # Redis down and THROTTLE_REDIS_DOWN=allow
         return ALLOWED

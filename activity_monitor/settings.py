@@ -571,6 +571,15 @@ THROTTLE_IP_REFILL_SECONDS = envint("THROTTLE_IP_REFILL_SECONDS", 864)
 # guesser at a known account; then one attempt every 2 minutes (30 an hour).
 THROTTLE_ACCOUNT_BURST = envint("THROTTLE_ACCOUNT_BURST", 30)
 THROTTLE_ACCOUNT_REFILL_SECONDS = envint("THROTTLE_ACCOUNT_REFILL_SECONDS", 120)
+# Opt-in load shedding, sized to the hardware: a budget of password checks per organization
+# (and one for attempts that belong to none) for unfamiliar sign-in attempts (unknown addresses,
+# and known accounts from a device and network they never signed in from). Many addresses each
+# spending their per-IP burst against one organization meet this one budget; the organization's
+# people on their familiar devices are not charged. 0 (the default): no budget.
+THROTTLE_UNFAMILIAR_BURST = envint("THROTTLE_UNFAMILIAR_BURST", 0)
+THROTTLE_UNFAMILIAR_REFILL_SECONDS = envfloat(
+    "THROTTLE_UNFAMILIAR_REFILL_SECONDS", 1.0, minimum=0.001
+)
 
 
 # Addresses and networks never throttled (load-test hosts, an operator's own offices), comma

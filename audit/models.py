@@ -106,6 +106,7 @@ class Reason:
     # login.throttled: which limit refused the attempt.
     IP_RATE_LIMIT = "ip_rate_limit"
     ACCOUNT_RATE_LIMIT = "account_rate_limit"
+    ORGANIZATION_RATE_LIMIT = "organization_rate_limit"
 
 
 class CurrentTransactionId(models.Func):

@@ -23,6 +23,7 @@ defaults unless --ip-burst / --ip-refill-seconds say otherwise (passed to the se
 
     SECRET_KEY=x .venv/bin/python bench/sign_in_flood.py [--phase-seconds 20] [--attack-rate 500]
         [--attack-addresses 200] [--users 20] [--user-interval 10] [--port 18210] [--ip-burst N]
+        [--unfamiliar-burst N --unfamiliar-refill-seconds S] [--warm-up]
 """
 
 from __future__ import annotations
@@ -283,6 +284,9 @@ def start_server(args: argparse.Namespace, log: Path) -> subprocess.Popen[bytes]
         env["THROTTLE_IP_BURST"] = str(args.ip_burst)
     if args.ip_refill_seconds is not None:
         env["THROTTLE_IP_REFILL_SECONDS"] = str(args.ip_refill_seconds)
+    if args.unfamiliar_burst is not None:
+        env["THROTTLE_UNFAMILIAR_BURST"] = str(args.unfamiliar_burst)
+        env["THROTTLE_UNFAMILIAR_REFILL_SECONDS"] = str(args.unfamiliar_refill_seconds)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -362,6 +366,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ip-burst", type=int, default=None)
     parser.add_argument("--ip-refill-seconds", type=int, default=None)
+    parser.add_argument(
+        "--unfamiliar-burst",
+        type=int,
+        default=None,
+        help="THROTTLE_UNFAMILIAR_BURST: the organization's budget of unfamiliar checks",
+    )
+    parser.add_argument("--unfamiliar-refill-seconds", type=float, default=1.0)
     parser.add_argument(
         "--warm-up",
         action="store_true",

@@ -456,3 +456,51 @@ def test_a_throttled_flood_writes_no_log_line_per_request(store, small_limits, c
     caplog.clear()
     assert spray(attacker, 20, tag="t") == [429] * 20
     assert "Too Many Requests" not in caplog.text
+
+
+# --- The opt-in budget of unfamiliar checks per organization -----------------------------------
+
+
+@pytest.fixture
+def unfamiliar_budget(settings, small_limits):
+    settings.THROTTLE_UNFAMILIAR_BURST = 3
+    settings.THROTTLE_UNFAMILIAR_REFILL_SECONDS = 600
+
+
+def test_many_addresses_against_one_organization_meet_its_unfamiliar_budget(
+    store, unfamiliar_budget, counted_checks
+):
+    acme, globex = OrganizationFactory(), OrganizationFactory()
+    owns(acme, "acme.test")
+    owns(globex, "globex.test")
+    alice = member(acme, email="alice@acme.test")
+    alices_browser = browser(OFFICE_IP)
+    assert sign_in(alices_browser, alice.email).status_code == 302  # familiar from now
+    alices_browser.post(LOGOUT_URL)
+    counted_checks.reset()
+
+    codes = [
+        sign_in(browser(f"198.51.100.{n}"), f"guess{n}@acme.test", "x").status_code
+        for n in range(1, 7)
+    ]
+    assert codes == [200] * 3 + [429] * 3  # six addresses, each far from its own limit
+    assert counted_checks.hashed == 3  # the budget's three dummy hashes, no more
+    [event] = throttled_events()
+    assert event.reason == Reason.ORGANIZATION_RATE_LIMIT
+    assert event.organization_id == acme.pk
+
+    # Alice on her own browser is not charged; a stranger with her password is.
+    assert sign_in(alices_browser, alice.email).status_code == 302
+    assert sign_in(browser("192.0.2.77"), alice.email).status_code == 429
+    # Another organization's budget is its own.
+    assert sign_in(browser("192.0.2.78"), "someone@globex.test", "x").status_code == 200
+
+
+def test_without_a_budget_nothing_is_charged_per_organization(store, small_limits):
+    acme = OrganizationFactory()
+    owns(acme, "acme.test")
+    codes = [
+        sign_in(browser(f"198.51.100.{n}"), f"guess{n}@acme.test", "x").status_code
+        for n in range(1, 21)
+    ]
+    assert codes == [200] * 20
