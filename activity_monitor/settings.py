@@ -628,6 +628,12 @@ ALERTS_SWEEP_DELAY_SECONDS = envint("ALERTS_SWEEP_DELAY_SECONDS", 20)
 ALERTS_SWEEP_SETTLE_SECONDS = envint("ALERTS_SWEEP_SETTLE_SECONDS", 300)
 # ... and skips unevaluated events older than this (no one acts on a day-old sign-in alert).
 ALERTS_SWEEP_HORIZON_HOURS = envint("ALERTS_SWEEP_HORIZON_HOURS", 24)
+# An evaluation takes at most this many of an organization's events at once (its own and the
+# pending ones it gathers); the rules read each batch's windows in a few queries.
+ALERTS_EVALUATION_BATCH = envint("ALERTS_EVALUATION_BATCH", 5000)
+# An evaluator holds its claimed events this long; past it (the worker died) the sweep takes
+# them. Longer than the evaluation task's time limit, so a live evaluator is never overtaken.
+ALERTS_EVALUATION_LEASE_SECONDS = envint("ALERTS_EVALUATION_LEASE_SECONDS", 150)
 # The AS numbers the anonymising-network rule counts as hosting providers (looked up in
 # GEOIP_ASN_DB). Empty: the built-in list, alerts.anonymising.DEFAULT_HOSTING_ASNS.
 ALERTS_HOSTING_ASNS = envints("ALERTS_HOSTING_ASNS")

@@ -1,81 +1,243 @@
-"""Evaluation: run the rules on each committed event once, and raise (or add to) its alerts.
+"""Evaluation: run the rules on each committed event once, a batch at a time, and raise (or add
+to) its alerts.
 
-A task evaluates the events a request recorded; the sweep evaluates whatever no task did. The
-EvaluatedEvent ledger makes each event's evaluation happen once, whoever calls and how often.
+A task evaluates the events a request recorded and, while it is at it, the organization's other
+committed events that nobody has claimed yet, up to ALERTS_EVALUATION_BATCH: under a burst the
+first task does many and the later ones find theirs done. The sweep evaluates whatever no task
+did (broker down, worker lost).
+
+Exactly once, whoever calls and how often, with several workers on one organization's burst:
+
+1. Claim. The events are claimed in the EvaluatedEvent ledger by the evaluator's token for a
+   lease (ALERTS_EVALUATION_LEASE_SECONDS), in short statements that commit at once: of two
+   evaluators that want the same event one gets it, and neither waits for the other's
+   evaluation. (An INSERT ... ON CONFLICT in the evaluation's own transaction, as before, makes
+   the second wait until the first commits, for the whole batch.)
+2. Judge. The rules read what they need for the whole batch (alerts.detectors), outside any
+   transaction: events are immutable, so nothing is locked while the rules run.
+3. Write, in one transaction: mark the claimed events evaluated, only those still claimed by
+   this token and not yet evaluated (if any is not, the claim was lost: the rest is redone
+   without it), then write the alerts. Only the same rule and subject are serialised: a
+   transaction-level advisory lock per (rule, subject) on PostgreSQL, taken in one order, under
+   which the subject's alerts are read, folded with the batch's findings in event order and
+   written. Other subjects, other rules and other organizations never wait for each other.
+
+A failed evaluation gives its claims back at once; one whose worker died leaves them to the
+lease, after which the sweep (or the redelivered message, whose task id is the token) takes
+them. One alert per rule, subject and window stays the database's rule (UNIQUE(rule,
+window_key)).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import Organization, User
 from activity_monitor.celery import enqueue
 from audit.models import AuditEvent, EventType
-from audit.services import event_record
+from audit.services import EventSpec, events_record
 
-from .detectors import Finding, findings_for
+from .detectors import Finding, findings_for_batch
 from .models import Alert, AlertRule, AlertStatus, EvaluatedEvent, SweepState
 from .rules import EVALUATED_EVENT_TYPES, RULES, alert_rules_ensure
 from .triage import note_entry
-from .webhooks import webhook_deliveries_create
+from .webhooks import webhook_deliveries_create_many
 
 logger = logging.getLogger(__name__)
 
 MAX_EVENT_IDS = 200
 
 
-def _claim(event_id: int) -> bool:
-    """Insert the event into the ledger unless it is there; True if this call inserted it.
+def _relevant() -> Any:
+    return AuditEvent.objects.filter(
+        event_type__in=EVALUATED_EVENT_TYPES, organization_id__isnull=False
+    )
 
-    Runs inside the evaluation's transaction: a concurrent claim of the same id waits for it and
-    then inserts nothing, and a rolled-back evaluation leaves the event unclaimed.
-    """
-    # Raw SQL because bulk_create(ignore_conflicts=True) does not say whether it inserted, and
-    # catching IntegrityError would log a unique violation on the server for every repeat.
-    table = connection.ops.quote_name(EvaluatedEvent._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (event_id, evaluated_at) VALUES (%s, %s) "  # noqa: S608
-            "ON CONFLICT (event_id) DO NOTHING",
-            [event_id, connection.ops.adapt_datetimefield_value(timezone.now())],
+
+def _done_or_held(now: datetime) -> Exists:
+    """The event is evaluated, or claimed by someone whose lease has not run out."""
+    return Exists(
+        EvaluatedEvent.objects.filter(event_id=OuterRef("pk")).filter(
+            Q(evaluated_at__isnull=False) | Q(claimed_until__gte=now)
         )
-        inserted: int = cursor.rowcount
-        return inserted == 1
+    )
 
 
-def events_evaluate(*, event_ids: list[int]) -> int:
-    """Evaluate each event once; returns how many alerts were raised (or reopened)."""
-    return sum(event_evaluate(event_id=event_id) for event_id in event_ids)
+def _token(value: str | uuid.UUID | None) -> uuid.UUID:
+    if value is None:
+        return uuid.uuid4()
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, value)
 
 
-def event_evaluate(*, event_id: int) -> int:
-    """Run the organization's rules on one event, exactly once whoever calls and how often."""
-    event = AuditEvent.objects.filter(pk=event_id).first()
-    if event is None:  # purged, or not committed yet (the sweep comes back for it)
-        return 0
-    raised = 0
-    with transaction.atomic():
-        if not _claim(event_id):
-            return 0
-        if event.event_type not in EVALUATED_EVENT_TYPES or event.organization_id is None:
-            return 0
-        # Locking the organization's rules serialises its evaluations: of two workers that see
-        # the same burst, the second finds the first one's alert and adds to it.
-        rules = AlertRule.objects.select_for_update().filter(organization_id=event.organization_id)
-        locked = list(rules.order_by("id"))
-        if len(locked) < len(RULES):  # an organization older than its rules
-            alert_rules_ensure(organization_id=event.organization_id)
-            locked = list(rules.order_by("id"))
-        for rule in locked:
-            for finding in findings_for(event, rule):
-                raised += _alert_upsert(rule=rule, finding=finding, event=event)
-    return raised
+def _claim(event_ids: Sequence[int], token: uuid.UUID) -> list[int]:
+    """Claim those of the events nobody holds (never claimed, lease run out, or ours from an
+    earlier delivery of the same task); the ids this token now holds.
+
+    Each statement commits on its own (the evaluation runs in autocommit): a concurrent claim
+    of the same id waits at most for the other's INSERT, never for its evaluation.
+    """
+    if not event_ids:
+        return []
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.ALERTS_EVALUATION_LEASE_SECONDS)
+    EvaluatedEvent.objects.filter(event_id__in=event_ids, evaluated_at__isnull=True).filter(
+        Q(claimed_until__lt=now) | Q(claimed_until__isnull=True) | Q(claim_token=token)
+    ).update(claim_token=token, claimed_until=until)
+    EvaluatedEvent.objects.bulk_create(
+        [
+            EvaluatedEvent(event_id=pk, evaluated_at=None, claim_token=token, claimed_until=until)
+            for pk in event_ids
+        ],
+        ignore_conflicts=True,
+    )
+    return list(
+        EvaluatedEvent.objects.filter(
+            event_id__in=event_ids, claim_token=token, evaluated_at__isnull=True
+        ).values_list("event_id", flat=True)
+    )
+
+
+def _release(event_ids: Sequence[int], token: uuid.UUID) -> None:
+    """Give back the claims this token still holds (its evaluation failed): at once claimable."""
+    EvaluatedEvent.objects.filter(
+        event_id__in=event_ids, claim_token=token, evaluated_at__isnull=True
+    ).delete()
+
+
+def _pending_of(organization_id: int, *, after: int, limit: int) -> list[int]:
+    """The organization's committed events after `after` that nobody has claimed yet."""
+    if limit <= 0:
+        return []
+    unclaimed = ~Exists(EvaluatedEvent.objects.filter(event_id=OuterRef("pk")))
+    return list(
+        _relevant()
+        .filter(unclaimed, organization_id=organization_id, pk__gt=after)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+@dataclass
+class Outcome:
+    """What an evaluation call did: events it evaluated, alerts it raised (or reopened)."""
+
+    evaluated: int = 0
+    raised: int = 0
+
+
+def events_evaluate(
+    *, event_ids: list[int], token: str | uuid.UUID | None = None, gather: bool = True
+) -> int:
+    """Evaluate the events each exactly once (whoever calls, however often); with `gather`, also
+    the organization's other events nobody has claimed, up to a batch. Returns how many alerts
+    were raised (or reopened)."""
+    return evaluate(event_ids=event_ids, token=token, gather=gather).raised
+
+
+def evaluate(
+    *, event_ids: list[int], token: str | uuid.UUID | None = None, gather: bool = True
+) -> Outcome:
+    claim_token = _token(token)
+    now = timezone.now()
+    # Committed, looked at by some rule, and not done or held by someone else: the only query a
+    # task makes whose events another task already did.
+    wanted = dict(
+        _relevant()
+        .filter(pk__in=event_ids)
+        .exclude(
+            Exists(
+                EvaluatedEvent.objects.filter(event_id=OuterRef("pk")).filter(
+                    Q(evaluated_at__isnull=False)
+                    | (Q(claimed_until__gte=now) & ~Q(claim_token=claim_token))
+                )
+            )
+        )
+        .values_list("pk", "organization_id")
+    )
+    if not wanted:
+        return Outcome()
+    held = _claim(sorted(wanted), claim_token)
+    outcome = Outcome()
+    try:
+        by_organization: dict[int, list[int]] = defaultdict(list)
+        for pk in held:
+            by_organization[wanted[pk]].append(pk)
+        for organization_id, own in sorted(by_organization.items()):
+            batch = sorted(own)
+            if gather:
+                room = settings.ALERTS_EVALUATION_BATCH - len(batch)
+                more = _pending_of(organization_id, after=batch[0], limit=room)
+                batch = sorted({*batch, *_claim(more, claim_token)})
+                held.extend(pk for pk in batch if pk not in own)
+            for start in range(0, len(batch), settings.ALERTS_EVALUATION_BATCH):
+                part = batch[start : start + settings.ALERTS_EVALUATION_BATCH]
+                done, raised = _evaluate_held(organization_id, part, claim_token)
+                outcome.evaluated += done
+                outcome.raised += raised
+    except BaseException:
+        _release(held, claim_token)
+        raise
+    return outcome
+
+
+def _evaluate_held(organization_id: int, event_ids: list[int], token: uuid.UUID) -> tuple[int, int]:
+    """Judge the held events and, in one transaction, mark them evaluated and write their
+    alerts; (events evaluated, alerts raised)."""
+    events = list(AuditEvent.objects.filter(pk__in=event_ids).order_by("pk"))
+    rules = list(AlertRule.objects.filter(organization_id=organization_id).order_by("id"))
+    if len(rules) < len(RULES):  # an organization older than its rules
+        alert_rules_ensure(organization_id=organization_id)
+        rules = list(AlertRule.objects.filter(organization_id=organization_id).order_by("id"))
+    findings = findings_for_batch(events, rules)
+    ids = [event.pk for event in events]
+    while ids:
+        with transaction.atomic():
+            marked = EvaluatedEvent.objects.filter(
+                event_id__in=ids, claim_token=token, evaluated_at__isnull=True
+            ).update(evaluated_at=timezone.now(), claim_token=None, claimed_until=None)
+            if marked == len(ids):
+                rules_by_id = {rule.pk: rule for rule in rules}
+                by_kind = {rule.kind: rule for rule in rules}
+                raised = _alerts_apply(
+                    [(by_kind[finding.kind], finding) for finding in findings],
+                    rules_by_id=rules_by_id,
+                )
+                return len(ids), raised
+            transaction.set_rollback(True)
+        # A claim ran out and was taken over (or done) by another evaluator: leave those events
+        # to it and evaluate the rest, whose findings do not depend on them.
+        still = set(
+            EvaluatedEvent.objects.filter(
+                event_id__in=ids, claim_token=token, evaluated_at__isnull=True
+            ).values_list("event_id", flat=True)
+        )
+        logger.warning(
+            "alert evaluation lost %d claims to another evaluator", len(ids) - len(still)
+        )
+        ids = [pk for pk in ids if pk in still]
+        findings = [finding for finding in findings if finding.event_id in still]
+    return 0, 0
+
+
+# --- Alerts: a batch's findings folded into each subject's alerts -----------------------------
 
 
 def _window_start(moment: datetime, window: timedelta) -> datetime:
@@ -84,25 +246,157 @@ def _window_start(moment: datetime, window: timedelta) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
 
 
-def _alert_upsert(*, rule: AlertRule, finding: Finding, event: AuditEvent) -> int:
-    """Raise an alert for the finding, or add it to the alert of the same subject and window."""
-    at = event.occurred_at
-    same_subject = Alert.objects.select_for_update().filter(
-        rule=rule, subject_key=finding.subject_key
-    )
-    if finding.window is None:
-        existing = same_subject.first()
-        window_key = f"{finding.subject_key}@always"
-    else:
-        existing = (
-            same_subject.filter(
-                first_seen_at__lte=at + finding.window, last_seen_at__gte=at - finding.window
-            )
-            .order_by("-last_seen_at")
-            .first()
+def _lock_key(rule_id: int, subject_key: str) -> int:
+    digest = hashlib.blake2b(f"alerts:{rule_id}:{subject_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_subjects(keys: set[tuple[int, str]]) -> None:
+    """Serialise the writers of the same rule and subject, and only them (PostgreSQL).
+
+    Raw SQL: the ORM has no advisory locks. Transaction-level, so they go with the commit;
+    taken in one order (sorted keys), so two evaluators never wait for each other in a circle.
+    """
+    if connection.vendor != "postgresql" or not keys:
+        return
+    ordered = sorted({_lock_key(rule_id, subject) for rule_id, subject in keys})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM "
+            "(SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k) AS ordered",
+            [ordered],
         )
-        window_key = f"{finding.subject_key}@{_window_start(at, finding.window).isoformat()}"
+
+
+@dataclass
+class _Raised:
+    """An alert raised (or reopened) by a finding, as it stood then."""
+
+    alert: Alert
+    reopened: bool
+    summary: str
+    event_ids: list[int]
+
+
+@dataclass
+class _Fold:
+    """One rule and subject's alerts while a batch's findings are folded into them."""
+
+    alerts: list[Alert]
+    ids: dict[int, set[int]] = field(default_factory=dict)  # id(alert) -> its event ids
+    order: dict[int, int] = field(default_factory=dict)  # id(alert) -> its place by age
+
+    def __post_init__(self) -> None:
+        for alert in self.alerts:
+            self.ids[id(alert)] = set(alert.event_ids)
+            self.order[id(alert)] = alert.pk
+
+    def add(self, alert: Alert, ids: set[int]) -> None:
+        self.alerts.append(alert)
+        self.ids[id(alert)] = ids
+        self.order[id(alert)] = 2**62 + len(self.order)  # newer than any stored one
+
+    def newest(self, alerts: list[Alert]) -> Alert | None:
+        return max(alerts, key=lambda a: (a.last_seen_at, self.order[id(a)]), default=None)
+
+
+def _alerts_apply(
+    found: list[tuple[AlertRule, Finding]], *, rules_by_id: dict[int, AlertRule]
+) -> int:
+    """Fold the findings (in event order) into their subjects' alerts, as one event at a time
+    would have: a finding joins the alert of its subject whose window it overlaps (the newest),
+    else the alert of its window's key, else raises a new one; a resolved alert it joins is
+    reopened. Returns how many alerts were raised or reopened."""
+    if not found:
+        return 0
+    by_subject: dict[tuple[int, str], list[Finding]] = defaultdict(list)
+    for rule, finding in found:
+        finding.subject_key = finding.subject_key[:160]
+        by_subject[rule.pk, finding.subject_key].append(finding)
+    _lock_subjects(set(by_subject))
+
+    stored_by_subject: dict[tuple[int, str], list[Alert]] = defaultdict(list)
+    subjects_by_rule: dict[int, set[str]] = defaultdict(set)
+    since_by_rule: dict[int, datetime | None] = {}
+    for (rule_id, subject), findings in by_subject.items():
+        subjects_by_rule[rule_id].add(subject)
+        for finding in findings:
+            start = None if finding.window is None else finding.at - finding.window
+            current = since_by_rule.get(rule_id, start)
+            since_by_rule[rule_id] = (
+                None if start is None or current is None else min(start, current)
+            )
+    for rule_id, subjects in subjects_by_rule.items():
+        stored = Alert.objects.select_for_update(of=("self",)).filter(
+            rule_id=rule_id, subject_key__in=subjects
+        )
+        since = since_by_rule[rule_id]
+        if since is not None:  # an alert this batch may join ends after its earliest window
+            stored = stored.filter(last_seen_at__gte=since)
+        for alert in stored.order_by("id"):
+            stored_by_subject[rule_id, alert.subject_key].append(alert)
+    folds = {key: _Fold(stored_by_subject[key]) for key in by_subject}
+
+    created: list[Alert] = []
+    changed: dict[int, Alert] = {}
+    raised: list[_Raised] = []
+    for key, findings in by_subject.items():
+        rule = rules_by_id[key[0]]
+        fold = folds[key]
+        for finding in findings:
+            _fold_one(rule, fold, finding, created, changed, raised)
+        for alert in fold.alerts:
+            alert.event_ids = sorted(fold.ids[id(alert)])[-MAX_EVENT_IDS:]
+
+    Alert.objects.bulk_create(created)
+    if changed:
+        Alert.objects.bulk_update(
+            list(changed.values()),
+            [
+                "count",
+                "first_seen_at",
+                "last_seen_at",
+                "event_ids",
+                "summary",
+                "details",
+                "status",
+                "resolved_at",
+                "email_pending",
+                "email_claimed_until",
+                "notes",
+            ],
+            batch_size=500,
+        )
+    _alerts_raised(raised, rules_by_id=rules_by_id)
+    return len(raised)
+
+
+def _fold_one(
+    rule: AlertRule,
+    fold: _Fold,
+    finding: Finding,
+    created: list[Alert],
+    changed: dict[int, Alert],
+    raised: list[_Raised],
+) -> None:
+    at = finding.at
+    if finding.window is None:
+        existing = fold.newest(fold.alerts)
+        window_key = f"{finding.subject_key}@always"[:200]
+    else:
+        window = finding.window
+        existing = fold.newest(
+            [
+                a
+                for a in fold.alerts
+                if a.first_seen_at <= at + window and a.last_seen_at >= at - window
+            ]
+        )
+        window_key = f"{finding.subject_key}@{_window_start(at, window).isoformat()}"[:200]
+    if existing is None:  # the window's alert, if it exists after all
+        existing = next((a for a in fold.alerts if a.window_key == window_key), None)
     if existing is None:
+        ids = sorted(finding.event_ids)[-MAX_EVENT_IDS:]
         alert = Alert(
             organization_id=rule.organization_id,
             rule=rule,
@@ -111,92 +405,91 @@ def _alert_upsert(*, rule: AlertRule, finding: Finding, event: AuditEvent) -> in
             subject_user_id=finding.subject_user_id,
             subject_label=finding.subject_label[:254],
             subject_ip=finding.subject_ip,
-            subject_key=finding.subject_key[:160],
-            window_key=window_key[:200],
+            subject_key=finding.subject_key,
+            window_key=window_key,
             summary=finding.summary[:300],
             first_seen_at=at,
             last_seen_at=at,
-            event_ids=finding.event_ids[-MAX_EVENT_IDS:],
+            event_ids=ids,
             details=finding.details,
             email_pending=rule.notify_email,
         )
-        try:
-            with transaction.atomic():
-                alert.save()
-        except IntegrityError:  # the window's alert exists after all: count the repeat
-            existing = same_subject.get(window_key=window_key[:200])
-        else:
-            _alert_raised(alert=alert, rule=rule, reopened=False)
-            return 1
-    return _alert_repeat(alert=existing, rule=rule, finding=finding, at=at)
-
-
-def _alert_repeat(*, alert: Alert, rule: AlertRule, finding: Finding, at: datetime) -> int:
-    alert.count += 1
-    alert.first_seen_at = min(alert.first_seen_at, at)
-    alert.last_seen_at = max(alert.last_seen_at, at)
-    alert.event_ids = sorted(set(alert.event_ids) | set(finding.event_ids))[-MAX_EVENT_IDS:]
-    alert.summary = finding.summary[:300]
-    alert.details = finding.details
-    if finding.subject_widened:
-        alert.subject_ip, alert.subject_label = finding.subject_ip, finding.subject_label[:254]
-    reopened = alert.status == AlertStatus.RESOLVED
-    if reopened:
-        alert.status = AlertStatus.OPEN
-        alert.resolved_at = None
-        alert.email_pending = rule.notify_email
+        fold.add(alert, set(ids))
+        created.append(alert)
+        raised.append(_Raised(alert, False, alert.summary, ids[:50]))
+        return
+    existing.count += 1
+    existing.first_seen_at = min(existing.first_seen_at, at)
+    existing.last_seen_at = max(existing.last_seen_at, at)
+    fold.ids[id(existing)].update(finding.event_ids)
+    existing.summary = finding.summary[:300]
+    existing.details = finding.details
+    if existing.pk is not None:
+        changed[existing.pk] = existing
+    if existing.status == AlertStatus.RESOLVED:
+        existing.status = AlertStatus.OPEN
+        existing.resolved_at = None
+        existing.email_pending = rule.notify_email
         # A send of the earlier email still under way must not mark this new one as sent.
-        alert.email_claimed_until = None
-        alert.notes = [*alert.notes, note_entry(None, "reopened", "The rule matched again.")]
-    alert.save()
-    if reopened:
-        _alert_raised(alert=alert, rule=rule, reopened=True)
-        return 1
-    return 0
+        existing.email_claimed_until = None
+        existing.notes = [*existing.notes, note_entry(None, "reopened", "The rule matched again.")]
+        ids = sorted(fold.ids[id(existing)])[-MAX_EVENT_IDS:]
+        raised.append(_Raised(existing, True, existing.summary, ids[:50]))
 
 
-def _alert_raised(*, alert: Alert, rule: AlertRule, reopened: bool) -> None:
-    """Record alert.raised, owe its webhook deliveries, and queue its notifications after commit."""
-    subject = (
-        User.objects.filter(pk=alert.subject_user_id).first() if alert.subject_user_id else None
+def _alerts_raised(raised: list[_Raised], *, rules_by_id: dict[int, AlertRule]) -> None:
+    """Record alert.raised for each (one INSERT), owe their webhook deliveries, and queue their
+    notifications after commit."""
+    if not raised:
+        return
+    subjects = User.objects.in_bulk(
+        {r.alert.subject_user_id for r in raised if r.alert.subject_user_id is not None}
     )
-    event_record(
-        event_type=EventType.ALERT_RAISED,
-        organization=Organization(pk=alert.organization_id),
-        target_user=subject,
-        reason=alert.kind,
-        details={
-            "alert_id": alert.pk,
-            "rule": alert.kind,
-            "severity": alert.severity,
-            "summary": alert.summary,
-            "subject_ip": alert.subject_ip,
-            "related_event_ids": alert.event_ids[:50],
-            **({"reopened": True} if reopened else {}),
-        },
+    events_record(
+        specs=[
+            EventSpec(
+                event_type=EventType.ALERT_RAISED,
+                organization=Organization(pk=r.alert.organization_id),
+                target_user=subjects.get(r.alert.subject_user_id or 0),
+                reason=r.alert.kind,
+                details={
+                    "alert_id": r.alert.pk,
+                    "rule": r.alert.kind,
+                    "severity": r.alert.severity,
+                    "summary": r.summary,
+                    "subject_ip": r.alert.subject_ip,
+                    "related_event_ids": r.event_ids,
+                    **({"reopened": True} if r.reopened else {}),
+                },
+            )
+            for r in raised
+        ]
     )
-    if rule.notify_webhook:
-        webhook_deliveries_create(alert=alert, reopened=reopened)
+    webhook_deliveries_create_many(
+        [(r.alert, r.reopened) for r in raised if rules_by_id[r.alert.rule_id].notify_webhook]
+    )
     from .tasks import alert_notify as alert_notify_task
 
-    alert_id = alert.pk
-    transaction.on_commit(lambda: enqueue(alert_notify_task, alert_id))
+    for alert_id in dict.fromkeys(r.alert.pk for r in raised):
+        transaction.on_commit(partial(enqueue, alert_notify_task, alert_id))
 
 
 # --- The sweep: events that were never evaluated ----------------------------------------------
 
 
 def events_sweep(
-    *, batch_size: int = 500, max_batches: int = 20, horizon_hours: int | None = None
+    *, batch_size: int | None = None, max_batches: int = 20, horizon_hours: int | None = None
 ) -> int:
-    """Evaluate committed events that no task evaluated (broker down, worker lost).
+    """Evaluate committed events that no task evaluated (broker down, worker lost), in batches.
 
-    Every unevaluated event past the mark and older than ALERTS_SWEEP_DELAY_SECONDS (younger
-    ones are left to their own task) is evaluated, whatever lies around it: recent evaluated
-    events do not hide the unevaluated ones behind them. Then the mark moves over the events
-    that are all done, but never past an event younger than ALERTS_SWEEP_SETTLE_SECONDS,
+    Every event past the mark and older than ALERTS_SWEEP_DELAY_SECONDS (younger ones are left
+    to their own task) that is neither evaluated nor held by a live claim is evaluated, whatever
+    lies around it: recent evaluated events do not hide the unevaluated ones behind them. A
+    claim whose lease ran out (its worker died) is taken over. Then the mark moves over the
+    events that are all done, but never past an event younger than ALERTS_SWEEP_SETTLE_SECONDS,
     because an id handed out at insert may commit later than a higher one.
     """
+    size = batch_size or settings.ALERTS_EVALUATION_BATCH
     state, _ = SweepState.objects.get_or_create(pk=1)
     low = state.low_water_id
     now = timezone.now()
@@ -205,29 +498,29 @@ def events_sweep(
     horizon = now - timedelta(
         hours=settings.ALERTS_SWEEP_HORIZON_HOURS if horizon_hours is None else horizon_hours
     )
-    relevant = AuditEvent.objects.filter(
-        pk__gt=low, event_type__in=EVALUATED_EVENT_TYPES, organization_id__isnull=False
-    )
-    unevaluated = ~Exists(EvaluatedEvent.objects.filter(event_id=OuterRef("pk")))
+    relevant = _relevant().filter(pk__gt=low)
     due = (
-        relevant.filter(unevaluated, occurred_at__lte=evaluate_before, occurred_at__gte=horizon)
+        relevant.filter(occurred_at__lte=evaluate_before, occurred_at__gte=horizon)
+        .exclude(_done_or_held(now))
         .order_by("pk")
         .values_list("pk", flat=True)
     )
     evaluated = 0
     after = low
     for _ in range(max_batches):
-        ids = list(due.filter(pk__gt=after)[:batch_size])
-        for pk in ids:
-            event_evaluate(event_id=pk)
-        evaluated += len(ids)
-        if len(ids) < batch_size:
+        ids = list(due.filter(pk__gt=after)[:size])
+        if ids:
+            evaluated += evaluate(event_ids=ids, gather=False).evaluated
+        if len(ids) < size:
             break
         after = ids[-1]
 
     # The mark: the last relevant event before the first one that is young or still to do.
+    undone = ~Exists(
+        EvaluatedEvent.objects.filter(event_id=OuterRef("pk"), evaluated_at__isnull=False)
+    )
     blocker = (
-        relevant.filter(Q(occurred_at__gt=settle_before) | Q(unevaluated, occurred_at__gte=horizon))
+        relevant.filter(Q(occurred_at__gt=settle_before) | Q(undone, occurred_at__gte=horizon))
         .order_by("pk")
         .values_list("pk", flat=True)
         .first()
@@ -235,7 +528,7 @@ def events_sweep(
     done = relevant if blocker is None else relevant.filter(pk__lt=blocker)
     mark = done.aggregate(mark=Max("pk"))["mark"]
     if mark is not None:
-        skipped = done.filter(unevaluated).count()  # older than anyone would act on
+        skipped = done.filter(undone).count()  # older than anyone would act on
         if skipped:
             logger.warning("alert sweep skipped %d events older than the horizon", skipped)
         SweepState.objects.filter(pk=1, low_water_id__lt=mark).update(

@@ -138,16 +138,25 @@ class Alert(models.Model):
 
 
 class EvaluatedEvent(models.Model):
-    """Ledger: an audit event whose rules have run. Claimed in the evaluation's transaction.
+    """Ledger: an audit event claimed for evaluation, and when its rules ran.
 
-    Events are append-only, so the ledger, not a flag on the event, says what is done.
+    Events are append-only, so the ledger, not a flag on the event, says what is done. A row is
+    claimed (evaluated_at null) by an evaluator's token for a lease, in a statement of its own
+    that commits at once; the evaluation marks it done (evaluated_at) in the transaction that
+    writes its alerts, and only while the claim is still that evaluator's. A claim whose lease
+    ran out is the sweep's to take. A row created plainly (history, a test) is done.
     """
 
     event_id = models.BigIntegerField(primary_key=True)
-    evaluated_at = models.DateTimeField(default=timezone.now)
+    evaluated_at = models.DateTimeField(default=timezone.now, null=True, blank=True)
+    # The evaluator holding the claim (a Celery task's id, so a redelivered message takes back
+    # its own claims at once) and until when; both null once evaluated.
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"evaluated {self.event_id}"
+        done = "evaluated" if self.evaluated_at else "claimed"
+        return f"{done} {self.event_id}"
 
 
 class SweepState(models.Model):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet
 
 from accounts.access import Capability, can, roles_with
 from accounts.models import User, UserSession
@@ -55,12 +56,54 @@ def mfa_failures_within(event: AuditEvent, window: timedelta) -> QuerySet[AuditE
     )
 
 
-def tor_exit_node(ip: str) -> TorExitNode | None:
-    """The loaded Tor exit list's entry for the address, if it is on it."""
-    return TorExitNode.objects.filter(ip_address=ip).first()
+def failed_sign_ins_between(
+    *, organization_id: int | None, after: datetime, until: datetime
+) -> QuerySet[AuditEvent]:
+    """The organization's failed sign-ins with after < occurred_at <= until (a batch's windows)."""
+    return _organization_events(organization_id).filter(
+        event_type=EventType.LOGIN_FAILED, occurred_at__gt=after, occurred_at__lte=until
+    )
 
 
-def sign_ins_before(event: AuditEvent) -> QuerySet[AuditEvent]:
+def mfa_failures_between(
+    *, organization_id: int | None, after: datetime, until: datetime
+) -> QuerySet[AuditEvent]:
+    """The organization's failed second-factor checks with after < occurred_at <= until."""
+    return _organization_events(organization_id).filter(
+        event_type=EventType.MFA_VERIFICATION_FAILED, occurred_at__gt=after, occurred_at__lte=until
+    )
+
+
+def tor_exit_nodes(ips: set[str]) -> dict[str, TorExitNode]:
+    """The loaded Tor exit list's entries for those addresses that are on it."""
+    return {node.ip_address: node for node in TorExitNode.objects.filter(ip_address__in=ips)}
+
+
+def sign_ins_before_outer() -> QuerySet[AuditEvent]:
+    """For an outer query over events: each one's actor's successful sign-ins recorded before it
+    (by time, then id), newest first. Correlated, so one query judges a whole batch."""
+    return (
+        AuditEvent.objects.filter(
+            organization=OuterRef("organization_id"),
+            event_type=EventType.LOGIN_SUCCEEDED,
+            actor_id=OuterRef("actor_id"),
+        )
+        .filter(
+            Q(occurred_at__lt=OuterRef("occurred_at"))
+            | Q(occurred_at=OuterRef("occurred_at"), id__lt=OuterRef("id"))
+        )
+        .order_by("-occurred_at", "-id")
+    )
+
+
+def sign_ins_of(*, organization_id: int | None, actor_ids: set[int]) -> QuerySet[AuditEvent]:
+    """The actors' successful sign-ins."""
+    return _organization_events(organization_id).filter(
+        event_type=EventType.LOGIN_SUCCEEDED, actor_id__in=actor_ids
+    )
+
+
+def sign_ins_before_event(event: AuditEvent) -> QuerySet[AuditEvent]:
     """The actor's successful sign-ins recorded before this event, newest first."""
     return (
         _organization_events(event.organization_id)
@@ -72,16 +115,30 @@ def sign_ins_before(event: AuditEvent) -> QuerySet[AuditEvent]:
     )
 
 
-def sessions_open_at(
-    *, organization_id: int | None, user_id: int, at: datetime, max_age: timedelta
+def events_with_earlier_sign_ins(ids: list[int], **annotations: Any) -> Any:
+    """The batch's events, each annotated from its actor's earlier sign-ins (see above).
+
+    Typed Any: the annotations' names are the caller's, which the type checker cannot see.
+    """
+    return AuditEvent.objects.filter(pk__in=ids).annotate(**annotations)
+
+
+def sessions_open_during(
+    *,
+    organization_id: int | None,
+    user_ids: set[int],
+    first: datetime,
+    last: datetime,
+    max_age: timedelta,
 ) -> QuerySet[UserSession]:
-    """The user's sessions that were open at that instant (and not older than max_age)."""
+    """The users' sessions open at some instant between first and last (and not older than
+    max_age then): the sessions that were open when any of a batch's events happened."""
     return UserSession.objects.filter(
         organization=organization_id,
-        user_id=user_id,
-        started_at__lte=at,
-        started_at__gt=at - max_age,
-    ).filter(Q(ended_at__isnull=True) | Q(ended_at__gt=at))
+        user_id__in=user_ids,
+        started_at__lte=last,
+        started_at__gt=first - max_age,
+    ).filter(Q(ended_at__isnull=True) | Q(ended_at__gt=first))
 
 
 def events_by_ids(*, organization_id: int, ids: list[int]) -> QuerySet[AuditEvent]:

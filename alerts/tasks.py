@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from . import evaluation, notifications, webhooks
 
 
-@shared_task(time_limit=120, soft_time_limit=100)
-def events_evaluate(event_ids: list[int]) -> int:
-    return evaluation.events_evaluate(event_ids=event_ids)
+# The task's id is its claim token: a message delivered again after its worker died takes back
+# the events it had claimed at once (see alerts.evaluation).
+@shared_task(bind=True, time_limit=120, soft_time_limit=100)
+def events_evaluate(self: Any, event_ids: list[int]) -> int:
+    return evaluation.events_evaluate(event_ids=event_ids, token=self.request.id)
 
 
 @shared_task(time_limit=600, soft_time_limit=540)

@@ -234,6 +234,22 @@ def webhook_deliveries_create(*, alert: Alert, reopened: bool) -> None:
     )
 
 
+def webhook_deliveries_create_many(raised: list[tuple[Alert, bool]]) -> None:
+    """Owe each raised (or reopened) alert to every enabled endpoint of its organization."""
+    if not raised:
+        return
+    endpoints: dict[int, list[WebhookEndpoint]] = {}
+    for endpoint in WebhookEndpoint.objects.filter(
+        organization_id__in={alert.organization_id for alert, _ in raised}, enabled=True
+    ):
+        endpoints.setdefault(endpoint.organization_id, []).append(endpoint)
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(endpoint=endpoint, alert=alert, payload=_payload(alert, reopened))
+        for alert, reopened in raised
+        for endpoint in endpoints.get(alert.organization_id, [])
+    )
+
+
 def webhook_deliveries_start(*, alert_id: int) -> None:
     """Queue an attempt at each of the alert's deliveries that is due."""
     from .tasks import webhook_delivery_attempt as webhook_delivery_attempt_task

@@ -111,10 +111,10 @@ def test_a_failing_evaluation_never_breaks_the_sign_in_and_is_retried_by_the_swe
 
     user = member()
 
-    def broken(event, rule):
+    def broken(events, rules):
         raise RuntimeError("rule crashed")
 
-    monkeypatch.setattr(evaluation, "findings_for", broken)
+    monkeypatch.setattr(evaluation, "findings_for_batch", broken)
     with committing():
         response = sign_in(client, user.email, REMOTE_ADDR="198.51.100.7")
     assert response.status_code == 302
