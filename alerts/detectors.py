@@ -55,7 +55,7 @@ class Finding:
     subject_user_id: int | None = None
     subject_label: str = ""
     subject_ip: str | None = None
-    # The events that made the match (in no particular order; the alert sorts them).
+    # The events that made the match, in id order (impossible travel: from, to).
     event_ids: Sequence[int] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -175,7 +175,7 @@ def _failed_sign_ins(events: list[AuditEvent], params: dict[str, Any]) -> list[F
                     f"{failures} failed sign-ins for {event.actor_label} "
                     f"within {params['window_minutes']} minutes"
                 ),
-                event_ids=series.ids[hi - failures : hi],
+                event_ids=sorted(series.ids[hi - failures : hi]),
                 details={
                     "failures": failures,
                     "threshold": params["threshold"],
@@ -236,7 +236,7 @@ def _password_spraying(events: list[AuditEvent], params: dict[str, Any]) -> list
                     ),
                     event_id=event.pk,
                     at=event.occurred_at,
-                    event_ids=series.ids[max(lo, hi - MAX_FINDING_IDS) : hi],
+                    event_ids=sorted(series.ids[max(lo, hi - MAX_FINDING_IDS) : hi]),
                     details={
                         "distinct_accounts": len(accounts),
                         "threshold": params["distinct_accounts"],
@@ -570,7 +570,7 @@ def _mfa_fatigue(events: list[AuditEvent], params: dict[str, Any]) -> list[Findi
                     f"{event.actor_label} passed the second factor after {failures} failed "
                     f"checks within {params['window_minutes']} minutes"
                 ),
-                event_ids=[*series.ids[hi - failures : hi], event.pk],
+                event_ids=sorted([*series.ids[hi - failures : hi], event.pk]),
                 details={
                     "failures": failures,
                     "throttled": throttled,

@@ -285,6 +285,7 @@ class _Fold:
     alerts: list[Alert]
     ids: dict[int, set[int]] = field(default_factory=dict)  # id(alert) -> its event ids
     order: dict[int, int] = field(default_factory=dict)  # id(alert) -> its place by age
+    repeated: set[int] = field(default_factory=set)  # id(alert) of those a finding joined
 
     def __post_init__(self) -> None:
         for alert in self.alerts:
@@ -346,7 +347,8 @@ def _alerts_apply(
         for finding in findings:
             _fold_one(rule, fold, finding, created, changed, raised)
         for alert in fold.alerts:
-            alert.event_ids = sorted(fold.ids[id(alert)])[-MAX_EVENT_IDS:]
+            if id(alert) in fold.repeated:
+                alert.event_ids = sorted(fold.ids[id(alert)])[-MAX_EVENT_IDS:]
 
     Alert.objects.bulk_create(created)
     if changed:
@@ -396,7 +398,7 @@ def _fold_one(
     if existing is None:  # the window's alert, if it exists after all
         existing = next((a for a in fold.alerts if a.window_key == window_key), None)
     if existing is None:
-        ids = sorted(finding.event_ids)[-MAX_EVENT_IDS:]
+        ids = list(finding.event_ids[-MAX_EVENT_IDS:])
         alert = Alert(
             organization_id=rule.organization_id,
             rule=rule,
@@ -419,6 +421,7 @@ def _fold_one(
         raised.append(_Raised(alert, False, alert.summary, ids[:50]))
         return
     existing.count += 1
+    fold.repeated.add(id(existing))
     existing.first_seen_at = min(existing.first_seen_at, at)
     existing.last_seen_at = max(existing.last_seen_at, at)
     fold.ids[id(existing)].update(finding.event_ids)

@@ -23,39 +23,6 @@ def _organization_events(organization_id: int | None) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(organization=organization_id)
 
 
-def failed_sign_ins_within(event: AuditEvent, window: timedelta) -> QuerySet[AuditEvent]:
-    """The organization's failed sign-ins in the window that ends with this event."""
-    return _organization_events(event.organization_id).filter(
-        event_type=EventType.LOGIN_FAILED,
-        occurred_at__gt=event.occurred_at - window,
-        occurred_at__lte=event.occurred_at,
-    )
-
-
-def failed_sign_ins_from_network(
-    event: AuditEvent, window: timedelta, network: ipaddress.IPv4Network | ipaddress.IPv6Network
-) -> QuerySet[AuditEvent]:
-    """The organization's failed sign-ins in the window from addresses of the network.
-
-    audit.lookups' `in_network`: on PostgreSQL inet's `<<=`, which the planner turns into a range
-    of the (organization, ip_address, time) index, or the window of (organization, event_type,
-    time) whichever is cheaper; on SQLite (`make run`) a test per row of the window.
-    """
-    return failed_sign_ins_within(event, window).filter(
-        ip_address__in_network=network.with_prefixlen
-    )
-
-
-def mfa_failures_within(event: AuditEvent, window: timedelta) -> QuerySet[AuditEvent]:
-    """The actor's failed second-factor checks in the window that ends with this event."""
-    return _organization_events(event.organization_id).filter(
-        event_type=EventType.MFA_VERIFICATION_FAILED,
-        actor_id=event.actor_id,
-        occurred_at__gt=event.occurred_at - window,
-        occurred_at__lte=event.occurred_at,
-    )
-
-
 def failed_sign_ins_between(
     *, organization_id: int | None, after: datetime, until: datetime
 ) -> QuerySet[AuditEvent]:
