@@ -1,32 +1,51 @@
-"""Alert evaluation: throughput of one worker process, and latency from commit to alert.
+"""Alert evaluation under load: one worker's CPU per event, workers sharing tenants, and the
+delay from an event's commit to its evaluation.
 
 Runs on PostgreSQL and Redis (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/
 am_bench_alerts, whose test database test_<name> is created and dropped; REDIS_URL, default
-redis://127.0.0.1:6379/13, whose queue is purged). A real `celery worker --pool=solo` process is
-started against them, with every rule of every organization on.
+redis://127.0.0.1:6379/13, whose queue is purged). Real `celery worker --pool=solo` processes are
+started against them, with every rule of every organization on. One command per mode:
 
-1. Throughput: E new events (failed sign-ins, successful sign-ins with their session.started, from
-   known and new devices and countries) over U users with a month of history each are queued the
-   way sign-ins queue them (one task per request, as alerts.receivers.queue_evaluation sends
-   it); the figure is E divided by the time from the first message to the last event in the
-   evaluation ledger.
-2. Latency: S sign-ins through the real sign-in view, one at a time, each from a new browser (so
-   each raises a new-device alert); the figure is the time from the sign-in's commit (an
-   after-commit hook) to the alert row's created_at, median and 95th percentile.
+  burst    100,000 failed sign-ins for one tenant from 1,000 IPs over 5,000 addresses (within a
+           few minutes), queued as sign-ins queue them (one message per event, through
+           alerts.receivers.queue_evaluation), evaluated by one worker. Figures: events per CPU-
+           second of the worker (user + system, /proc/<pid>/stat), from the moment it starts
+           consuming until the queue is empty (its notifications included), and events per second
+           of wall clock.
+  spread   the same volume over 40 tenants (each 1/40 of the addresses and IPs), evaluated by one
+           worker, then again (ledger and alerts cleared) by four. Figures: wall-clock throughput
+           of each, their ratio, and events per CPU-second (all workers' CPU).
+  latency  failed sign-ins for one tenant arriving at a steady rate (default 500/s for 20 s,
+           from several producer threads through the real event path, each event committed and
+           queued on its own) with one worker running. Figures: from each event's commit to its
+           evaluated_at in the ledger, median and 95th percentile.
+  mixed    the earlier mode: E events (failures, sign-ins with their sessions, new devices and
+           countries) over 200 users with a month of history, and S sign-ins through the real
+           sign-in view, each from a new browser: throughput, and commit -> new-device alert.
 
-    SECRET_KEY=x .venv/bin/python bench/alerts.py [E] [S]
+    SECRET_KEY=x .venv/bin/python bench/alerts.py burst [--events 100000]
+    SECRET_KEY=x .venv/bin/python bench/alerts.py spread [--events 100000] [--tenants 40]
+    SECRET_KEY=x .venv/bin/python bench/alerts.py latency [--rate 500] [--seconds 20]
+    SECRET_KEY=x .venv/bin/python bench/alerts.py mixed [--events 2000] [--sign-ins 50]
+
+In the burst and spread modes the messages are queued before the workers consume: the workers
+start on an empty queue of their own and are then told to consume the loaded one
+(app.control.add_consumer), so neither their start-up nor the bench's own publishing is timed.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,7 +60,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, connections  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import (  # noqa: E402
     override_settings,
@@ -125,7 +144,11 @@ def seed(rng: random.Random):
     return users
 
 
-def _start_worker() -> subprocess.Popen[bytes]:
+HOLD_QUEUE = "bench-hold"  # a queue nobody sends to: workers wait on it until told otherwise
+
+
+def _start_workers(count: int, *, hold: bool = False) -> list[subprocess.Popen[bytes]]:
+    """`count` solo worker processes on the bench's test database, answering a ping."""
     name = settings.DATABASES["default"]["NAME"]
     url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/" + name
     env = {
@@ -134,30 +157,67 @@ def _start_worker() -> subprocess.Popen[bytes]:
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
-    worker = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "celery"),
-            "-A",
-            "activity_monitor",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            "--loglevel=WARNING",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    env.pop("DATABASE_OWNER_URL", None)
+    workers = [
+        subprocess.Popen(
+            [
+                str(ROOT / ".venv" / "bin" / "celery"),
+                "-A",
+                "activity_monitor",
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "--hostname",
+                f"bench{n}-{os.getpid()}@%h",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+                "--loglevel=WARNING",
+                *(["--queues", HOLD_QUEUE] if hold else []),
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        for n in range(count)
+    ]
     from activity_monitor.celery import app
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if app.control.ping(timeout=0.5):
-            return worker
-    worker.terminate()
-    raise SystemExit("the worker did not start")
+        if len(app.control.ping(timeout=0.5) or []) >= count:
+            return workers
+    _stop_workers(workers)
+    raise SystemExit("the workers did not start")
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(60)
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    return _start_workers(1)[0]
+
+
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(os.environ["REDIS_URL"])
+
+
+def _wait_until_idle(workers: list[subprocess.Popen[bytes]], timeout: float = 3600) -> None:
+    """Until the queue is empty and no message is being worked on (acks come after the task)."""
+    client = _redis()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.llen("celery") == 0 and client.hlen("unacked") == 0:
+            return
+        if any(worker.poll() is not None for worker in workers):
+            raise SystemExit("a worker died")
+        time.sleep(0.1)
+    raise SystemExit("the queue did not drain")
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -170,7 +230,6 @@ def throughput(rng: random.Random, users, total: int) -> tuple[float, float]:
     """Queue `total` events as sign-ins would, and time one worker evaluating them all."""
     from accounts.models import UserSession
     from activity_monitor.celery import enqueue
-    from alerts.models import EvaluatedEvent
     from alerts.tasks import events_evaluate as events_evaluate_task
     from audit.models import AuditEvent, EventType
 
@@ -229,7 +288,7 @@ def throughput(rng: random.Random, users, total: int) -> tuple[float, float]:
         start = time.perf_counter()
         for request in requests:
             enqueue(events_evaluate_task, [event.pk for event in request])
-        while EvaluatedEvent.objects.count() < len(flat):
+        while _evaluated() < len(flat):
             time.sleep(0.05)
         elapsed = time.perf_counter() - start
         cpu = _cpu_seconds(worker.pid) - cpu_before
@@ -290,10 +349,9 @@ def latency(users, rounds: int) -> list[float]:
     return samples
 
 
-def main(total: int, rounds: int) -> None:
+def mixed(total: int, rounds: int) -> None:
     from activity_monitor.celery import app
 
-    app.conf.task_always_eager = False
     app.control.purge()
     rng = random.Random(2026)
     users = seed(rng)
@@ -319,14 +377,285 @@ def main(total: int, rounds: int) -> None:
     )
 
 
-if __name__ == "__main__":
-    total = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+# --- burst, spread and latency: failed sign-ins --------------------------------------------------
+
+
+def _tenants(count: int, *, users: int) -> list[tuple[Any, list[Any]]]:
+    """`count` organizations with `users` members each (bulk: one password hash for all)."""
+    from django.contrib.auth.hashers import make_password
+
+    from accounts.models import Membership, Organization, User
+
+    password = make_password(PASSWORD)
+    tenants = []
+    for t in range(count):
+        org = Organization.objects.create(name=f"Tenant {t}", slug=f"tenant-{t}")
+        members = User.objects.bulk_create(
+            [
+                User(email=f"user{u}@tenant{t}.test", password=password, is_active=True)
+                for u in range(users)
+            ],
+            batch_size=5000,
+        )
+        Membership.objects.bulk_create(
+            [Membership(user=user, organization=org) for user in members], batch_size=5000
+        )
+        tenants.append((org, members))
+    return tenants
+
+
+def _failures(
+    rng: random.Random, tenants, *, total: int, ips_per_tenant: int, seconds: float
+) -> list[Any]:
+    """`total` failed sign-ins spread evenly over the tenants, within the last `seconds`."""
+    from audit.models import AuditEvent, EventType
+
+    start = timezone.now() - timedelta(seconds=seconds)
+    events = []
+    for n in range(total):
+        t = n % len(tenants)
+        org, members = tenants[t]
+        user = rng.choice(members)
+        events.append(
+            AuditEvent(
+                occurred_at=start + timedelta(seconds=seconds * n / total),
+                organization=org,
+                event_type=EventType.LOGIN_FAILED,
+                outcome="failure",
+                reason="invalid_credentials",
+                actor=user,
+                actor_label=user.email,
+                ip_address=_address(t, rng.randrange(ips_per_tenant)),
+                details={"method": "password"},
+            )
+        )
+    AuditEvent.objects.bulk_create(events, batch_size=5000)
+    return events
+
+
+def _address(tenant: int, n: int) -> str:
+    return f"10.{tenant}.{n // 250}.{n % 250 + 1}"
+
+
+def _queue_as_sign_ins(events) -> None:
+    """One message per event, through the hook a sign-in's commit runs."""
+    from alerts.receivers import queue_evaluation
+
+    for event in events:
+        queue_evaluation([event])
+
+
+def _evaluated() -> int:
+    from alerts.models import EvaluatedEvent
+
+    return EvaluatedEvent.objects.filter(evaluated_at__isnull=False).count()
+
+
+def _timed_run(workers_count: int, total: int) -> tuple[float, float, float]:
+    """Workers consume the loaded queue: (seconds to evaluate every event, seconds until the
+    queue is empty, CPU-seconds of all workers until then)."""
+    from activity_monitor.celery import app
+
+    workers = _start_workers(workers_count, hold=True)
+    try:
+        cpu_before = sum(_cpu_seconds(w.pid) for w in workers)
+        start = time.perf_counter()
+        app.control.add_consumer("celery", reply=True)
+        while _evaluated() < total:
+            if any(w.poll() is not None for w in workers):
+                raise SystemExit("a worker died")
+            time.sleep(0.05)
+        evaluated_after = time.perf_counter() - start
+        _wait_until_idle(workers)
+        drained_after = time.perf_counter() - start
+        cpu = sum(_cpu_seconds(w.pid) for w in workers) - cpu_before
+    finally:
+        _stop_workers(workers)
+    return evaluated_after, drained_after, cpu
+
+
+def burst(total: int) -> None:
+    from activity_monitor.celery import app
+    from alerts.models import Alert
+
+    app.control.purge()
+    rng = random.Random(2026)
+    tenants = _tenants(1, users=5000)
+    events = _failures(rng, tenants, total=total, ips_per_tenant=1000, seconds=total / 500)
+    published = time.perf_counter()
+    _queue_as_sign_ins(events)
+    published = time.perf_counter() - published
+    evaluated_after, drained_after, cpu = _timed_run(1, total)
+    print(
+        f"burst: {total:,} failed sign-ins for one tenant from 1,000 IPs over 5,000 addresses, "
+        f"{total:,} messages (queued in {published:.1f} s), one worker (--pool=solo)"
+    )
+    print(
+        f"  all evaluated after {evaluated_after:.1f} s ({total / evaluated_after:,.0f} events/s "
+        f"wall clock); queue empty after {drained_after:.1f} s; {Alert.objects.count():,} alerts"
+    )
+    print(
+        f"  worker CPU {cpu:.1f} s: {total / cpu:,.0f} events per worker CPU-second "
+        f"(target >= 2,000; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
+
+
+def spread(total: int, tenant_count: int) -> None:
+    from activity_monitor.celery import app
+    from alerts.models import Alert, EvaluatedEvent
+
+    app.control.purge()
+    rng = random.Random(2026)
+    tenants = _tenants(tenant_count, users=max(1, 5000 // tenant_count))
+    events = _failures(
+        rng, tenants, total=total, ips_per_tenant=max(1, 1000 // tenant_count), seconds=total / 500
+    )
+    results = {}
+    for workers_count in (1, 4):
+        EvaluatedEvent.objects.all().delete()
+        Alert.objects.all().delete()
+        app.control.purge()
+        _queue_as_sign_ins(events)
+        results[workers_count] = _timed_run(workers_count, total)
+    print(
+        f"spread: {total:,} failed sign-ins over {tenant_count} tenants "
+        f"({total // tenant_count:,} each), one message per event"
+    )
+    for workers_count, (evaluated_after, drained_after, cpu) in results.items():
+        print(
+            f"  {workers_count} worker(s): all evaluated after {evaluated_after:.1f} s "
+            f"({total / evaluated_after:,.0f} events/s), queue empty after {drained_after:.1f} s, "
+            f"CPU {cpu:.1f} s ({total / cpu:,.0f} events per worker CPU-second)"
+        )
+    ratio = results[1][0] / results[4][0]
+    print(
+        f"  4 workers / 1 worker: {ratio:.2f}x (target >= 3x); load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+
+
+def latency_under_load(rate: int, seconds: float, producers: int = 4) -> None:
+    """Events committed at `rate` per second by `producers` threads; commit -> evaluated_at."""
+    from activity_monitor.celery import app
+    from alerts.models import EvaluatedEvent
+    from audit import services as audit_services
+    from audit.context import RequestContext
+    from audit.models import EventType
+    from audit.services import EventSpec, events_record
+
+    app.control.purge()
+    [(org, members)] = _tenants(1, users=5000)
+    committed: dict[int, float] = {}
+
+    def note_commit(events) -> None:  # runs once the events commit, before they are queued
+        now = time.time()
+        for event in events:
+            committed[event.pk] = now
+
+    audit_services._after_commit_hooks.insert(0, note_commit)
+    workers = _start_workers(1)
+    per_producer = rate / producers
+    total = int(rate * seconds)
+
+    def produce(index: int) -> None:
+        rng = random.Random(index)
+        start = time.perf_counter()
+        try:
+            for n in range(index, total, producers):
+                due = start + (n // producers) / per_producer
+                pause = due - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                user = rng.choice(members)
+                events_record(  # commits (autocommit), then runs the hooks: note_commit first
+                    specs=[
+                        EventSpec(
+                            event_type=EventType.LOGIN_FAILED,
+                            outcome="failure",
+                            reason="invalid_credentials",
+                            actor=user,
+                            organization=org,
+                        )
+                    ],
+                    context=RequestContext(ip_address=_address(99, rng.randrange(1000))),
+                )
+        finally:
+            connections.close_all()
+
+    try:
+        began = time.perf_counter()
+        threads = [threading.Thread(target=produce, args=(i,)) for i in range(producers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        produced_in = time.perf_counter() - began
+        deadline = time.monotonic() + 120
+        while _evaluated() < len(committed) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _wait_until_idle(workers)
+    finally:
+        audit_services._after_commit_hooks.remove(note_commit)
+        _stop_workers(workers)
+    done = dict(
+        EvaluatedEvent.objects.filter(event_id__in=list(committed)).values_list(
+            "event_id", "evaluated_at"
+        )
+    )
+    samples = sorted(
+        evaluated_at.timestamp() - committed[pk]
+        for pk, evaluated_at in done.items()
+        if evaluated_at is not None
+    )
+    p95 = samples[max(0, round(0.95 * len(samples)) - 1)]
+    print(
+        f"latency: {len(committed):,} failed sign-ins for one tenant committed in "
+        f"{produced_in:.1f} s ({len(committed) / produced_in:,.0f}/s, target rate {rate}/s, "
+        f"{producers} producer threads), one worker (--pool=solo); {len(samples):,} evaluated"
+    )
+    print(
+        f"  commit -> evaluated: median {statistics.median(samples) * 1000:.0f} ms, "
+        f"p95 {p95 * 1000:.0f} ms, max {samples[-1] * 1000:.0f} ms (target p95 <= 1,000 ms; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    modes = parser.add_subparsers(dest="mode", required=True)
+    burst_args = modes.add_parser("burst")
+    burst_args.add_argument("--events", type=int, default=100_000)
+    spread_args = modes.add_parser("spread")
+    spread_args.add_argument("--events", type=int, default=100_000)
+    spread_args.add_argument("--tenants", type=int, default=40)
+    latency_args = modes.add_parser("latency")
+    latency_args.add_argument("--rate", type=int, default=500)
+    latency_args.add_argument("--seconds", type=float, default=20)
+    mixed_args = modes.add_parser("mixed")
+    mixed_args.add_argument("--events", type=int, default=2000)
+    mixed_args.add_argument("--sign-ins", type=int, default=50)
+    args = parser.parse_args()
+
+    from activity_monitor.celery import app
+
+    app.conf.task_always_eager = False
     setup_test_environment()
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         old = setup_databases(verbosity=0, interactive=False)
         try:
-            main(total, rounds)
+            if args.mode == "burst":
+                burst(args.events)
+            elif args.mode == "spread":
+                spread(args.events, args.tenants)
+            elif args.mode == "latency":
+                latency_under_load(args.rate, args.seconds)
+            else:
+                mixed(args.events, args.sign_ins)
         finally:
-            connection.close()
+            app.control.purge()
+            connections.close_all()
             teardown_databases(old, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()
