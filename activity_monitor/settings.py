@@ -282,6 +282,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Database connections are kept across tasks as across requests (CONN_MAX_AGE, health checks:
+# activity_monitor.celery); this stops Celery's Django fixup from closing them after every task.
+CELERY_DB_REUSE_MAX = 2**31
 # The worker logs through LOGGING below (its redacting filter), not through handlers of its own.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_TIME_LIMIT = 300

@@ -51,6 +51,7 @@ from activity_monitor.celery import enqueue
 from audit.models import AuditEvent, EventType
 from audit.services import EventSpec, events_record
 
+from . import pending
 from .detectors import Finding, findings_for_batch
 from .models import Alert, AlertRule, AlertStatus, EvaluatedEvent, SweepState
 from .rules import EVALUATED_EVENT_TYPES, RULES, alert_rules_ensure
@@ -145,11 +146,24 @@ class Outcome:
 
 
 def events_evaluate(
-    *, event_ids: list[int], token: str | uuid.UUID | None = None, gather: bool = True
+    *,
+    event_ids: list[int],
+    token: str | uuid.UUID | None = None,
+    gather: bool = True,
+    organization_id: int | None = None,
 ) -> int:
-    """Evaluate the events each exactly once (whoever calls, however often); with `gather`, also
-    the organization's other events nobody has claimed, up to a batch. Returns how many alerts
-    were raised (or reopened)."""
+    """Evaluate the events each exactly once (whoever calls, however often); with an
+    organization, also the ids pending for it (alerts.pending); with `gather`, also the
+    organization's other events nobody has claimed, up to a batch. Returns how many alerts were
+    raised (or reopened)."""
+    if organization_id is not None and pending.enabled():
+        taken, more = pending.take(organization_id, settings.ALERTS_EVALUATION_BATCH)
+        event_ids = [*event_ids, *taken]
+        if more:  # the list still holds ids: the next task takes them
+            from .tasks import events_evaluate as events_evaluate_task
+
+            if not enqueue(events_evaluate_task, [], organization_id):
+                pending.forget(organization_id)
     return evaluate(event_ids=event_ids, token=token, gather=gather).raised
 
 

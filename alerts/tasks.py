@@ -10,10 +10,13 @@ from . import evaluation, notifications, webhooks
 
 
 # The task's id is its claim token: a message delivered again after its worker died takes back
-# the events it had claimed at once (see alerts.evaluation).
+# the events it had claimed at once (see alerts.evaluation). With an organization, it also takes
+# that organization's pending ids (alerts.pending).
 @shared_task(bind=True, time_limit=120, soft_time_limit=100)
-def events_evaluate(self: Any, event_ids: list[int]) -> int:
-    return evaluation.events_evaluate(event_ids=event_ids, token=self.request.id)
+def events_evaluate(self: Any, event_ids: list[int], organization_id: int | None = None) -> int:
+    return evaluation.events_evaluate(
+        event_ids=event_ids, token=self.request.id, organization_id=organization_id
+    )
 
 
 @shared_task(time_limit=600, soft_time_limit=540)

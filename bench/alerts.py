@@ -147,6 +147,14 @@ def seed(rng: random.Random):
 HOLD_QUEUE = "bench-hold"  # a queue nobody sends to: workers wait on it until told otherwise
 
 
+def _celery(n: int) -> list[str]:
+    """The worker's command; BENCH_WORKER_PROFILE=<dir> runs it under cProfile (<dir>/worker<n>)."""
+    profile = os.environ.get("BENCH_WORKER_PROFILE")
+    if profile:
+        return [sys.executable, "-m", "cProfile", "-o", f"{profile}/worker{n}.prof", "-m", "celery"]
+    return [str(ROOT / ".venv" / "bin" / "celery")]
+
+
 def _start_workers(count: int, *, hold: bool = False) -> list[subprocess.Popen[bytes]]:
     """`count` solo worker processes on the bench's test database, answering a ping."""
     name = settings.DATABASES["default"]["NAME"]
@@ -161,7 +169,7 @@ def _start_workers(count: int, *, hold: bool = False) -> list[subprocess.Popen[b
     workers = [
         subprocess.Popen(
             [
-                str(ROOT / ".venv" / "bin" / "celery"),
+                *_celery(n),
                 "-A",
                 "activity_monitor",
                 "worker",
