@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "activity_monitor.settings")
 
@@ -31,6 +32,11 @@ def _database_connections_as_for_a_request(sender: Any = None, **kwargs: Any) ->
     """
     if sender is not None and getattr(sender.request, "is_eager", False):
         return  # in the caller's own thread and transaction (tests, no broker)
+    if threading.current_thread() is not threading.main_thread():
+        # A thread pool (or a test's in-thread worker): a thread's connections outlive it
+        # unseen, so they are closed after each task, as Celery did.
+        connections.close_all()
+        return
     close_old_connections()
 
 
