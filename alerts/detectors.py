@@ -12,6 +12,7 @@ tests/test_alerts_equivalence.py holds the two to the same findings.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from bisect import bisect_right
@@ -27,7 +28,7 @@ from django.db.models.functions import Lower
 
 from accounts.models import UserSession
 from audit.geo import autonomous_system_of
-from audit.models import AuditEvent, EventType
+from audit.models import AuditEvent, EventType, Reason
 
 from . import selectors
 from .anonymising import hosting_asns
@@ -40,6 +41,14 @@ EARTH_RADIUS_KM = 6371.0088
 # A finding names at most this many of the events in its window (the newest); an alert keeps
 # fewer still (alerts.evaluation.MAX_EVENT_IDS).
 MAX_FINDING_IDS = 1000
+# Credential stuffing's network: an IPv4 /24, and an IPv6 /48 (a site's allocation: an attacker
+# rotating through the addresses of its /64s or /56s is still one source).
+STUFFING_IPV4_PREFIX = 24
+STUFFING_IPV6_PREFIX = 48
+# The failures Elastic's rule counts: wrong credentials (INVALID_CREDENTIALS, which ours split
+# into a wrong password and an unknown name) and attempts at a locked account (LOCKED_OUT). A
+# failed second factor means the password was right: the MFA fatigue rule's business.
+STUFFING_REASONS = (Reason.INVALID_CREDENTIALS, Reason.UNKNOWN_USER, Reason.ACCOUNT_LOCKED)
 
 
 @dataclass
@@ -58,6 +67,8 @@ class Finding:
     # The events that made the match, in id order (impossible travel: from, to).
     event_ids: Sequence[int] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    # The subject grew (an address's alert became its network's): the alert takes the new label.
+    subject_widened: bool = False
 
 
 def _about_actor(
@@ -677,6 +688,190 @@ def _anonymising_network(events: list[AuditEvent], params: dict[str, Any]) -> li
     return findings
 
 
+class _Tally:
+    """A sliding window of failed sign-ins from one source: attempts per account (and the most
+    of any account), the names and addresses tried, kept as rows enter and leave."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.per_account: Counter[tuple[str, int | str]] = Counter()
+        self.with_count: Counter[int] = Counter()  # how many accounts have each attempt count
+        self.most = 0
+        self.names: Counter[str] = Counter()
+        self.addresses: Counter[str] = Counter()
+
+    def add(self, row: tuple[tuple[str, int | str], str, str]) -> None:
+        account, name, address = row
+        count = self.per_account[account] + 1
+        self.per_account[account] = count
+        self.with_count[count - 1] -= 1
+        self.with_count[count] += 1
+        self.most = max(self.most, count)
+        self.names[name] += 1
+        self.addresses[address] += 1
+        self.attempts += 1
+
+    def remove(self, row: tuple[tuple[str, int | str], str, str]) -> None:
+        account, name, address = row
+        count = self.per_account[account]
+        if count == 1:
+            del self.per_account[account]
+        else:
+            self.per_account[account] = count - 1
+        self.with_count[count] -= 1
+        self.with_count[count - 1] += 1
+        if count == self.most and self.with_count[count] == 0:
+            self.most = count - 1
+        for seen, key in ((self.names, name), (self.addresses, address)):
+            seen[key] -= 1
+            if not seen[key]:
+                del seen[key]
+        self.attempts -= 1
+
+    def matches(self, params: dict[str, Any]) -> bool:
+        """Elastic's test: enough attempts, over enough accounts, and no account tried more."""
+        return bool(
+            self.attempts >= params["attempts"]
+            and len(self.per_account) >= params["distinct_accounts"]
+            and self.most <= params["max_per_account"]
+        )
+
+
+@dataclass
+class _Stuffing:
+    """One source's (an address's or a network's) failures in time order, and its tally."""
+
+    keys: list[tuple[datetime, int]] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    rows: list[tuple[tuple[str, int | str], str, str]] = field(default_factory=list)
+    tally: _Tally = field(default_factory=_Tally)
+    lo: int = 0
+    hi: int = 0
+
+    def slide(self, event: AuditEvent, window: timedelta) -> _Tally:
+        """The tally of the window that ends with the event (events taken in time order): after
+        at - window, up to the event itself (a failure recorded in the same instant after it is
+        not yet known)."""
+        lo = bisect_right(self.times, event.occurred_at - window, lo=self.lo)
+        hi = bisect_right(self.keys, (event.occurred_at, event.pk), lo=self.hi)
+        for row in self.rows[self.hi : hi]:
+            self.tally.add(row)
+        for row in self.rows[self.lo : lo]:
+            self.tally.remove(row)
+        self.lo, self.hi = lo, hi
+        return self.tally
+
+
+def _network(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Any:
+    prefix = STUFFING_IPV4_PREFIX if address.version == 4 else STUFFING_IPV6_PREFIX
+    return ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+
+
+def _credential_stuffing(events: list[AuditEvent], params: dict[str, Any]) -> list[Finding]:
+    """One alert per network and window: labelled with the address while one address does it
+    all, widened to the network once attempts from several of its addresses are needed.
+
+    One query reads the window of failures around the batch from the batch's networks; each
+    address's and each network's window then slides along it, event by event.
+    """
+    sources: dict[int, tuple[Any, Any]] = {}
+    for event in events:
+        if event.reason not in STUFFING_REASONS:
+            continue
+        try:
+            address = ipaddress.ip_address(event.ip_address or "")
+        except ValueError:
+            continue
+        sources[event.pk] = (address, _network(address))
+    events = [event for event in events if event.pk in sources]
+    if not events:
+        return []
+    window = timedelta(minutes=params["window_minutes"])
+    first, last = _span(events)
+    rows = (
+        selectors.failed_sign_ins_from_networks(
+            organization_id=events[0].organization_id,
+            after=first - window,
+            until=last,
+            networks={network for _, network in sources.values()},
+        )
+        .filter(reason__in=STUFFING_REASONS)
+        .values_list("occurred_at", "id", "actor_id", Lower("actor_label"), "ip_address")
+    )
+    networks: dict[str, Any] = {}
+    by_address: dict[Any, _Stuffing] = defaultdict(_Stuffing)
+    by_network: dict[Any, _Stuffing] = defaultdict(_Stuffing)
+    for at, pk, actor_id, label, ip in sorted(rows, key=lambda row: (row[0], row[1])):
+        if ip not in networks:
+            networks[ip] = _network(ipaddress.ip_address(ip))
+        # An account is the actor's id or, for an address that matches none (unknown_user, at
+        # one of the organization's verified domains), the attempted name in lower case.
+        account = ("user", actor_id) if actor_id is not None else ("name", label)
+        for source in (by_address[ip], by_network[networks[ip]]):
+            source.keys.append((at, pk))
+            source.times.append(at)
+            source.ids.append(pk)
+            source.rows.append((account, label, ip))
+    in_order = _in_order(events)
+    found: dict[int, Finding] = {}
+    for event in in_order:
+        source = by_address[event.ip_address]
+        if source.slide(event, window).matches(params):
+            found[event.pk] = _stuffing_finding(event, source, params, widened=False)
+    for event in in_order:
+        address, network = sources[event.pk]
+        source = by_network[network]
+        tally = source.slide(event, window)
+        if event.pk not in found and len(tally.addresses) >= 2 and tally.matches(params):
+            found[event.pk] = _stuffing_finding(event, source, params, widened=True)
+    return [found[event.pk] for event in events if event.pk in found]
+
+
+def _stuffing_finding(
+    event: AuditEvent, source: _Stuffing, params: dict[str, Any], *, widened: bool
+) -> Finding:
+    tally = source.tally
+    address = ipaddress.ip_address(event.ip_address or "")
+    network = _network(address)
+    where = (
+        f"{len(tally.addresses)} addresses of {network.with_prefixlen}" if widened else str(address)
+    )
+    return Finding(
+        kind=RuleKind.CREDENTIAL_STUFFING,
+        subject_key=f"net:{network.with_prefixlen}",
+        subject_ip=None if widened else str(address),
+        subject_label=network.with_prefixlen if widened else str(address),
+        subject_widened=widened,
+        window=_window_of(params),
+        summary=(
+            f"{tally.attempts} failed sign-ins for {len(tally.per_account)} accounts "
+            f"(at most {tally.most} each) from {where} "
+            f"within {params['window_minutes']} minutes"
+        ),
+        event_id=event.pk,
+        at=event.occurred_at,
+        event_ids=sorted(source.ids[source.lo : source.hi])[-MAX_FINDING_IDS:],
+        details={
+            "attempts": tally.attempts,
+            "distinct_accounts": len(tally.per_account),
+            "most_per_account": tally.most,
+            "network": network.with_prefixlen,
+            "addresses": sorted(tally.addresses)[:50],
+            "address_count": len(tally.addresses),
+            "accounts": sorted(tally.names)[:50],
+            "threshold_attempts": params["attempts"],
+            "threshold_accounts": params["distinct_accounts"],
+            "max_per_account": params["max_per_account"],
+            "window_minutes": params["window_minutes"],
+        },
+    )
+
+
+def _window_of(params: dict[str, Any]) -> timedelta:
+    return timedelta(minutes=params["window_minutes"])
+
+
 Detector = Callable[[list[AuditEvent], dict[str, Any]], list[Finding]]
 
 # Each rule's batch form and the event types it looks at.
@@ -693,6 +888,7 @@ _DETECTORS: dict[RuleKind, tuple[Detector, frozenset[str]]] = {
         frozenset({EventType.SESSION_LOCATION_CHANGED}),
     ),
     RuleKind.ANONYMISING_NETWORK: (_anonymising_network, frozenset({EventType.LOGIN_SUCCEEDED})),
+    RuleKind.CREDENTIAL_STUFFING: (_credential_stuffing, frozenset({EventType.LOGIN_FAILED})),
 }
 
 

@@ -384,7 +384,16 @@ def _alerts_apply(
     return len(raised)
 
 
-_REPEAT_FIELDS = ["count", "first_seen_at", "last_seen_at", "event_ids", "summary", "details"]
+_REPEAT_FIELDS = [
+    "count",
+    "first_seen_at",
+    "last_seen_at",
+    "event_ids",
+    "summary",
+    "details",
+    "subject_ip",
+    "subject_label",
+]
 _REOPEN_FIELDS = ["status", "resolved_at", "email_pending", "email_claimed_until", "notes"]
 
 
@@ -408,10 +417,11 @@ def _alerts_update(repeats: list[Alert], reopened: list[Alert]) -> None:
         cursor.execute(
             f"UPDATE {table} AS a SET count = v.count, first_seen_at = v.first_seen_at, "  # noqa: S608
             "last_seen_at = v.last_seen_at, event_ids = v.event_ids, summary = v.summary, "
-            "details = v.details "
+            "details = v.details, subject_ip = v.subject_ip, subject_label = v.subject_label "
             "FROM unnest(%s::bigint[], %s::integer[], %s::timestamptz[], %s::timestamptz[], "
-            "%s::jsonb[], %s::varchar[], %s::jsonb[]) "
-            "AS v(id, count, first_seen_at, last_seen_at, event_ids, summary, details) "
+            "%s::jsonb[], %s::varchar[], %s::jsonb[], %s::inet[], %s::varchar[]) "
+            "AS v(id, count, first_seen_at, last_seen_at, event_ids, summary, details, "
+            "subject_ip, subject_label) "
             "WHERE a.id = v.id",
             [
                 [alert.pk for alert in repeats],
@@ -421,6 +431,8 @@ def _alerts_update(repeats: list[Alert], reopened: list[Alert]) -> None:
                 [json.dumps(alert.event_ids) for alert in repeats],
                 [alert.summary for alert in repeats],
                 [json.dumps(alert.details) for alert in repeats],
+                [alert.subject_ip for alert in repeats],
+                [alert.subject_label for alert in repeats],
             ],
         )
 
@@ -479,6 +491,9 @@ def _fold_one(
     fold.ids[id(existing)].update(finding.event_ids)
     existing.summary = finding.summary[:300]
     existing.details = finding.details
+    if finding.subject_widened:
+        existing.subject_ip = finding.subject_ip
+        existing.subject_label = finding.subject_label[:254]
     if existing.pk is not None:
         changed[existing.pk] = existing
     if existing.status == AlertStatus.RESOLVED:

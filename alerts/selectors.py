@@ -32,6 +32,28 @@ def failed_sign_ins_between(
     )
 
 
+def failed_sign_ins_from_networks(
+    *,
+    organization_id: int | None,
+    after: datetime,
+    until: datetime,
+    networks: set[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> QuerySet[AuditEvent]:
+    """The organization's failed sign-ins with after < occurred_at <= until from addresses of
+    the networks (a batch's credential-stuffing windows).
+
+    audit.lookups' `in_network`: on PostgreSQL inet's `<<=`, which the planner turns into a range
+    of the (organization, ip_address, time) index per network, or the window of (organization,
+    event_type, time), whichever is cheaper; on SQLite (`make run`) a test per row of the window.
+    """
+    within = Q()
+    for network in sorted(networks, key=str):
+        within |= Q(ip_address__in_network=network.with_prefixlen)
+    return failed_sign_ins_between(
+        organization_id=organization_id, after=after, until=until
+    ).filter(within)
+
+
 def mfa_failures_between(
     *, organization_id: int | None, after: datetime, until: datetime
 ) -> QuerySet[AuditEvent]:

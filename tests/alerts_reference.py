@@ -10,8 +10,10 @@ ledger, no alert.raised, no notifications): the caller compares the alerts and r
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,9 +26,9 @@ from django.db.models.functions import Lower
 from accounts.models import UserSession
 from alerts.anonymising import hosting_asns
 from alerts.models import Alert, AlertRule, AlertStatus, RuleKind
-from alerts.rules import EVALUATED_EVENT_TYPES, effective_parameters
+from alerts.rules import EVALUATED_EVENT_TYPES, STUFFING_MAX_ROWS, effective_parameters
 from audit.geo import autonomous_system_of
-from audit.models import AuditEvent, EventType, TorExitNode
+from audit.models import AuditEvent, EventType, Reason, TorExitNode
 
 
 class _Selectors:
@@ -42,6 +44,17 @@ class _Selectors:
             event_type=EventType.LOGIN_FAILED,
             occurred_at__gt=event.occurred_at - window,
             occurred_at__lte=event.occurred_at,
+        )
+
+    @classmethod
+    def failed_sign_ins_from_network(
+        cls,
+        event: AuditEvent,
+        window: timedelta,
+        network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    ) -> QuerySet[AuditEvent]:
+        return cls.failed_sign_ins_within(event, window).filter(
+            ip_address__in_network=network.with_prefixlen
         )
 
     @classmethod
@@ -88,6 +101,16 @@ MIN_TRAVEL_KM = 100
 EARTH_RADIUS_KM = 6371.0088
 
 
+# Credential stuffing's network: an IPv4 /24, and an IPv6 /48 (a site's allocation: an attacker
+# rotating through the addresses of its /64s or /56s is still one source).
+STUFFING_IPV4_PREFIX = 24
+STUFFING_IPV6_PREFIX = 48
+# The failures Elastic's rule counts: wrong credentials (INVALID_CREDENTIALS, which ours split
+# into a wrong password and an unknown name) and attempts at a locked account (LOCKED_OUT). A
+# failed second factor means the password was right: the MFA fatigue rule's business.
+STUFFING_REASONS = (Reason.INVALID_CREDENTIALS, Reason.UNKNOWN_USER, Reason.ACCOUNT_LOCKED)
+
+
 @dataclass
 class Finding:
     """A rule matched an event: about whom, in which window, and why."""
@@ -101,6 +124,8 @@ class Finding:
     subject_ip: str | None = None
     event_ids: list[int] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    # The subject grew (an address's alert became its network's): the alert takes the new label.
+    subject_widened: bool = False
 
 
 def _about_actor(
@@ -509,6 +534,118 @@ def _anonymising_network(event: AuditEvent, params: dict[str, Any]) -> list[Find
     ]
 
 
+@dataclass
+class _Tally:
+    """A window's failed sign-ins from one source: attempts per account, addresses, event ids."""
+
+    per_account: Counter[tuple[str, int | str]] = field(default_factory=Counter)
+    names: set[str] = field(default_factory=set)
+    addresses: set[str] = field(default_factory=set)
+    ids: list[int] = field(default_factory=list)
+
+    def add(self, pk: int, actor_id: int | None, label: str, ip: str) -> None:
+        # An account is the actor's id or, for an address that matches none (unknown_user, at
+        # one of the organization's verified domains), the attempted name in lower case.
+        self.per_account["user" if actor_id is not None else "name", actor_id or label] += 1
+        self.names.add(label)
+        self.addresses.add(ip)
+        self.ids.append(pk)
+
+    @property
+    def attempts(self) -> int:
+        return len(self.ids)
+
+    def matches(self, params: dict[str, Any]) -> bool:
+        """Elastic's test: enough attempts, over enough accounts, and no account tried more."""
+        return bool(
+            self.attempts >= params["attempts"]
+            and len(self.per_account) >= params["distinct_accounts"]
+            and max(self.per_account.values()) <= params["max_per_account"]
+        )
+
+
+def stuffing_attempts(
+    failures: QuerySet[AuditEvent], event: AuditEvent
+) -> QuerySet[AuditEvent, Any]:
+    """The rows credential stuffing reads of the failures: (id, actor, name, address), capped."""
+    # Events up to this one: a failure recorded in the same instant after it is not yet known.
+    counted = failures.filter(reason__in=STUFFING_REASONS).exclude(
+        occurred_at=event.occurred_at, id__gt=event.pk
+    )
+    return counted.values_list("id", "actor_id", Lower("actor_label"), "ip_address")[
+        :STUFFING_MAX_ROWS
+    ]
+
+
+def _stuffing_rows(
+    failures: QuerySet[AuditEvent], event: AuditEvent
+) -> list[tuple[int, int | None, str, str]]:
+    return list(stuffing_attempts(failures, event))
+
+
+def _credential_stuffing(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
+    """One alert per network and window: labelled with the address while one address does it
+    all, widened to the network once attempts from several of its addresses are needed."""
+    if event.event_type != EventType.LOGIN_FAILED or event.reason not in STUFFING_REASONS:
+        return []
+    try:
+        address = ipaddress.ip_address(event.ip_address or "")
+    except ValueError:
+        return []
+    prefix = STUFFING_IPV4_PREFIX if address.version == 4 else STUFFING_IPV6_PREFIX
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    window = timedelta(minutes=params["window_minutes"])
+
+    tally = _Tally()
+    failures = selectors.failed_sign_ins_within(event, window).filter(ip_address=event.ip_address)
+    for row in _stuffing_rows(failures, event):
+        tally.add(*row)
+    widened = False
+    if not tally.matches(params):
+        # Attempts spread over the network's addresses, each too few to match on its own.
+        tally = _Tally()
+        for row in _stuffing_rows(
+            selectors.failed_sign_ins_from_network(event, window, network), event
+        ):
+            tally.add(*row)
+        if len(tally.addresses) < 2 or not tally.matches(params):
+            return []
+        widened = True
+
+    source = (
+        f"{len(tally.addresses)} addresses of {network.with_prefixlen}" if widened else str(address)
+    )
+    return [
+        Finding(
+            kind=RuleKind.CREDENTIAL_STUFFING,
+            subject_key=f"net:{network.with_prefixlen}",
+            subject_ip=None if widened else str(address),
+            subject_label=network.with_prefixlen if widened else str(address),
+            subject_widened=widened,
+            window=window,
+            summary=(
+                f"{tally.attempts} failed sign-ins for {len(tally.per_account)} accounts "
+                f"(at most {max(tally.per_account.values())} each) from {source} "
+                f"within {params['window_minutes']} minutes"
+            ),
+            event_ids=sorted(tally.ids)[-1000:],
+            details={
+                "attempts": tally.attempts,
+                "distinct_accounts": len(tally.per_account),
+                "most_per_account": max(tally.per_account.values()),
+                "network": network.with_prefixlen,
+                "addresses": sorted(tally.addresses)[:50],
+                "address_count": len(tally.addresses),
+                "accounts": sorted(tally.names)[:50],
+                "threshold_attempts": params["attempts"],
+                "threshold_accounts": params["distinct_accounts"],
+                "max_per_account": params["max_per_account"],
+                "window_minutes": params["window_minutes"],
+            },
+        )
+    ]
+
+
 _DETECTORS = {
     RuleKind.FAILED_SIGN_INS: _failed_sign_ins,
     RuleKind.PASSWORD_SPRAYING: _password_spraying,
@@ -519,6 +656,7 @@ _DETECTORS = {
     RuleKind.MFA_FATIGUE: _mfa_fatigue,
     RuleKind.SESSION_ANOMALY: _session_anomaly,
     RuleKind.ANONYMISING_NETWORK: _anonymising_network,
+    RuleKind.CREDENTIAL_STUFFING: _credential_stuffing,
 }
 
 
@@ -597,6 +735,11 @@ def _alert_upsert(*, rule: AlertRule, finding: Finding, event: AuditEvent) -> No
     existing.event_ids = sorted(set(existing.event_ids) | set(finding.event_ids))[-MAX_EVENT_IDS:]
     existing.summary = finding.summary[:300]
     existing.details = finding.details
+    if finding.subject_widened:
+        existing.subject_ip, existing.subject_label = (
+            finding.subject_ip,
+            finding.subject_label[:254],
+        )
     if existing.status == AlertStatus.RESOLVED:
         existing.status = AlertStatus.OPEN
         existing.resolved_at = None

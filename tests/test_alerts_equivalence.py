@@ -93,6 +93,12 @@ def _generate(seed: int) -> list[int]:
         RuleKind.CONCURRENT_SESSIONS: {"limit": 2, "multiple_countries": True},
         RuleKind.SESSION_ANOMALY: {"network_changes": seed % 2 == 0},
         RuleKind.NEW_COUNTRY: {"lookback_days": 1},
+        RuleKind.CREDENTIAL_STUFFING: {
+            "attempts": 6,
+            "distinct_accounts": 4,
+            "max_per_account": 2 + seed % 2,
+            "window_minutes": 5,
+        },
     }
     for kind, values in params.items():
         AlertRule.objects.filter(organization=org, kind=kind).update(parameters=values)
@@ -139,6 +145,22 @@ def _generate(seed: int) -> list[int]:
                     occurred_at=burst_at + timedelta(seconds=rng.uniform(0, 3600)),
                 ),
                 _context(rng, place=rng.choice(PLACES[:2])),
+            )
+        # Credential stuffing: one address trying many accounts once each, then a network's
+        # addresses trying two each (only the network matches).
+        for n, ip in enumerate(["192.0.2.200"] * 8 + [f"192.0.2.{10 + n % 4}" for n in range(8)]):
+            unknown = n % 3 == 0
+            record(
+                EventSpec(
+                    event_type=EventType.LOGIN_FAILED,
+                    outcome="failure",
+                    reason="unknown_user" if unknown else "invalid_credentials",
+                    actor=None if unknown else users[n % 8],
+                    actor_label=f"stuffed{n}@acme.test" if unknown else "",
+                    organization=org,
+                    occurred_at=start + timedelta(minutes=60 + 40 * (n // 8), seconds=9 * n),
+                ),
+                RequestContext(ip_address=ip),
             )
         for _ in range(70):  # successes, each starting a session
             user = rng.choice(users)
@@ -314,6 +336,8 @@ def test_the_batch_evaluator_finds_and_raises_what_the_per_event_reference_does(
     expected_findings = _reference_findings(ids)
     # Every rule matched something: the comparison is not vacuous.
     assert {f[1] for f in expected_findings} == set(RuleKind.values)
+    stuffing = [f for f in expected_findings if f[1] == RuleKind.CREDENTIAL_STUFFING]
+    assert {f[8] is None for f in stuffing} == {True, False}  # by address, and widened
     assert _batch_findings(ids) == expected_findings
     split_findings = [f for part in _splits(rng, ids) for f in _batch_findings(part)]
     assert split_findings == expected_findings

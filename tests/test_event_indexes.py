@@ -12,8 +12,7 @@ from django.db import connection
 
 from accounts.models import Organization, User
 from accounts.selectors import event_filters_with_members
-from alerts.detectors import stuffing_attempts
-from alerts.selectors import failed_sign_ins_from_network, failed_sign_ins_within
+from alerts.selectors import failed_sign_ins_between, failed_sign_ins_from_networks
 from audit.models import AuditEvent, EventType
 from audit.selectors import EventFilters, event_list_parts
 
@@ -102,8 +101,8 @@ def _explain(queryset) -> str:
 
 
 def test_credential_stuffing_reads_an_address_or_a_network_through_an_index(loaded):
-    """A failed sign-in reads its window's failures from its address (one index range) and, when
-    those do not match, from its network: never the organization's whole history."""
+    """A batch reads its window's failures from its addresses (one index range each) and from
+    their networks: never the organization's whole history."""
     organization, _people = loaded
     event = (
         AuditEvent.objects.filter(organization=organization, event_type=EventType.LOGIN_FAILED)
@@ -114,11 +113,14 @@ def test_credential_stuffing_reads_an_address_or_a_network_through_an_index(load
     assert event is not None
     window = timedelta(minutes=15)
     network = ipaddress.ip_network(f"{event.ip_address}/24", strict=False)
+    span = {
+        "organization_id": organization.pk,
+        "after": event.occurred_at - window,
+        "until": event.occurred_at,
+    }
 
-    by_address = stuffing_attempts(
-        failed_sign_ins_within(event, window).filter(ip_address=event.ip_address), event
-    )
-    by_network = stuffing_attempts(failed_sign_ins_from_network(event, window, network), event)
+    by_address = failed_sign_ins_between(**span).filter(ip_address__in=[event.ip_address])
+    by_network = failed_sign_ins_from_networks(**span, networks={network})
 
     assert "audit_org_ip_time" in _explain(by_address)
     network_plan = _explain(by_network)
