@@ -57,7 +57,7 @@ class Outage:
 def _unevaluated(stack: Stack, since: datetime, until: datetime) -> list[tuple[int, str]]:
     return stack.rows(
         "SELECT e.id, e.event_type FROM audit_auditevent e "
-        "LEFT JOIN alerts_evaluatedevent v ON v.event_id = e.id "
+        "LEFT JOIN alerts_evaluatedevent v ON v.event_id = e.id AND v.evaluated_at IS NOT NULL "
         "WHERE e.occurred_at BETWEEN %s AND %s AND e.event_type = ANY(%s) "
         "AND e.organization_id IS NOT NULL AND v.event_id IS NULL ORDER BY e.id",
         [since, until, list(EVALUATED_TYPES)],

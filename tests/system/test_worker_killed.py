@@ -42,7 +42,9 @@ class KilledBatch:
 
 def _evaluated(stack: Stack, ids: list[int]) -> int:
     count: int = stack.value(
-        "SELECT count(*) FROM alerts_evaluatedevent WHERE event_id = ANY(%s)", [ids]
+        "SELECT count(*) FROM alerts_evaluatedevent "
+        "WHERE event_id = ANY(%s) AND evaluated_at IS NOT NULL",
+        [ids],
     )
     return count
 
