@@ -50,7 +50,9 @@ def _relevant_events() -> set[int]:
 
 
 def _all_evaluated() -> bool:
-    ledger = set(EvaluatedEvent.objects.values_list("event_id", flat=True))
+    ledger = set(
+        EvaluatedEvent.objects.filter(evaluated_at__isnull=False).values_list("event_id", flat=True)
+    )
     return _relevant_events() <= ledger
 
 
