@@ -49,10 +49,11 @@ def _broker(url: str) -> Iterator[None]:
 
 
 @contextmanager
-def _real_worker() -> Iterator[None]:
+def _real_worker(*, purge: bool = True) -> Iterator[None]:
     from celery.contrib.testing.worker import start_worker
 
-    app.control.purge()  # messages other tests left for events that no longer exist
+    if purge:
+        app.control.purge()  # messages other tests left for events that no longer exist
     with start_worker(
         app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=20
     ):
@@ -96,4 +97,25 @@ def test_events_recorded_while_the_broker_is_down_are_evaluated_exactly_once(cli
     assert alert.count == 1
     failures = AuditEvent.objects.filter(event_type=EventType.LOGIN_FAILED)
     assert sorted(alert.event_ids) == sorted(failures.values_list("pk", flat=True))
+    assert AuditEvent.objects.filter(event_type=EventType.ALERT_RAISED).count() == 1
+
+
+def test_a_burst_before_any_worker_is_free_is_one_message_and_every_event_is_evaluated(client):
+    import redis
+
+    user = member()
+    with _not_eager():
+        app.control.purge()
+        for _ in range(12):
+            sign_in(client, user.email, "wrong", REMOTE_ADDR="198.51.100.7")
+        # The first sign-in queued a task; the others joined the organization's pending list.
+        assert redis.Redis.from_url(app.conf.broker_url).llen("celery") == 1
+        with _real_worker(purge=False):
+            wait_for(
+                lambda: EvaluatedEvent.objects.filter(evaluated_at__isnull=False).count() == 12
+            )
+
+    [alert] = Alert.objects.all()
+    assert alert.kind == RuleKind.FAILED_SIGN_INS
+    assert alert.count == 8  # the 5th to the 12th failure
     assert AuditEvent.objects.filter(event_type=EventType.ALERT_RAISED).count() == 1
