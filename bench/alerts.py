@@ -23,10 +23,13 @@ started against them, with every rule of every organization on. One command per 
            countries) over 200 users with a month of history, and S sign-ins through the real
            sign-in view, each from a new browser: throughput, and commit -> new-device alert.
 
-    SECRET_KEY=x .venv/bin/python bench/alerts.py burst [--events 100000]
-    SECRET_KEY=x .venv/bin/python bench/alerts.py spread [--events 100000] [--tenants 40]
+    SECRET_KEY=x .venv/bin/python bench/alerts.py burst [--events 100000] [--quiet]
+    SECRET_KEY=x .venv/bin/python bench/alerts.py spread [--events 100000] [--tenants 40] [--quiet]
     SECRET_KEY=x .venv/bin/python bench/alerts.py latency [--rate 500] [--seconds 20]
     SECRET_KEY=x .venv/bin/python bench/alerts.py mixed [--events 2000] [--sign-ins 50]
+
+--quiet turns the tenants' alert emails and webhooks off, so that the worker's CPU is the
+evaluation's alone (with them on, each raised alert is an email task).
 
 In the burst and spread modes the messages are queued before the workers consume: the workers
 start on an empty queue of their own and are then told to consume the loaded one
@@ -482,13 +485,24 @@ def _timed_run(workers_count: int, total: int) -> tuple[float, float, float]:
     return evaluated_after, drained_after, cpu
 
 
-def burst(total: int) -> None:
+def _quiet(tenants) -> None:
+    """No alert emails or webhooks: the worker's CPU is the evaluation's alone."""
+    from alerts.models import AlertRule
+
+    AlertRule.objects.filter(organization__in=[org for org, _ in tenants]).update(
+        notify_email=False, notify_webhook=False
+    )
+
+
+def burst(total: int, quiet: bool) -> None:
     from activity_monitor.celery import app
     from alerts.models import Alert
 
     app.control.purge()
     rng = random.Random(2026)
     tenants = _tenants(1, users=5000)
+    if quiet:
+        _quiet(tenants)
     events = _failures(rng, tenants, total=total, ips_per_tenant=1000, seconds=total / 500)
     published = time.perf_counter()
     _queue_as_sign_ins(events)
@@ -498,7 +512,8 @@ def burst(total: int) -> None:
     print(
         f"burst: {total:,} failed sign-ins for one tenant from 1,000 IPs over 5,000 addresses, "
         f"queued one request at a time in {published:.1f} s ({messages:,} messages: the rest "
-        f"joined the tenant's pending list), one worker (--pool=solo)"
+        f"joined the tenant's pending list), one worker (--pool=solo), alert notifications "
+        f"{'off' if quiet else 'on (an email task per alert)'}"
     )
     print(
         f"  all evaluated after {evaluated_after:.1f} s ({total / evaluated_after:,.0f} events/s "
@@ -510,13 +525,15 @@ def burst(total: int) -> None:
     )
 
 
-def spread(total: int, tenant_count: int) -> None:
+def spread(total: int, tenant_count: int, quiet: bool) -> None:
     from activity_monitor.celery import app
     from alerts.models import Alert, EvaluatedEvent
 
     app.control.purge()
     rng = random.Random(2026)
     tenants = _tenants(tenant_count, users=max(1, 5000 // tenant_count))
+    if quiet:
+        _quiet(tenants)
     events = _failures(
         rng, tenants, total=total, ips_per_tenant=max(1, 1000 // tenant_count), seconds=total / 500
     )
@@ -636,9 +653,11 @@ def main() -> None:
     modes = parser.add_subparsers(dest="mode", required=True)
     burst_args = modes.add_parser("burst")
     burst_args.add_argument("--events", type=int, default=100_000)
+    burst_args.add_argument("--quiet", action="store_true", help="no alert emails or webhooks")
     spread_args = modes.add_parser("spread")
     spread_args.add_argument("--events", type=int, default=100_000)
     spread_args.add_argument("--tenants", type=int, default=40)
+    spread_args.add_argument("--quiet", action="store_true", help="no alert emails or webhooks")
     latency_args = modes.add_parser("latency")
     latency_args.add_argument("--rate", type=int, default=500)
     latency_args.add_argument("--seconds", type=float, default=20)
@@ -655,9 +674,9 @@ def main() -> None:
         old = setup_databases(verbosity=0, interactive=False)
         try:
             if args.mode == "burst":
-                burst(args.events)
+                burst(args.events, args.quiet)
             elif args.mode == "spread":
-                spread(args.events, args.tenants)
+                spread(args.events, args.tenants, args.quiet)
             elif args.mode == "latency":
                 latency_under_load(args.rate, args.seconds)
             else:
