@@ -540,7 +540,13 @@ def _alerts_raised(raised: list[_Raised], *, rules_by_id: dict[int, AlertRule]) 
     )
     from .tasks import alert_notify as alert_notify_task
 
-    for alert_id in dict.fromkeys(r.alert.pk for r in raised):
+    # Nothing to notify (the rule neither emails nor calls webhooks): no task.
+    notified = (
+        r.alert.pk
+        for r in raised
+        if r.alert.email_pending or rules_by_id[r.alert.rule_id].notify_webhook
+    )
+    for alert_id in dict.fromkeys(notified):
         transaction.on_commit(partial(enqueue, alert_notify_task, alert_id))
 
 
