@@ -11,19 +11,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from accounts.selectors import event_filters_with_members
 from activity_monitor.celery import enqueue
 from audit.forms import EventFilterForm
-from audit.member_view import fields_seen_by
 from audit.models import AuditEvent, EventType
 from audit.selectors import events_matching
 from audit.services import DURABLE_ALIAS, event_record
 
 from . import csv as csv_format
+from .copy import copy_csv_chunks
 from .models import Export, ExportStatus
 
 if TYPE_CHECKING:
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
     from accounts.models import Organization, User
 
-# Rows fetched per round trip (a server-side cursor on PostgreSQL); memory stays flat in the
-# row count.
-FETCH_ROWS = 5_000
 PROGRESS_EVERY = 10_000
 # A running build says it is alive (and how far it got) at least this often, between batches.
 HEARTBEAT_SECONDS = 5.0
@@ -57,21 +54,29 @@ def rows_at_most(queryset: QuerySet[AuditEvent], limit: int) -> int:
     return queryset.order_by()[: limit + 1].count()
 
 
-def _event_rows(queryset: QuerySet[AuditEvent]) -> Iterator[tuple[Any, ...]]:
-    return queryset.values_list(*csv_format.EVENT_FIELDS).iterator(chunk_size=FETCH_ROWS)
+def csv_chunks(
+    queryset: QuerySet[AuditEvent], *, viewer_id: int | None = None
+) -> Iterator[tuple[bytes, int]]:
+    """The brief's CSV of the queryset's events, in its order, as (bytes, rows) chunks, the
+    header first; constant memory. What every export, download and archive writes.
+
+    PostgreSQL writes it itself (COPY, exports/copy.py); other databases (SQLite in `make run`)
+    through the Python writer of exports/csv.py, byte for byte the same.
+    `viewer_id`: the person whose own Activity Log this is (what they see of others' actions).
+    """
+    if connections[queryset.db].vendor == "postgresql":
+        return copy_csv_chunks(queryset, viewer_id=viewer_id)
+    return csv_format.python_csv_chunks(queryset, viewer_id=viewer_id)
 
 
-def csv_stream(queryset: QuerySet[AuditEvent]) -> Iterator[str]:
+def csv_stream(queryset: QuerySet[AuditEvent]) -> Iterator[bytes]:
     """The header and one line per event of the queryset, in its order; constant memory."""
-    return map("".join, csv_format.csv_batches(_event_rows(queryset)))
+    return (data for data, _ in csv_chunks(queryset))
 
 
-def csv_stream_seen_by(queryset: QuerySet[AuditEvent], *, viewer_id: int) -> Iterator[str]:
+def csv_stream_seen_by(queryset: QuerySet[AuditEvent], *, viewer_id: int) -> Iterator[bytes]:
     """The person's own rows as csv_stream writes them, each as they may see it."""
-    names = csv_format.EVENT_FIELDS
-    rows = queryset.values(*names, "actor_id").iterator(chunk_size=FETCH_ROWS)
-    seen = (fields_seen_by(row, viewer_id=viewer_id) for row in rows)
-    return map("".join, csv_format.csv_batches(tuple(row[name] for name in names) for row in seen))
+    return (data for data, _ in csv_chunks(queryset, viewer_id=viewer_id))
 
 
 def export_streamed_record(
@@ -169,18 +174,14 @@ def export_build(*, export_id: str) -> Export | None:
         if not mine.update(rows_expected=queryset.order_by().count(), heartbeat_at=timezone.now()):
             raise _ClaimLost
         beat = time.monotonic()
-        lines = 0
-        # Outside a transaction Django reads through a WITH HOLD cursor, for which PostgreSQL
-        # copies the whole result before the first row (seconds per million rows, with no
-        # heartbeat meanwhile); inside one, each fetch reads on from the running query.
+        # Read in a transaction: the Python writer's server-side cursor outside one would be
+        # WITH HOLD, for which PostgreSQL copies the whole result before the first row.
         with part.open("wb") as handle, transaction.atomic():
-            for batch in csv_format.csv_batches(_event_rows(queryset)):
-                data = "".join(batch).encode()
+            for data, rows in csv_chunks(queryset):
                 handle.write(data)
                 digest.update(data)
                 size += len(data)
-                lines += len(batch)
-                written = lines - 1  # less the header
+                written += rows
                 if (
                     written - reported >= PROGRESS_EVERY
                     or time.monotonic() - beat >= HEARTBEAT_SECONDS

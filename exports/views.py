@@ -33,7 +33,7 @@ from .models import Export, ExportStatus
 from .selectors import export_for_organization, exports_for_organization
 
 
-def _csv_response(lines: Iterable[str], filename: str) -> StreamingHttpResponse:
+def _csv_response(lines: Iterable[bytes], filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"

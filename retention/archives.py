@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent, EventType
 from audit.services import event_record
-from exports.csv import EVENT_FIELDS
+from exports.services import csv_chunks
 
 from .files import (
     FileCheckFailed,
@@ -32,14 +32,15 @@ if TYPE_CHECKING:
 
 
 def stored_file_write(
-    *, record: StoredFile, rows: Iterable[tuple[Any, ...]], about: dict[str, Any]
+    *, record: StoredFile, chunks: Iterable[tuple[bytes, int]], about: dict[str, Any]
 ) -> StoredFile:
-    """Write `rows` to the file `record` names (gzip when it ends in .gz) and its manifest,
+    """Write the CSV's `chunks` (exports.services.csv_chunks) to the file `record` names (gzip
+    when it ends in .gz) and its manifest,
     read both back, and fill in what the record must hold; raise if anything fails.
 
     The record is not saved: the caller saves it with the change it belongs to.
     """
-    facts = file_write_csv(name=record.name, rows=rows, compress=is_compressed(record.name))
+    facts = file_write_csv(name=record.name, chunks=chunks, compress=is_compressed(record.name))
     about = {"kind": FileKind(record.kind).value, **about, "created_at": timezone.now().isoformat()}
     record.manifest_name = manifest_write(
         name=f"{facts.name}.manifest.json", facts=facts, about=about
@@ -52,13 +53,16 @@ def stored_file_write(
 
 
 def _calling_every(
-    rows: QuerySet[Any], beat: Callable[[], None] | None, every: int = 10_000
-) -> Iterator[Any]:
-    """The rows, calling `beat` before the first and then before every `every`-th."""
-    for number, row in enumerate(rows.iterator(chunk_size=5000)):
-        if beat is not None and number % every == 0:
+    chunks: Iterable[tuple[bytes, int]], beat: Callable[[], None] | None, every: int = 10_000
+) -> Iterator[tuple[bytes, int]]:
+    """The chunks, calling `beat` before the first and then once `every` rows have passed."""
+    since = every
+    for chunk in chunks:
+        if beat is not None and since >= every:
             beat()
-        yield row
+            since = 0
+        since += chunk[1]
+        yield chunk
 
 
 def archive_expired(
@@ -85,8 +89,8 @@ def archive_expired(
         "max_event_id": run.max_id,
         "retention_days": run.retention_days,
     }
-    rows = events.order_by("occurred_at", "id").values_list(*EVENT_FIELDS)
-    stored_file_write(record=record, rows=_calling_every(rows, beat), about=about)
+    chunks = csv_chunks(events.order_by("occurred_at", "id"))
+    stored_file_write(record=record, chunks=_calling_every(chunks, beat), about=about)
     record.save()
     return record
 

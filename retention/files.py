@@ -20,7 +20,7 @@ from typing import IO, Any
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 
-from exports.csv import HEADER, csv_lines
+from exports.csv import HEADER
 
 CHUNK = 1024 * 1024
 
@@ -45,26 +45,21 @@ class FileFacts:
     size: int
 
 
-def _spool_csv(rows: Iterable[tuple[Any, ...]], *, compress: bool) -> tuple[IO[bytes], int]:
-    """Write the CSV (header and rows) to a temporary file; returns it and the row count."""
+def _spool_csv(chunks: Iterable[tuple[bytes, int]], *, compress: bool) -> tuple[IO[bytes], int]:
+    """Write the CSV's chunks to a temporary file; returns it and the row count."""
     spool = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, who closes it
     # mtime=0: the same rows always give the same bytes, so the same checksum.
     out: IO[bytes] | gzip.GzipFile = (
         gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) if compress else spool
     )
-    lines = 0
-    buffer: list[str] = []
-    for line in csv_lines(rows):
-        buffer.append(line)
-        lines += 1
-        if len(buffer) >= 2000:
-            out.write("".join(buffer).encode())
-            buffer.clear()
-    out.write("".join(buffer).encode())
+    row_count = 0
+    for data, rows in chunks:
+        out.write(data)
+        row_count += rows
     if compress:
         out.close()  # writes the gzip trailer; the spool stays open
     spool.seek(0)
-    return spool, lines - 1
+    return spool, row_count
 
 
 def _digest(stream: IO[bytes]) -> tuple[str, int]:
@@ -110,14 +105,19 @@ def file_measure(*, name: str, storage: Storage | None = None) -> FileFacts:
 
 
 def file_write_csv(
-    *, name: str, rows: Iterable[tuple[Any, ...]], compress: bool, storage: Storage | None = None
+    *,
+    name: str,
+    chunks: Iterable[tuple[bytes, int]],
+    compress: bool,
+    storage: Storage | None = None,
 ) -> FileFacts:
-    """Store the rows as CSV (gzip when `compress`), read it back and check it; raises if not.
+    """Store the CSV's (bytes, rows) chunks (exports.services.csv_chunks) as a file (gzip when
+    `compress`), read it back and check it; raises if not.
 
     On any failure the partial file, if the storage left one, is removed and the error raised.
     """
     storage = storage or archive_storage()
-    spool, row_count = _spool_csv(rows, compress=compress)
+    spool, row_count = _spool_csv(chunks, compress=compress)
     stored_name: str | None = None
     try:
         sha256, size = _digest(spool)

@@ -17,7 +17,7 @@ from accounts.selectors import event_filters_with_members
 from audit.models import EventType
 from audit.selectors import EventFilters, events_matching
 from audit.services import event_record
-from exports.csv import EVENT_FIELDS
+from exports.services import csv_chunks
 
 from .archives import stored_file_write
 from .forms import ScheduleFilterForm
@@ -150,7 +150,7 @@ def _schedule_rows(
         filters=event_filters_with_members(window, organization=schedule.organization),
         organization=schedule.organization,
     )
-    return events.order_by("occurred_at", "id").values_list(*EVENT_FIELDS)
+    return events.order_by("occurred_at", "id")
 
 
 def export_schedule_run(
@@ -182,7 +182,7 @@ def export_schedule_run(
     }
     stored_file_write(
         record=record,
-        rows=_schedule_rows(schedule, filters, start, period_end).iterator(chunk_size=5000),
+        chunks=csv_chunks(_schedule_rows(schedule, filters, start, period_end)),
         about={"organization": organization.slug, "schedule": schedule.name, **window},
     )
     with transaction.atomic():

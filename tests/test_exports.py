@@ -298,7 +298,7 @@ def test_the_stream_writes_what_exports_csv_writes(org, admin):
     queryset = AuditEvent.objects.order_by("-occurred_at", "-id")
 
     expected = "".join(csv_lines(queryset.values_list(*EVENT_FIELDS)))
-    assert "".join(csv_stream(queryset)) == expected
+    assert b"".join(csv_stream(queryset)) == expected.encode()
 
 
 def test_awkward_values_are_quoted_neutralised_and_read_back(org, admin, monkeypatch):
@@ -334,7 +334,7 @@ def test_awkward_values_are_quoted_neutralised_and_read_back(org, admin, monkeyp
     expected = "".join(csv_lines(queryset.values_list(*EVENT_FIELDS)))
     # Across batch boundaries too, with awkward and plain rows mixed in one batch.
     monkeypatch.setattr(csv_format, "LINES_PER_BATCH", 3)
-    assert "".join(csv_stream(queryset)) == expected
+    assert b"".join(csv_stream(queryset)) == expected.encode()
 
     parsed = parse_bytes(expected.encode())
     rows = {r["reason"]: r for r in parsed}
