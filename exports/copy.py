@@ -84,13 +84,6 @@ class _UtcTime(_OfOneValue):
 
 # jsonb's text of a one-key object after its key: that key's value and the closing brace.
 _AFTER_KEY = """split_part({value}::text, '": ', 2)"""
-# A value of an object taking the long way: strings, true, false, null and whole numbers print
-# as jsonb prints them; the rest through exports_csv_json.
-_PAIR_VALUE = (
-    "CASE WHEN jsonb_typeof(pair.value) IN ('object', 'array') OR (jsonb_typeof(pair.value) "
-    "= 'number' AND strpos(pair.value::text, '.') > 0) "
-    "THEN exports_csv_json(pair.value) ELSE pair.value::text END"
-)
 
 
 class _DetailsCell(_OfOneValue):
@@ -100,11 +93,12 @@ class _DetailsCell(_OfOneValue):
 
     Most details are an object of one key whose value is a string or a number without a
     decimal point: jsonb's text with its one '": ' closed up is then already the answer, at a
-    fraction of the cost of rebuilding it. Every key is followed by '": ', so a text without a
-    third part split at '": ' has one key; a string holding another '": ' takes the long way,
-    as does anything nested. The long way rebuilds an object here rather than calling
-    exports_csv_json, whose call per row costs several times as much; nested values and
-    numbers with a decimal point go through that function.
+    fraction of the cost of rebuilding it (exports_csv_json, a function call and a query per
+    object). Every key is followed by '": ', so a text without a third part split at '": ' has
+    one key; a string holding another '": ' takes the long way, as does anything nested.
+    Rebuilding the rest inside this query instead, as a subquery, is no faster, and its cost
+    estimate (PostgreSQL expects 100 keys an object) would have the planner compile every
+    export's query with JIT, tens of milliseconds, and read it with parallel workers.
     """
 
     # Constants only: _OfOneValue puts the compiled SQL of the one value in for {value}.
@@ -114,9 +108,7 @@ class _DetailsCell(_OfOneValue):
         f"""WHEN split_part({{value}}::text, '": ', 3) = '' AND (left({_AFTER_KEY}, 1) = '"' """
         f"OR (left({_AFTER_KEY}, 1) NOT IN ('{{', '[') AND strpos({_AFTER_KEY}, '.') = 0)) "
         """THEN replace({value}::text, '": ', '":') """
-        "ELSE '{' || (SELECT string_agg(to_jsonb(pair.key)::text || ':' || "
-        f"""{_PAIR_VALUE}, ',' ORDER BY pair.key COLLATE "C") """
-        "FROM jsonb_each({value}) AS pair) || '}' END "
+        "ELSE exports_csv_json({value}) END "
         "WHEN 'number' THEN CASE WHEN {value} = '0' THEN '{}' "
         "WHEN {value} < '0' THEN '''' || exports_csv_json({value}) "
         "ELSE exports_csv_json({value}) END "
