@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Expression, F, Field, Func, JSONField, Q, TextField, Value
 from django.db.models.expressions import Case, When
 
@@ -87,35 +87,26 @@ _AFTER_KEY = """split_part({value}::text, '": ', 2)"""
 
 
 class _DetailsCell(_OfOneValue):
-    """A jsonb as exports.csv writes `details or {}`: what Python finds false (null, {}, [],
-    "", false, a zero) is "{}", the rest compact JSON with sorted keys (exports migration 0003
-    says how); a negative number is the one JSON that starts like a formula.
+    """A jsonb as exports.csv writes `details or {}`: compact JSON with sorted keys, "{}" for
+    what Python finds false, a negative number neutralised (exports_csv_details, exports
+    migration 0003, says how).
 
-    Most details are an object of one key whose value is a string or a number without a
+    Most details are {} or an object of one key whose value is a string or a number without a
     decimal point: jsonb's text with its one '": ' closed up is then already the answer, at a
-    fraction of the cost of rebuilding it (exports_csv_json, a function call and a query per
-    object). Every key is followed by '": ', so a text without a third part split at '": ' has
-    one key; a string holding another '": ' takes the long way, as does anything nested.
-    Rebuilding the rest inside this query instead, as a subquery, is no faster, and its cost
-    estimate (PostgreSQL expects 100 keys an object) would have the planner compile every
-    export's query with JIT, tens of milliseconds, and read it with parallel workers.
+    fraction of the cost of the function (a call and a query per object). Every key is
+    followed by '": ', so a text without a third part split at '": ' has one key; a string
+    holding another '": ' takes the long way, as does anything nested. The function is named
+    once: the planner counts its cost for every row however rarely it runs, and a higher
+    estimate has it plan parallel workers and JIT compilation that cost more than they save.
     """
 
     # Constants only: _OfOneValue puts the compiled SQL of the one value in for {value}.
     template = (
-        "CASE jsonb_typeof({value}) "  # noqa: S608
-        "WHEN 'object' THEN CASE WHEN {value} = '{}' THEN '{}' "
-        f"""WHEN split_part({{value}}::text, '": ', 3) = '' AND (left({_AFTER_KEY}, 1) = '"' """
+        "coalesce(CASE WHEN {value} = '{}' THEN '{}' "  # noqa: S608
+        "WHEN jsonb_typeof({value}) = 'object' "
+        f"""AND split_part({{value}}::text, '": ', 3) = '' AND (left({_AFTER_KEY}, 1) = '"' """
         f"OR (left({_AFTER_KEY}, 1) NOT IN ('{{', '[') AND strpos({_AFTER_KEY}, '.') = 0)) "
-        """THEN replace({value}::text, '": ', '":') """
-        "ELSE exports_csv_json({value}) END "
-        "WHEN 'number' THEN CASE WHEN {value} = '0' THEN '{}' "
-        "WHEN {value} < '0' THEN '''' || exports_csv_json({value}) "
-        "ELSE exports_csv_json({value}) END "
-        "WHEN 'array' THEN CASE WHEN {value} = '[]' THEN '{}' ELSE exports_csv_json({value}) END "
-        "WHEN 'string' THEN CASE WHEN {value} = '\"\"' THEN '{}' ELSE {value}::text END "
-        "WHEN 'boolean' THEN CASE WHEN {value} = 'true' THEN 'true' ELSE '{}' END "
-        "ELSE '{}' END"  # JSON's null, or none at all
+        """THEN replace({value}::text, '": ', '":') END, exports_csv_details({value}))"""
     )
 
 
@@ -194,7 +185,13 @@ def copy_csv_chunks(
     # The header is the first line of the first batch, as in the Python writer's batches.
     lines: list[Any] = [HEADER_LINE[:-2] + b"\n"]
     header = 1
-    with connections[queryset.db].cursor() as cursor:
+    alias = queryset.db
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        # The planner prices the rules above for every row, and past jit_optimize_above_cost
+        # (a million rows) compiles the query with LLVM before the first row: 1.5 s measured,
+        # a third of the whole COPY, for a plan run once. SET LOCAL ends with the transaction,
+        # which a download also ends if it stops half way (closing this generator).
+        cursor.execute("SET LOCAL jit = off")
         # The ORM cannot say COPY, and COPY takes no bind parameters. Django's cursor on
         # psycopg 3 is a ClientCursor (Django's default, client-side binding), whose mogrify()
         # merges the parameters into the SELECT as its execute() does when Django runs this

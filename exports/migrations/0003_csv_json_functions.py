@@ -15,6 +15,8 @@ rebuilt here, recursively:
   control characters; nothing else is escaped, as with ensure_ascii=False), integers as their
   digits (Python reads them as int and prints them back unchanged), numbers with a decimal point
   through exports_csv_float.
+- exports_csv_details(jsonb): the details cell, as exports.csv writes `details or {}` (what
+  Python finds false is "{}"), a negative number neutralised as a formula would be.
 - exports_csv_float(text): Python's float repr of a decimal. PostgreSQL's float8 output, with
   extra_float_digits above 0 (set on the function, whatever the session says), is the same
   shortest round-trip digits; it differs in form only: no ".0" on whole numbers and exponent
@@ -93,9 +95,26 @@ BEGIN
     END CASE;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION exports_csv_details(details jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+BEGIN
+    -- exports.csv writes `details or {}`: what Python finds false is "{}".
+    IF details IS NULL OR details IN ('null', '{}', '[]', '""', 'false', '0') THEN
+        RETURN '{}';
+    END IF;
+    -- A negative number is the one JSON that starts like a formula.
+    IF jsonb_typeof(details) = 'number' AND details < '0' THEN
+        RETURN '''' || exports_csv_json(details);
+    END IF;
+    RETURN exports_csv_json(details);
+END
+$$;
 """
 
 DROP = """
+DROP FUNCTION IF EXISTS exports_csv_details(jsonb);
 DROP FUNCTION IF EXISTS exports_csv_json(jsonb);
 DROP FUNCTION IF EXISTS exports_csv_float(text);
 """
