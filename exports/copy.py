@@ -2,7 +2,13 @@
 
 The SELECT is the queryset's own, compiled by Django: its scope, filters and order, with one
 column per CSV column, each an expression that applies the brief's rules (exports/csv.py states
-them for the Python writer, and the tests hold these bytes to that writer's):
+them for the Python writer, and the tests hold these bytes to that writer's). One definition of
+the filters, then: `query.sql_with_params()` gives the SQL and parameters Django's compiler
+hands its cursor's execute(). Django does not promise that pair runs on every backend as is
+(str(query) quotes nothing, and some backends bind in their own way), but on PostgreSQL with
+psycopg 3 Django's cursor is a ClientCursor that merges the parameters into the SQL itself, and
+its mogrify() is that very merge: the SELECT inside the COPY is byte for byte what Django sends
+when it runs the queryset. exports.services.csv_chunks takes this path on PostgreSQL only.
 
 - a text cell is NULL when empty (COPY quotes an empty string, Python's writer does not), and
   gets an apostrophe before a formula start;
