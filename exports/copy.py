@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Expression, F, Field, Func, JSONField, Q, TextField, Value
 from django.db.models.expressions import Case, When
 
@@ -191,13 +191,7 @@ def copy_csv_chunks(
     # The header is the first line of the first batch, as in the Python writer's batches.
     lines: list[Any] = [HEADER_LINE[:-2] + b"\n"]
     header = 1
-    alias = queryset.db
-    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-        # The planner prices the rules above for every row, and past jit_optimize_above_cost
-        # (a million rows) compiles the query with LLVM before the first row: 1.5 s measured,
-        # a third of the whole COPY, for a plan run once. SET LOCAL ends with the transaction,
-        # which a download also ends if it stops half way (closing this generator).
-        cursor.execute("SET LOCAL jit = off")
+    with connections[queryset.db].cursor() as cursor:
         # The ORM cannot say COPY, and COPY takes no bind parameters. Django's cursor on
         # psycopg 3 is a ClientCursor (Django's default, client-side binding), whose mogrify()
         # merges the parameters into the SELECT as its execute() does when Django runs this

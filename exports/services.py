@@ -174,8 +174,8 @@ def export_build(*, export_id: str) -> Export | None:
         if not mine.update(rows_expected=queryset.order_by().count(), heartbeat_at=timezone.now()):
             raise _ClaimLost
         beat = time.monotonic()
-        # Read in a transaction: the Python writer's server-side cursor outside one would be
-        # WITH HOLD, for which PostgreSQL copies the whole result before the first row.
+        # Read in one transaction (one COPY statement on PostgreSQL, one snapshot), so progress
+        # commits through the second connection, above.
         with part.open("wb") as handle, transaction.atomic():
             for data, rows in csv_chunks(queryset):
                 handle.write(data)
