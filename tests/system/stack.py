@@ -410,8 +410,8 @@ class Stack:
             "EXPORT_STREAM_MAX_ROWS": "100",
             "ALERTS_BASE_URL": self.base_url,
             # Evaluation commits a batch of at most this many events at a time: the seeded
-            # 600-event batch is several commits, so a worker killed in it dies half-way.
-            "ALERTS_EVALUATION_BATCH": "100",
+            # 600-event batch is sixty commits, so a worker killed in it dies half-way.
+            "ALERTS_EVALUATION_BATCH": "10",
             "LOG_LEVEL": "INFO",
             # Every browser here is 127.0.0.1 and the stack lives through all the system tests:
             # the lockout and the outages are tested here, with the sign-in throttle's limits
