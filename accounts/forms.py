@@ -23,7 +23,7 @@ from .models import (
     Role,
     User,
 )
-from .throttling import Decision, allowlist_parse, retry_after_text
+from .throttling import Decision, allowlist_parse, sign_in_throttled_message
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -38,10 +38,7 @@ SIGN_IN_REFUSED = (
 
 def throttled_message(decision: Decision) -> str:
     """The sign-in page's sentence for a throttled attempt (the same for any address)."""
-    return (
-        "Too many sign-in attempts from your network or for this account. Nothing was checked: "
-        f"wait {retry_after_text(decision.retry_after)}, then try again, or reset your password."
-    )
+    return sign_in_throttled_message(decision.retry_after)
 
 
 # For a signed-in user whose password checks have locked the account.

@@ -1,9 +1,12 @@
 """Where the sign-in throttle's token buckets live: Redis, or the database without it.
 
 accounts.throttling decides; this module only keeps the numbers. Both stores answer the same
-three operations: `take` (charge one token to every bucket if each holds one, else none, and
-say which bucket was empty and for how long), `give` (a token back) and `count` (one more
-throttled attempt in the current event window of a key, with the previous window's count).
+four operations: `take` (charge one token to every bucket if each holds one, else none, and
+say which bucket was empty and for how long), `give` (a token back), `count` (one more
+throttled attempt in the current event window of a key, with the previous window's count) and
+`mark` (note in an empty bucket until when it stays empty and which window counts its
+refusals: the fast path's answer, accounts.throttle_fast; the database store keeps no marks).
+Redis alone answers `refusal`: the fast path's one round trip.
 
 Redis: one Lua script per operation (redis-py `register_script`: EVALSHA, one round trip), run
 atomically by Redis on its own clock (TIME), so every web node agrees; keys expire when their
@@ -92,6 +95,7 @@ if refused > 0 then return {refused, tostring(wait)} end
 for i = 1, #KEYS do
   local burst, refill = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
   redis.call('HSET', KEYS[i], 'tokens', tostring(levels[i] - 1), 'at', tostring(now))
+  redis.call('HDEL', KEYS[i], 'until', 'window')
   redis.call('EXPIRE', KEYS[i], math.ceil(burst * refill) + 60)
 end
 return {0, '0'}
@@ -108,6 +112,7 @@ for i = 1, #KEYS do
   if tokens ~= nil and at ~= nil then
     tokens = math.min(burst, tokens + math.max(0, now - at) / refill + 1)
     redis.call('HSET', KEYS[i], 'tokens', tostring(tokens), 'at', tostring(now))
+    redis.call('HDEL', KEYS[i], 'until', 'window')
   end
 end
 return 0
@@ -131,30 +136,83 @@ return {start, 1, previous, pcount}
 """
 
 
+# KEYS[1]: a bucket; ARGV: its burst and refill seconds, and the key of the event window its
+# refusal was counted in. If the bucket is empty, notes until when (the moment it has a token
+# again at that rate: what `take` would answer) and that window; a charge or a refund clears the
+# note. Returns the seconds until then, or '0' (not empty: nothing noted).
+_MARK = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local burst, refill = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(state[1]), tonumber(state[2])
+if tokens == nil or at == nil then return '0' end
+tokens = math.min(burst, tokens + math.max(0, now - at) / refill)
+if tokens >= 1 then return '0' end
+local wait = (1 - tokens) * refill
+redis.call('HSET', KEYS[1], 'until', tostring(now + wait), 'window', ARGV[3])
+return tostring(wait)
+"""
+
+# KEYS[1]: a bucket; ARGV[1]: the event window's length. The fast path's question, without
+# charging: while the bucket's mark says it is empty and the marked event window is the current
+# one (its event written), counts one more refusal in that window and returns {1, wait}; else
+# {0, '0'}: the full path decides (it opens a new window and writes its event). The window key
+# is read from the bucket, so it is not in KEYS: one Redis, not a cluster (as every script here).
+_REFUSAL = """
+local state = redis.call('HMGET', KEYS[1], 'until', 'window')
+local until_at, window = tonumber(state[1]), state[2]
+if until_at == nil or not window then return {0, '0'} end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+if now >= until_at then return {0, '0'} end
+local seconds = tonumber(clock[1])
+local start = seconds - (seconds % tonumber(ARGV[1]))
+if tonumber(redis.call('HGET', window, 'start')) ~= start then return {0, '0'} end
+redis.call('HINCRBY', window, 'count', 1)
+return {1, tostring(until_at - now)}
+"""
+
+
 def _bucket_args(buckets: tuple[Bucket, ...]) -> list[float]:
     return [value for b in buckets for value in (b.burst, b.refill_seconds)]
 
 
-_clients: dict[str, tuple[redis.Redis, Any, Any, Any]] = {}
+@dataclass(frozen=True)
+class _Scripts:
+    client: redis.Redis
+    take: Any
+    give: Any
+    count: Any
+    mark: Any
+    refusal: Any
 
 
-def _redis(url: str) -> tuple[redis.Redis, Any, Any, Any]:
-    """A client of the throttle's Redis with the three scripts registered, one per URL."""
+_clients: dict[str, _Scripts] = {}
+
+
+def _redis(url: str) -> _Scripts:
+    """A client of the throttle's Redis with its scripts registered, one per URL."""
     if url not in _clients:
         timeout = settings.THROTTLE_REDIS_TIMEOUT_SECONDS
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        _clients[url] = (
-            client,
-            client.register_script(_TAKE),
-            client.register_script(_GIVE),
-            client.register_script(_COUNT),
+        _clients[url] = _Scripts(
+            client=client,
+            take=client.register_script(_TAKE),
+            give=client.register_script(_GIVE),
+            count=client.register_script(_COUNT),
+            mark=client.register_script(_MARK),
+            refusal=client.register_script(_REFUSAL),
         )
     return _clients[url]
 
 
 class RedisStore:
     def __init__(self, url: str) -> None:
-        self.client, self._take, self._give, self._count = _redis(url)
+        scripts = _redis(url)
+        self.client = scripts.client
+        self._take, self._give, self._count = scripts.take, scripts.give, scripts.count
+        self._mark, self._refusal = scripts.mark, scripts.refusal
 
     def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
@@ -168,6 +226,15 @@ class RedisStore:
 
     def give(self, buckets: tuple[Bucket, ...]) -> None:
         self._run(self._give, [b.key for b in buckets], _bucket_args(buckets))
+
+    def mark(self, bucket: Bucket, window_key: str) -> None:
+        self._run(self._mark, [bucket.key], [bucket.burst, bucket.refill_seconds, window_key])
+
+    def refusal(self, key: str, window_seconds: int) -> float | None:
+        """Seconds the bucket stays empty if the fast path may refuse (the refusal counted),
+        else None."""
+        refused, wait = self._run(self._refusal, [key], [window_seconds])
+        return float(wait) if int(refused) else None
 
     def count(self, key: str, window_seconds: int) -> WindowCount:
         start, count, previous, previous_count = self._run(
@@ -252,6 +319,9 @@ class DatabaseStore:
                 row.tokens = min(float(bucket.burst), self._level(row, bucket, now) + 1)
                 row.updated_at = now
                 row.save(using=alias, update_fields=["tokens", "updated_at"])
+
+    def mark(self, bucket: Bucket, window_key: str) -> None:
+        """No marks in the database: without Redis every attempt takes the full path."""
 
     def count(self, key: str, window_seconds: int) -> WindowCount:
         alias = durable_alias()

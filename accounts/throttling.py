@@ -277,7 +277,36 @@ def throttle_attempt(
         organization=organization,
         user=user,
     )
+    if bucket.kind is Kind.IP and not _on_an_organization_allowlist(ip):
+        # The address's next attempts are refused by the fast path (accounts.throttle_fast)
+        # until the bucket has a token again, counted in this window (its event is written).
+        store_call("mark", bucket, _window_key(bucket, organization))
     return decision
+
+
+def _window_key(bucket: Bucket, organization: Organization | None) -> str:
+    """Where a bucket's throttled attempts for an organization are counted, window by window."""
+    return f"{bucket.key}:window:{organization.pk if organization is not None else '-'}"
+
+
+def _on_an_organization_allowlist(ip: str | None) -> bool:
+    """Whether any organization's allowlist holds the address: the fast path, which does not
+    know which organization an attempt is for, must leave it to the full path."""
+    address = parse_ip(ip or "")
+    if address is None:
+        return False
+    allowlists = Organization.objects.exclude(throttle_allowlist=[]).values_list(
+        "throttle_allowlist", flat=True
+    )
+    for entries in allowlists.iterator():
+        for entry in entries or []:
+            try:
+                network = network_parse(str(entry), widest_v4=0, widest_v6=0)
+            except ValueError:
+                continue
+            if address.version == network.version and address in network:
+                return True
+    return False
 
 
 def throttle_refund(*, decision: Decision) -> None:
@@ -298,8 +327,7 @@ def _throttled_record(
 ) -> None:
     """Count the throttled attempt in its window; the window's first records login.throttled."""
     window_seconds = settings.THROTTLE_EVENT_WINDOW_SECONDS
-    org_part = str(organization.pk) if organization is not None else "-"
-    window = store_call("count", f"{bucket.key}:window:{org_part}", window_seconds)
+    window = store_call("count", _window_key(bucket, organization), window_seconds)
     if window is not None and window.count > 1:
         return  # this window's event is written
     details: dict[str, Any] = {
@@ -342,6 +370,30 @@ def throttled_response(response: R, decision: Decision) -> R:
     response.status_code = 429
     response["Retry-After"] = str(decision.retry_after)
     return response
+
+
+def sign_in_throttled_message(retry_after: int) -> str:
+    """The sign-in page's sentence for a throttled attempt (the same for any address)."""
+    return (
+        "Too many sign-in attempts from your network or for this account. Nothing was checked: "
+        f"wait {retry_after_text(retry_after)}, then try again, or reset your password."
+    )
+
+
+def reset_throttled_message(retry_after: int) -> str:
+    """The reset page's sentence for a throttled request."""
+    return (
+        "Too many reset requests from your network or for this address. Wait "
+        f"{retry_after_text(retry_after)}, then try again."
+    )
+
+
+def api_throttled_message(retry_after: int) -> str:
+    """The events API's error for a throttled token check."""
+    return (
+        "Too many requests with invalid API tokens from your address. Retry after "
+        f"{retry_after} seconds."
+    )
 
 
 def retry_after_text(seconds: int) -> str:

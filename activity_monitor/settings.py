@@ -165,6 +165,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "audit.middleware.RequestContextMiddleware",
+    # An address the throttle already refused is answered here, before sessions and CSRF:
+    # one Redis round trip, no database (accounts.throttle_fast; README, "Throttling").
+    "accounts.throttle_fast.ThrottleFastPathMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

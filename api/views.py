@@ -15,7 +15,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.access import Capability, require
 from accounts.http import AuthenticatedHttpRequest
 from accounts.selectors import event_filters_with_members
-from accounts.throttling import Purpose, throttle_attempt, throttle_refund, throttled_response
+from accounts.throttling import (
+    Purpose,
+    api_throttled_message,
+    throttle_attempt,
+    throttle_refund,
+    throttled_response,
+)
 from audit.context import request_context
 from audit.models import AuditEvent
 from audit.selectors import events_matching
@@ -93,8 +99,7 @@ def events(request: HttpRequest) -> JsonResponse:
         return throttled_response(
             _error(
                 429,
-                "Too many requests with invalid API tokens from your address. Retry after "
-                f"{decision.retry_after} seconds.",
+                api_throttled_message(decision.retry_after),
                 retry_after=decision.retry_after,
             ),
             decision,

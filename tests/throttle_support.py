@@ -5,12 +5,15 @@ from __future__ import annotations
 import redis
 from django.conf import settings
 
+from accounts import throttle_fast
 from accounts.throttling import KEY_PREFIX
 
 
 def throttle_reset() -> None:
     """Forget every bucket and window count in the throttle's Redis (the database's rows go with
     each test's transaction or flush)."""
+    # A test that stopped its Redis left the fast path standing aside for a few seconds.
+    throttle_fast._stand_aside_until = 0.0
     url = settings.THROTTLE_REDIS_URL
     if not url:
         return

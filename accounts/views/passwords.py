@@ -29,7 +29,12 @@ from ..services import (
     password_reset_failed_record,
     password_reset_requested_record,
 )
-from ..throttling import Purpose, retry_after_text, throttle_attempt, throttled_response
+from ..throttling import (
+    Purpose,
+    reset_throttled_message,
+    throttle_attempt,
+    throttled_response,
+)
 
 
 # Not atomic: a wrong old password must be recorded (and counted) whatever happens next.
@@ -69,11 +74,7 @@ class PasswordResetView(auth_views.PasswordResetView):
             user=account,
         )
         if not decision.allowed:
-            form.add_error(
-                None,
-                "Too many reset requests from your network or for this address. Wait "
-                f"{retry_after_text(decision.retry_after)}, then try again.",
-            )
+            form.add_error(None, reset_throttled_message(decision.retry_after))
             return throttled_response(self.form_invalid(form), decision)
         users = list(form.get_users(email))
         # The requester sees the same page whether or not the address is known.
