@@ -33,6 +33,8 @@ import asyncio
 import os
 import random
 import re
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -333,17 +335,122 @@ def load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
 
 
-async def phase(args: argparse.Namespace, users: list[Legitimate], attack: bool) -> dict[str, Any]:
+WRK_CONNECTIONS = 64
+WRK_LINE = re.compile(r"^(status|errors|latency) (.*)$")
+
+
+async def wrk_attacker(
+    args: argparse.Namespace, statuses: Counter[Any], extra: dict[str, Any]
+) -> None:
+    """The attack by wrk (bench/sign_in_flood.lua): a C program, so the attacker's share of the
+    machine is small and measured (its CPU seconds and latencies go in `extra`)."""
+    page = await http(args.port, "GET", "/sign-in/", client_ip="192.0.2.1")
+    token = CSRF_FIELD.search(page.body)
+    csrf = token.group(1).decode() if token else ""
+    pause_ms = max(0, round(WRK_CONNECTIONS * 1000 / args.attack_rate))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{WRK_CONNECTIONS}",
+        f"-d{args.phase_seconds:g}s",
+        "--timeout",
+        f"{REQUEST_TIMEOUT:g}s",
+        "-s",
+        str(ROOT / "bench" / "sign_in_flood.lua"),
+        f"http://127.0.0.1:{args.port}/sign-in/",
+        "--",
+        str(pause_ms),
+        str(args.attack_addresses),
+        DOMAIN,
+        csrf,
+        page.cookies.get("csrftoken", ""),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    extra["cpu_seconds"] = round(
+        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2
+    )
+    for line in output.decode().splitlines():
+        found = WRK_LINE.match(line)
+        if found is None:
+            continue
+        kind, rest = found.groups()
+        words = rest.split()
+        if kind == "status":
+            statuses[int(words[0])] += int(words[1])
+        elif kind == "errors":
+            pairs = dict(zip(words[::2], map(int, words[1::2]), strict=True))
+            statuses["unanswered"] += pairs["timeout"] + pairs["connect"] + pairs["read"]
+        else:
+            extra["latency_ms"] = rest
+    statuses["sent"] = (
+        sum(v for k, v in statuses.items() if isinstance(k, int)) + statuses["unanswered"]
+    )
+
+
+def server_cpu_seconds(process: subprocess.Popen[bytes] | None) -> float:
+    """CPU seconds used so far by the gunicorn master and its workers (its process group)."""
+    if process is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == process.pid:  # the process group (field 5 of stat)
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+async def phase(
+    args: argparse.Namespace,
+    users: list[Legitimate],
+    attack: bool,
+    server: subprocess.Popen[bytes] | None = None,
+) -> dict[str, Any]:
     until = time.monotonic() + args.phase_seconds
     latencies: list[float] = []
     legit: Counter[Any] = Counter()
     hostile: Counter[Any] = Counter()
+    extra: dict[str, Any] = {}
     jobs = [legitimate_users(args.port, users, args.user_interval, until, latencies, legit)]
-    if attack:
+    if attack and args.attacker == "wrk":
+        jobs.append(wrk_attacker(args, hostile, extra))
+    elif attack:
         addresses = attacker_addresses(args.attack_addresses)
         jobs.append(attacker(args.port, args.attack_rate, addresses, until, hostile))
+    began, server_before = time.monotonic(), server_cpu_seconds(server)
+    self_before = resource.getrusage(resource.RUSAGE_SELF)
     await asyncio.gather(*jobs)
-    return {"latencies": latencies, "legit": legit, "hostile": hostile}
+    self_after = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.monotonic() - began
+    cpu = {
+        "wall": wall,
+        "server": server_cpu_seconds(server) - server_before,
+        # This process: the legitimate users (and the asyncio attacker, if it is the attacker).
+        "bench": (self_after.ru_utime - self_before.ru_utime)
+        + (self_after.ru_stime - self_before.ru_stime),
+        "attacker": float(extra.get("cpu_seconds", 0.0)),
+    }
+    return {"latencies": latencies, "legit": legit, "hostile": hostile, "cpu": cpu, **extra}
+
+
+def cpu_report(result: dict[str, Any]) -> None:
+    cpu = result["cpu"]
+    wall = cpu["wall"]
+    print(
+        f"          CPU over {wall:.0f} s: server {cpu['server']:.1f} s "
+        f"({cpu['server'] / wall:.2f} CPUs), bench process {cpu['bench']:.1f} s "
+        f"({cpu['bench'] / wall:.2f}), wrk attacker {cpu['attacker']:.1f} s "
+        f"({cpu['attacker'] / wall:.2f}); {load()}"
+    )
 
 
 def report(name: str, result: dict[str, Any]) -> None:
@@ -374,6 +481,12 @@ def main() -> None:
     )
     parser.add_argument("--unfamiliar-refill-seconds", type=float, default=1.0)
     parser.add_argument(
+        "--attacker",
+        choices=["wrk", "asyncio"],
+        default="wrk" if shutil.which("wrk") else "asyncio",
+        help="wrk (apt-get install wrk; bench/sign_in_flood.lua) or this process's asyncio",
+    )
+    parser.add_argument(
         "--warm-up",
         action="store_true",
         help="before the timed attack, let every attacker address spend its burst (untimed)",
@@ -401,8 +514,9 @@ def main() -> None:
             f"{args.user_interval:g} s; attack {args.attack_rate:g}/s from "
             f"{args.attack_addresses} addresses; {args.phase_seconds:g} s a phase"
         )
-        baseline = asyncio.run(phase(args, users, attack=False))
+        baseline = asyncio.run(phase(args, users, attack=False, server=process))
         report("baseline", baseline)
+        cpu_report(baseline)
         attack_started = timezone.now()
         if args.warm_up:
             # The attack's first part: every address spends its burst (each attempt a password
@@ -425,8 +539,9 @@ def main() -> None:
                 f"({burst} each) in {time.monotonic() - began:.0f} s: "
                 f"{dict(sorted((k, v) for k, v in spent.items() if isinstance(k, int)))}"
             )
-        attacked = asyncio.run(phase(args, users, attack=True))
+        attacked = asyncio.run(phase(args, users, attack=True, server=process))
         report("attack", attacked)
+        cpu_report(attacked)
         print(f"machine after: {load()}")
     finally:
         if process is not None:
@@ -439,9 +554,11 @@ def main() -> None:
         answered = {k: v for k, v in hostile.items() if isinstance(k, int)}
         errors = sum(v for k, v in answered.items() if k >= 500)
         print(
-            f"attacker: {hostile['sent']} sent, answered {sum(answered.values())} by status "
-            f"{dict(sorted(answered.items()))}, unanswered {hostile['unanswered']}; "
+            f"attacker ({args.attacker}): {hostile['sent']} sent "
+            f"({hostile['sent'] / args.phase_seconds:.0f}/s), answered {sum(answered.values())} "
+            f"by status {dict(sorted(answered.items()))}, unanswered {hostile['unanswered']}; "
             f"5xx {errors} (target 0)"
+            + (f"; its latency ms {attacked['latency_ms']}" if "latency_ms" in attacked else "")
         )
         rows = Counter(
             AuditEvent.objects.filter(
