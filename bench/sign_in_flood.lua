@@ -61,6 +61,7 @@ function done(summary, latency, requests)
   io.write(string.format(
     "errors connect %d read %d write %d timeout %d\n", e.connect, e.read, e.write, e.timeout
   ))
-  io.write(string.format("latency p50 %d p95 %d p99 %d\n",
-    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+  -- wrk measures in microseconds
+  io.write(string.format("latency p50 %d p95 %d p99 %d\n", latency:percentile(50) / 1000,
+    latency:percentile(95) / 1000, latency:percentile(99) / 1000))
 end

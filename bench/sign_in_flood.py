@@ -13,7 +13,11 @@ X-Forwarded-For, as behind a load balancer.
   seconds, keeping their browser's cookies (device, CSRF) as a browser does.
 - Attacker: --attack-rate failed sign-ins a second, spread over --attack-addresses client
   addresses, each for a different unknown address at the organization's verified domain
-  (credential stuffing of a list), paced evenly by asyncio over raw HTTP/1.1 connections.
+  (credential stuffing of a list). By wrk (`apt-get install wrk`; bench/sign_in_flood.lua), a C
+  program, so the attacker takes little of the machine (its CPU is printed): 64 connections, each
+  pausing so that together they send the rate; wrk is closed-loop, so a slow server gets fewer
+  requests (the rate it got is printed, and requests in flight when it stops are not counted).
+  --attacker asyncio paces requests evenly from this process instead (open-loop, costlier).
 
 Phases of --phase-seconds each: baseline (legitimate users only), then attack. It prints the
 legitimate users' p50/p95 in both and the p95 ratio (target <= 2), the attacker's requests sent and
