@@ -41,7 +41,7 @@ import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.cache import add_never_cache_headers
 
 from audit.ip import parse_ip
@@ -72,8 +72,15 @@ ENDPOINTS: dict[str, tuple[Purpose, frozenset[str]]] = {
 
 
 @functools.cache
-def _paths() -> dict[str, tuple[Purpose, frozenset[str]]]:
-    return {reverse(name): endpoint for name, endpoint in ENDPOINTS.items()}
+def _paths(urlconf: str) -> dict[str, tuple[Purpose, frozenset[str]]]:
+    """The endpoints' paths in a URLconf (one without an endpoint simply lacks it)."""
+    paths = {}
+    for name, endpoint in ENDPOINTS.items():
+        try:
+            paths[reverse(name, urlconf=urlconf)] = endpoint
+        except NoReverseMatch:
+            continue
+    return paths
 
 
 def fast_refusal(request: HttpRequest, purpose: Purpose) -> int | None:
@@ -143,7 +150,8 @@ class ThrottleFastPathMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        endpoint = _paths().get(request.path_info)
+        urlconf = getattr(request, "urlconf", None) or settings.ROOT_URLCONF
+        endpoint = _paths(urlconf).get(request.path_info)
         if endpoint is not None and request.method in endpoint[1]:
             retry_after = fast_refusal(request, endpoint[0])
             if retry_after is not None:
