@@ -137,6 +137,21 @@ def _part_path(export: Export, attempt: int) -> Path:
     return export_root() / f"{export.pk}.csv.{attempt}.part"
 
 
+def _read_one_snapshot(queryset: QuerySet[AuditEvent]) -> None:
+    """Make the current transaction's statements read one snapshot (PostgreSQL).
+
+    Under READ COMMITTED, Django's default, each statement sees what had committed when it
+    began, so the count and the COPY that follows could disagree by an event committed between
+    them. Raw SQL because Django sets an isolation level per connection, not per transaction;
+    it must be the transaction's first statement, so the caller runs it only in a transaction
+    of its own. SQLite reads one snapshot per transaction already.
+    """
+    connection = connections[queryset.db]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 def export_build(*, export_id: str) -> Export | None:
     """Write the export's CSV file with its SHA-256, from scratch; idempotent (claims the row).
 
@@ -171,12 +186,18 @@ def export_build(*, export_id: str) -> Export | None:
     size = written = reported = 0
     try:
         queryset = _export_queryset(export)
-        if not mine.update(rows_expected=queryset.order_by().count(), heartbeat_at=timezone.now()):
-            raise _ClaimLost
-        beat = time.monotonic()
-        # Read in one transaction (one COPY statement on PostgreSQL, one snapshot), so progress
-        # commits through the second connection, above.
-        with part.open("wb") as handle, transaction.atomic():
+        # Count and rows are read in one transaction and one snapshot, so the file holds exactly
+        # the rows counted even while events keep arriving; progress commits through the second
+        # connection, above.
+        outermost = transaction.get_autocommit(using=queryset.db)
+        with part.open("wb") as handle, transaction.atomic(using=queryset.db):
+            if outermost:  # inside a caller's transaction the snapshot is the caller's choice
+                _read_one_snapshot(queryset)
+            if not progress.update(
+                rows_expected=queryset.order_by().count(), heartbeat_at=timezone.now()
+            ):
+                raise _ClaimLost
+            beat = time.monotonic()
             for data, rows in csv_chunks(queryset):
                 handle.write(data)
                 digest.update(data)

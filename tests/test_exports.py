@@ -230,11 +230,52 @@ def test_a_running_build_shows_its_progress_to_a_sweep_while_it_reads(org, admin
 
     export.refresh_from_db()
     assert export.status == ExportStatus.DONE and export.rows_written >= 6
-    assert seen[:3] == [
+    assert seen[:4] == [
+        (True, ExportStatus.RUNNING, 0),  # the count, read in the rows' own snapshot
         (True, ExportStatus.RUNNING, 1),
         (True, ExportStatus.RUNNING, 3),
         (True, ExportStatus.RUNNING, 5),
     ]
+
+
+@pytest.mark.postgres(reason="an event committed by another connection mid-build")
+@pytest.mark.django_db(transaction=True, databases=["default", "audit"])
+def test_an_event_committed_between_the_count_and_the_rows_is_in_neither(org, admin):
+    """The build counts and reads in one snapshot: the file holds exactly the rows it counted."""
+    import threading
+
+    from django.db import connection, connections
+
+    from exports import services
+
+    for i in range(6):
+        add(org, admin, occurred_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=i))
+    export = Export.objects.create(organization=org, requested_by=admin, filters={})
+    late = datetime(2026, 1, 2, tzinfo=UTC)
+
+    def commit_a_late_event():  # a thread has its own connections: it commits at once
+        add(org, admin, occurred_at=late)
+        connections.close_all()
+
+    def after_count(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith("SELECT COUNT(*)"):
+            thread = threading.Thread(target=commit_a_late_event)
+            thread.start()
+            thread.join()
+        return result
+
+    with connection.execute_wrapper(after_count):
+        services.export_build(export_id=str(export.pk))
+
+    export.refresh_from_db()
+    assert export.status == ExportStatus.DONE
+    assert export.rows_written == export.rows_expected
+    body = (services.export_root() / export.file_name).read_bytes()
+    rows = parse_bytes(body)
+    assert len(rows) == export.rows_written
+    assert "2026-01-02T" not in body.decode()
+    assert len(events(organization=org, occurred_at=late)) == 1  # it was committed
 
 
 def parse_bytes(body: bytes) -> list[dict[str, str]]:
