@@ -69,13 +69,14 @@ def password_sign_in(
     """
     attempted = str(username).strip()
     user = user_for_sign_in(attempted) if _lookup_worthy(attempted) else None
+    organization = attempt_organization(user, attempted)
     decision = None
     if request is not None:
         decision = throttle_attempt(
             request=request,
             purpose=Purpose.SIGN_IN,
             account=attempted,
-            organization=attempt_organization(user, attempted),
+            organization=organization,
             user=user,
         )
         if not decision.allowed:
@@ -83,7 +84,11 @@ def password_sign_in(
     if user is None:
         hash_for_nothing(password)
         login_failure_record(
-            user=None, reason=Reason.UNKNOWN_USER, attempted=attempted, request=request
+            user=None,
+            reason=Reason.UNKNOWN_USER,
+            attempted=attempted,
+            organization=organization,
+            request=request,
         )
         return PasswordSignIn(user=None)
     found = user

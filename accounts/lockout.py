@@ -40,7 +40,6 @@ from audit.context import short_hash
 from audit.models import AuditEvent, EventType, Outcome, Reason
 from audit.services import durable_alias, event_record
 
-from .domains import organization_for_address
 from .familiarity import Source, attempt_source
 from .models import LockoutState, LockScope, Organization, User
 
@@ -151,10 +150,16 @@ def hash_for_nothing(password: str) -> None:
 
 
 def login_failure_record(
-    *, user: User | None, reason: str, attempted: str = "", request: HttpRequest | None
+    *,
+    user: User | None,
+    reason: str,
+    attempted: str = "",
+    organization: Organization | None = None,
+    request: HttpRequest | None,
 ) -> None:
     """Record a sign-in refused for something other than a wrong secret (an unknown account, a
-    disabled one). An unknown address at a domain an organization has verified belongs to it.
+    disabled one). An unknown address belongs to `organization`, the one that verified its
+    domain (accounts.domains.organization_for_address, which the caller has already asked).
 
     Kept even if the request rolls back; never counted towards a lockout (credential_attempt
     records and counts wrong secrets, under the account's lock).
@@ -169,7 +174,7 @@ def login_failure_record(
             reason=reason,
             actor_label=label,
             # An address at an organization's verified domain is that organization's to see.
-            organization=organization_for_address(label),
+            organization=organization,
             details={"attempted_username": label},
             request=request,
             durable=True,

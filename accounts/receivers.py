@@ -15,7 +15,13 @@ from django.http import HttpRequest
 from audit.models import Reason
 
 from .backends import takes_credentials
-from .lockout import FACTOR_PASSWORD, credential_attempt, login_failure_record
+from .domains import organization_for_address
+from .lockout import (
+    FACTOR_PASSWORD,
+    attempted_name_label,
+    credential_attempt,
+    login_failure_record,
+)
 from .models import User
 from .sessions import session_end_current, session_start
 
@@ -38,7 +44,11 @@ def on_login_failed(
     )
     if user is None:
         login_failure_record(
-            user=None, reason=Reason.UNKNOWN_USER, attempted=attempted, request=request
+            user=None,
+            reason=Reason.UNKNOWN_USER,
+            attempted=attempted,
+            organization=organization_for_address(attempted_name_label(attempted)),
+            request=request,
         )
     else:
         credential_attempt(user=user, factor=FACTOR_PASSWORD, check=lambda: False, request=request)

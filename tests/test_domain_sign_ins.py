@@ -76,6 +76,18 @@ def test_an_unknown_address_at_a_verified_domain_belongs_to_its_organization(cli
     assert failed.details["attempted_username"] == "Nobody@ACME.test"
 
 
+def test_an_unknown_address_asks_whose_domain_it_is_once(client, acme):
+    """The throttle and the failure's record share one lookup of the address's domain."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    table = OrganizationDomain._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        sign_in(client, "nobody@acme.test", "Spring2026!")
+    assert unknown_failure().organization_id == acme.pk
+    assert sum(f'"{table}"' in query["sql"] for query in queries.captured_queries) == 1
+
+
 def test_an_unknown_address_at_a_pending_domain_belongs_to_no_organization(client):
     OrganizationDomain.objects.create(organization=OrganizationFactory.create(), domain="x.test")
     sign_in(client, "nobody@x.test", "Spring2026!")
