@@ -270,7 +270,9 @@ def _window_start(moment: datetime, window: timedelta) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
 
 
-def _lock_key(rule_id: int, subject_key: str) -> int:
+def subject_lock_key(rule_id: int, subject_key: str) -> int:
+    """The PostgreSQL advisory lock key that serialises the writers of one rule and subject
+    (a test holds it to stop an evaluator at that subject)."""
     digest = hashlib.blake2b(f"alerts:{rule_id}:{subject_key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -283,7 +285,7 @@ def _lock_subjects(keys: set[tuple[int, str]]) -> None:
     """
     if connection.vendor != "postgresql" or not keys:
         return
-    ordered = sorted({_lock_key(rule_id, subject) for rule_id, subject in keys})
+    ordered = sorted({subject_lock_key(rule_id, subject) for rule_id, subject in keys})
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_advisory_xact_lock(k) FROM "

@@ -32,18 +32,24 @@ from demo.seed import seed_demo  # noqa: E402
 
 EXPORT_EVENTS = int(os.environ.get("SYSTEM_EXPORT_EVENTS", "300000"))
 BATCH_EVENTS = 600
-BATCH_EMAIL = "batch@acme.test"
+BATCH_EMAILS = ("batch@acme.test", "batch-second@acme.test")
 
 
-def failed_sign_ins_to_evaluate(organization: Organization) -> tuple[User, list[int]]:
-    """600 failed sign-ins of one member, a second apart, two days ago: one evaluation batch.
+def failed_sign_ins_to_evaluate(organization: Organization) -> tuple[list[User], list[int]]:
+    """600 failed sign-ins, a second apart, two days ago: one evaluation batch. The first half
+    are one member's, the second half another's, so that a test holding the second member's
+    lock stops the batch exactly half-way (tests/system/test_worker_killed.py).
 
     Two days back they are older than the sweep's horizon, so only the batch a test sends
     evaluates them.
     """
-    user = User.objects.create_user(BATCH_EMAIL, None, full_name="Bea Batch")
-    Membership.objects.create(user=user, organization=organization, role=Role.MEMBER)
+    users = []
+    for email in BATCH_EMAILS:
+        user = User.objects.create_user(email, None, full_name="Bea Batch")
+        Membership.objects.create(user=user, organization=organization, role=Role.MEMBER)
+        users.append(user)
     start = timezone.now() - timedelta(days=2)
+    half = BATCH_EVENTS // len(users)
     AuditEvent.objects.bulk_create(
         AuditEvent(
             occurred_at=start + timedelta(seconds=index),
@@ -51,16 +57,18 @@ def failed_sign_ins_to_evaluate(organization: Organization) -> tuple[User, list[
             event_type=EventType.LOGIN_FAILED,
             outcome=Outcome.FAILURE,
             reason=Reason.INVALID_CREDENTIALS,
-            actor=user,
-            actor_label=user.email,
+            actor=users[index // half],
+            actor_label=users[index // half].email,
             details={"method": "password"},
         )
         for index in range(BATCH_EVENTS)
     )
     ids = list(
-        AuditEvent.objects.filter(actor=user).order_by("occurred_at").values_list("pk", flat=True)
+        AuditEvent.objects.filter(actor__in=users)
+        .order_by("occurred_at")
+        .values_list("pk", flat=True)
     )
-    return user, ids
+    return users, ids
 
 
 def main() -> None:
@@ -73,7 +81,7 @@ def main() -> None:
     events_generate(
         total=EXPORT_EVENTS, days=30, organizations=1, users_per_org=5, rebuild_indexes=False
     )
-    batch_user, batch_ids = failed_sign_ins_to_evaluate(Organization.objects.get(slug="acme"))
+    batch_users, batch_ids = failed_sign_ins_to_evaluate(Organization.objects.get(slug="acme"))
     initech = Organization.objects.get(slug="initech")
     _, api_token = api_token_create(
         organization=initech, user=User.objects.get(email="admin@initech.test"), name="system"
@@ -84,7 +92,7 @@ def main() -> None:
         json.dumps(
             {
                 "api_token": api_token,
-                "batch_user_id": batch_user.pk,
+                "batch_user_ids": [user.pk for user in batch_users],
                 "batch_event_ids": batch_ids,
                 "export_organization": "gen2026-000",
                 "export_administrator": "user0000@gen2026-000.test",
