@@ -333,6 +333,9 @@ EXPORTS_STALE_SECONDS = envint("EXPORTS_STALE_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": schedule}
     for name, task, schedule in [
+        # The events table's monthly partitions (PostgreSQL), made AUDIT_PARTITIONS_AHEAD_MONTHS
+        # ahead: a daily run has months of retries before a month goes without its partition.
+        ("audit-partitions-ensure", "audit.tasks.events_partitions_ensure", timedelta(hours=6)),
         # Background CSV exports past EXPORT_TTL_HOURS lose their file and show as expired.
         ("exports-expire", "exports.tasks.exports_expire", timedelta(hours=1)),
         # Sessions that ran out without a sign-out get their session.expired event within
@@ -629,6 +632,9 @@ ALERTS_WEBHOOK_MAX_ATTEMPTS = envint("ALERTS_WEBHOOK_MAX_ATTEMPTS", 5)
 # Retries wait 30 s, 60 s, 120 s, ... (doubling).
 ALERTS_WEBHOOK_BACKOFF_SECONDS = envint("ALERTS_WEBHOOK_BACKOFF_SECONDS", 30)
 # The sweep leaves an event this long to its own task before evaluating it itself ...
+# Months of the events table's partitions made ahead of the current one (PostgreSQL; audit
+# migration 0012 bounds it to 24).
+AUDIT_PARTITIONS_AHEAD_MONTHS = min(max(envint("AUDIT_PARTITIONS_AHEAD_MONTHS", 3), 0), 24)
 ALERTS_SWEEP_DELAY_SECONDS = envint("ALERTS_SWEEP_DELAY_SECONDS", 20)
 # ... never moves its mark past an event younger than this (a lower id may commit later) ...
 ALERTS_SWEEP_SETTLE_SECONDS = envint("ALERTS_SWEEP_SETTLE_SECONDS", 300)

@@ -3,11 +3,12 @@
 With DATABASE_OWNER_URL set (README, "Database roles") migrations run as the owner, on the
 "owner" connection, and the app connects as DATABASE_URL's role. That role gets exactly what the
 app needs: read and write on every table but the events table, INSERT and SELECT on events,
-USAGE on sequences, and EXECUTE on the two purge functions and audit_retention_days (audit
-migrations 0008, 0009). It never owns anything and never gets UPDATE, DELETE or TRUNCATE on
-events, nor any privilege on the retention policy and history tables (0009), which are not
-models. Granting is idempotent, so it runs after every migrate (and after the test runner's
-flush) without harm.
+USAGE on sequences, and EXECUTE on the two purge functions, audit_retention_days (audit
+migrations 0008, 0009) and audit_events_partitions_ensure (0012). It never owns anything
+(not one partition of the events table) and never gets UPDATE, DELETE or TRUNCATE on events,
+nor any privilege on the retention policy and history tables (0009), which are not models.
+Granting is idempotent, so it runs after every migrate (and after the test runner's flush)
+without harm.
 
 After every migrate the owner also writes the retention policy the purge functions read
 (retention_policy_write), from settings: the app's role cannot change it.
@@ -22,13 +23,16 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from .models import AuditEvent
+from .partitions import partitions_ensure
 
 OWNER_ALIAS = "owner"
 
-PURGE_FUNCTIONS = (
+# The owner's functions the app's role may call (each checks what the role may not).
+APP_FUNCTIONS = (
     "audit_events_purge_batch(bigint, timestamptz, bigint, integer)",
     "audit_events_purge_id_range(bigint[], timestamptz[], bigint[], bigint, bigint)",
     "audit_retention_days(bigint)",
+    "audit_events_partitions_ensure(integer)",
 )
 
 
@@ -81,7 +85,7 @@ def database_roles_grant(*, using: str = OWNER_ALIAS) -> str | None:
         # Before audit migration 0009 (a partial migrate) the functions do not exist yet.
         cursor.execute(
             "SELECT f FROM unnest(%s::text[]) AS f WHERE to_regprocedure(f) IS NOT NULL",
-            [list(PURGE_FUNCTIONS)],
+            [list(APP_FUNCTIONS)],
         )
         functions = [f for (f,) in cursor.fetchall()]
         statements = [
@@ -121,7 +125,9 @@ def retention_policy_write(*, using: str) -> bool:
 
 
 def grant_after_migrate(*, using: str, **kwargs: Any) -> None:
-    """post_migrate receiver: grant the app's role and write the retention policy after the
-    owner migrated."""
+    """post_migrate receiver: grant the app's role, write the retention policy and make the
+    events table's partitions ahead after the owner migrated."""
     database_roles_grant(using=using)
     retention_policy_write(using=using)
+    if using == OWNER_ALIAS or not app_role_name():
+        partitions_ensure(using=using)

@@ -1,0 +1,37 @@
+"""The events table's monthly partitions on PostgreSQL (audit migration 0012).
+
+Partitions are made ahead by a database function that runs as the tables' owner: the app's role
+may call it but owns nothing, so it can make a month but never drop or detach one. A month that
+has no partition when its first event comes is not an error: the event waits in the default
+partition and moves into its month when the partition is made. SQLite has one plain table.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+
+logger = logging.getLogger(__name__)
+
+
+def partitions_ensure(*, months_ahead: int | None = None, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Make the partitions of this month (UTC) and of the months ahead that are missing; how
+    many were made. Nothing on SQLite, or before the table was partitioned."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return 0
+    ahead = settings.AUDIT_PARTITIONS_AHEAD_MONTHS if months_ahead is None else months_ahead
+    with connection.cursor() as cursor:
+        # Raw: a call of the owner's function (audit migration 0012), which the ORM cannot say.
+        cursor.execute(
+            "SELECT to_regprocedure('audit_events_partitions_ensure(integer)') IS NOT NULL"
+        )
+        if not cursor.fetchone()[0]:
+            return 0
+        cursor.execute("SELECT audit_events_partitions_ensure(%s)", [ahead])
+        made: int = cursor.fetchone()[0]
+    if made:
+        logger.info("events table: %d monthly partitions made ahead", made)
+    return made
