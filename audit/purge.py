@@ -1,10 +1,11 @@
-"""The one way audit events are deleted: batches through the database's purge functions.
+"""The one way audit events are deleted: through the database's purge functions.
 
 The events table is append-only in the database itself (audit migrations 0002 and 0008). On
-PostgreSQL only the SECURITY DEFINER functions `audit_events_purge_batch` and
-`audit_events_purge_id_range` may delete from it, and each refuses a cutoff newer than the
-scope's retention; on SQLite a row in `audit_purge_gate` opens the guard for one transaction.
-Only the retention purge (retention.purge) calls this module.
+PostgreSQL only the SECURITY DEFINER functions `audit_events_purge_batch`,
+`audit_events_purge_id_range` and `audit_events_purge_partition` (a whole month, 0013) may
+delete from it, and each refuses a cutoff newer than the scope's retention; on SQLite a row in
+`audit_purge_gate` opens the guard for one transaction. Only the retention purge
+(retention.purge) calls this module.
 """
 
 from __future__ import annotations
@@ -179,6 +180,63 @@ def events_purge_id_range(
                 )
                 if deleted:
                     counts[organization_id] = deleted
+        if then is not None:
+            then(counts)
+    return counts
+
+
+def month_partitions(*, ending_by: datetime, using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """The events table's month partitions whose month ended by `ending_by`, oldest first
+    (PostgreSQL; none on SQLite, which has one plain table)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        # Raw: the catalog's list of partitions, which has no model. Each is named by its
+        # month (audit migration 0012), so the name says when it ends.
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'audit_auditevent'::regclass "
+            "AND c.relname ~ '^audit_auditevent_p[0-9]{4}_[0-9]{2}$' "
+            "AND to_date(substr(c.relname, 19), 'YYYY_MM') + interval '1 month' "
+            "<= (%s::timestamptz AT TIME ZONE 'UTC') ORDER BY c.relname",
+            [ending_by],
+        )
+        return [name for (name,) in cursor.fetchall()]
+
+
+def events_purge_partition(
+    *,
+    partition: str,
+    scopes: Iterable[tuple[int | None, datetime, int]],
+    using: str = DEFAULT_DB_ALIAS,
+    then: Callable[[dict[int | None, int]], None] | None = None,
+) -> dict[int | None, int] | None:
+    """Drop a whole month if every row in it is one of the (organization id, before, max id)
+    scopes', older than its `before` and no newer than its max id; how many rows went per
+    organization, or None if the month has to stay (the database decides, migration 0013).
+
+    `then(counts)` runs in the drop's transaction, so what it writes commits with the drop.
+    """
+    scopes = list(scopes)
+    if connections[using].vendor != "postgresql" or not scopes:
+        return None
+    with _purge_transaction(using) as cursor:
+        # Raw: a call of a set-returning database function, with arrays for parameters.
+        cursor.execute(
+            "SELECT purged_organization_id, purged, dropped FROM audit_events_purge_partition("
+            "%s, %s::bigint[], %s::timestamptz[], %s::bigint[])",
+            [
+                partition,
+                [org for org, _, _ in scopes],
+                [before for _, before, _ in scopes],
+                [max_id for _, _, max_id in scopes],
+            ],
+        )
+        rows = cursor.fetchall()
+        if not any(dropped for _, _, dropped in rows):
+            return None
+        counts = {org: count for org, count, _ in rows if count}
         if then is not None:
             then(counts)
     return counts

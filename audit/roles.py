@@ -33,6 +33,7 @@ APP_FUNCTIONS = (
     "audit_events_purge_id_range(bigint[], timestamptz[], bigint[], bigint, bigint)",
     "audit_retention_days(bigint)",
     "audit_events_partitions_ensure(integer)",
+    "audit_events_purge_partition(text, bigint[], timestamptz[], bigint[])",
 )
 
 

@@ -15,13 +15,18 @@ from time import monotonic, sleep
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Case, Count, F, Max, Min, PositiveBigIntegerField, QuerySet, When
 from django.utils import timezone
 
 from accounts.models import Organization
 from audit.models import AuditEvent, EventType, Outcome
-from audit.purge import events_purge_batch, events_purge_id_range
+from audit.purge import (
+    events_purge_batch,
+    events_purge_id_range,
+    events_purge_partition,
+    month_partitions,
+)
 from audit.services import event_record
 
 from .archives import archive_expired
@@ -325,6 +330,30 @@ def _purge_by_id_range(scopes: list[_Claimed], *, batch_size: int, keepalive: _K
             _yield_to_sign_ins(started)
 
 
+def _purge_by_partition(claimed: list[_Claimed], *, keepalive: _Keepalive) -> None:
+    """Drop, oldest first, each month whose every row belongs to a claimed scope, is past its
+    cutoff and within its claimed (and archived) ids; stop at the first month that has to stay,
+    since the months after it hold the same scopes' newer rows. What is left, the batches
+    delete. A month that could not be detached now (a reader held the table past the lock
+    timeout) is left to them as well.
+    """
+    if not claimed or not settings.RETENTION_PURGE_BY_PARTITION:
+        return
+    scopes = [(c.organization_id, c.run.cutoff, c.max_id) for c in claimed]
+    for partition in month_partitions(ending_by=max(c.run.cutoff for c in claimed)):
+        keepalive.beat()
+        try:
+            dropped = events_purge_partition(
+                partition=partition, scopes=scopes, then=partial(_count_in_runs, claimed)
+            )
+        except OperationalError as exc:
+            logger.warning("retention purge: %s stays for now (%s)", partition, exc)
+            return
+        if dropped is None:
+            return
+        logger.info("retention purge: dropped %s (%d rows)", partition, sum(dropped.values()))
+
+
 def _database_now() -> datetime:
     """The database's clock: its purge functions check every cutoff against it, not ours.
 
@@ -361,6 +390,11 @@ def _purge(
             outcomes[_scope(organization)] = prepared
         else:
             claimed.append(prepared)
+    try:
+        _purge_by_partition(claimed, keepalive=keepalive)
+    except Exception as exc:
+        # The months dropped so far are counted in their runs; the batches below do the rest.
+        logger.error("retention purge by partition failed: %s", exc, exc_info=exc)
     dense = [c for c in claimed if c.dense]
     if dense:
         try:
