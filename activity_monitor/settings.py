@@ -520,7 +520,7 @@ RETENTION_DOWNGRADE_GRACE_DAYS = envint("RETENTION_DOWNGRADE_GRACE_DAYS", 30)
 # 100,000) and locks only expired rows, so sign-ins never wait for it (see bench/purge.py).
 RETENTION_PURGE_BATCH_SIZE = envint("RETENTION_PURGE_BATCH_SIZE", 100_000)
 # On PostgreSQL a month of the events table whose every row is expired (and claimed, and
-# archived where asked) is dropped whole instead of deleted row by row (audit migration 0013).
+# archived where asked) is dropped whole instead of deleted row by row (audit migration 0014).
 # Off only to measure the batched delete against it (bench/purge.py).
 RETENTION_PURGE_BY_PARTITION = envbool("RETENTION_PURGE_BY_PARTITION", True)
 # Rest between purge batches for this many times a batch's duration (0: no rest; 1: half speed),
@@ -637,7 +637,7 @@ ALERTS_WEBHOOK_MAX_ATTEMPTS = envint("ALERTS_WEBHOOK_MAX_ATTEMPTS", 5)
 ALERTS_WEBHOOK_BACKOFF_SECONDS = envint("ALERTS_WEBHOOK_BACKOFF_SECONDS", 30)
 # The sweep leaves an event this long to its own task before evaluating it itself ...
 # Months of the events table's partitions made ahead of the current one (PostgreSQL; audit
-# migration 0012 bounds it to 24).
+# migration 0013 bounds it to 24).
 AUDIT_PARTITIONS_AHEAD_MONTHS = min(max(envint("AUDIT_PARTITIONS_AHEAD_MONTHS", 3), 0), 24)
 ALERTS_SWEEP_DELAY_SECONDS = envint("ALERTS_SWEEP_DELAY_SECONDS", 20)
 # ... never moves its mark past an event younger than this (a lower id may commit later) ...

@@ -1,4 +1,4 @@
-"""The events table's monthly partitions on PostgreSQL (audit migration 0012).
+"""The events table's monthly partitions on PostgreSQL (audit migration 0013).
 
 Partitions are made ahead by a database function that runs as the tables' owner: the app's role
 may call it but owns nothing, so it can make a month but never drop or detach one. A month that
@@ -24,7 +24,7 @@ def partitions_ensure(*, months_ahead: int | None = None, using: str = DEFAULT_D
         return 0
     ahead = settings.AUDIT_PARTITIONS_AHEAD_MONTHS if months_ahead is None else months_ahead
     with connection.cursor() as cursor:
-        # Raw: a call of the owner's function (audit migration 0012), which the ORM cannot say.
+        # Raw: a call of the owner's function (audit migration 0013), which the ORM cannot say.
         cursor.execute(
             "SELECT to_regprocedure('audit_events_partitions_ensure(integer)') IS NOT NULL"
         )

@@ -2,7 +2,7 @@
 
 The events table is append-only in the database itself (audit migrations 0002 and 0008). On
 PostgreSQL only the SECURITY DEFINER functions `audit_events_purge_batch`,
-`audit_events_purge_id_range` and `audit_events_purge_partition` (a whole month, 0013) may
+`audit_events_purge_id_range` and `audit_events_purge_partition` (a whole month, 0014) may
 delete from it, and each refuses a cutoff newer than the scope's retention; on SQLite a row in
 `audit_purge_gate` opens the guard for one transaction. Only the retention purge
 (retention.purge) calls this module.
@@ -193,7 +193,7 @@ def month_partitions(*, ending_by: datetime, using: str = DEFAULT_DB_ALIAS) -> l
         return []
     with connection.cursor() as cursor:
         # Raw: the catalog's list of partitions, which has no model. Each is named by its
-        # month (audit migration 0012), so the name says when it ends.
+        # month (audit migration 0013), so the name says when it ends.
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "WHERE i.inhparent = 'audit_auditevent'::regclass "
@@ -214,7 +214,7 @@ def events_purge_partition(
 ) -> dict[int | None, int] | None:
     """Drop a whole month if every row in it is one of the (organization id, before, max id)
     scopes', older than its `before` and no newer than its max id; how many rows went per
-    organization, or None if the month has to stay (the database decides, migration 0013).
+    organization, or None if the month has to stay (the database decides, migration 0014).
 
     `then(counts)` runs in the drop's transaction, so what it writes commits with the drop.
     """

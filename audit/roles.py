@@ -3,8 +3,8 @@
 With DATABASE_OWNER_URL set (README, "Database roles") migrations run as the owner, on the
 "owner" connection, and the app connects as DATABASE_URL's role. That role gets exactly what the
 app needs: read and write on every table but the events table, INSERT and SELECT on events,
-USAGE on sequences, and EXECUTE on the two purge functions, audit_retention_days (audit
-migrations 0008, 0009) and audit_events_partitions_ensure (0012). It never owns anything
+USAGE on sequences, and EXECUTE on the purge functions, audit_retention_days (audit
+migrations 0008, 0009, 0014) and audit_events_partitions_ensure (0013). It never owns anything
 (not one partition of the events table) and never gets UPDATE, DELETE or TRUNCATE on events,
 nor any privilege on the retention policy and history tables (0009), which are not models.
 Granting is idempotent, so it runs after every migrate (and after the test runner's flush)

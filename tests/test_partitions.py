@@ -1,4 +1,4 @@
-"""The events table's monthly partitions on PostgreSQL (audit migration 0012, issue 15 item 1).
+"""The events table's monthly partitions on PostgreSQL (audit migration 0013, issue 15 item 1).
 
 Partitions are made ahead; an event whose month has none waits in the default partition and
 moves into its month when the partition is made; every partition refuses UPDATE, DELETE and
@@ -11,6 +11,8 @@ feed hands out every event once across a month's boundary.
 from __future__ import annotations
 
 import importlib
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -37,7 +39,8 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-CONVERSION = importlib.import_module("audit.migrations.0012_partitioned_events")
+CONVERSION = importlib.import_module("audit.migrations.0013_partitioned_events")
+LATEST = ("audit", "0014_purge_partition")
 
 
 def _owner_alias() -> str:
@@ -263,7 +266,7 @@ def test_the_conversion_keeps_every_row_and_puts_each_in_its_month():
         made = [_event_at(when, organization, details={"n": n}).pk for n, when in enumerate(times)]
         before = _as_owner(query)
     finally:
-        _migrate(("audit", "0012_partitioned_events"))
+        _migrate(LATEST)
 
     assert _as_owner(query) == before
     assert [_partition_of(pk) for pk in made] == [
@@ -280,6 +283,46 @@ def test_the_conversion_keeps_every_row_and_puts_each_in_its_month():
 
 
 @WITH_THE_OWNER
+def test_events_written_while_the_conversion_runs_are_all_kept():
+    """Sign-ins go on during the conversion: their events land in the old table while it is
+    copied, wait for the swap's short lock, then land in the new one. None is lost or doubled."""
+    organization = OrganizationFactory.create(tier=Tier.ENTERPRISE)
+    _migrate(("audit", "0011_login_throttled"))
+    written: list[int] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def sign_ins() -> None:
+        try:
+            while not stop.is_set():
+                written.append(_event_at(timezone.now(), organization).pk)
+                time.sleep(0.005)
+        except BaseException as exc:  # the test fails on it below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    for _ in range(2000):
+        _event_at(timezone.now() - timedelta(days=40), organization)
+    writer = threading.Thread(target=sign_ins)
+    writer.start()
+    try:
+        time.sleep(0.2)
+        _migrate(LATEST)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert failures == []
+    assert len(written) > 20
+    stored = list(
+        AuditEvent.objects.filter(pk__in=written).order_by("pk").values_list("pk", flat=True)
+    )
+    assert stored == sorted(written)
+    assert AuditEvent.objects.filter(organization=organization).count() == 2000 + len(written)
+
+
+@WITH_THE_OWNER
 def test_the_conversion_refuses_to_run_twice():
     alias = _owner_alias()
     with (
@@ -287,3 +330,6 @@ def test_the_conversion_refuses_to_run_twice():
         connections[alias].schema_editor() as editor,
     ):
         CONVERSION.forward(None, editor)
+    assert _as_owner("SELECT relkind FROM pg_class WHERE oid = 'audit_auditevent'::regclass") == [
+        ("p",)
+    ]

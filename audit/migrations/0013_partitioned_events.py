@@ -6,12 +6,16 @@ calendar month (UTC), named `audit_auditevent_pYYYY_MM`, and a default partition
 and moved into its month when that partition is made). The primary key is (id, occurred_at),
 as PostgreSQL requires of a partitioned table's unique constraints; Django still knows `id` as
 the key, and the identity sequence keeps ids unique. Retention then drops whole months
-(audit_events_purge_partition, migration 0013) instead of deleting row by row.
+(audit_events_purge_partition, migration 0014) instead of deleting row by row.
 
-The conversion copies every row once into the new table and builds each index once, after the
-copy. It holds an ACCESS EXCLUSIVE lock on the table throughout: sign-ins wait (and time out)
-until it commits. docs/scaling.md says how long it takes per million rows and how to run it on a
-live system. It refuses to run on a table that is already partitioned.
+The conversion runs while the table is in use. It copies every row that was final when it
+began into a new partitioned table and builds each index once, after the copy, while sign-ins go
+on writing to the old table; then it locks the old table (asking a few seconds at a time, so
+writes never queue long behind the request), copies only the rows written meanwhile, drops the
+old table and gives the new one its name. Writes wait only for that last step. No purge deletes
+meanwhile (the conversion lock of 0012). One transaction: a failure anywhere, or a stop, leaves
+the table as it was. It refuses to run on a table that is already partitioned. docs/scaling.md
+says how long it takes per million rows.
 
 Partitions are made ahead by audit_events_partitions_ensure, owned by the owner and executed by
 the app's role (a beat task, audit.tasks.events_partitions_ensure, and after every migrate):
@@ -23,14 +27,20 @@ SQLite (make run) keeps its plain table.
 """
 
 import importlib
+import re
+import time
 
-from django.db import migrations
+from django.db import OperationalError, migrations, transaction
 
 # Partitions made ahead of the current month, here and by the beat task (settings
 # AUDIT_PARTITIONS_AHEAD_MONTHS, at most MAX_MONTHS_AHEAD).
 MONTHS_AHEAD = 3
 MAX_MONTHS_AHEAD = 24
 STATISTICS = importlib.import_module("audit.migrations.0007_person_organization_statistics")
+PURGE_BY_KEY = importlib.import_module("audit.migrations.0012_purge_by_key")
+# The swap's lock is asked for LOCK_WAIT at a time, at most LOCK_ATTEMPTS times.
+LOCK_WAIT = "2s"
+LOCK_ATTEMPTS = 100
 
 # The guard of 0008, with TRUNCATE's "is it empty?" asked of the table being truncated (the
 # parent or one partition) rather than of the whole table.
@@ -129,123 +139,175 @@ $$;
 REVOKE ALL ON FUNCTION audit_events_partitions_ensure(integer) FROM PUBLIC;
 """
 
-# The purge batch of 0009, deleting by primary key: a row's physical address (ctid), which
-# 0009 used, is unique only within one partition.
-PURGE_BATCH = """
-CREATE OR REPLACE FUNCTION audit_events_purge_batch(
-    p_organization_id bigint, p_before timestamptz, p_max_id bigint, p_limit integer
-) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = {path} AS $$
-DECLARE
-    deleted bigint;
-    gate text := current_setting('audit.retention_purge', true);
-BEGIN
-    PERFORM audit_purge_check(p_organization_id, p_before);
-    PERFORM set_config('audit.retention_purge', 'on', true);
-    -- Two statements, not one with IS NOT DISTINCT FROM, which no index can answer.
-    -- occurred_at < p_before on the deleted side too: the months after it are never read.
-    IF p_organization_id IS NULL THEN
-        DELETE FROM audit_auditevent e USING (
-            SELECT id, occurred_at FROM audit_auditevent
-             WHERE organization_id IS NULL AND occurred_at < p_before
-               AND id <= COALESCE(p_max_id, 9223372036854775807)
-             ORDER BY occurred_at, id LIMIT p_limit) s
-         WHERE e.id = s.id AND e.occurred_at = s.occurred_at AND e.occurred_at < p_before;
-    ELSE
-        DELETE FROM audit_auditevent e USING (
-            SELECT id, occurred_at FROM audit_auditevent
-             WHERE organization_id = p_organization_id AND occurred_at < p_before
-               AND id <= COALESCE(p_max_id, 9223372036854775807)
-             ORDER BY occurred_at, id LIMIT p_limit) s
-         WHERE e.id = s.id AND e.occurred_at = s.occurred_at AND e.occurred_at < p_before;
-    END IF;
-    GET DIAGNOSTICS deleted = ROW_COUNT;
-    PERFORM set_config('audit.retention_purge', COALESCE(gate, ''), true);
-    RETURN deleted;
-END
-$$;
-"""
-
-
 def _schema(schema_editor):
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT current_schema(), quote_literal(current_schema())")
         return cursor.fetchone()
 
 
-def forward(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
+def _refuse_if_partitioned(schema_editor):
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT relkind FROM pg_class WHERE oid = 'audit_auditevent'::regclass")
         (kind,) = cursor.fetchone()
     if kind == "p":
         raise RuntimeError(
-            "audit_auditevent is already partitioned: the conversion (audit 0012) runs once. "
+            "audit_auditevent is already partitioned: the conversion (audit 0013) runs once. "
             "If this database was converted by hand, mark the migration applied with "
-            "`manage.py migrate audit 0012 --fake`."
+            "`manage.py migrate audit 0013 --fake`."
         )
+
+
+def _lock_the_table(schema_editor, run):
+    """Take the old table for the swap, asking a few seconds at a time: while a lock request
+    waits, every write queued behind it waits too, so it never waits long for a reader (an
+    export, say) to finish; it tries again a moment later instead."""
+    alias = schema_editor.connection.alias
+    for _ in range(LOCK_ATTEMPTS):
+        try:
+            with transaction.atomic(using=alias):
+                run(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+                run("LOCK TABLE audit_auditevent IN ACCESS EXCLUSIVE MODE")
+                run("SET LOCAL lock_timeout TO DEFAULT")
+            return
+        except OperationalError:
+            time.sleep(1)
+    raise RuntimeError(
+        f"could not lock audit_auditevent for the swap in {LOCK_ATTEMPTS} tries: something held "
+        "it all along (a long export or report?); nothing was changed, try again."
+    )
+
+
+def _indexes_of_old_table(schema_editor):
+    """Each secondary index of the plain table as (name, its definition on the new table)."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'audit_auditevent'::regclass AND NOT i.indisprimary ORDER BY 1"
+        )
+        found = cursor.fetchall()
+    indexes = []
+    for name, definition in found:
+        head = re.match(r"CREATE INDEX (\S+) ON (\S+\.)?audit_auditevent USING ", definition)
+        if head is None:
+            raise RuntimeError(f"unexpected index on audit_auditevent: {definition}")
+        body = definition[head.end() :]
+        indexes.append(
+            (name, f"CREATE INDEX {name}_next ON {head.group(2) or ''}audit_auditevent_next USING {body}")
+        )
+    return indexes
+
+
+def forward(apps, schema_editor):
+    """Converted while the table stays in use: every row final when the conversion began is
+    copied and indexed with the table open; then, locked for the swap, only the rows written
+    meanwhile are copied, and the new table takes the old one's name."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    _refuse_if_partitioned(schema_editor)
+
     def run(sql, params=None):
         # params=None: the SQL is sent as written (its format() calls have % of their own).
         schema_editor.execute(sql, params=params)
 
+    def value(sql, params=None):
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()[0]
+
     schema, schema_literal = _schema(schema_editor)
     path = f"pg_catalog, {schema_editor.quote_name(schema)}, pg_temp"
-    # Writers and readers wait from here to the commit; nothing is half-converted after a crash.
-    run("LOCK TABLE audit_auditevent IN ACCESS EXCLUSIVE MODE")
-    run("ALTER TABLE audit_auditevent RENAME TO audit_auditevent_unpartitioned")
+    # No purge deletes from the old table while it is copied (audit 0012): a row deleted after
+    # its copy would come back.
+    run("SELECT pg_advisory_xact_lock(%s)", [PURGE_BY_KEY.CONVERSION_LOCK])
+    # Every transaction older than this has ended: its rows are in the table, final. Rows of
+    # the others (txid at or above it) are copied again under the lock, at the swap.
+    horizon = value("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
     run(
-        "ALTER TABLE audit_auditevent_unpartitioned "
-        "RENAME CONSTRAINT audit_auditevent_pkey TO audit_auditevent_unpartitioned_pkey"
-    )
-    run(
-        "CREATE TABLE audit_auditevent (LIKE audit_auditevent_unpartitioned "
+        "CREATE TABLE audit_auditevent_next (LIKE audit_auditevent "
         "INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING CONSTRAINTS, "
-        "CONSTRAINT audit_auditevent_pkey PRIMARY KEY (id, occurred_at)) "
+        "CONSTRAINT audit_auditevent_next_pkey PRIMARY KEY (id, occurred_at)) "
         "PARTITION BY RANGE (occurred_at)"
     )
-    run("REVOKE ALL ON TABLE audit_auditevent FROM PUBLIC")
-    run("CREATE TABLE audit_auditevent_default PARTITION OF audit_auditevent DEFAULT")
-    run("REVOKE ALL ON TABLE audit_auditevent_default FROM PUBLIC")
+    run("REVOKE ALL ON TABLE audit_auditevent_next FROM PUBLIC")
     run(GUARD)
+    # A month for every month that has events, and the months ahead.
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT to_char(month, 'YYYY_MM'), month AT TIME ZONE 'UTC', "
+            "(month + interval '1 month') AT TIME ZONE 'UTC' FROM generate_series("
+            "  date_trunc('month', COALESCE((SELECT min(occurred_at) FROM audit_auditevent), "
+            "    now()) AT TIME ZONE 'UTC'),"
+            "  date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => %s),"
+            "  interval '1 month') AS month",
+            [MONTHS_AHEAD],
+        )
+        months = cursor.fetchall()
+    partitions = ["audit_auditevent_default"]
+    run("CREATE TABLE audit_auditevent_default PARTITION OF audit_auditevent_next DEFAULT")
+    for month, low, high in months:
+        partitions.append(f"audit_auditevent_p{month}")
+        run(
+            f"CREATE TABLE audit_auditevent_p{month} PARTITION OF audit_auditevent_next "
+            "FOR VALUES FROM (%s) TO (%s)",
+            [low, high],
+        )
+    for partition in partitions:
+        run(f"REVOKE ALL ON TABLE {partition} FROM PUBLIC")
+        run(
+            "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+            f"ON {partition} FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()"
+        )
+    # The rows, before any index or trigger: the copy keeps every txid as it was, and each
+    # index is built once, after it.
     run(
-        "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-        "ON audit_auditevent_default FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()"
+        "INSERT INTO audit_auditevent_next SELECT * FROM audit_auditevent "
+        "WHERE txid < %s OR txid IS NULL",
+        [horizon],
     )
-    run(FUNCTIONS.format(path=path, schema=schema_literal, max_ahead=MAX_MONTHS_AHEAD))
-    # A month for every month that has events, and the months ahead; then the rows, before
-    # any index or trigger: the copy keeps every txid as it was, and indexes are built once.
+    indexes = _indexes_of_old_table(schema_editor)
+    for _, definition in indexes:
+        run(definition)
+    run("ANALYZE audit_auditevent_next")
+
+    _lock_the_table(schema_editor, run)
+    run("INSERT INTO audit_auditevent_next SELECT * FROM audit_auditevent WHERE txid >= %s", [horizon])
     run(
-        "SELECT audit_events_partition_ensure(month::date) FROM generate_series("
-        "  date_trunc('month', COALESCE((SELECT min(occurred_at) FROM "
-        "    audit_auditevent_unpartitioned), now()) AT TIME ZONE 'UTC'),"
-        "  date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => %s),"
-        "  interval '1 month') AS month",
-        params=[MONTHS_AHEAD],
-    )
-    run("INSERT INTO audit_auditevent SELECT * FROM audit_auditevent_unpartitioned")
-    run(
-        "SELECT setval(pg_get_serial_sequence('audit_auditevent', 'id'), "
+        "SELECT setval(pg_get_serial_sequence('audit_auditevent_next', 'id'), "
         "COALESCE((SELECT max(id) FROM audit_auditevent), 1), "
         "(SELECT max(id) FROM audit_auditevent) IS NOT NULL)"
     )
-    run("DROP TABLE audit_auditevent_unpartitioned")
-    _finish(apps, schema_editor, run)
-    run(PURGE_BATCH.format(path=path))
-    run("ANALYZE audit_auditevent")
+    # The app's role may write the new table the moment the swap commits, as it could the old:
+    # its grants are copied now, not left to the grants made after migrate.
+    run(
+        "DO $$ DECLARE g record; BEGIN "
+        "FOR g IN SELECT grantee, string_agg(privilege_type, ', ') AS privileges "
+        "FROM information_schema.role_table_grants WHERE table_schema = current_schema() "
+        "AND table_name = 'audit_auditevent' AND grantee <> current_user GROUP BY grantee "
+        "LOOP EXECUTE format('GRANT %s ON TABLE audit_auditevent_next TO %I', "
+        "g.privileges, g.grantee); END LOOP; END $$"
+    )
+    run("DROP TABLE audit_auditevent")
+    run("ALTER TABLE audit_auditevent_next RENAME TO audit_auditevent")
+    run("ALTER TABLE audit_auditevent RENAME CONSTRAINT audit_auditevent_next_pkey TO audit_auditevent_pkey")
+    for name, _ in indexes:
+        run(f"ALTER INDEX {name}_next RENAME TO {name}")
+    _finish(apps, schema_editor, run, indexes_built=True)
+    run(FUNCTIONS.format(path=path, schema=schema_literal, max_ahead=MAX_MONTHS_AHEAD))
 
 
-def _finish(apps, schema_editor, run):
-    """What the new table needs once it holds the rows: its sequence's name, its indexes (each
-    built once), its statistics (0007) and its triggers. Row triggers on a partitioned table
-    are cloned to every partition, present and future."""
+def _finish(apps, schema_editor, run, *, indexes_built=False):
+    """What the new table needs once it holds the rows and its name: its sequence's name, its
+    indexes (each built once), its statistics (0007) and its triggers. Row triggers on a
+    partitioned table are cloned to every partition, present and future."""
     run(
         "DO $$ BEGIN EXECUTE format('ALTER SEQUENCE %s RENAME TO audit_auditevent_id_seq', "
         "pg_get_serial_sequence('audit_auditevent', 'id')); END $$"
     )
-    model = apps.get_model("audit", "AuditEvent")
-    for index in model._meta.indexes:
-        schema_editor.add_index(model, index)
+    if not indexes_built:
+        model = apps.get_model("audit", "AuditEvent")
+        for index in model._meta.indexes:
+            schema_editor.add_index(model, index)
     for name, column in STATISTICS.STATISTICS.items():
         run(
             f'CREATE STATISTICS "{name}" (dependencies) '
@@ -296,5 +358,5 @@ def backward(apps, schema_editor):
 class Migration(migrations.Migration):
     # One transaction: a failure anywhere leaves the table as it was.
     atomic = True
-    dependencies = [("audit", "0011_login_throttled")]
+    dependencies = [("audit", "0012_purge_by_key")]
     operations = [migrations.RunPython(forward, backward, elidable=False)]

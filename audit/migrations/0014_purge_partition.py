@@ -141,5 +141,5 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("audit", "0012_partitioned_events")]
+    dependencies = [("audit", "0013_partitioned_events")]
     operations = [migrations.RunPython(forward, backward, elidable=False)]
