@@ -24,8 +24,8 @@ Exactly once, whoever calls and how often, with several workers on one organizat
 
 A failed evaluation gives its claims back at once; one whose worker died leaves them to the
 lease, after which the sweep (or the redelivered message, whose task id is the token) takes
-them. One alert per rule, subject and window stays the database's rule (UNIQUE(rule,
-window_key)).
+them. One alert per rule, subject and window stays the database's rule (UNIQUE(organization,
+rule, window_key)).
 """
 
 from __future__ import annotations

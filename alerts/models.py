@@ -112,7 +112,13 @@ class Alert(models.Model):
     class Meta:
         ordering = ["-last_seen_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["rule", "window_key"], name="alert_rule_window_key")
+            # One alert per rule, subject and window. The organization leads so that the key
+            # holds on a cluster distributed by organization (docs/scaling.md); it takes nothing
+            # away, since a rule belongs to one organization and every alert is written with its
+            # rule's (alerts.evaluation._fold_one).
+            models.UniqueConstraint(
+                fields=["organization", "rule", "window_key"], name="alert_org_rule_window_key"
+            )
         ]
         indexes = [
             models.Index(fields=["organization", "status", "-id"], name="alert_org_status"),
