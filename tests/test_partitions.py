@@ -14,6 +14,7 @@ import importlib
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -51,7 +52,7 @@ def _owner_alias() -> str:
 WITH_THE_OWNER = pytest.mark.django_db(transaction=True, databases=["default", _owner_alias()])
 
 
-def _as_owner(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+def _as_owner(sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     """Run one statement as the tables' owner, in a transaction of its own."""
     if has_owner_role():
         with owner_connect() as owner:
