@@ -280,6 +280,9 @@ REDIS_URL = env("REDIS_URL")
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# kombu's Redis transport with an acknowledgement that cannot stop the worker once the broker
+# connection is gone (activity_monitor.broker).
+CELERY_BROKER_TRANSPORT = "activity_monitor.broker:Transport" if REDIS_URL else None
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
