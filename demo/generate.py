@@ -552,11 +552,14 @@ def _indexes_drop(cursor: Any) -> list[str]:
 
 
 def _indexes_create(cursor: Any, definitions: list[str]) -> None:
+    """Build the dropped indexes again. On the partitioned table the catalog gives each as
+    `CREATE INDEX ... ON ONLY audit_auditevent`, which would make an invalid index on the table
+    alone, with none on its partitions: without ONLY it is built on every partition."""
     if not definitions:
         return
     cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
     for definition in definitions:
-        cursor.execute(definition)
+        cursor.execute(definition.replace(" ON ONLY ", " ON ", 1))
 
 
 def events_generate(

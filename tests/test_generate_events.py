@@ -80,17 +80,35 @@ def test_a_large_load_rebuilds_every_index_it_dropped():
     # The people first, committed by the app's connection, as the app's signals expect.
     organizations_ensure(count=1, users_per_org=2, seed=2026)
 
-    def indexes() -> set[str]:
+    def indexes() -> set[tuple[str, bool]]:
         with connections[LOADER].cursor() as cursor:
-            cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'audit_auditevent'")
-            return {name for (name,) in cursor.fetchall()}
+            cursor.execute(
+                "SELECT c.relname, i.indisvalid FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = 'audit_auditevent'::regclass"
+            )
+            return set(cursor.fetchall())
+
+    def on_every_partition() -> bool:
+        """Each partition has as many indexes as the table (the catalog's view of a
+        partitioned index is its children)."""
+        with connections[LOADER].cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_inherits p "
+                "WHERE p.inhparent = 'audit_auditevent'::regclass AND "
+                "(SELECT count(*) FROM pg_index i WHERE i.indrelid = p.inhrelid) <> "
+                "(SELECT count(*) FROM pg_index i WHERE i.indrelid = 'audit_auditevent'::regclass)"
+            )
+            return cursor.fetchone()[0] == 0
 
     before = indexes()
+    assert all(valid for _, valid in before)
     events_generate(
         total=100, days=1, organizations=1, users_per_org=2, rebuild_indexes=True, using=LOADER
     )
 
     assert indexes() == before
+    assert on_every_partition()
     assert AuditEvent.objects.count() == 100
 
 
