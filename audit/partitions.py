@@ -9,6 +9,7 @@ partition and moves into its month when the partition is made. SQLite has one pl
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -34,4 +35,31 @@ def partitions_ensure(*, months_ahead: int | None = None, using: str = DEFAULT_D
         made: int = cursor.fetchone()[0]
     if made:
         logger.info("events table: %d monthly partitions made ahead", made)
+    return made
+
+
+def months_ensure(*, first: datetime, last: datetime, using: str = DEFAULT_DB_ALIAS) -> int:
+    """Make the partitions of every month from `first` to `last` (UTC) that are missing, past
+    months included; how many were made. For loading history (demo data, benchmarks): only the
+    tables' owner may (audit_events_partition_ensure is not granted to the app's role), so it
+    makes nothing for anyone else, and their rows wait in the default partition."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        # Raw: the owner's function, once per month of a generated series.
+        cursor.execute(
+            "SELECT to_regprocedure('audit_events_partition_ensure(date)') IS NOT NULL "
+            "AND has_function_privilege('audit_events_partition_ensure(date)', 'EXECUTE')"
+        )
+        if not cursor.fetchone()[0]:
+            return 0
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE audit_events_partition_ensure(month::date)) "
+            "FROM generate_series(date_trunc('month', %s::timestamptz AT TIME ZONE 'UTC'), "
+            "date_trunc('month', %s::timestamptz AT TIME ZONE 'UTC'), interval '1 month') "
+            "AS month",
+            [first, last],
+        )
+        made: int = cursor.fetchone()[0]
     return made

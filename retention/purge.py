@@ -342,6 +342,7 @@ def _purge_by_partition(claimed: list[_Claimed], *, keepalive: _Keepalive) -> No
     scopes = [(c.organization_id, c.run.cutoff, c.max_id) for c in claimed]
     for partition in month_partitions(ending_by=max(c.run.cutoff for c in claimed)):
         keepalive.beat()
+        started = monotonic()
         try:
             dropped = events_purge_partition(
                 partition=partition, scopes=scopes, then=partial(_count_in_runs, claimed)
@@ -351,7 +352,12 @@ def _purge_by_partition(claimed: list[_Claimed], *, keepalive: _Keepalive) -> No
             return
         if dropped is None:
             return
-        logger.info("retention purge: dropped %s (%d rows)", partition, sum(dropped.values()))
+        logger.info(
+            "retention purge: dropped %s (%d rows) in %.0f ms",
+            partition,
+            sum(dropped.values()),
+            (monotonic() - started) * 1000,
+        )
 
 
 def _database_now() -> datetime:
