@@ -24,6 +24,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organization, Role, Tier, User
 from audit.context import short_hash
 from audit.models import AuditEvent, EventType, Outcome, Reason
+from audit.partitions import months_ensure
 from audit.useragent import ParsedAgent, parse_user_agent
 
 from .activity import ATTACKER, PLACES, USER_AGENTS
@@ -576,7 +577,8 @@ def events_generate(
 ) -> int:
     """Insert `total` synthetic events spread over the `days` before `end`; returns the count.
 
-    On PostgreSQL a large load (see REBUILD_INDEXES_FROM) drops and rebuilds the table's
+    On PostgreSQL each month of the span gets its partition first, where the role may make it.
+    A large load (see REBUILD_INDEXES_FROM) drops and rebuilds the table's
     secondary indexes inside its transaction: readers of the table wait until it commits, which
     suits benchmark and demo databases, the only places this runs.
     """
@@ -592,6 +594,9 @@ def events_generate(
     chunk = 50_000
     done = 0
     if connection.vendor == "postgresql":
+        # History goes into its months, not the default partition, where the loading role may
+        # make them (the owner; the app's role may not, and its rows wait in the default).
+        months_ensure(first=start, last=end, using=using)
         with transaction.atomic(using=using), connection.cursor() as cursor:
             if rebuild_indexes is None:
                 rebuild_indexes = total >= REBUILD_INDEXES_FROM and _may_rebuild_indexes(cursor)

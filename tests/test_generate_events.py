@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
@@ -146,3 +146,27 @@ def test_generated_rows_carry_the_loading_transactions_id_and_stay_append_only()
     # With two roles the app's role is refused by its privileges before the guard is asked.
     with pytest.raises(Exception, match="append-only|permission denied"), transaction.atomic():
         AuditEvent.objects.filter(pk=AuditEvent.objects.first().pk).update(reason="x")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, databases=sorted({"default", LOADER}))
+def test_history_loaded_by_the_owner_goes_into_its_months():
+    from django.db import connections
+
+    from demo.generate import events_generate, organizations_ensure
+
+    organizations_ensure(count=1, users_per_org=2, seed=2026)
+    end = datetime(2021, 3, 10, tzinfo=UTC)
+    events_generate(total=200, days=60, organizations=1, users_per_org=2, end=end, using=LOADER)
+
+    with connections[LOADER].cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text, count(*) FROM audit_auditevent GROUP BY 1 ORDER BY 1"
+        )
+        placed = dict(cursor.fetchall())
+    assert set(placed) == {
+        "audit_auditevent_p2021_01",
+        "audit_auditevent_p2021_02",
+        "audit_auditevent_p2021_03",
+    }
+    assert sum(placed.values()) == 200
