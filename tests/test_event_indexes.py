@@ -24,11 +24,26 @@ pytestmark = [
 ]
 
 
+def _named_as_the_tables(plan: str) -> str:
+    """The plan with each partition's index named as the table's index it belongs to (the
+    events table is partitioned by month: a plan reads the months' own indexes)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT child.relname, parent.relname FROM pg_inherits i "
+            "JOIN pg_class child ON child.oid = i.inhrelid "
+            "JOIN pg_class parent ON parent.oid = i.inhparent "
+            "WHERE parent.relkind = 'I' AND child.relname LIKE 'audit_auditevent_%%'"
+        )
+        for child, parent in cursor.fetchall():
+            plan = plan.replace(f" {child} ", f" {parent} ")
+    return plan
+
+
 def _plan(queryset) -> str:
     sql, params = queryset.order_by("-occurred_at", "-id")[:51].query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN {sql}", params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+        return _named_as_the_tables("\n".join(row[0] for row in cursor.fetchall()))
 
 
 @pytest.fixture
@@ -97,7 +112,7 @@ def _explain(queryset) -> str:
     sql, params = queryset.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN {sql}", params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+        return _named_as_the_tables("\n".join(row[0] for row in cursor.fetchall()))
 
 
 def test_credential_stuffing_reads_an_address_or_a_network_through_an_index(loaded):
@@ -122,7 +137,11 @@ def test_credential_stuffing_reads_an_address_or_a_network_through_an_index(load
     by_address = failed_sign_ins_between(**span).filter(ip_address__in=[event.ip_address])
     by_network = failed_sign_ins_from_networks(**span, networks={network})
 
-    assert "audit_org_ip_time" in _explain(by_address)
+    # The address's range of its organization's failures, or the window's range of them: both
+    # bounded, never the whole history.
+    address_plan = _explain(by_address)
+    assert "Seq Scan" not in address_plan
+    assert "audit_org_ip_time" in address_plan or "audit_org_type_time" in address_plan
     network_plan = _explain(by_network)
     assert "Seq Scan" not in network_plan
     assert "audit_org_ip_time" in network_plan or "audit_org_type_time" in network_plan

@@ -77,6 +77,25 @@ $$;
 
 # {path}: the schema fixed in every SECURITY DEFINER function, as in 0008.
 FUNCTIONS = """
+-- What every partition has of its own, not inherited from the table: the append-only guard
+-- (statement triggers are not cloned to partitions) and the planner's statistics on a person's
+-- organization (0007: a query that is not pruned to one month is planned month by month, with
+-- each month's statistics).
+CREATE FUNCTION audit_events_partition_finish(p_home text, p_part text)
+RETURNS void LANGUAGE plpgsql SET search_path = {path} AS $$
+BEGIN
+    EXECUTE format('REVOKE ALL ON TABLE %I.%I FROM PUBLIC', p_home, p_part);
+    EXECUTE format('CREATE TRIGGER audit_event_append_only '
+                   'BEFORE UPDATE OR DELETE OR TRUNCATE ON %I.%I '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()', p_home, p_part);
+    EXECUTE format('CREATE STATISTICS %I.%I (dependencies) ON actor_id, organization_id '
+                   'FROM %I.%I', p_home, p_part || '_actor_org', p_home, p_part);
+    EXECUTE format('CREATE STATISTICS %I.%I (dependencies) ON target_user_id, organization_id '
+                   'FROM %I.%I', p_home, p_part || '_target_org', p_home, p_part);
+END
+$$;
+REVOKE ALL ON FUNCTION audit_events_partition_finish(text, text) FROM PUBLIC;
+
 -- One month's partition (the month of p_month, UTC); true if it was made now. Rows that
 -- waited in the default partition for it move in before it is attached, in this transaction.
 -- Made as a table of its own and then attached: ATTACH takes a lock on the parent that lets
@@ -99,7 +118,6 @@ BEGIN
     END IF;
     EXECUTE format('CREATE TABLE %I.%I '
                    '(LIKE audit_auditevent INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', home, part);
-    EXECUTE format('REVOKE ALL ON TABLE %I.%I FROM PUBLIC', home, part);
     PERFORM set_config('audit.retention_purge', 'on', true);
     EXECUTE format(
         'WITH moved AS (DELETE FROM audit_auditevent_default '
@@ -108,10 +126,7 @@ BEGIN
     PERFORM set_config('audit.retention_purge', COALESCE(gate, ''), true);
     EXECUTE format('ALTER TABLE audit_auditevent ATTACH PARTITION %I.%I '
                    'FOR VALUES FROM (%L) TO (%L)', home, part, low, high);
-    -- Statement triggers are not inherited: each partition gets the guard itself.
-    EXECUTE format('CREATE TRIGGER audit_event_append_only '
-                   'BEFORE UPDATE OR DELETE OR TRUNCATE ON %I.%I '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()', home, part);
+    PERFORM audit_events_partition_finish(home, part);
     RETURN true;
 END
 $$;
@@ -252,12 +267,9 @@ def forward(apps, schema_editor):
             "FOR VALUES FROM (%s) TO (%s)",
             [low, high],
         )
+    run(FUNCTIONS.format(path=path, schema=schema_literal, max_ahead=MAX_MONTHS_AHEAD))
     for partition in partitions:
-        run(f"REVOKE ALL ON TABLE {partition} FROM PUBLIC")
-        run(
-            "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-            f"ON {partition} FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()"
-        )
+        run("SELECT audit_events_partition_finish(%s, %s)", [schema, partition])
     # The rows, before any index or trigger: the copy keeps every txid as it was, and each
     # index is built once, after it.
     run(
@@ -293,7 +305,6 @@ def forward(apps, schema_editor):
     for name, _ in indexes:
         run(f"ALTER INDEX {name}_next RENAME TO {name}")
     _finish(apps, schema_editor, run, indexes_built=True)
-    run(FUNCTIONS.format(path=path, schema=schema_literal, max_ahead=MAX_MONTHS_AHEAD))
 
 
 def _finish(apps, schema_editor, run, *, indexes_built=False):
@@ -351,6 +362,7 @@ def backward(apps, schema_editor):
     run("DROP TABLE audit_auditevent_partitioned")  # and its partitions
     run("DROP FUNCTION audit_events_partitions_ensure(integer)")
     run("DROP FUNCTION audit_events_partition_ensure(date)")
+    run("DROP FUNCTION audit_events_partition_finish(text, text)")
     _finish(apps, schema_editor, run)
     run("ANALYZE audit_auditevent")
 
