@@ -117,6 +117,19 @@ def test_a_missing_future_partition_is_made_and_asking_again_makes_nothing():
     assert partitions_ensure(months_ahead=7) == 0
 
 
+def test_the_beat_task_makes_the_months_ahead_the_settings_ask_for(settings):
+    from audit.tasks import events_partitions_ensure
+
+    settings.AUDIT_PARTITIONS_AHEAD_MONTHS = 9
+    month = timezone.now().astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(9):
+        month = (month + timedelta(days=32)).replace(day=1)
+
+    events_partitions_ensure.apply()
+
+    assert _month_name(month) in _partitions()
+
+
 def test_months_ahead_out_of_bounds_are_refused_with_a_message():
     with pytest.raises(DatabaseError, match="between 0 and 24"), transaction.atomic():
         partitions_ensure(months_ahead=240)
