@@ -11,8 +11,8 @@ archived). Otherwise it drops nothing and says so; the caller deletes in batches
 
 Whether a month stays is asked of the indexes first (the organizations present, one probe
 each, and each one's newest row and highest id): a month that stays costs a few probes. Only a
-month that goes is read whole, to count what it drops per scope (the count of each
-`retention.purged`); then it is detached and dropped, all in one transaction: a purge interrupted anywhere leaves the month
+month that goes is read whole, through the organization index, to count what it drops per scope
+(the count of each `retention.purged`); then it is detached and dropped, all in one transaction: a purge interrupted anywhere leaves the month
 whole, and the next run starts again. The month is read under a SHARE lock, which keeps rows
 from arriving in it while pages still read it; detaching needs a moment's exclusive lock on the
 table, which waits at most lock_timeout (a second): a purge never holds sign-ins up longer, and
@@ -37,6 +37,8 @@ DECLARE
     seen record;
     scope record;
     kept boolean;
+    present bigint;
+    n bigint;
     organization_ids bigint[] := '{{}}';
     counts bigint[] := '{{}}';
 BEGIN
@@ -102,20 +104,28 @@ BEGIN
             RETURN QUERY SELECT NULL::bigint, 0::bigint, false;
             RETURN;
         END IF;
-    END LOOP;
-    -- Every row goes: count them per scope (each scope's `retention.purged` says how many).
-    FOR seen IN EXECUTE format(
-        'SELECT organization_id, count(*) AS n FROM %s GROUP BY organization_id', part)
-    LOOP
         organization_ids := organization_ids || seen.organization_id;
-        counts := counts || seen.n;
+    END LOOP;
+    -- Every row goes: count them per scope (each scope's `retention.purged` says how many),
+    -- one scope at a time through audit_org_time's range for it: an index-only scan reads a
+    -- fifth of what a scan of the month would (an old month is all-visible by now).
+    FOREACH present IN ARRAY organization_ids LOOP
+        IF present IS NULL THEN
+            EXECUTE format('SELECT count(*) FROM %s WHERE organization_id IS NULL', part)
+               INTO n;
+        ELSE
+            EXECUTE format('SELECT count(*) FROM %s WHERE organization_id = $1', part)
+               INTO n USING present;
+        END IF;
+        counts := counts || n;
     END LOOP;
     EXECUTE format('ALTER TABLE audit_auditevent DETACH PARTITION %s', part);
     EXECUTE format('DROP TABLE %s', part);
     IF cardinality(counts) = 0 THEN  -- an empty month goes too, and says so
         RETURN QUERY SELECT NULL::bigint, 0::bigint, true;
     ELSE
-        RETURN QUERY SELECT o, n, true FROM unnest(organization_ids, counts) AS d(o, n);
+        RETURN QUERY SELECT d.scope_id, d.dropped_rows, true
+          FROM unnest(organization_ids, counts) AS d(scope_id, dropped_rows);
     END IF;
 END
 $$;
