@@ -406,7 +406,8 @@ def main() -> None:
     print(f"machine: {cpu}, {os.cpu_count()} CPUs; PostgreSQL {server}")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_partition_tree('audit_auditevent')"
+            "SELECT sum(pg_total_relation_size(relid))::bigint "
+            "FROM pg_partition_tree('audit_auditevent')"
         )
         size = cursor.fetchone()[0]
     print(f"load average (1, 5, 15 min) at the start: {load_at_start}; before the purge: {load}")

@@ -99,7 +99,7 @@ def test_a_large_load_rebuilds_every_index_it_dropped():
                 "(SELECT count(*) FROM pg_index i WHERE i.indrelid = p.inhrelid) <> "
                 "(SELECT count(*) FROM pg_index i WHERE i.indrelid = 'audit_auditevent'::regclass)"
             )
-            return cursor.fetchone()[0] == 0
+            return bool(cursor.fetchone()[0] == 0)
 
     before = indexes()
     assert all(valid for _, valid in before)
