@@ -148,6 +148,15 @@ def owner_connection():
 
 
 @pytest.fixture(autouse=True)
+def _user_agent_ids_forgotten():
+    """Each test starts without the user agents' ids an earlier test's database held (a test
+    transaction that ran its on-commit callbacks cached ids it then rolled back)."""
+    from audit.models import agent_ids_forget
+
+    agent_ids_forget()
+
+
+@pytest.fixture(autouse=True)
 def _empty_database_after_transactional_test(request: pytest.FixtureRequest):
     """Transactional tests end with a flush, which the append-only guard would refuse.
 

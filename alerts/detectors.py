@@ -336,12 +336,13 @@ def _agents_seen(events: list[AuditEvent]) -> dict[int, bool]:
             actor_ids={event.actor_id for event in events},  # type: ignore[misc]
         )
         .filter(
-            os__in={event.os for event in events},
-            device_type__in={event.device_type for event in events},
+            agent__os__in={event.os for event in events},
+            agent__device_type__in={event.device_type for event in events},
         )
-        .values("actor_id", "os", "device_type", "browser")
+        # The user agents' dictionary (audit.models.UserAgent) holds the parsed fields.
+        .values("actor_id", "agent__os", "agent__device_type", "agent__browser")
         .annotate(first_at=Min("occurred_at"))
-        .values_list("actor_id", "os", "device_type", "browser", "first_at")
+        .values_list("actor_id", "agent__os", "agent__device_type", "agent__browser", "first_at")
     )
     for actor_id, os_name, device_type, browser, first_at in groups:
         first_seen[actor_id, os_name, device_type].append((browser, first_at))
@@ -358,7 +359,11 @@ def _agents_seen(events: list[AuditEvent]) -> dict[int, bool]:
         elif any(first_at == event.occurred_at for first_at in firsts):
             seen[event.pk] = (
                 selectors.sign_ins_before_event(event)
-                .filter(browser__startswith=family, os=event.os, device_type=event.device_type)
+                .filter(
+                    agent__browser__startswith=family,
+                    agent__os=event.os,
+                    agent__device_type=event.device_type,
+                )
                 .exists()
             )
         else:

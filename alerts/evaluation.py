@@ -225,7 +225,9 @@ def evaluate(
 def _evaluate_held(organization_id: int, event_ids: list[int], token: uuid.UUID) -> tuple[int, int]:
     """Judge the held events and, in one transaction, mark them evaluated and write their
     alerts; (events evaluated, alerts raised)."""
-    events = list(AuditEvent.objects.filter(pk__in=event_ids).order_by("pk"))
+    events = list(
+        AuditEvent.objects.filter(pk__in=event_ids).select_related("agent").order_by("pk")
+    )
     rules = list(AlertRule.objects.filter(organization_id=organization_id).order_by("id"))
     if len(rules) < len(RULES):  # an organization older than its rules
         alert_rules_ensure(organization_id=organization_id)

@@ -26,8 +26,11 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     paginator = CappedCountPaginator
     ordering = ["-occurred_at", "-id"]
 
+    # The user agent's fields are its dictionary row's (audit.models.UserAgent).
+    list_select_related = ["agent"]
+
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        return [f.name for f in AuditEvent._meta.fields]
+        return [f.name for f in AuditEvent._meta.fields] + ["browser", "os", "device_type"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

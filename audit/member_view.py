@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .models import AuditEvent, EventType
+from .models import AGENT_FIELDS, AuditEvent, EventType
 
 # The acting person's client, as the request that recorded the event saw it.
 ACTOR_CLIENT_FIELDS = (
@@ -29,6 +29,11 @@ ACTOR_CLIENT_FIELDS = (
     "device_id",
     "session_hash",
     "request_id",
+)
+# The same fields as query paths name them (.values(), the CSV): the user agent's fields are
+# its dictionary row's (audit.models.UserAgent).
+ACTOR_CLIENT_PATHS = tuple(
+    f"agent__{name}" if name in AGENT_FIELDS else name for name in ACTOR_CLIENT_FIELDS
 )
 _EMPTY: dict[str, Any] = {
     "ip_address": None,
@@ -55,7 +60,7 @@ def fields_seen_by(fields: dict[str, Any], *, viewer_id: int) -> dict[str, Any]:
     if not _someone_else(fields["actor_id"], viewer_id):
         return fields
     seen = dict(fields)
-    for name in ACTOR_CLIENT_FIELDS:
+    for name in (*ACTOR_CLIENT_FIELDS, *ACTOR_CLIENT_PATHS):
         if name in seen:
             seen[name] = _EMPTY.get(name, "")
     if seen["event_type"] in TRIAGE_EVENT_TYPES:

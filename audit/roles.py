@@ -2,7 +2,8 @@
 
 With DATABASE_OWNER_URL set (README, "Database roles") migrations run as the owner, on the
 "owner" connection, and the app connects as DATABASE_URL's role. That role gets exactly what the
-app needs: read and write on every table but the events table, INSERT and SELECT on events,
+app needs: read and write on every table but the events table and the user agents it names
+(audit migration 0015), INSERT and SELECT on those,
 USAGE on sequences, and EXECUTE on the purge functions, audit_retention_days (audit
 migrations 0008, 0009, 0014) and audit_events_partitions_ensure (0013). It never owns anything
 (not one partition of the events table) and never gets UPDATE, DELETE or TRUNCATE on events,
@@ -22,7 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from .models import AuditEvent
+from .models import AuditEvent, UserAgent
 from .partitions import partitions_ensure
 
 OWNER_ALIAS = "owner"
@@ -59,9 +60,12 @@ def database_roles_grant(*, using: str = OWNER_ALIAS) -> str | None:
         return None
     connection = connections[using]
     quote = connection.ops.quote_name
-    events = AuditEvent._meta.db_table
+    # Append-only for the app: the events, and the user agents they name (a changed row would
+    # change what every event naming it shows).
+    append_only = [AuditEvent._meta.db_table, UserAgent._meta.db_table]
     tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
-    others = ", ".join(quote(table) for table in sorted(tables) if table != events)
+    others = ", ".join(quote(table) for table in sorted(tables) if table not in append_only)
+    existing = [table for table in append_only if table in tables]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT r.rolsuper OR pg_has_role(r.oid, current_user, 'MEMBER') "
@@ -92,8 +96,8 @@ def database_roles_grant(*, using: str = OWNER_ALIAS) -> str | None:
         statements = [
             f"GRANT USAGE ON SCHEMA {quote(schema)} TO {app}",
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {others} TO {app}",
-            f"REVOKE ALL ON TABLE {quote(events)} FROM {app}",
-            f"GRANT SELECT, INSERT ON TABLE {quote(events)} TO {app}",
+            *(f"REVOKE ALL ON TABLE {quote(table)} FROM {app}" for table in existing),
+            *(f"GRANT SELECT, INSERT ON TABLE {quote(table)} TO {app}" for table in existing),
             f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {quote(schema)} TO {app}",
             # What is applied, for `showmigrations` and deployment checks; never written.
             f"GRANT SELECT ON TABLE django_migrations TO {app}",

@@ -64,7 +64,7 @@ def _event(
 ) -> AuditEvent:
     parsed = parse_user_agent(agent)
     country, city, lat, lon, prefix = place
-    return AuditEvent(
+    event = AuditEvent(
         occurred_at=when,
         organization=organization,
         event_type=event_type,
@@ -73,10 +73,6 @@ def _event(
         actor=user,
         actor_label=label or (user.email if user else ""),
         ip_address=f"{prefix}{rng.randint(2, 250)}",
-        user_agent=agent,
-        browser=parsed.browser,
-        os=parsed.os,
-        device_type=parsed.device_type,
         device_id=short_hash(f"{user.pk if user else 0}:{agent}", purpose="device"),
         country=country,
         city=city,
@@ -86,6 +82,9 @@ def _event(
         request_id=f"{rng.getrandbits(128):032x}",
         details=details or {},
     )
+    # Stored as a row of the user agents' dictionary when the events are written.
+    event.agent_pending = (agent, parsed.browser, parsed.os, parsed.device_type)
+    return event
 
 
 def generate_demo_activity(

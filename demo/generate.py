@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role, Tier, User
 from audit.context import short_hash
-from audit.models import AuditEvent, EventType, Outcome, Reason
+from audit.models import AgentKey, AuditEvent, EventType, Outcome, Reason, agent_ids
 from audit.partitions import months_ensure
 from audit.useragent import ParsedAgent, parse_user_agent
 
@@ -187,6 +187,9 @@ class _Person:
     # "user_id<TAB>email", the actor or the target pair of columns.
     actor_columns: str
     travel_agent_columns: str
+    # The user agents as the dictionary keys them (audit.models.UserAgent).
+    home_agent: AgentKey
+    travel_agent: AgentKey
 
 
 def _copy_text(value: object) -> str:
@@ -206,6 +209,11 @@ def _copy_text(value: object) -> str:
 @functools.cache
 def _parsed_agent(agent: str) -> ParsedAgent:
     return parse_user_agent(agent)
+
+
+def _agent_key(agent: str) -> AgentKey:
+    parsed = _parsed_agent(agent)
+    return (agent, parsed.browser, parsed.os, parsed.device_type)
 
 
 def _agent_columns(agent: str, user_id: int) -> str:
@@ -278,15 +286,18 @@ def _people(rng: random.Random, tenants: list[tuple[Organization, list[User]]]) 
             home = rng.choice(ALL_PLACES)
             ip, place = _place_columns(rng, home)
             travel_agent = rng.choice(AGENTS)
+            home_agent = rng.choice(AGENTS)  # drawn after the travel agent, as before
             people.append(
                 _Person(
                     organization_id=organization.pk,
                     user_id=user.pk,
                     email=user.email,
                     home_columns=[ip, place],
-                    home_agent_columns=_agent_columns(rng.choice(AGENTS), user.pk),
+                    home_agent_columns=_agent_columns(home_agent, user.pk),
                     travel_agent_columns=_agent_columns(travel_agent, user.pk),
                     actor_columns=f"{user.pk}\t{_copy_text(user.email)}",
+                    home_agent=_agent_key(home_agent),
+                    travel_agent=_agent_key(travel_agent),
                 )
             )
     return people
@@ -371,7 +382,8 @@ CREATE TEMP TABLE gen_person (
     idx int PRIMARY KEY, organization_id bigint, user_id bigint, email text, ip inet,
     country text, city text, latitude float8, longitude float8,
     h_agent text, h_browser text, h_os text, h_device text, h_device_id text,
-    t_agent text, t_browser text, t_os text, t_device text, t_device_id text
+    t_agent text, t_browser text, t_os text, t_device text, t_device_id text,
+    h_agent_id int, t_agent_id int
 ) ON COMMIT DROP;
 CREATE TEMP TABLE gen_kind (
     slot int PRIMARY KEY, event_type text, outcome text, reason text, targeted bool,
@@ -389,7 +401,7 @@ CREATE TEMP TABLE gen_place (
 _GENERATE = """
 INSERT INTO audit_auditevent (
     occurred_at, organization_id, event_type, outcome, reason, actor_id, actor_label,
-    target_user_id, target_label, ip_address, user_agent, browser, os, device_type, device_id,
+    target_user_id, target_label, ip_address, agent_id, device_id,
     country, city, latitude, longitude, session_hash, request_id, details
 )
 SELECT
@@ -402,10 +414,7 @@ SELECT
     CASE WHEN k.targeted THEN p.email ELSE '' END,
     CASE r.mode WHEN 0 THEN p.ip WHEN 1 THEN g.ip
         ELSE (%(attacker_prefix)s || (r.n %% 250 + 2))::inet END,
-    CASE r.mode WHEN 0 THEN p.h_agent WHEN 1 THEN p.t_agent ELSE %(bot_agent)s END,
-    CASE r.mode WHEN 0 THEN p.h_browser WHEN 1 THEN p.t_browser ELSE %(bot_browser)s END,
-    CASE r.mode WHEN 0 THEN p.h_os WHEN 1 THEN p.t_os ELSE %(bot_os)s END,
-    CASE r.mode WHEN 0 THEN p.h_device WHEN 1 THEN p.t_device ELSE %(bot_device)s END,
+    CASE r.mode WHEN 0 THEN p.h_agent_id WHEN 1 THEN p.t_agent_id ELSE %(bot_agent_id)s END,
     CASE r.mode WHEN 0 THEN p.h_device_id WHEN 1 THEN p.t_device_id ELSE %(bot_device_id)s END,
     CASE r.mode WHEN 0 THEN p.country WHEN 1 THEN g.country ELSE %(attacker_country)s END,
     CASE r.mode WHEN 0 THEN p.city WHEN 1 THEN g.city ELSE %(attacker_city)s END,
@@ -455,6 +464,11 @@ def _load_postgres(
     are hashed, the series probes them in its own order), so ids follow time as in production.
     """
     rng = random.Random(seed)
+    bot_agent = _agent_key(BOT_AGENT)
+    agents = agent_ids(
+        {bot_agent, *(p.home_agent for p in people), *(p.travel_agent for p in people)},
+        using=cursor.db.alias,
+    )
     cursor.execute(_LOOKUPS)
     # Parallel plans could interleave rows; one process keeps the insertion order.
     cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
@@ -463,7 +477,8 @@ def _load_postgres(
             ip, place = person.home_columns
             copy.write(
                 f"{idx}\t{person.organization_id}\t{person.actor_columns}\t{ip}\t{place}\t"
-                f"{person.home_agent_columns}\t{person.travel_agent_columns}\n"
+                f"{person.home_agent_columns}\t{person.travel_agent_columns}\t"
+                f"{agents[person.home_agent]}\t{agents[person.travel_agent]}\n"
             )
     slots = 0
     with cursor.cursor.copy("COPY gen_kind FROM STDIN") as copy:
@@ -481,7 +496,6 @@ def _load_postgres(
         for idx, (ip, place) in enumerate(travel):
             copy.write(f"{idx}\t{ip}\t{place}\n")
     cursor.execute("ANALYZE gen_person, gen_kind, gen_place")
-    bot = parse_user_agent(BOT_AGENT)
     span_us = int((end - start).total_seconds() * 1_000_000)
     params: dict[str, object] = {
         "start": start,
@@ -495,10 +509,7 @@ def _load_postgres(
         "attacker_city": ATTACKER[1],
         "attacker_latitude": ATTACKER[2],
         "attacker_longitude": ATTACKER[3],
-        "bot_agent": BOT_AGENT,
-        "bot_browser": bot.browser,
-        "bot_os": bot.os,
-        "bot_device": bot.device_type,
+        "bot_agent_id": agents[bot_agent],
         "bot_device_id": short_hash(f"0:{BOT_AGENT}", purpose="device"),
     }
     done = 0

@@ -34,7 +34,7 @@ from django.db.models import Expression, F, Field, Func, JSONField, Q, TextField
 from django.db.models.expressions import Case, When
 
 from audit.member_view import (
-    ACTOR_CLIENT_FIELDS,
+    ACTOR_CLIENT_PATHS,
     SECURITY_TEAM,
     TRIAGE_DETAILS_SHOWN,
     TRIAGE_EVENT_TYPES,
@@ -139,7 +139,7 @@ def _seen_by(viewer_id: int | None) -> dict[str, Expression | F]:
     someone_else = Q(actor_id__isnull=False) & ~Q(actor_id=viewer_id)
     triage = someone_else & Q(event_type__in=sorted(TRIAGE_EVENT_TYPES))
     for name in fields:
-        if name in ACTOR_CLIENT_FIELDS:
+        if name in ACTOR_CLIENT_PATHS:
             fields[name] = Case(When(someone_else, then=Value(None)), default=F(name))
     fields["actor_label"] = Case(When(triage, then=Value(SECURITY_TEAM)), default=F("actor_label"))
     fields["details"] = Case(

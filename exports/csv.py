@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from audit.models import AuditEvent
 
-# Each column of the CSV: its header, and the AuditEvent field it is written from.
+# Each column of the CSV: its header, and the AuditEvent field (path) it is written from.
 COLUMNS = [
     ("occurred_at", "occurred_at"),
     ("event_type", "event_type"),
@@ -33,9 +33,9 @@ COLUMNS = [
     ("ip_address", "ip_address"),
     ("country", "country"),
     ("city", "city"),
-    ("browser", "browser"),
-    ("os", "os"),
-    ("device_type", "device_type"),
+    ("browser", "agent__browser"),  # the user agents' dictionary (audit.models.UserAgent)
+    ("os", "agent__os"),
+    ("device_type", "agent__device_type"),
     ("session", "session_hash"),
     ("request_id", "request_id"),
     ("details", "details"),

@@ -254,7 +254,9 @@ def _new_device(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
         family = _browser_family(event.browser)
         device_key = f"agent:{family}|{event.os}|{event.device_type}"
         seen = earlier.filter(
-            browser__startswith=family, os=event.os, device_type=event.device_type
+            agent__browser__startswith=family,
+            agent__os=event.os,
+            agent__device_type=event.device_type,
         ).exists()
         described = "a new browser, operating system or device type"
     if seen:

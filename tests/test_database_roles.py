@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Tier
+from audit.context import RequestContext
 from audit.models import AuditEvent, EventType
 from audit.services import event_record
 from retention.purge import events_purge_expired
@@ -163,6 +165,50 @@ def test_the_gate_does_not_open_for_a_role_that_is_not_the_owner(stored, owner_c
     _unchanged(stored)
 
 
+def test_the_migration_gate_does_not_open_for_a_role_that_is_not_the_owner(
+    stored, owner_connection
+):
+    """audit 0015's gate for its UPDATE counts only for the owner, as the purge gate does."""
+    app = connection.ops.quote_name(APP)
+    owner_connection.execute(f"GRANT UPDATE ON audit_auditevent TO {app}")
+    try:
+        _refused(
+            "SELECT set_config('audit.schema_migration', 'on', true); "
+            "UPDATE audit_auditevent SET reason = 'edited' WHERE id = %s",
+            [stored.pk],
+            match="append-only: UPDATE refused",
+        )
+    finally:
+        owner_connection.execute(f"REVOKE UPDATE ON audit_auditevent FROM {app}")
+    _unchanged(stored)
+
+
+def test_the_owner_updates_events_only_through_the_migration_gate(stored, owner_connection):
+    update = "UPDATE audit_auditevent SET reason = 'edited' WHERE id = %s"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="UPDATE refused"):
+        owner_connection.execute(update, [stored.pk])
+    with owner_connection.transaction(force_rollback=True):
+        owner_connection.execute("SET LOCAL audit.schema_migration = 'on'")
+        assert owner_connection.execute(update, [stored.pk]).rowcount == 1
+    _unchanged(stored)
+
+
+def test_the_app_role_may_not_change_or_delete_a_user_agent():
+    """Events name their user agent's row (audit 0015): changing it would change them all."""
+    event = event_record(event_type=EventType.LOGOUT, context=RequestContext(user_agent="ua/1"))
+    assert event.agent_id is not None
+    _refused(
+        "UPDATE audit_useragent SET user_agent = 'forged' WHERE id = %s",
+        [event.agent_id],
+        match="permission denied",
+    )
+    _refused(
+        "DELETE FROM audit_useragent WHERE id = %s", [event.agent_id], match="permission denied"
+    )
+    _refused("TRUNCATE audit_useragent", match="permission denied")
+    assert AuditEvent.objects.select_related("agent").get(pk=event.pk).user_agent == "ua/1"
+
+
 def test_the_purge_function_refuses_a_cutoff_newer_than_retention(stored):
     # 89 days: younger than the organization's 90 days; the event is 100 days old.
     _both_purges_refused(stored, batch_age="89 days", range_age="0 days")
@@ -221,10 +267,10 @@ def test_an_insert_with_a_chosen_txid_stores_the_inserting_transaction():
         event = AuditEvent.objects.create(event_type=EventType.LOGOUT, txid=1)
         cursor.execute(
             "INSERT INTO audit_auditevent (occurred_at, event_type, outcome, reason, "
-            "actor_label, target_label, user_agent, browser, os, device_type, device_id, "
+            "actor_label, target_label, agent_id, device_id, "
             "country, city, session_hash, request_id, details, txid) "
             "SELECT occurred_at, event_type, outcome, reason, actor_label, target_label, "
-            "user_agent, browser, os, device_type, device_id, country, city, session_hash, "
+            "agent_id, device_id, country, city, session_hash, "
             "request_id, details, 2 FROM audit_auditevent WHERE id = %s RETURNING id",
             [event.pk],
         )

@@ -11,6 +11,7 @@ feed hands out every event once across a month's boundary.
 from __future__ import annotations
 
 import importlib
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, ProgrammingError, connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
@@ -41,7 +42,7 @@ pytestmark = [
 ]
 
 CONVERSION = importlib.import_module("audit.migrations.0013_partitioned_events")
-LATEST = ("audit", "0014_purge_partition")
+LATEST = ("audit", "0015_user_agents")
 
 
 def _owner_alias() -> str:
@@ -92,6 +93,49 @@ def _event_at(when: datetime, organization=None, **fields) -> AuditEvent:
         actor_label="someone@example.test",
         **fields,
     )
+
+
+# Text columns that must not be NULL and have no default, before audit 0015 and after it.
+_TEXT_COLUMNS = [
+    ["reason", "target_label", "user_agent", "browser", "os", "device_type", "device_id",
+     "country", "city", "session_hash", "request_id"],
+    ["reason", "target_label", "device_id", "country", "city", "session_hash", "request_id"],
+]  # fmt: skip
+
+
+def _event_in_any_schema(
+    when: datetime, organization, details: dict[str, Any] | None = None
+) -> int:
+    """An event written in SQL, for tests that write while the table is migrated from before
+    its partitions (audit 0011) to today: the model names today's columns (0015 moved the user
+    agent out), so this writes the columns of either state, the other's if one is missing (a
+    migration may drop them while the insert waits for its lock). Returns its id."""
+    for attempt, text in enumerate([*_TEXT_COLUMNS, *_TEXT_COLUMNS]):
+        columns = ", ".join(
+            ["occurred_at", "organization_id", "event_type", "outcome", "actor_label", "details"]
+            + text
+        )
+        values = ", ".join(["%s"] * (6 + len(text)))
+        params = [
+            when,
+            organization.pk,
+            EventType.LOGOUT,
+            "success",
+            "someone@example.test",
+            json.dumps(details or {}),
+            *[""] * len(text),
+        ]
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO audit_auditevent ({columns}) VALUES ({values}) RETURNING id",  # noqa: S608
+                    params,
+                )
+                return int(cursor.fetchone()[0])
+        except ProgrammingError:  # a column this state does not have
+            if attempt == 3:
+                raise
+    raise AssertionError("unreachable")
 
 
 # --- Partitions made ahead, and the default partition -------------------------------------------
@@ -277,7 +321,10 @@ def test_the_conversion_keeps_every_row_and_puts_each_in_its_month():
         assert _as_owner(
             "SELECT relkind FROM pg_class WHERE oid = 'audit_auditevent'::regclass"
         ) == [("r",)]
-        made = [_event_at(when, organization, details={"n": n}).pk for n, when in enumerate(times)]
+        made = [
+            _event_in_any_schema(when, organization, details={"n": n})
+            for n, when in enumerate(times)
+        ]
         before = _as_owner(query)
     finally:
         _migrate(LATEST)
@@ -309,7 +356,7 @@ def test_events_written_while_the_conversion_runs_are_all_kept():
     def sign_ins() -> None:
         try:
             while not stop.is_set():
-                written.append(_event_at(timezone.now(), organization).pk)
+                written.append(_event_in_any_schema(timezone.now(), organization))
                 time.sleep(0.005)
         except BaseException as exc:  # the test fails on it below
             failures.append(exc)
@@ -317,7 +364,7 @@ def test_events_written_while_the_conversion_runs_are_all_kept():
             connections.close_all()
 
     for _ in range(2000):
-        _event_at(timezone.now() - timedelta(days=40), organization)
+        _event_in_any_schema(timezone.now() - timedelta(days=40), organization)
     writer = threading.Thread(target=sign_ins)
     writer.start()
     try:
