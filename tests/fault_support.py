@@ -31,6 +31,9 @@ from activity_monitor.celery import app, enqueue
 REDIS_PORT = int(os.environ.get("FAULT_REDIS_PORT", "6391"))
 REDIS_DB = int(os.environ.get("FAULT_REDIS_DB", "6"))
 REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}"
+# The Redis that tests needing one use when the run has no REDIS_URL (`make test` in a fresh
+# clone): started for them, never stopped under them (fault tests stop REDIS_PORT's).
+SPARE_REDIS_PORT = int(os.environ.get("SPARE_REDIS_PORT", "6394"))
 ROOT = Path(settings.BASE_DIR)
 
 
@@ -52,9 +55,9 @@ def wait_for(probe: Callable[[], Any], timeout: float = 30.0, what: str = "it") 
     return found
 
 
-def _redis_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _redis_cli(*args: str, port: int = REDIS_PORT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["redis-cli", "-p", str(REDIS_PORT), *args],
+        ["redis-cli", "-p", str(port), *args],
         capture_output=True,
         text=True,
         timeout=10,
@@ -65,6 +68,9 @@ def _redis_cli(*args: str) -> subprocess.CompletedProcess[str]:
 class PrivateRedis:
     """A redis-server of our own on REDIS_PORT, without persistence, that tests stop and start."""
 
+    def __init__(self, port: int = REDIS_PORT) -> None:
+        self.port = port
+
     def start(self) -> None:
         if shutil.which("redis-server") is None:
             raise AssertionError("redis-server is not installed (apt-get install redis-server)")
@@ -72,7 +78,7 @@ class PrivateRedis:
             [
                 "redis-server",
                 "--port",
-                str(REDIS_PORT),
+                str(self.port),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -85,11 +91,14 @@ class PrivateRedis:
             check=True,
             timeout=10,
         )
-        wait_for(lambda: _redis_cli("ping").stdout.strip() == "PONG", 10, "Redis")
+        wait_for(lambda: self._cli("ping").stdout.strip() == "PONG", 10, "Redis")
 
     def stop(self) -> None:
-        _redis_cli("shutdown", "nosave")
-        wait_for(lambda: _redis_cli("ping").returncode != 0, 10, "stopped Redis")
+        self._cli("shutdown", "nosave")
+        wait_for(lambda: self._cli("ping").returncode != 0, 10, "stopped Redis")
+
+    def _cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return _redis_cli(*args, port=self.port)
 
 
 @contextmanager
@@ -102,6 +111,36 @@ def private_redis() -> Iterator[PrivateRedis]:
         yield redis
     finally:
         redis.stop()
+
+
+@contextmanager
+def redis_url_for_tests() -> Iterator[str]:
+    """The run's REDIS_URL (CI sets one); without it a redis-server of our own, so that tests of
+    what needs a real Redis run in `make test` from a fresh clone too."""
+    if settings.REDIS_URL:
+        yield settings.REDIS_URL
+        return
+    spare = PrivateRedis(SPARE_REDIS_PORT)
+    if spare._cli("ping").returncode == 0:  # a leftover of a killed run
+        spare.stop()
+    spare.start()
+    try:
+        yield f"redis://127.0.0.1:{SPARE_REDIS_PORT}/0"
+    finally:
+        spare.stop()
+
+
+def redis_empty_if_ours(url: str) -> None:
+    """Empty the tests' own Redis (redis_url_for_tests) between tests, as a run's REDIS_URL is
+    emptied by the cache clears of the suite; the run's own Redis is left as it is."""
+    if url.startswith(f"redis://127.0.0.1:{SPARE_REDIS_PORT}/"):
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
 
 
 def project_settings(**environ: str) -> dict[str, Any]:

@@ -23,7 +23,13 @@ from accounts.models import DomainProof, OrganizationDomain, Role, Tier
 from audit.models import EventType
 
 from .factories import OrganizationFactory, member
-from .fault_support import REDIS_URL, app_on_private_redis, private_redis
+from .fault_support import (
+    REDIS_URL,
+    app_on_private_redis,
+    private_redis,
+    redis_empty_if_ours,
+    redis_url_for_tests,
+)
 from .helpers import events, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -34,11 +40,21 @@ API_URL = reverse("api:events")
 THROTTLED_SENTENCE = "Too many sign-in attempts from your network or for this account."
 
 
+@pytest.fixture(scope="module")
+def real_redis_url() -> Iterator[str]:
+    with redis_url_for_tests() as url:
+        yield url
+
+
 @pytest.fixture(autouse=True)
-def small_limits(settings):
-    if not settings.REDIS_URL:
-        pytest.fail("set REDIS_URL: the fast path is tested on a real Redis")
-    settings.THROTTLE_REDIS_URL = settings.REDIS_URL
+def _fresh_buckets(real_redis_url: str) -> None:
+    redis_empty_if_ours(real_redis_url)
+
+
+@pytest.fixture(autouse=True)
+def small_limits(settings, real_redis_url):
+    """The fast path is tested on a real Redis."""
+    settings.THROTTLE_REDIS_URL = real_redis_url
     settings.THROTTLE_IP_BURST = 5
     settings.THROTTLE_IP_REFILL_SECONDS = 600
     settings.THROTTLE_ACCOUNT_BURST = 4

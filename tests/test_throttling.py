@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Iterator
 
 import pytest
 from django.core import mail
@@ -23,6 +24,7 @@ from api.services import api_token_create
 from audit.models import AuditEvent, EventType, Reason
 
 from .factories import PASSWORD, OrganizationFactory, member
+from .fault_support import redis_empty_if_ours, redis_url_for_tests
 from .helpers import client_as, events, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -37,13 +39,23 @@ API_URL = reverse("api:events")
 THROTTLED_SENTENCE = "Too many sign-in attempts from your network or for this account."
 
 
+@pytest.fixture(scope="module")
+def real_redis_url() -> Iterator[str]:
+    with redis_url_for_tests() as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_buckets(real_redis_url: str) -> None:
+    redis_empty_if_ours(real_redis_url)
+
+
 @pytest.fixture(params=["redis", "database"])
-def store(request, settings):
-    """Where the buckets live: the real Redis (REDIS_URL), or the database without Redis."""
+def store(request, settings, real_redis_url):
+    """Where the buckets live: a real Redis (REDIS_URL, or one of the tests' own), or the
+    database without Redis."""
     if request.param == "redis":
-        if not settings.REDIS_URL:
-            pytest.fail("set REDIS_URL: the throttle's Redis store is tested on a real Redis")
-        settings.THROTTLE_REDIS_URL = settings.REDIS_URL
+        settings.THROTTLE_REDIS_URL = real_redis_url
     else:
         settings.THROTTLE_REDIS_URL = ""
     return request.param
