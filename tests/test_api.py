@@ -24,7 +24,8 @@ from .factories import OrganizationFactory, member
 from .helpers import events
 from .test_audit_log import add
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# The API records its token use on the "audit" connection (a durable write of its own).
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "audit"])
 
 URL = reverse("api:events")
 
