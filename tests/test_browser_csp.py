@@ -18,7 +18,8 @@ from .helpers import CSP_POLICY, csp_directives, sign_in
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
+    # The throttle keeps its database buckets (no Redis here) on the "audit" connection.
+    pytest.mark.django_db(transaction=True, databases=["default", "audit"]),
 ]
 
 # A member's own pages, and an administrator's settings pages.
