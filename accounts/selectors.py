@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.models import AuditEvent, EventType
 from audit.selectors import EventFilters, Members
 
 from .familiarity import Source
@@ -164,3 +165,88 @@ def event_filters_with_members(
         ),
     )
     return replace(filters, members=members)
+
+
+# --- Settings → Security's overview ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DaySignIns:
+    """One UTC day's sign-ins and failed sign-ins of an organization."""
+
+    day: date
+    succeeded: int
+    failed: int
+
+
+def sign_ins_by_day_of(
+    organization: Organization, *, days: int, now: datetime | None = None
+) -> list[DaySignIns]:
+    """The organization's sign-ins and failures per UTC day, the last `days` days up to today,
+    oldest first, days without any included. One query on the (organization, event type,
+    time) index."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    counts = (
+        AuditEvent.objects.filter(
+            organization=organization,
+            event_type__in=[EventType.LOGIN_SUCCEEDED, EventType.LOGIN_FAILED],
+            occurred_at__gte=datetime.combine(first, time.min, tzinfo=UTC),
+        )
+        .annotate(day=TruncDate("occurred_at", tzinfo=UTC))
+        .values("day", "event_type")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    by_day: dict[tuple[date, str], int] = {(c["day"], c["event_type"]): c["n"] for c in counts}
+    return [
+        DaySignIns(
+            day=day,
+            succeeded=by_day.get((day, EventType.LOGIN_SUCCEEDED), 0),
+            failed=by_day.get((day, EventType.LOGIN_FAILED), 0),
+        )
+        for day in (first + timedelta(days=n) for n in range(days))
+    ]
+
+
+def locked_members_of(
+    organization: Organization, *, now: datetime | None = None
+) -> list[tuple[Membership, datetime]]:
+    """The organization's members locked out now (in either scope), with when the lock ends."""
+    now = now or timezone.now()
+    locked = (
+        Membership.objects.filter(organization=organization)
+        .filter(
+            Q(user__lockout_state__locked_until__gt=now)
+            | Q(user__lockout_state__unfamiliar_locked_until__gt=now)
+        )
+        .select_related("user", "user__lockout_state")
+        .order_by("user__email")
+    )
+    rows = []
+    for member in locked:
+        state = member.user.lockout_state
+        ends = [end for end in (state.locked_until, state.unfamiliar_locked_until) if end]
+        rows.append((member, max(end for end in ends if end > now)))
+    return rows
+
+
+@dataclass(frozen=True)
+class MfaAdoption:
+    """How many of the organization's members have an authenticator app, of how many."""
+
+    with_device: int
+    members: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.with_device / self.members) if self.members else 0
+
+
+def mfa_adoption_of(organization: Organization) -> MfaAdoption:
+    """Members with a confirmed authenticator app (as on the Members page) and all members."""
+    confirmed_totp = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
+    counts = Membership.objects.filter(organization=organization).aggregate(
+        members=Count("pk"), with_device=Count("pk", filter=Exists(confirmed_totp))
+    )
+    return MfaAdoption(with_device=counts["with_device"], members=counts["members"])

@@ -5,10 +5,26 @@ class AlertsConfig(AppConfig):
     name = "alerts"
 
     def ready(self) -> None:
+        from accounts.access import Capability
+        from accounts.overview import OverviewPanel, overview_panel_register
         from audit.services import after_events_commit
 
-        from . import receivers
+        from . import receivers, selectors
 
         # Every committed batch of events is queued for rule evaluation (audit's one registry of
         # reactions to events; see audit.services._after_commit_hooks).
         after_events_commit(receivers.queue_evaluation)
+        # Settings → Security's overview: unresolved alerts by severity, for those who triage.
+        overview_panel_register(
+            OverviewPanel(
+                name="alerts",
+                order=20,
+                capability=Capability.TRIAGE_ALERTS,
+                template="alerts/_overview.html",
+                data=lambda organization, now: {
+                    "by_severity": selectors.unresolved_alerts_by_severity(
+                        organization=organization
+                    )
+                },
+            )
+        )

@@ -6,14 +6,14 @@ import ipaddress
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import OuterRef, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet
 
 from accounts.access import Capability, can, roles_with
-from accounts.models import User, UserSession
+from accounts.models import Organization, User, UserSession
 from accounts.selectors import membership_of
 from audit.models import AuditEvent, EventType, TorExitNode
 
-from .models import Alert, AlertRule, AlertStatus, WebhookDelivery, WebhookEndpoint
+from .models import Alert, AlertRule, AlertStatus, Severity, WebhookDelivery, WebhookEndpoint
 
 # --- Events the rules read (always scoped to the event's organization) -----------------------
 
@@ -202,3 +202,23 @@ def deliveries_for(*, endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
 def notification_recipients(*, organization_id: int) -> list[str]:
     """Email addresses of the organization's analysts and administrators."""
     return list(_triagers(organization_id).values_list("email", flat=True))
+
+
+def unresolved_alerts_by_severity(*, organization: Organization) -> dict[str, dict[str, int]]:
+    """The organization's open and acknowledged alerts counted by severity, high first (every
+    severity present, zeros included). One query."""
+    counts = (
+        Alert.objects.filter(
+            organization=organization, status__in=[AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]
+        )
+        .values("severity", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    by_severity = {
+        severity: {AlertStatus.OPEN.value: 0, AlertStatus.ACKNOWLEDGED.value: 0}
+        for severity in reversed(Severity.values)
+    }
+    for row in counts:
+        by_severity[row["severity"]][row["status"]] = row["n"]
+    return by_severity

@@ -15,3 +15,8 @@ def exports_for_organization(*, organization: Organization) -> QuerySet[Export]:
 
 def export_for_organization(*, organization: Organization, export_id: str) -> Export | None:
     return exports_for_organization(organization=organization).filter(pk=export_id).first()
+
+
+def exports_recent(*, organization: Organization, limit: int = 5) -> list[Export]:
+    """The organization's latest background exports, newest first."""
+    return list(exports_for_organization(organization=organization).order_by("-created_at")[:limit])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
+from celery.schedules import BaseSchedule
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -19,6 +22,9 @@ from .models import (
     RetentionSettings,
     StoredFile,
 )
+
+# The entry of settings.CELERY_BEAT_SCHEDULE that purges every organization's expired events.
+PURGE_BEAT_ENTRY = "retention-purge-expired"
 
 
 def retention_settings_of(organization: Organization) -> RetentionSettings:
@@ -116,3 +122,39 @@ def schedule_get(*, organization: Organization, pk: int) -> ExportSchedule:
     if found is None:
         raise Http404
     return found
+
+
+@dataclass(frozen=True)
+class RetentionStatus:
+    """Where an organization's retention stands: its promise, the next purge and the last."""
+
+    tier: str
+    retention_days: int
+    archive_before_purge: bool
+    # The beat schedule's next purge of every organization (None: no purge is scheduled).
+    next_purge_at: datetime | None
+    last_purge: PurgeRun | None
+
+
+def retention_status(organization: Organization, now: datetime | None = None) -> RetentionStatus:
+    """The organization's tier and retention, when its events are next purged, its last purge."""
+    now = now or timezone.now()
+    entry = settings.CELERY_BEAT_SCHEDULE.get(PURGE_BEAT_ENTRY)
+    next_purge_at = None
+    if entry:
+        # Celery's estimate is the crontab's minute less the microseconds it took to compute.
+        schedule = cast(BaseSchedule, entry["schedule"])
+        estimate = now + schedule.remaining_estimate(now) + timedelta(seconds=30)
+        next_purge_at = estimate.replace(second=0, microsecond=0)
+    return RetentionStatus(
+        tier=Tier(organization.tier).label,
+        retention_days=organization.retention_days,
+        archive_before_purge=retention_settings_of(organization).archive_before_purge,
+        next_purge_at=next_purge_at,
+        last_purge=purge_runs_for(organization, limit=1).first(),
+    )
+
+
+def stored_files_recent(organization: Organization, *, limit: int = 5) -> list[StoredFile]:
+    """The organization's latest archives and scheduled exports, newest first."""
+    return list(stored_files_for(organization).order_by("-created_at", "-id")[:limit])

@@ -16,12 +16,13 @@ from django.views.decorators.http import require_GET, require_POST
 from audit.models import Reason
 
 from .. import mfa
-from ..access import Capability, require
+from ..access import Capability, access_for, require
 from ..forms import MemberRoleForm, MfaPolicyForm
 from ..http import AuthenticatedHttpRequest
 from ..lockout import lockout_release
 from ..models import LockoutState, LockScope, Membership, Role, SessionEndReason
-from ..selectors import member_of, members_with_lockout_of, membership_of
+from ..overview import overview_panels_for
+from ..selectors import member_of, members_with_lockout_of
 from ..services import (
     LastAdministratorError,
     member_role_change,
@@ -33,9 +34,12 @@ from ..sessions import sessions_end
 @login_required
 @require_GET
 def security_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
-    require(request, Capability.VIEW_SECURITY_SETTINGS)
+    organization = require(request, Capability.VIEW_SECURITY_SETTINGS)
+    panels = overview_panels_for(access_for(request.user), now=timezone.now())
     return render(
-        request, "accounts/security_settings.html", {"membership": membership_of(request.user)}
+        request,
+        "accounts/security_settings.html",
+        {"organization": organization, "panels": panels},
     )
 
 
