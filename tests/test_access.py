@@ -487,6 +487,12 @@ NAV = {
     reverse("retention:archives"): C.MANAGE_ARCHIVES,
     reverse("alerts:alert-list"): C.TRIAGE_ALERTS,
     reverse("accounts:members"): C.MANAGE_MEMBERS,
+    reverse("exports:export-list"): C.EXPORT_AUDIT_LOG,
+    reverse("alerts:rule-list"): C.TRIAGE_ALERTS,
+    reverse("alerts:webhook-list"): C.MANAGE_WEBHOOKS,
+    reverse("accounts:domains"): C.MANAGE_DOMAINS,
+    reverse("api:tokens"): C.MANAGE_API_TOKENS,
+    reverse("accounts:throttling"): C.MANAGE_THROTTLING,
 }
 
 
@@ -495,7 +501,7 @@ def test_the_navigation_shows_the_links_the_table_allows(client, role):
     user = member(role=role)
     sign_in(client, user.email)
     page = client.get(reverse("alerts:my-alerts")).content.decode()
-    header = page.split("<main>")[0]
+    header = page.split("<main")[0]
     shown = {url for url in NAV if re.search(f'href="{re.escape(url)}[?"]', header)}
     assert shown == {url for url, need in NAV.items() if need in CAPABILITIES[role]}
 
@@ -518,6 +524,6 @@ def test_security_settings_links_only_to_what_the_table_allows(client, role):
     user = member(role=role)
     sign_in(client, user.email)
     page = client.get(reverse("accounts:security-settings")).content.decode()
-    main = page.split("<main>")[1]
+    main = page.split("<main")[1]
     shown = {url for url in SETTINGS_LINKS if f'href="{url}"' in main}
     assert shown == {url for url, need in SETTINGS_LINKS.items() if need in CAPABILITIES[role]}

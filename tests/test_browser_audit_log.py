@@ -59,7 +59,7 @@ def test_analyst_filters_pages_opens_an_event_and_downloads_csv(page):
     _sign_in(page, analyst.email)
 
     nav = page.get_by_role("navigation", name="Main")
-    nav.get_by_role("link", name="Settings", exact=True).hover()
+    nav.get_by_role("button", name="Security").click()
     nav.get_by_role("link", name="Audit Log").click()
     page.wait_for_url("**/settings/security/audit-log/")
     assert page.get_by_role("heading", name="Settings → Security → Audit Log").is_visible()

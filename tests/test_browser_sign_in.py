@@ -21,12 +21,12 @@ def test_administrator_signs_in_and_finds_profile_and_security_settings(page):
     page.wait_for_url("**/profile/")
     assert page.get_by_role("heading", name="Profile").is_visible()
     nav = page.get_by_role("navigation", name="Main")
-    nav.get_by_role("link", name="Profile", exact=True).hover()
+    nav.get_by_role("button", name="Profile").click()
     nav.get_by_role("link", name="Activity Log").click()
     page.wait_for_url("**/profile/activity/")
     assert page.locator("td code", has_text="login.succeeded").count() >= 1
-    nav.get_by_role("link", name="Settings", exact=True).hover()
-    nav.get_by_role("link", name="Security", exact=True).click()
+    nav.get_by_role("button", name="Security").click()
+    nav.get_by_role("link", name="Overview", exact=True).click()
     page.wait_for_url("**/settings/security/")
     assert page.get_by_role("heading", name="Settings → Security").is_visible()
     assert AuditEvent.objects.filter(event_type=EventType.LOGIN_SUCCEEDED, actor=admin).exists()
@@ -38,8 +38,10 @@ def test_member_sees_profile_but_no_security_settings(page):
     submit_sign_in(page, user.email)
 
     page.wait_for_url("**/profile/")
-    assert page.get_by_role("link", name="Profile", exact=True).is_visible()
-    assert page.get_by_role("link", name="Settings", exact=True).count() == 0
+    nav = page.get_by_role("navigation", name="Main")
+    assert nav.get_by_role("button", name="Profile").is_visible()
+    assert nav.get_by_role("button", name="Security").count() == 0
+    assert nav.locator('a[href="/settings/security/"]').count() == 0
 
 
 def test_wrong_password_shows_the_refusal_in_the_page(page):

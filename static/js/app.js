@@ -23,4 +23,64 @@
       event.detail.isError = false;
     }
   });
+
+  // After an HTMX swap the page holds one element per id: a response whose only element has the
+  // target's own id (the Activity Log's #results) replaces the target instead of nesting in it.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || !target.id || !event.detail.shouldSwap) return;
+    var parsed = document.createElement("template");
+    parsed.innerHTML = event.detail.serverResponse;
+    var root = parsed.content.firstElementChild;
+    if (root && parsed.content.childElementCount === 1 && root.id === target.id) {
+      event.detail.swapOverride = "outerHTML";
+    }
+  });
+
+  // The menu: each group is a disclosure button (Enter and Space click a button already), one
+  // open at a time; Escape, a click elsewhere or Tab out of the group closes it. On narrow
+  // screens the whole menu is behind the toggle. Without scripts, app.css shows every link.
+  function buttons() {
+    return document.querySelectorAll(".menu-button[aria-expanded=true]");
+  }
+  function closeGroups(except) {
+    buttons().forEach(function (button) {
+      if (button !== except) button.setAttribute("aria-expanded", "false");
+    });
+  }
+  function toggle(button) {
+    var open = button.getAttribute("aria-expanded") !== "true";
+    button.setAttribute("aria-expanded", String(open));
+    return open;
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest(".menu-button, .menu-toggle");
+    if (button) {
+      if (button.classList.contains("menu-button")) closeGroups(button);
+      toggle(button);
+      return;
+    }
+    if (!event.target.closest(".menu-group")) closeGroups(null);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var open = buttons();
+    if (open.length) {
+      closeGroups(null);
+      open[0].focus();
+      return;
+    }
+    var menuToggle = document.querySelector(".menu-toggle[aria-expanded=true]");
+    if (menuToggle) {
+      menuToggle.setAttribute("aria-expanded", "false");
+      menuToggle.focus();
+    }
+  });
+  document.addEventListener("focusout", function (event) {
+    var group = event.target.closest && event.target.closest(".menu-group");
+    if (group && event.relatedTarget && !group.contains(event.relatedTarget)) {
+      var button = group.querySelector(".menu-button");
+      if (button) button.setAttribute("aria-expanded", "false");
+    }
+  });
 })();
