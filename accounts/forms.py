@@ -24,6 +24,7 @@ from .models import (
     User,
 )
 from .throttling import Decision, allowlist_parse, sign_in_throttled_message
+from .timezones import zone_choices, zone_valid
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -309,3 +310,25 @@ class ThrottleSettingsForm(forms.Form):
                 code="too_many",
             )
         return entries
+
+
+class TimeZoneForm(forms.Form):
+    """A person's time zone: an IANA name (the list offers the regional ones)."""
+
+    time_zone = forms.CharField(label="Time zone", max_length=64)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = zone_choices()
+        current = self.initial.get("time_zone", "")
+        if current and all(current != name for _, group in choices for name, _ in group):
+            choices = [("", [(current, current)]), *choices]  # a stored alias stays selectable
+        self.fields["time_zone"].widget = forms.Select(choices=choices)
+
+    def clean_time_zone(self) -> str:
+        value: str = self.cleaned_data["time_zone"].strip()
+        if not zone_valid(value):
+            raise forms.ValidationError(
+                "That is not a time zone we know. Choose one from the list, e.g. Europe/Berlin."
+            )
+        return value

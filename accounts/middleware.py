@@ -1,5 +1,5 @@
-"""Per-request account upkeep: session last-activity and location, and the MFA enrolment an
-organization requires."""
+"""Per-request account upkeep: session last-activity and location, the MFA enrolment an
+organization requires, and the person's time zone."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
 from .mfa import ENROL_REQUIRED_SESSION_KEY
 from .sessions import session_location_track, session_touch
+from .timezones import zone_of
 
-# What a member who must enrol may still reach: the enrolment page and the way out.
-ENROL_ALLOWED_VIEWS = frozenset({"accounts:mfa-enrol", "accounts:logout"})
+# What a member who must enrol may still reach: the enrolment page and the way out (and the
+# browser's report of their time zone, which the enrolment page sends like any other).
+ENROL_ALLOWED_VIEWS = frozenset(
+    {"accounts:mfa-enrol", "accounts:logout", "accounts:time-zone-detected"}
+)
 
 
 class AccountSecurityMiddleware:
@@ -50,3 +55,22 @@ class AccountSecurityMiddleware:
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(target)
         return redirect(target)
+
+
+class TimeZoneMiddleware:
+    """Activate the signed-in person's zone for the request; goes after AuthenticationMiddleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            timezone.activate(zone_of(user))
+        else:
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            # A thread serves other people next: none of them should inherit this zone.
+            timezone.deactivate()

@@ -196,6 +196,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May use the Django admin.")
     date_joined = models.DateTimeField(default=timezone.now)
+    # The IANA zone the person reads times in ("Europe/Berlin"); blank until their browser tells
+    # it after their first sign-in (accounts.timezones), UTC meanwhile.
+    time_zone = models.CharField(max_length=64, blank=True)
 
     objects = UserManager()
 

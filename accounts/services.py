@@ -68,6 +68,35 @@ def password_reset_completed_record(*, request: HttpRequest, user: User) -> None
     sessions_end(user=user, reason=SessionEndReason.PASSWORD_CHANGED, request=request)
 
 
+# --- Preferences ------------------------------------------------------------------------------
+
+
+def user_time_zone_set(
+    *, user: User, time_zone: str, request: HttpRequest | None = None, only_if_unset: bool = False
+) -> bool:
+    """Store the person's zone (a valid IANA name) and record the change; False if unchanged.
+
+    only_if_unset: what the browser reports after a sign-in never overrides a chosen zone.
+    """
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        old = locked.time_zone
+        if old == time_zone or (only_if_unset and old):
+            return False
+        locked.time_zone = time_zone
+        locked.save(update_fields=["time_zone"])
+        event_record(
+            event_type=EventType.SETTINGS_CHANGED,
+            reason="time zone",
+            actor=user,
+            target_user=user,
+            details={"time_zone": {"old": old, "new": time_zone}},
+            request=request,
+        )
+    user.time_zone = time_zone
+    return True
+
+
 # --- Members and organization policy ---------------------------------------------------------
 
 

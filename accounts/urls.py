@@ -11,6 +11,8 @@ urlpatterns = [
     path("sign-in/code/", sign_in.mfa_verify, name="mfa-verify"),
     # Profile: the person's own account, activity, methods and sessions.
     path("profile/", profile.profile, name="profile"),
+    path("profile/time-zone/", profile.time_zone, name="time-zone"),
+    path("profile/time-zone/detected/", profile.time_zone_detected, name="time-zone-detected"),
     path("profile/activity/", activity.activity, name="activity"),
     path("profile/activity/<int:event_id>/", activity.activity_event, name="activity-event"),
     path("profile/password/", passwords.password_change, name="password-change"),

@@ -68,9 +68,7 @@ EVENT_WORDING: dict[str, Wording] = {
     EventType.ALERT_ACKNOWLEDGED: Wording("Alert acknowledged", "{actor} acknowledged an alert"),
     EventType.ALERT_RESOLVED: Wording("Alert resolved", "{actor} resolved an alert"),
     EventType.MEMBER_ROLE_CHANGED: Wording("Role changed", "{actor} changed the role of {target}"),
-    EventType.SETTINGS_CHANGED: Wording(
-        "Settings changed", "{actor} changed the organization's settings"
-    ),
+    EventType.SETTINGS_CHANGED: Wording("Settings changed", "{actor} changed a setting"),
     EventType.AUDIT_LOG_VIEWED: Wording("Audit Log viewed", "{actor} viewed the Audit Log"),
     EventType.EXPORT_CREATED: Wording("Export created", "{actor} created an export"),
     EventType.EXPORT_DOWNLOADED: Wording("Export downloaded", "{actor} downloaded an export"),

@@ -248,6 +248,8 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "accounts:mfa-device-remove": (get(SIGNED_IN, args=own_device, scoped=True, methods=GET_POST),),
     "accounts:session-end": (post(SIGNED_IN, ok=302, args=own_other_session, scoped=True),),
     "accounts:sessions-end-others": (post(SIGNED_IN, ok=302),),
+    "accounts:time-zone": (post(SIGNED_IN, ok=302, data={"time_zone": "Europe/Berlin"}),),
+    "accounts:time-zone-detected": (post(SIGNED_IN, data={"time_zone": "Europe/Berlin"}),),
     # Settings → Security.
     "accounts:security-settings": (get(C.VIEW_SECURITY_SETTINGS),),
     "accounts:audit-log": (get(C.VIEW_AUDIT_LOG),),

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -17,16 +17,59 @@ from django_htmx.http import HttpResponseClientRedirect
 from audit.context import SESSION_HASH_KEY
 
 from .. import mfa
+from ..forms import TimeZoneForm
 from ..http import AuthenticatedHttpRequest
 from ..models import SessionEndReason
 from ..selectors import membership_of, session_open_of, sessions_open_of, unfamiliar_pause_of
+from ..services import user_time_zone_set
 from ..sessions import sessions_end
+from ..timezones import zone_of
+
+
+def _profile_page(
+    request: AuthenticatedHttpRequest, form: TimeZoneForm, *, status: int = 200
+) -> HttpResponse:
+    context = {"membership": membership_of(request.user), "time_zone_form": form}
+    return render(request, "accounts/profile.html", context, status=status)
 
 
 @login_required
 @require_GET
 def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
-    return render(request, "accounts/profile.html", {"membership": membership_of(request.user)})
+    form = TimeZoneForm(initial={"time_zone": zone_of(request.user)})
+    return _profile_page(request, form)
+
+
+@login_required
+@require_POST
+def time_zone(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Profile: the zone the person reads times in."""
+    form = TimeZoneForm(request.POST, initial={"time_zone": zone_of(request.user)})
+    if not form.is_valid():
+        return _profile_page(request, form, status=400)
+    chosen = form.cleaned_data["time_zone"]
+    user_time_zone_set(user=request.user, time_zone=chosen, request=request)
+    messages.success(request, f"Times are now shown in {chosen}.")
+    return redirect("accounts:profile")
+
+
+@login_required
+@require_POST
+def time_zone_detected(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The browser's zone, sent by static/js/app.js while the person has none stored.
+
+    Answers JSON: whether the zone was stored (then the page reloads to show it).
+    """
+    form = TimeZoneForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": form.errors["time_zone"][0]}, status=400)
+    stored = user_time_zone_set(
+        user=request.user,
+        time_zone=form.cleaned_data["time_zone"],
+        request=request,
+        only_if_unset=True,
+    )
+    return JsonResponse({"stored": stored, "time_zone": zone_of(request.user)})
 
 
 def _security_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:

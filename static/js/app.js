@@ -14,6 +14,39 @@
     }
   }
 
+  // The person's time zone, once, after their first sign-in: base.html marks the zone label
+  // while none is stored. The page reloads to show its times in the zone just stored.
+  var zoneLabel = document.querySelector("[data-time-zone-detect]");
+  if (zoneLabel && window.fetch && window.FormData) {
+    var zone = "";
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (e) {
+      zone = "";
+    }
+    if (zone) {
+      var body = new FormData();
+      body.append("time_zone", zone);
+      var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+      fetch(zoneLabel.getAttribute("data-time-zone-detect"), {
+        method: "POST",
+        body: body,
+        headers: headers,
+        credentials: "same-origin",
+      })
+        .then(function (response) {
+          var type = response.headers.get("Content-Type") || "";
+          return response.ok && type.indexOf("application/json") === 0 ? response.json() : null;
+        })
+        .then(function (answer) {
+          if (answer && answer.stored && answer.time_zone !== "UTC") {
+            window.location.reload();
+          }
+        })
+        .catch(function () {});
+    }
+  }
+
   // Bad input answers 400 with the reasons in the fragment. A target marked
   // data-swap-on-400 (filter results, alert triage) shows them, as the full page would.
   document.addEventListener("htmx:beforeSwap", function (event) {
