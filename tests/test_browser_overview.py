@@ -39,9 +39,11 @@ def test_the_overview_chart_renders_without_errors(page, width):
     problems: list[str] = []
     page.on(
         "console",
-        lambda m: m.type == "error"
-        and not m.location.get("url", "").endswith("/favicon.ico")  # none yet (item 9's)
-        and problems.append(f"{m.text} {m.location.get('url')}"),
+        lambda m: (
+            m.type == "error"
+            and not m.location.get("url", "").endswith("/favicon.ico")  # none yet (item 9's)
+            and problems.append(f"{m.text} {m.location.get('url')}")
+        ),
     )
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.context.add_init_script(RECORD_VIOLATIONS)
@@ -55,10 +57,13 @@ def test_the_overview_chart_renders_without_errors(page, width):
     box = page.locator("#sign-in-chart canvas").bounding_box()
     assert box is not None and box["width"] > 200 and box["height"] > 100
     # The overview itself fits the screen (the navigation's own layout is another test's).
-    assert page.evaluate(
-        "Math.max(...[...document.querySelectorAll('main *')]"
-        ".map(e => e.getBoundingClientRect().right))"
-    ) <= width
+    assert (
+        page.evaluate(
+            "Math.max(...[...document.querySelectorAll('main *')]"
+            ".map(e => e.getBoundingClientRect().right))"
+        )
+        <= width
+    )
     page.get_by_text("Show the numbers as a table").click()
     table = page.get_by_test_id("sign-in-table")
     assert table.is_visible()
