@@ -325,7 +325,7 @@ def _acme(rng: random.Random, *, organization: Organization, users: dict[str, Us
     _new_country(rng, user=users[f"alice@{slug}.test"], now=now)
     colleague = (
         User.objects.filter(membership__organization=organization)
-        .exclude(email__in=users)
+        .exclude(email__in=list(users))  # a colleague, not a named demo sign-in
         .order_by("email")
         .first()
     )
