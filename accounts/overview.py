@@ -74,7 +74,16 @@ def sign_in_activity(organization: Organization, now: datetime) -> Mapping[str, 
     zone = timezone.get_current_timezone()
     days = sign_ins_by_day_of(organization, days=ACTIVITY_DAYS, now=now, zone=zone)
     return {
-        "days": days,
+        # The table's rows, labelled here: thirty `date` filters cost the page milliseconds.
+        "rows": [
+            {
+                "iso": d.day.isoformat(),
+                "label": f"{d.day:%a} {d.day.day} {d.day:%b}",
+                "succeeded": d.succeeded,
+                "failed": d.failed,
+            }
+            for d in days
+        ],
         "zone": timezone.get_current_timezone_name(),
         "totals": {
             "succeeded": sum(d.succeeded for d in days),
