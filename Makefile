@@ -15,11 +15,14 @@ $(STAMP): pyproject.toml
 # The app on http://127.0.0.1:$(PORT) (8000 unless `make run PORT=8001`) with the demo data. Its
 # settings come from .env (written below when there is none): SQLite and tasks run in-process
 # unless that file says otherwise.
+# The demo's GeoIP City database (demo/geoip.py) is written under var/ (git-ignored) at every
+# seed, and GEOIP_CITY_DB points at it for this command only, unless the environment names one.
 PORT ?= 8000
+DEMO_GEOIP := var/demo/geoip-city.mmdb
 run: $(STAMP) .env
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	GEOIP_CITY_DB=$${GEOIP_CITY_DB:-$(DEMO_GEOIP)} $(BIN)/python manage.py seed_demo --geoip-db $(DEMO_GEOIP)
+	GEOIP_CITY_DB=$${GEOIP_CITY_DB:-$(DEMO_GEOIP)} $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 # The local settings every manage.py command reads: DEBUG on and a SECRET_KEY of its own. Written
 # only when there is no .env (a file target with no prerequisites), and never over one that

@@ -66,11 +66,25 @@ ACTIVITY_DAYS = 30
 
 def sign_in_activity(organization: Organization, now: datetime) -> Mapping[str, object]:
     """The chart's days, and the same series for its script (json_script, no inline script)."""
+    from django.utils import timezone
+
     from .selectors import sign_ins_by_day_of
 
-    days = sign_ins_by_day_of(organization, days=ACTIVITY_DAYS, now=now)
+    # Days of the viewer's zone (the one the request activated), as every time on the page.
+    zone = timezone.get_current_timezone()
+    days = sign_ins_by_day_of(organization, days=ACTIVITY_DAYS, now=now, zone=zone)
     return {
-        "days": days,
+        # The table's rows, labelled here: thirty `date` filters cost the page milliseconds.
+        "rows": [
+            {
+                "iso": d.day.isoformat(),
+                "label": f"{d.day:%a} {d.day.day} {d.day:%b}",
+                "succeeded": d.succeeded,
+                "failed": d.failed,
+            }
+            for d in days
+        ],
+        "zone": timezone.get_current_timezone_name(),
         "totals": {
             "succeeded": sum(d.succeeded for d in days),
             "failed": sum(d.failed for d in days),

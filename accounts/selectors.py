@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, TruncDate
@@ -172,7 +172,7 @@ def event_filters_with_members(
 
 @dataclass(frozen=True)
 class DaySignIns:
-    """One UTC day's sign-ins and failed sign-ins of an organization."""
+    """One day's sign-ins and failed sign-ins of an organization."""
 
     day: date
     succeeded: int
@@ -180,20 +180,24 @@ class DaySignIns:
 
 
 def sign_ins_by_day_of(
-    organization: Organization, *, days: int, now: datetime | None = None
+    organization: Organization,
+    *,
+    days: int,
+    now: datetime | None = None,
+    zone: tzinfo = UTC,
 ) -> list[DaySignIns]:
-    """The organization's sign-ins and failures per UTC day, the last `days` days up to today,
-    oldest first, days without any included. One query on the (organization, event type,
-    time) index."""
-    today = (now or timezone.now()).astimezone(UTC).date()
+    """The organization's sign-ins and failures per day in `zone`, the last `days` days up to
+    today, oldest first, days without any included. One query on the (organization, event
+    type, time) index."""
+    today = (now or timezone.now()).astimezone(zone).date()
     first = today - timedelta(days=days - 1)
     counts = (
         AuditEvent.objects.filter(
             organization=organization,
             event_type__in=[EventType.LOGIN_SUCCEEDED, EventType.LOGIN_FAILED],
-            occurred_at__gte=datetime.combine(first, time.min, tzinfo=UTC),
+            occurred_at__gte=datetime.combine(first, time.min, tzinfo=zone),
         )
-        .annotate(day=TruncDate("occurred_at", tzinfo=UTC))
+        .annotate(day=TruncDate("occurred_at", tzinfo=zone))
         .values("day", "event_type")
         .annotate(n=Count("pk"))
         .order_by()

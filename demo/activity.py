@@ -1,10 +1,11 @@
-"""Realistic generated activity for demos: sign-ins from home and abroad, typos, lockouts."""
+"""Realistic generated activity for demos: weeks of sign-ins from offices, homes and trips, on
+laptops and phones, with typos, second factors, password changes and a few attacks."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from django.utils import timezone
@@ -26,7 +27,8 @@ USER_AGENTS = [
     "Chrome/130.0.0.0 Mobile Safari/537.36",
 ]
 
-# (country, city, latitude, longitude, address prefix) from documentation ranges.
+# (country, city, latitude, longitude, address prefix) from documentation ranges (bench/ and the
+# generated events use these too; the demo's cities are CITIES below).
 PLACES = [
     ("US", "New York", 40.71, -74.01, "198.51.100."),
     ("US", "San Francisco", 37.77, -122.42, "198.51.101."),
@@ -36,6 +38,39 @@ PLACES = [
     ("BR", "São Paulo", -23.55, -46.63, "198.18.0."),
 ]
 ATTACKER = ("RU", "Moscow", 55.75, 37.62, "198.19.7.")
+
+Place = tuple[str, str, float, float, str]
+
+# The demo's cities, each a /24 of the documentation (RFC 5737) or benchmarking (RFC 2544,
+# 198.18.0.0/15) ranges: addresses that look like an ISP's and belong to no one. The demo's GeoIP
+# database (demo.geoip) places each network in its city.
+CITIES: dict[str, Place] = {
+    "new-york": ("US", "New York", 40.71, -74.01, "198.51.100."),
+    "san-francisco": ("US", "San Francisco", 37.77, -122.42, "198.18.10."),
+    "toronto": ("CA", "Toronto", 43.65, -79.38, "198.18.12."),
+    "london": ("GB", "London", 51.51, -0.13, "203.0.113."),
+    "manchester": ("GB", "Manchester", 53.48, -2.24, "198.18.14."),
+    "berlin": ("DE", "Berlin", 52.52, 13.40, "192.0.2."),
+    "munich": ("DE", "Munich", 48.14, 11.58, "198.18.16."),
+    "paris": ("FR", "Paris", 48.86, 2.35, "198.18.18."),
+    "tokyo": ("JP", "Tokyo", 35.68, 139.69, "198.18.20."),
+    "sao-paulo": ("BR", "São Paulo", -23.55, -46.63, "198.18.22."),
+    "bengaluru": ("IN", "Bengaluru", 12.97, 77.59, "198.18.24."),
+}
+# Each organization's offices (most of its people work from one) and where its people travel.
+OFFICES = {
+    "acme": ["new-york", "new-york", "london", "toronto"],
+    "globex": ["san-francisco", "san-francisco", "sao-paulo"],
+    "initech": ["berlin", "munich", "paris", "tokyo"],
+}
+TRIPS = ["london", "paris", "tokyo", "san-francisco", "berlin", "sao-paulo", "bengaluru"]
+# A laptop browser for everyone; a phone for some.
+LAPTOPS = USER_AGENTS[:3] + [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Safari/537.36 Edg/130.0.0.0",
+]
+PHONES = USER_AGENTS[3:]
+BOT = "python-requests/2.32.3"
 
 
 class _Who(TypedDict):
@@ -87,111 +122,151 @@ def _event(
     return event
 
 
-def generate_demo_activity(
-    *, organization: Organization, users: Sequence[User], days: int, seed: int = 2026
-) -> int:
-    """Bulk-insert `days` of plausible activity for the organization's users; returns the count."""
-    rng = random.Random(f"{seed}:{organization.slug}")
-    now = timezone.now()
+def _person_activity(
+    rng: random.Random,
+    *,
+    organization: Organization,
+    user: User,
+    with_mfa: bool,
+    days: int,
+    now: datetime,
+) -> list[AuditEvent]:
+    """A person's working weeks: a laptop sign-in most workdays, a phone some evenings."""
+    slug = organization.slug
+    office = CITIES[rng.choice(OFFICES.get(slug, ["new-york"]))]
+    laptop, phone = rng.choice(LAPTOPS), rng.choice(PHONES) if rng.random() < 0.6 else None
+    trip_start = rng.randint(min(3, days), days) if rng.random() < 0.25 else None
+    trip = CITIES[rng.choice(TRIPS)]
+    method = "password+totp" if with_mfa else "password"
     events: list[AuditEvent] = []
-    for user in users:
-        home = rng.choice(PLACES[:4])
-        agent = rng.choice(USER_AGENTS)
-        for day in range(days, 0, -1):
-            if rng.random() < 0.25:  # not every day
-                continue
-            start = (now - timedelta(days=day)).replace(hour=rng.randint(7, 10), minute=0)
-            start += timedelta(minutes=rng.randint(0, 59), seconds=rng.randint(0, 59))
-            place = home if rng.random() > 0.05 else rng.choice(PLACES)
-            if rng.random() < 0.15:  # a typo first
-                events.append(
-                    _event(
-                        rng,
-                        when=start - timedelta(seconds=20),
-                        organization=organization,
-                        event_type=EventType.LOGIN_FAILED,
-                        user=user,
-                        place=place,
-                        agent=agent,
-                        outcome=Outcome.FAILURE,
-                        reason=Reason.INVALID_CREDENTIALS,
-                        details={
-                            "method": "password",
-                            "source": "familiar" if place is home else "unfamiliar",
-                        },
-                    )
-                )
-            session = f"{rng.getrandbits(64):016x}"
-            common = _Who(organization=organization, user=user, place=place, agent=agent)
-            events += [
+
+    def session(when: datetime, place: Place, agent: str) -> None:
+        common = _Who(organization=organization, user=user, place=place, agent=agent)
+        familiar = "familiar" if place is office else "unfamiliar"
+        if rng.random() < 0.08:  # a typo first
+            events.append(
                 _event(
                     rng,
-                    when=start,
-                    event_type=EventType.LOGIN_SUCCEEDED,
-                    session=session,
-                    details={"method": "password"},
+                    when=when - timedelta(seconds=rng.randint(8, 40)),
+                    event_type=EventType.LOGIN_FAILED,
+                    outcome=Outcome.FAILURE,
+                    reason=Reason.INVALID_CREDENTIALS,
+                    details={"method": "password", "source": familiar},
                     **common,
-                ),
-                _event(
-                    rng, when=start, event_type=EventType.SESSION_STARTED, session=session, **common
-                ),
-            ]
-            end = start + timedelta(hours=rng.randint(1, 9))
-            if rng.random() < 0.7:
-                events += [
-                    _event(rng, when=end, event_type=EventType.LOGOUT, session=session, **common),
-                    _event(
-                        rng,
-                        when=end,
-                        event_type=EventType.SESSION_ENDED,
-                        session=session,
-                        reason=Reason.LOGOUT,
-                        **common,
-                    ),
-                ]
-            else:
-                events.append(
-                    _event(
-                        rng,
-                        when=start + timedelta(hours=12),
-                        session=session,
-                        event_type=EventType.SESSION_EXPIRED,
-                        reason=Reason.EXPIRED,
-                        **common,
-                    )
                 )
-        if rng.random() < 0.5:
-            when = now - timedelta(days=rng.randint(1, days), hours=rng.randint(0, 8))
+            )
+        key = f"{rng.getrandbits(64):016x}"
+        if with_mfa:
             events.append(
                 _event(
                     rng,
                     when=when,
-                    organization=organization,
-                    user=user,
-                    place=home,
-                    agent=agent,
-                    event_type=EventType.PASSWORD_CHANGED,
+                    event_type=EventType.MFA_VERIFIED,
+                    session=key,
+                    details={"device_kind": "totp", "device_name": "Authenticator app"},
+                    **common,
                 )
             )
-    # Someone guessing one member's password from abroad until the account locks.
-    victim = users[-1]
-    attack = now - timedelta(days=rng.randint(2, max(2, days - 1)), hours=3)
-    for attempt in range(10):
         events.append(
             _event(
                 rng,
-                when=attack + timedelta(seconds=attempt * 7),
-                organization=organization,
-                event_type=EventType.LOGIN_FAILED,
-                user=victim,
-                place=ATTACKER,
-                agent="python-requests/2.32.3",
-                outcome=Outcome.FAILURE,
-                reason=Reason.INVALID_CREDENTIALS,
-                details={"method": "password", "source": "unfamiliar"},
+                when=when,
+                event_type=EventType.LOGIN_SUCCEEDED,
+                session=key,
+                details={"method": method},
+                **common,
             )
         )
-    locked_at = attack + timedelta(seconds=63)
+        events.append(
+            _event(rng, when=when, event_type=EventType.SESSION_STARTED, session=key, **common)
+        )
+        end = when + timedelta(hours=rng.randint(1, 9), minutes=rng.randint(0, 59))
+        if end >= now:
+            return  # still signed in
+        if rng.random() < 0.6:
+            events.append(_event(rng, when=end, event_type=EventType.LOGOUT, session=key, **common))
+            events.append(
+                _event(
+                    rng,
+                    when=end,
+                    event_type=EventType.SESSION_ENDED,
+                    session=key,
+                    reason=Reason.LOGOUT,
+                    **common,
+                )
+            )
+        elif when + timedelta(hours=12) < now:
+            events.append(
+                _event(
+                    rng,
+                    when=when + timedelta(hours=12),
+                    event_type=EventType.SESSION_EXPIRED,
+                    session=key,
+                    reason=Reason.EXPIRED,
+                    **common,
+                )
+            )
+
+    for day in range(days, -1, -1):
+        date = (now - timedelta(days=day)).astimezone(UTC)
+        workday = date.weekday() < 5
+        if rng.random() > (0.9 if workday else 0.12):
+            continue
+        away = trip_start is not None and trip_start >= day > trip_start - 4
+        place = trip if away else office
+        # Office hours in the office's own time, roughly: UTC offset from the longitude.
+        local_nine = 9 - round(place[3] / 15)
+        start = date.replace(hour=local_nine % 24, minute=0, second=0, microsecond=0)
+        start += timedelta(minutes=rng.randint(-50, 70), seconds=rng.randint(0, 59))
+        if start < now:
+            session(start, place, laptop)
+        if phone and rng.random() < 0.35:
+            evening = start + timedelta(hours=rng.randint(9, 12), minutes=rng.randint(0, 59))
+            if evening < now:
+                session(evening, place, phone)
+    who = _Who(organization=organization, user=user, place=office, agent=laptop)
+    if with_mfa and rng.random() < 0.3:  # set up during the weeks shown
+        events.append(
+            _event(
+                rng,
+                when=now - timedelta(days=rng.randint(days // 2, days), hours=rng.randint(0, 6)),
+                event_type=EventType.MFA_DEVICE_ADDED,
+                details={"device_kind": "totp", "device_name": "Authenticator app"},
+                **who,
+            )
+        )
+    if rng.random() < 0.2:
+        events.append(
+            _event(
+                rng,
+                when=now - timedelta(days=rng.randint(1, days), hours=rng.randint(0, 8)),
+                event_type=EventType.PASSWORD_CHANGED,
+                **who,
+            )
+        )
+    return events
+
+
+def _brute_force(
+    rng: random.Random, *, organization: Organization, victim: User, at: datetime
+) -> list[AuditEvent]:
+    """Someone guessing one member's password from abroad until the account locks."""
+    events = [
+        _event(
+            rng,
+            when=at + timedelta(seconds=attempt * 7),
+            organization=organization,
+            event_type=EventType.LOGIN_FAILED,
+            user=victim,
+            place=ATTACKER,
+            agent=BOT,
+            outcome=Outcome.FAILURE,
+            reason=Reason.INVALID_CREDENTIALS,
+            details={"method": "password", "source": "unfamiliar"},
+        )
+        for attempt in range(10)
+    ]
+    locked_at = at + timedelta(seconds=63)
     events.append(
         _event(
             rng,
@@ -201,7 +276,7 @@ def generate_demo_activity(
             user=None,
             label="",
             place=ATTACKER,
-            agent="python-requests/2.32.3",
+            agent=BOT,
             reason="10 failed sign-ins in 15 minutes",
             details={"scope": "unfamiliar", "failures": 10, "threshold": 10, "window_minutes": 15},
         )
@@ -222,11 +297,69 @@ def generate_demo_activity(
     released.country = released.city = released.browser = released.os = released.device_type = ""
     released.latitude = released.longitude = None
     events.append(released)
+    return events
+
+
+def _spray_night(
+    rng: random.Random, *, organization: Organization, users: Sequence[User], at: datetime
+) -> list[AuditEvent]:
+    """A night of one password tried on every account from one address (the chart's spike)."""
+    prefix = f"198.19.{rng.randint(100, 199)}."
+    place: Place = (ATTACKER[0], ATTACKER[1], ATTACKER[2], ATTACKER[3], prefix)
+    address = f"{prefix}{rng.randint(2, 250)}"
+    events = []
+    for round_ in range(3):
+        for n, user in enumerate(users):
+            event = _event(
+                rng,
+                when=at + timedelta(minutes=40 * round_, seconds=9 * n),
+                organization=organization,
+                event_type=EventType.LOGIN_FAILED,
+                user=user,
+                place=place,
+                agent=BOT,
+                outcome=Outcome.FAILURE,
+                reason=Reason.INVALID_CREDENTIALS,
+                details={"method": "password", "source": "unfamiliar"},
+            )
+            event.ip_address = address  # one address for the whole night
+            events.append(event)
+    return events
+
+
+def generate_demo_activity(
+    *,
+    organization: Organization,
+    users: Sequence[User],
+    days: int,
+    with_mfa: frozenset[int] = frozenset(),
+    seed: int = 2026,
+) -> int:
+    """Bulk-insert `days` of plausible activity for the organization's users (those whose ids
+    are in `with_mfa` pass a second factor); returns the count."""
+    rng = random.Random(f"{seed}:{organization.slug}")
+    now = timezone.now()
+    events: list[AuditEvent] = []
+    for user in users:
+        events += _person_activity(
+            rng,
+            organization=organization,
+            user=user,
+            with_mfa=user.pk in with_mfa,
+            days=days,
+            now=now,
+        )
+    victim = users[-1]
+    attack = now - timedelta(days=rng.randint(2, max(2, days - 1)), hours=3)
+    events += _brute_force(rng, organization=organization, victim=victim, at=attack)
+    spray = now - timedelta(days=rng.randint(4, max(4, days - 2)), hours=rng.randint(0, 5))
+    events += _spray_night(rng, organization=organization, users=users, at=spray)
     # Sign-in attempts for addresses that do not exist, at the organization's own domain (seeded
     # verified), so they are the organization's, as accounts.lockout records them.
-    for _ in range(5):
-        guess = f"{rng.choice(['root', 'test', 'info', 'sales'])}@{organization.slug}.test"
-        when = now - timedelta(days=rng.randint(1, days), minutes=rng.randint(0, 600))
+    for _ in range(3 * days):
+        guess = f"{rng.choice(['root', 'test', 'info', 'sales', 'admin', 'hr'])}"
+        guess += f"@{organization.slug}.test"
+        when = now - timedelta(days=rng.randint(1, days), minutes=rng.randint(0, 1400))
         events.append(
             _event(
                 rng,

@@ -1,11 +1,12 @@
-"""Recent attacks for the demo, one per alert rule of issue 14, recorded as real requests would be.
+"""Recent attacks for the demo, recorded as real requests would be.
 
 Unlike the generated weeks (bulk-inserted history, never evaluated), these events go through the
 one event path, audit.services.events_record, so the alerts app evaluates them once the seed
-commits (in-process under `make run`) and their alerts are on the Alerts page at once: MFA
-fatigue, session anomaly, anonymising network (a Tor exit, seeded into the exit list) and
-credential stuffing. Addresses are from 198.18.0.0/15 (benchmarking, like the generated
-attacker's) with their countries set, as a GeoIP database would.
+commits (in-process under `make run`) and their alerts are on the Alerts page at once. Acme:
+MFA fatigue, session anomaly, anonymising network (a Tor exit, seeded into the exit list),
+credential stuffing and a sign-in from a new country; Initech: password spraying. Addresses are
+from 198.18.0.0/15 (benchmarking, like the generated attacker's); their location is what the
+GeoIP database says (demo.geoip's under `make run`), else the place written here.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.familiarity import network_of
-from accounts.models import Organization, User
+from accounts.models import LockoutState, Organization, User
 from audit.context import RequestContext, short_hash
-from audit.geo import GeoLocation
+from audit.geo import GeoLocation, locate
 from audit.models import AuditEvent, EventType, Outcome, Reason, TorExitNode
 from audit.services import EventSpec, events_record
 from audit.useragent import parse_user_agent
@@ -42,6 +43,12 @@ SESSION_THIEF: Place = ("SG", "Singapore", 1.35, 103.82, "198.19.33.")
 TOR: Place = ("DE", "Frankfurt am Main", 50.11, 8.68, "198.19.66.")
 STUFFER: Place = ("VN", "Hanoi", 21.03, 105.85, "198.19.44.")
 STUFFER_IP = f"{STUFFER[4]}10"
+GUESSER: Place = ("RU", "Saint Petersburg", 59.94, 30.31, "198.19.88.")
+SPRAYER: Place = ("NG", "Lagos", 6.52, 3.38, "198.19.55.")
+SPRAYER_IP = f"{SPRAYER[4]}31"
+TRAVEL: Place = ("AU", "Sydney", -33.87, 151.21, "198.19.77.")
+# Every network above, for the demo's GeoIP database.
+SCENARIO_PLACES = [MFA_ATTACKER, SESSION_THIEF, TOR, STUFFER, GUESSER, SPRAYER, TRAVEL]
 
 # Names a stuffing list tries at the organization's domain; most are not accounts there.
 GUESSED_NAMES = [
@@ -80,6 +87,7 @@ class _Request:
     def context(self, rng: random.Random) -> RequestContext:
         parsed = parse_user_agent(self.agent)
         country, city, latitude, longitude, _ = self.place
+        found = locate(self.ip)  # as a request would be located
         return RequestContext(
             ip_address=self.ip,
             user_agent=self.agent,
@@ -87,7 +95,7 @@ class _Request:
             os=parsed.os,
             device_type=parsed.device_type,
             device_id=self.device_id,
-            geo=GeoLocation(country, city, latitude, longitude),
+            geo=found if found.country else GeoLocation(country, city, latitude, longitude),
             request_id=f"{rng.getrandbits(128):032x}",
         )
 
@@ -237,9 +245,76 @@ def _credential_stuffing(
             _record(rng, where, spec)
 
 
-def record_alert_scenarios(*, organization: Organization, users: dict[str, User]) -> None:
-    """Record the scenarios for the organization's people (by email); evaluated on commit."""
-    rng = random.Random(f"scenarios:{organization.slug}")
+def _password_spraying(
+    rng: random.Random, *, organization: Organization, users: list[User], now: datetime
+) -> None:
+    """One common password tried once on each of the organization's accounts, from one address."""
+    where = _Request.of(SPRAYER_IP, SPRAYER, BOT_AGENT, "sprayer")
+    start = now - timedelta(hours=6)
+    for n, user in enumerate(users):
+        spec = EventSpec(
+            event_type=EventType.LOGIN_FAILED,
+            outcome=Outcome.FAILURE,
+            reason=Reason.INVALID_CREDENTIALS,
+            actor=user,
+            details={"method": "password", "source": "unfamiliar"},
+            occurred_at=start + timedelta(seconds=50 * n),
+        )
+        _record(rng, where, spec)
+
+
+def _new_country(rng: random.Random, *, user: User, now: datetime) -> None:
+    """The member signs in from a country they were never seen in, on a new phone."""
+    where = _Request.of(f"{TRAVEL[4]}88", TRAVEL, USER_AGENTS[3], f"travel-{user.pk}")
+    session = f"{rng.getrandbits(64):016x}"
+    _signed_in(
+        rng, where, user=user, at=now - timedelta(minutes=20), session=session, method="password"
+    )
+
+
+def _locked_out(rng: random.Random, *, user: User, now: datetime) -> None:
+    """Ten wrong passwords from abroad a few minutes ago: the account is locked for strangers
+    (smart lockout's unfamiliar scope) for the policy's 30 minutes, as the overview shows."""
+    where = _Request.of(f"{GUESSER[4]}23", GUESSER, BOT_AGENT, "guesser")
+    start = now - timedelta(minutes=6)
+    for attempt in range(10):
+        _record(
+            rng,
+            where,
+            EventSpec(
+                event_type=EventType.LOGIN_FAILED,
+                outcome=Outcome.FAILURE,
+                reason=Reason.INVALID_CREDENTIALS,
+                actor=user,
+                details={"method": "password", "source": "unfamiliar"},
+                occurred_at=start + timedelta(seconds=6 * attempt),
+            ),
+        )
+    locked_at = start + timedelta(seconds=60)
+    minutes = user.membership.organization.lockout_duration_minutes
+    _record(
+        rng,
+        where,
+        EventSpec(
+            event_type=EventType.LOCKOUT_TRIGGERED,
+            reason="10 failed sign-ins in 15 minutes",
+            target_user=user,
+            organization=user.membership.organization,
+            details={"scope": "unfamiliar", "failures": 10, "threshold": 10, "window_minutes": 15},
+            occurred_at=locked_at,
+        ),
+    )
+    LockoutState.objects.update_or_create(
+        user=user,
+        defaults={
+            "unfamiliar_locked_at": locked_at,
+            "unfamiliar_locked_until": locked_at + timedelta(minutes=minutes),
+            "unfamiliar_counter_reset_at": locked_at,
+        },
+    )
+
+
+def _acme(rng: random.Random, *, organization: Organization, users: dict[str, User]) -> None:
     now = timezone.now()
     slug = organization.slug
     _mfa_fatigue(rng, user=users[f"compliance@{slug}.test"], now=now)
@@ -247,3 +322,34 @@ def record_alert_scenarios(*, organization: Organization, users: dict[str, User]
     _anonymising_network(rng, user=users[f"analyst@{slug}.test"], now=now)
     stuffed = [users[f"{name}@{slug}.test"] for name in ("admin", "analyst", "compliance")]
     _credential_stuffing(rng, organization=organization, users=stuffed, now=now)
+    _new_country(rng, user=users[f"alice@{slug}.test"], now=now)
+    colleague = (
+        User.objects.filter(membership__organization=organization)
+        .exclude(email__in=list(users))  # a colleague, not a named demo sign-in
+        .order_by("email")
+        .first()
+    )
+    if colleague is not None:
+        _locked_out(rng, user=colleague, now=now)
+
+
+def _initech(rng: random.Random, *, organization: Organization, users: dict[str, User]) -> None:
+    members = list(
+        User.objects.filter(membership__organization=organization).order_by("email")[:14]
+    )
+    _password_spraying(rng, organization=organization, users=members, now=timezone.now())
+
+
+SCENARIOS = {"acme": _acme, "initech": _initech}
+
+
+def record_alert_scenarios(*, organization: Organization, users: dict[str, User]) -> None:
+    """Record the organization's scenarios (if it has any) for its people (by email); they are
+    evaluated once the seed commits."""
+    scenarios = SCENARIOS.get(organization.slug)
+    if scenarios is not None:
+        scenarios(
+            random.Random(f"scenarios:{organization.slug}"),
+            organization=organization,
+            users=users,
+        )

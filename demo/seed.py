@@ -1,9 +1,11 @@
-"""The brief's demo organizations and users, and a few weeks of their activity."""
+"""The brief's demo organizations and users, their colleagues, and weeks of their activity."""
 
 from __future__ import annotations
 
+from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import (
     DomainProof,
@@ -20,9 +22,6 @@ from .activity import generate_demo_activity
 from .scenarios import record_alert_scenarios
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the brief's published demo password
-
-# Where the attacks of demo.scenarios happen: Acme's analyst sees their alerts.
-SCENARIO_ORGANIZATION = "acme"
 
 DEMO = [
     (
@@ -57,13 +56,71 @@ DEMO = [
 ]
 
 
-def seed_demo(*, days: int = 21) -> list[str]:
+# Colleagues of the named people, so that a chart and a count mean something: members who never
+# need to sign in to the demo (they have the demo password all the same).
+COLLEAGUES = {
+    "acme": 18,
+    "globex": 10,
+    "initech": 14,
+}
+FIRST_NAMES = [
+    "Amara", "Ben", "Chloe", "Dmitri", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas",
+    "Kofi", "Lena", "Mateo", "Nadia", "Oscar", "Priya", "Quinn", "Rosa", "Sven", "Tariq",
+]  # fmt: skip
+LAST_NAMES = [
+    "Okafor", "Lindqvist", "Moreau", "Ivanova", "Yilmaz", "Haddad", "Kim", "Tanaka", "Silva",
+    "Weber", "Mensah", "Novak", "Garcia", "Rahman", "Berg", "Patel", "Byrne", "Costa",
+]  # fmt: skip
+# Every second colleague has an authenticator app. The named people have none and no policy
+# asks for one: nobody could read their code to sign in to the demo.
+MFA_EVERY = 2
+
+
+def _colleagues(organization: Organization, count: int, password: str) -> list[User]:
+    """The organization's demo colleagues, created in bulk (one password hash for all)."""
+    names = [
+        (FIRST_NAMES[n % len(FIRST_NAMES)], LAST_NAMES[(n * 7) % len(LAST_NAMES)])
+        for n in range(count)
+    ]
+    emails = [f"{first.lower()}.{last.lower()}@{organization.slug}.test" for first, last in names]
+    existing = set(User.objects.filter(email__in=emails).values_list("email", flat=True))
+    new = [
+        User(
+            email=email,
+            full_name=email.split("@")[0].replace(".", " ").title(),
+            password=password,
+        )
+        for email in emails
+        if email not in existing
+    ]
+    User.objects.bulk_create(new)
+    users = list(User.objects.filter(email__in=emails).order_by("email"))
+    have = set(Membership.objects.filter(user__in=users).values_list("user_id", flat=True))
+    Membership.objects.bulk_create(
+        Membership(user=user, organization=organization, role=Role.MEMBER)
+        for user in users
+        if user.pk not in have
+    )
+    return users
+
+
+def _authenticators(colleagues: list[User]) -> frozenset[int]:
+    """Give every second colleague a confirmed authenticator app; returns their ids."""
+    chosen = colleagues[1::MFA_EVERY]
+    TOTPDevice.objects.bulk_create(
+        TOTPDevice(user=user, name="Authenticator app", confirmed=True) for user in chosen
+    )
+    return frozenset(user.pk for user in chosen)
+
+
+def seed_demo(*, days: int = 28) -> list[str]:
     """Create whatever of the demo is missing; returns the sign-ins it made.
 
-    An organization's activity (and Acme's recent attacks) is made with the organization's
-    first events: running it again adds nothing.
+    An organization's colleagues, activity and second factors (and the recent attacks) are
+    made with the organization's first events: running it again adds nothing.
     """
     created: list[str] = []
+    password = make_password(DEMO_PASSWORD)
     with transaction.atomic():
         for name, slug, tier, people in DEMO:
             organization, _ = Organization.objects.get_or_create(
@@ -80,14 +137,22 @@ def seed_demo(*, days: int = 21) -> list[str]:
             for email, full_name, role in people:
                 user = User.objects.filter(email=email).first()
                 if user is None:
-                    user = User.objects.create_user(email, DEMO_PASSWORD, full_name=full_name)
+                    user = User.objects.create_user(email, full_name=full_name)
+                    user.password = password  # one Argon2 hash for all: seconds saved
+                    user.save(update_fields=["password"])
                     Membership.objects.create(user=user, organization=organization, role=role)
                     created.append(email)
                 users.append(user)
-            if not AuditEvent.objects.filter(organization=organization).exists():
-                generate_demo_activity(organization=organization, users=users, days=days)
-                if slug == SCENARIO_ORGANIZATION:
-                    record_alert_scenarios(
-                        organization=organization, users={u.email: u for u in users}
-                    )
+            if AuditEvent.objects.filter(organization=organization).exists():
+                continue
+            colleagues = _colleagues(organization, COLLEAGUES.get(slug, 0), password)
+            with_mfa = _authenticators(colleagues)
+            # The named people last: the brute force of the generated weeks targets the last.
+            generate_demo_activity(
+                organization=organization,
+                users=[*colleagues, *users],
+                days=days,
+                with_mfa=with_mfa,
+            )
+            record_alert_scenarios(organization=organization, users={u.email: u for u in users})
     return created

@@ -257,3 +257,20 @@ def test_recent_exports_are_the_latest_five():
 
     data = {panel.name: panel.data for panel in response.context["panels"]}
     assert [e.rows_written for e in data["exports"]["exports"]] == [106, 105, 104, 103, 102]
+
+
+def test_days_are_the_viewers_own_when_a_zone_is_active():
+    from zoneinfo import ZoneInfo
+
+    from accounts.selectors import sign_ins_by_day_of
+
+    org = OrganizationFactory.create()
+    now = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
+    # 20:30 UTC on the 10th is already the 11th in Tokyo (UTC+9).
+    _sign_ins(org, day=datetime(2026, 3, 10, 20, 30, tzinfo=UTC), succeeded=2, failed=1)
+
+    utc = sign_ins_by_day_of(org, days=2, now=now)
+    tokyo = sign_ins_by_day_of(org, days=2, now=now, zone=ZoneInfo("Asia/Tokyo"))
+
+    assert [(d.day.day, d.succeeded, d.failed) for d in utc] == [(10, 2, 1), (11, 0, 0)]
+    assert [(d.day.day, d.succeeded, d.failed) for d in tokyo] == [(10, 0, 0), (11, 2, 1)]

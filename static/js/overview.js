@@ -11,6 +11,8 @@
       return;
     }
     var data = JSON.parse(source.textContent);
+    // Each day is the viewer's own (the server counted them in the page's zone); drawn as UTC
+    // midnights so the browser's zone moves no point to the day before.
     var x = data.days.map(function (day) {
       return Date.parse(day + "T00:00:00Z") / 1000;
     });
@@ -31,7 +33,7 @@
         scales: { y: { range: function (u, min, max) { return [0, Math.max(4, max)]; } } },
         axes: [{}, { size: 40 }],
         series: [
-          { label: "Day (UTC)", value: "{YYYY}-{MM}-{DD}" },
+          { label: "Day", value: "{YYYY}-{MM}-{DD}" },
           { label: "Sign-ins", stroke: colour("--accent", "#2454c5"), width: 2, points: { show: true } },
           { label: "Failed", stroke: colour("--bad", "#b42318"), width: 2, points: { show: true } },
         ],
