@@ -20,9 +20,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from activity_monitor.celery import enqueue
+from audit.descriptions import device_of, event_title, place_of
 from audit.models import AuditEvent, EventType
 
 from .models import SecurityNotice, User
+from .timezones import zone_of
 
 logger = logging.getLogger(__name__)
 
@@ -105,24 +107,31 @@ def _send(event_id: int) -> bool:
     if user is None or not user.email:
         return False
     notice = NOTICES[event.event_type]
+    zone = zone_of(user)
     context = {
         "user": user,
         "event": event,
         "notice": notice,
         "by_admin": event.target_user_id is not None and event.actor_id != event.target_user_id,
         "site_name": "Activity Monitor",
+        "title": event_title(event.event_type),
+        "place": place_of(city=event.city, country=event.country),
+        "device": device_of(browser=event.browser, os=event.os),
+        "time_zone": zone,
     }
+    # Times in the email are the recipient's, as on their pages.
+    with timezone.override(zone):
+        text = render_to_string("accounts/email/security_notice.txt", context)
+        html = render_to_string("accounts/email/security_notice.html", context)
     message = EmailMultiAlternatives(
         subject=f"Activity Monitor: {notice.subject}",
-        body=render_to_string("accounts/email/security_notice.txt", context),
+        body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[user.email],
         # A mail server that hangs must not outlive the claim's lease.
         connection=get_connection(timeout=settings.SWEEP_EMAIL_TIMEOUT_SECONDS),
     )
-    message.attach_alternative(
-        render_to_string("accounts/email/security_notice.html", context), "text/html"
-    )
+    message.attach_alternative(html, "text/html")
     message.send()
     return True
 

@@ -27,6 +27,7 @@ from django.db.models import Exists, Min, OuterRef, Subquery
 from django.db.models.functions import Lower
 
 from accounts.models import UserSession
+from audit.descriptions import country_name
 from audit.geo import autonomous_system_of
 from audit.models import AuditEvent, EventType, Reason
 
@@ -404,7 +405,8 @@ def _new_country(events: list[AuditEvent], params: dict[str, Any]) -> list[Findi
                 topic=f":country:{event.country}",
                 window=lookback,
                 summary=(
-                    f"{event.actor_label} signed in from {event.country}, not seen in the last "
+                    f"{event.actor_label} signed in from {country_name(event.country)}, "
+                    "not seen in the last "
                     f"{params['lookback_days']} days"
                 ),
                 event_ids=[event.pk],
@@ -459,9 +461,10 @@ def _impossible_travel(events: list[AuditEvent], params: dict[str, Any]) -> list
                 topic=":travel",
                 window=timedelta(days=1),
                 summary=(
-                    f"{event.actor_label} signed in from {event.city or event.country} "
+                    f"{event.actor_label} signed in from "
+                    f"{event.city or country_name(event.country)} "
                     f"{distance:,.0f} km from the previous sign-in "
-                    f"({previous.city or previous.country}), {speed_text}"
+                    f"({previous.city or country_name(previous.country)}), {speed_text}"
                 ),
                 event_ids=[previous.pk, event.pk],
                 details={
@@ -543,7 +546,7 @@ def _concurrent_sessions(events: list[AuditEvent], params: dict[str, Any]) -> li
                     window=window,
                     summary=(
                         f"{event.actor_label} has active sessions from {len(countries)} "
-                        f"countries at once: {', '.join(countries)}"
+                        f"countries at once: {', '.join(map(country_name, countries))}"
                     ),
                     event_ids=[event.pk],
                     details={"countries": countries, "sessions": listed},
@@ -618,7 +621,10 @@ def _session_anomaly(events: list[AuditEvent], params: dict[str, Any]) -> list[F
         origin_country, new_country = origin.get("country") or "", new.get("country") or ""
         if origin_country and new_country and origin_country != new_country:
             change = "country"
-            what = f"from {new_country}, not {origin_country} where it started"
+            what = (
+                f"from {country_name(new_country)}, not {country_name(origin_country)} "
+                "where it started"
+            )
         elif params["network_changes"] and new.get("network") != origin.get("network"):
             change = "network"
             what = f"from the network {new.get('network')}, not {origin.get('network')}"

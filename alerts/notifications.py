@@ -15,6 +15,9 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accounts.timezones import zone_of
+from audit.descriptions import device_of, place_of
+
 from . import selectors
 from .models import Alert, DeliveryStatus, RuleKind, WebhookDelivery
 from .webhooks import webhook_deliveries_start, webhook_delivery_attempt
@@ -32,15 +35,20 @@ def _email_for(alert: Alert) -> tuple[str, str, list[str]]:
     """The alert email's subject, body and recipients (none: no email)."""
     if alert.kind in USER_NOTICE_SUBJECTS and alert.subject_user is not None:
         details = alert.details
+        user = alert.subject_user
+        zone = zone_of(user)
         context = {
             "alert": alert,
-            "place": ", ".join(p for p in (details.get("city"), details.get("country")) if p),
-            "agent": " on ".join(p for p in (details.get("browser"), details.get("os")) if p),
+            "place": place_of(city=details.get("city") or "", country=details.get("country") or ""),
+            "agent": device_of(browser=details.get("browser") or "", os=details.get("os") or ""),
+            "time_zone": zone,
         }
-        user = alert.subject_user
+        # The person's own zone, as on their pages; the security team's email stays in UTC.
+        with timezone.override(zone):
+            body = render_to_string("alerts/email/sign_in_notice.txt", context)
         return (
             USER_NOTICE_SUBJECTS[alert.kind],
-            render_to_string("alerts/email/sign_in_notice.txt", context),
+            body,
             [user.email] if user.is_active else [],
         )
     return (

@@ -52,6 +52,12 @@ class RetentionSettings(models.Model):
     def __str__(self) -> str:
         return f"retention settings of {self.organization_id}"
 
+    @property
+    def framework_names(self) -> list[str]:
+        """The declared frameworks as people write them ("HIPAA", "PCI DSS"), not their codes."""
+        labels = dict(Framework.choices)
+        return [str(labels.get(value, value)) for value in self.frameworks]
+
 
 class FileKind(models.TextChoices):
     ARCHIVE = "archive", "Archive before purge"

@@ -27,6 +27,7 @@ from accounts.models import UserSession
 from alerts.anonymising import hosting_asns
 from alerts.models import Alert, AlertRule, AlertStatus, RuleKind
 from alerts.rules import EVALUATED_EVENT_TYPES, STUFFING_MAX_ROWS, effective_parameters
+from audit.descriptions import country_name
 from audit.geo import autonomous_system_of
 from audit.models import AuditEvent, EventType, Reason, TorExitNode
 
@@ -304,7 +305,8 @@ def _new_country(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
             topic=f":country:{event.country}",
             window=lookback,
             summary=(
-                f"{event.actor_label} signed in from {event.country}, not seen in the last "
+                f"{event.actor_label} signed in from {country_name(event.country)}, "
+                "not seen in the last "
                 f"{params['lookback_days']} days"
             ),
             event_ids=[event.pk],
@@ -345,9 +347,9 @@ def _impossible_travel(event: AuditEvent, params: dict[str, Any]) -> list[Findin
             topic=":travel",
             window=timedelta(days=1),
             summary=(
-                f"{event.actor_label} signed in from {event.city or event.country} "
+                f"{event.actor_label} signed in from {event.city or country_name(event.country)} "
                 f"{distance:,.0f} km from the previous sign-in "
-                f"({previous.city or previous.country}), {speed_text}"
+                f"({previous.city or country_name(previous.country)}), {speed_text}"
             ),
             event_ids=[previous.pk, event.pk],
             details={
@@ -414,7 +416,7 @@ def _concurrent_sessions(event: AuditEvent, params: dict[str, Any]) -> list[Find
                 window=window,
                 summary=(
                     f"{event.actor_label} has active sessions from {len(countries)} countries "
-                    f"at once: {', '.join(countries)}"
+                    f"at once: {', '.join(map(country_name, countries))}"
                 ),
                 event_ids=[event.pk],
                 details={"countries": countries, "sessions": listed},
@@ -470,7 +472,9 @@ def _session_anomaly(event: AuditEvent, params: dict[str, Any]) -> list[Finding]
     origin_country, new_country = origin.get("country") or "", new.get("country") or ""
     if origin_country and new_country and origin_country != new_country:
         change = "country"
-        what = f"from {new_country}, not {origin_country} where it started"
+        what = (
+            f"from {country_name(new_country)}, not {country_name(origin_country)} where it started"
+        )
     elif params["network_changes"] and new.get("network") != origin.get("network"):
         change = "network"
         what = f"from the network {new.get('network')}, not {origin.get('network')}"

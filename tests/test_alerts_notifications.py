@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Role
+from accounts.models import Role, User
 from alerts.models import RuleKind
 
 from .alerts_support import (
@@ -28,16 +30,19 @@ def test_the_new_device_email_tells_the_user_where_and_on_what_they_signed_in(cl
     with committing():
         client.post(reverse("accounts:logout"))
 
+    User.objects.filter(pk=user.pk).update(time_zone="Europe/Berlin")
+
     sign_in_from(Client(), user.email, ip=BERLIN, agent=FIREFOX_LINUX)
 
     [alert] = alerts(RuleKind.NEW_DEVICE)
     subject = "New sign-in to your account from a new device"
     [message] = [m for m in mail.outbox if m.subject == subject]
     assert message.to == [user.email]
+    local = alert.last_seen_at.astimezone(ZoneInfo("Europe/Berlin"))  # the person's own zone
     assert message.body == (
-        f"Hello,\n\nYour account {user.email} was just signed in to from Berlin, DE with "
+        f"Hello,\n\nYour account {user.email} was just signed in to from Berlin, Germany with "
         f"Firefox 132 on Linux (IP address {BERLIN}) at "
-        f"{alert.last_seen_at:%Y-%m-%d %H:%M} UTC.\n\n"
+        f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()} (Europe/Berlin).\n\n"
         "If this was you, there is nothing to do. If it was not, change your password now "
         "and sign out your other sessions from your Profile.\n"
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -147,9 +149,25 @@ def test_alert_detail_shows_the_triggering_events_and_audit_log_links(acme):
     response = client_as(acme.analyst).get(_url("alert-detail", acme.alert.pk))
     body = response.content.decode()
     assert response.status_code == 200
-    assert body.count("<code>login.failed</code>") == 5
+    assert body.count('<code class="code-secondary">login.failed</code>') == 5
+    assert body.count("Sign-in failed: Wrong password") == 5
     assert "/settings/security/audit-log/?user=" + acme.victim.email.replace("@", "%40") in body
     assert "/settings/security/audit-log/?ip=198.51.100.7" in body
+
+
+def test_alert_detail_gives_times_and_notes_in_the_viewers_zone(acme):
+    User.objects.filter(pk=acme.analyst.pk).update(time_zone="Asia/Tokyo")
+    _triage(acme.analyst, "acknowledge", acme.alert, note="on it")
+    acme.alert.refresh_from_db()
+    [note] = acme.alert.notes
+
+    body = client_as(acme.analyst).get(_url("alert-detail", acme.alert.pk)).content.decode()
+
+    at = datetime.fromisoformat(note["at"]).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert f'title="{at:%Y-%m-%d %H:%M:%S} JST (Asia/Tokyo)"' in body
+    assert f"<time>{note['at'][:19]}</time>" not in body  # no raw ISO text as before
+    assert "Acknowledged: on it" in body
+    assert "Times in Asia/Tokyo" in body
 
 
 def test_alert_detail_of_another_organization_does_not_exist(acme, other_admin):
@@ -283,6 +301,13 @@ def test_rule_list_shows_analysts_the_rules_without_edit_links(acme):
     assert response.status_code == 200
     assert "Impossible travel" in response.content.decode()
     assert _url("rule-edit", "new_device") not in response.content.decode()
+
+
+def test_rule_list_writes_flags_as_yes_and_no(acme):
+    body = client_as(acme.analyst).get(_url("rule-list")).content.decode()
+
+    assert "Also alert on another network in the same country: No" in body
+    assert ": False" not in body and ": True" not in body
 
 
 def test_rule_list_offers_administrators_edit_links(acme):

@@ -56,6 +56,17 @@ def test_compliance_officer_reads_but_may_not_change_retention(client):
     assert not RetentionSettings.objects.filter(organization=user.membership.organization).exists()
 
 
+def test_frameworks_are_named_as_people_write_them(client):
+    user = _signed_in(client, role=Role.COMPLIANCE_OFFICER)
+    RetentionSettings.objects.create(
+        organization=user.membership.organization, frameworks=["hipaa", "pci_dss"]
+    )
+
+    page = client.get(URL).content.decode()
+
+    assert "Frameworks: HIPAA, PCI DSS." in page
+
+
 def test_saving_frameworks_and_archive_records_settings_changed_with_old_and_new(client):
     user = _signed_in(client)
     response = client.post(URL, {"frameworks": ["pci_dss", "soc2"], "archive_before_purge": "on"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core import mail
@@ -14,6 +15,7 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Role
+from audit.models import AuditEvent, EventType
 
 from .factories import PASSWORD, member
 from .helpers import sign_in
@@ -134,6 +136,31 @@ def test_a_password_change_emails_the_user(client, django_capture_on_commit_call
     assert message.to == [user.email]
     assert message.subject == "Activity Monitor: Your password was changed"
     _assert_nothing_secret(message, PASSWORD, NEW_PASSWORD)
+
+
+def test_the_email_gives_the_time_in_the_persons_zone_and_the_event_in_words(
+    client, django_capture_on_commit_callbacks
+):
+    user = member(time_zone="Asia/Tokyo")
+    sign_in(client, user.email)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("accounts:password-change"),
+            {
+                "old_password": PASSWORD,
+                "new_password1": NEW_PASSWORD,
+                "new_password2": NEW_PASSWORD,
+            },
+        )
+
+    [message] = mail.outbox
+    event = AuditEvent.objects.get(event_type=EventType.PASSWORD_CHANGED, actor=user)
+    local = event.occurred_at.astimezone(ZoneInfo("Asia/Tokyo"))
+    when = f"{local:%Y-%m-%d %H:%M:%S} JST (Asia/Tokyo)"
+    assert f"When: {when}" in message.body
+    assert when in _html(message)
+    assert 'Your Activity Log shows it as "Password changed" (password.changed).' in message.body
 
 
 def test_a_completed_password_reset_emails_the_user(django_capture_on_commit_callbacks):

@@ -63,7 +63,7 @@ def test_a_session_used_from_another_country_is_recorded_and_raises_an_alert(cli
     assert alert.details["change"] == "country"
     assert alert.details["session"] == tracked.session_hash
     assert alert.event_ids == [moved.pk]
-    assert "from DE, not US" in alert.summary
+    assert "from Germany, not United States" in alert.summary
 
 
 def test_requests_from_the_sessions_own_network_record_nothing(client, geoip_db):
@@ -169,7 +169,7 @@ def test_a_session_started_without_an_address_takes_its_first_place_as_where_it_
     assert moved.details["started"]["network"] == ""
     assert moved.details["previous"]["country"] == "DE"
     [alert] = alerts(RuleKind.SESSION_ANOMALY)
-    assert "from JP, not DE" in alert.summary
+    assert "from Japan, not Germany" in alert.summary
 
 
 def test_a_request_from_the_same_network_costs_no_query(client, django_assert_num_queries):

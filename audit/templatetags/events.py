@@ -44,3 +44,15 @@ def event_device(event: Describable) -> str:
 def yes_no(value: object) -> str:
     """ "Yes" or "No" for a flag (never "True")."""
     return "Yes" if value else "No"
+
+
+@register.filter
+def human(value: object) -> str:
+    """A setting's value as people read it: Yes/No for flags, lists joined, — for nothing."""
+    if isinstance(value, bool):
+        return yes_no(value)
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(human(item) for item in value) or "—"
+    return str(value)

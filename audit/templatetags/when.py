@@ -42,17 +42,30 @@ def exact(value: datetime, *, microseconds: bool = False) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S.%f" if microseconds else "%Y-%m-%d %H:%M:%S")
 
 
+STYLES = ("", "full", "exact")
+
+
+def _zone_label(value: datetime) -> str:
+    """ "CET (Europe/Berlin)" in the active zone; "UTC" alone where the abbreviation is its name."""
+    zone = timezone.get_current_timezone_name()
+    abbreviation = timezone.localtime(value).tzname() or zone
+    return zone if abbreviation == zone else f"{abbreviation} ({zone})"
+
+
 @register.inclusion_tag("audit/_when.html")
-def when(value: datetime | None, style: str = "") -> dict[str, Any]:
-    """A <time> in the active zone: relative in lists, the exact time first with style="full"."""
-    if value is None:
+def when(value: object, style: str = "") -> dict[str, Any]:
+    """A <time> in the active zone: relative ("3 minutes ago", the exact time on hover and for
+    screen readers); style "exact": the local time and zone ("until 14:05 CET" reads better than
+    "until in 9 minutes"); style "full": to the microsecond with the zone, then relative."""
+    if style not in STYLES:
+        raise template.TemplateSyntaxError(f"{{% when %}} knows the styles {STYLES}, not {style!r}")
+    if not isinstance(value, datetime):  # None, or what iso_datetime could not read
         return {"value": None}
     if timezone.is_naive(value):
         value = value.replace(tzinfo=UTC)
     zone = timezone.get_current_timezone_name()
     local = timezone.localtime(value)
-    # "CET (Europe/Berlin)"; "UTC" alone where the abbreviation is the zone's name.
-    zone_label = zone if local.tzname() == zone else f"{local.tzname()} ({zone})"
+    zone_label = _zone_label(value)
     return {
         "value": value,
         "iso": value.astimezone(UTC).isoformat(),
@@ -61,13 +74,26 @@ def when(value: datetime | None, style: str = "") -> dict[str, Any]:
         "zone_abbreviation": local.tzname(),
         "zone": zone,
         "zone_label": zone_label,
-        "full": style == "full",
+        "style": style,
     }
 
 
 @register.filter
 def local_exact(value: datetime | None) -> str:
-    """The exact local time as text (for emails and plain text): "2026-03-11 08:30:15 JST"."""
-    if value is None:
+    """The exact local time as text (emails): "2026-03-11 08:30:15 JST (Asia/Tokyo)"."""
+    if not isinstance(value, datetime):
         return ""
-    return f"{exact(value)} {timezone.localtime(value).tzname()}"
+    return f"{exact(value)} {_zone_label(value)}"
+
+
+@register.filter
+def iso_datetime(value: object) -> datetime | None:
+    """A datetime from ISO 8601 text (as JSON details and alert notes keep it); None if not one."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
