@@ -246,9 +246,11 @@ class PendingSignIn:
     next_url: str
     # The password step's source (accounts.familiarity): the code's failures count in its class.
     source: Source = Source.UNFAMILIAR
+    # The browser's time zone from the password step, stored once the sign-in completes.
+    time_zone: str = ""
 
 
-def pending_start(*, request: HttpRequest, user: User, next_url: str) -> None:
+def pending_start(*, request: HttpRequest, user: User, next_url: str, time_zone: str = "") -> None:
     """Remember, for a few minutes, that this user passed the password step in this session."""
     # A new key now, as login() would: a session id planted before the password step is of no
     # use for the code step.
@@ -257,7 +259,13 @@ def pending_start(*, request: HttpRequest, user: User, next_url: str) -> None:
     source = attempt_source(user=user, request=request)
     request.session[PENDING_SESSION_KEY] = signing.dumps(
         # The password hash's HMAC ends the pending sign-in if the password changes meanwhile.
-        {"u": user.pk, "h": user.get_session_auth_hash(), "n": next_url, "s": str(source)},
+        {
+            "u": user.pk,
+            "h": user.get_session_auth_hash(),
+            "n": next_url,
+            "s": str(source),
+            "z": time_zone,
+        },
         salt=PENDING_SALT,
     )
 
@@ -272,6 +280,7 @@ def pending_load(request: HttpRequest) -> PendingSignIn | None:
         user_id, auth_hash, next_url = int(data["u"]), str(data["h"]), str(data["n"])
         # A marker signed before sources were carried counts as unfamiliar.
         source = Source(data.get("s", Source.UNFAMILIAR))
+        time_zone = str(data.get("z", ""))
     except (signing.BadSignature, KeyError, TypeError, ValueError, AttributeError):
         return None
     user = user_for_sign_in(user_id)
@@ -279,7 +288,7 @@ def pending_load(request: HttpRequest) -> PendingSignIn | None:
         return None
     if not constant_time_compare(auth_hash, user.get_session_auth_hash()):
         return None
-    return PendingSignIn(user=user, next_url=next_url, source=source)
+    return PendingSignIn(user=user, next_url=next_url, source=source, time_zone=time_zone)
 
 
 def user_for_sign_in(user_id: int) -> User | None:

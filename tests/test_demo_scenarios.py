@@ -94,7 +94,7 @@ def test_alice_signs_in_from_a_new_country_and_a_new_device():
     alice = {a.kind for a in Alert.objects.filter(subject_label="alice@acme.test")}
     assert {RuleKind.NEW_COUNTRY, RuleKind.NEW_DEVICE} <= alice
     new_country = Alert.objects.get(subject_label="alice@acme.test", kind=RuleKind.NEW_COUNTRY)
-    assert "AU" in new_country.summary
+    assert "Australia" in new_country.summary
 
 
 def test_weeks_of_activity_hold_thousands_of_events_from_several_countries():

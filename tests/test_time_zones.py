@@ -13,6 +13,8 @@ from accounts.models import Role, User
 from audit.models import AuditEvent, EventType
 
 from .factories import member
+from .helpers import PASSWORD
+from .mfa_support import code_for, second_step, totp_device
 
 pytestmark = pytest.mark.django_db
 
@@ -168,3 +170,60 @@ def test_csv_stays_in_utc_whatever_the_persons_zone(client, org, admin, settings
     body = b"".join(response.streaming_content) if response.streaming else response.content
     rows = list(csv.DictReader(io.StringIO(body.decode())))
     assert "2026-03-10T23:30:15.000000+00:00" in [row["occurred_at"] for row in rows]
+
+
+LOGIN = reverse("accounts:login")
+
+
+def test_the_sign_in_stores_the_browsers_zone_when_none_is(client):
+    user = member(role=Role.MEMBER)
+
+    response = client.post(
+        LOGIN, {"email": user.email, "password": PASSWORD, "time_zone": "Asia/Tokyo"}
+    )
+
+    assert response.status_code == 302
+    assert User.objects.get(pk=user.pk).time_zone == "Asia/Tokyo"
+    [change] = AuditEvent.objects.filter(event_type=EventType.SETTINGS_CHANGED, actor=user)
+    assert change.details == {"time_zone": {"old": "", "new": "Asia/Tokyo"}}
+
+
+def test_the_sign_in_keeps_a_chosen_zone(client):
+    user = member(role=Role.MEMBER, time_zone="Europe/Berlin")
+
+    client.post(LOGIN, {"email": user.email, "password": PASSWORD, "time_zone": "Asia/Tokyo"})
+
+    assert User.objects.get(pk=user.pk).time_zone == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "x" * 5000, "../../etc/passwd", ""])
+def test_a_sign_in_with_no_real_zone_signs_in_and_stores_none(client, zone):
+    user = member(role=Role.MEMBER)
+
+    response = client.post(LOGIN, {"email": user.email, "password": PASSWORD, "time_zone": zone})
+
+    assert response.status_code == 302
+    assert User.objects.get(pk=user.pk).time_zone == ""
+
+
+def test_a_wrong_password_stores_no_zone(client):
+    user = member(role=Role.MEMBER)
+
+    client.post(LOGIN, {"email": user.email, "password": "wrong-wrong", "time_zone": "Asia/Tokyo"})
+
+    assert User.objects.get(pk=user.pk).time_zone == ""
+
+
+def test_the_zone_waits_for_the_second_step(client):
+    user = member(role=Role.MEMBER)
+    device = totp_device(user)
+
+    first = client.post(
+        LOGIN, {"email": user.email, "password": PASSWORD, "time_zone": "Asia/Tokyo"}
+    )
+    assert first.status_code == 302
+    assert User.objects.get(pk=user.pk).time_zone == ""
+
+    second_step(client, code_for(device))
+
+    assert User.objects.get(pk=user.pk).time_zone == "Asia/Tokyo"

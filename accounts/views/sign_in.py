@@ -18,8 +18,10 @@ from django_otp.models import Device
 from .. import mfa
 from ..forms import SIGN_IN_REFUSED, SecondStepForm, SignInForm
 from ..models import User
+from ..services import user_time_zone_set
 from ..sessions import session_end_replaced
 from ..throttling import throttled_response
+from ..timezones import zone_valid
 
 
 def _safe_next(request: HttpRequest) -> str:
@@ -31,8 +33,19 @@ def _safe_next(request: HttpRequest) -> str:
     return resolve_url("accounts:profile")
 
 
-def _after_sign_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
-    """Send a member whose organization requires MFA, and who has none, to enrolment first."""
+def _browser_zone(request: HttpRequest) -> str:
+    """The time zone the sign-in form's script read from the browser, if it is a real one."""
+    zone = request.POST.get("time_zone", "").strip()
+    return zone if len(zone) <= 64 and zone_valid(zone) else ""
+
+
+def _after_sign_in(request: HttpRequest, user: User, next_url: str, zone: str) -> HttpResponse:
+    """Send a member whose organization requires MFA, and who has none, to enrolment first.
+
+    A person without a time zone gets the browser's, so the first page already shows it.
+    """
+    if zone and not user.time_zone:
+        user_time_zone_set(user=user, time_zone=zone, request=request, only_if_unset=True)
     if mfa.mfa_required_for(user) and not mfa.user_has_mfa(user):
         request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = True
         messages.warning(
@@ -46,14 +59,15 @@ def _after_sign_in(request: HttpRequest, user: User, next_url: str) -> HttpRespo
 
 def _signed_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
     """Start the session of a user whose password was right (the old session ends first)."""
+    zone = _browser_zone(request)
     session_end_replaced(request=request)
     if mfa.user_has_any_device(user):
         # Signed in only after the second step: for now the session merely remembers that
         # this user gave the right password.
-        mfa.pending_start(request=request, user=user, next_url=next_url)
+        mfa.pending_start(request=request, user=user, next_url=next_url, time_zone=zone)
         return redirect("accounts:mfa-verify")
     login(request, user)
-    return _after_sign_in(request, user, next_url)
+    return _after_sign_in(request, user, next_url, zone)
 
 
 # Not atomic: a refused sign-in must be committed whatever happens to the rest of the request.
@@ -144,7 +158,7 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
             request.auth_method = method  # type: ignore[attr-defined]
             login(request, user)
             otp_login(request, device)
-            return _after_sign_in(request, user, pending.next_url)
+            return _after_sign_in(request, user, pending.next_url, pending.time_zone)
 
         result = mfa.second_factor_attempt(
             user=user, code=code, request=request, then=signed_in, source=pending.source

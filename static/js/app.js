@@ -14,37 +14,35 @@
     }
   }
 
-  // The person's time zone, once, after their first sign-in: base.html marks the zone label
-  // while none is stored. The page reloads to show its times in the zone just stored.
-  var zoneLabel = document.querySelector("[data-time-zone-detect]");
-  if (zoneLabel && window.fetch && window.FormData) {
-    var zone = "";
+  function browserZone() {
     try {
-      zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || "";
     } catch (e) {
-      zone = "";
+      return "";
     }
-    if (zone) {
-      var body = new FormData();
-      body.append("time_zone", zone);
-      var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
-      fetch(zoneLabel.getAttribute("data-time-zone-detect"), {
-        method: "POST",
-        body: body,
-        headers: headers,
-        credentials: "same-origin",
-      })
-        .then(function (response) {
-          var type = response.headers.get("Content-Type") || "";
-          return response.ok && type.indexOf("application/json") === 0 ? response.json() : null;
-        })
-        .then(function (answer) {
-          if (answer && answer.stored && answer.time_zone !== "UTC") {
-            window.location.reload();
-          }
-        })
-        .catch(function () {});
-    }
+  }
+
+  // The sign-in form carries the browser's time zone: a person who has none stored gets it
+  // with the sign-in, so the first page after it already shows their times.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-browser-time-zone]"), function (input) {
+    input.value = browserZone();
+  });
+
+  // A person still without a zone (signed in before zones were kept): base.html marks the zone
+  // label; store the browser's, which the next page shows. No reload: it would pull the page
+  // from under whatever the person (or a test) is doing.
+  var zoneLabel = document.querySelector("[data-time-zone-detect]");
+  var zone = zoneLabel ? browserZone() : "";
+  if (zone && window.fetch && window.FormData) {
+    var body = new FormData();
+    body.append("time_zone", zone);
+    var headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
+    fetch(zoneLabel.getAttribute("data-time-zone-detect"), {
+      method: "POST",
+      body: body,
+      headers: headers,
+      credentials: "same-origin",
+    }).catch(function () {});
   }
 
   // Bad input answers 400 with the reasons in the fragment. A target marked
