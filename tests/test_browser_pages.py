@@ -24,6 +24,7 @@ from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, Organization, OrganizationDomain, Role, User
+from accounts.navigation import MENU
 from alerts.models import Alert, RuleKind, WebhookDelivery, WebhookEndpoint
 from audit.models import AuditEvent
 from demo.seed import DEMO_PASSWORD, seed_demo
@@ -191,6 +192,12 @@ def test_every_url_is_visited_or_excluded():
     assert not missing, f"neither visited nor excluded: {sorted(missing)}"
     assert not visited & EXCLUDED.keys()
     assert not (visited | EXCLUDED.keys()) - patterns, "a name that is no longer a URL"
+
+
+def test_every_signed_in_page_is_in_the_menu_or_under_an_entry():
+    in_menu = {name for group in MENU for e in group.entries for name in (e.url_name, *e.pages)}
+    signed_in = {p.view_name for p in MEMBER_PAGES + ADMINISTRATOR_PAGES}
+    assert signed_in - in_menu == set()
 
 
 @pytest.fixture
