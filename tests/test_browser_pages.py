@@ -24,6 +24,7 @@ from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Membership, Organization, OrganizationDomain, Role, User
+from accounts.navigation import MENU
 from alerts.models import Alert, RuleKind, WebhookDelivery, WebhookEndpoint
 from audit.models import AuditEvent
 from demo.seed import DEMO_PASSWORD, seed_demo
@@ -41,6 +42,9 @@ pytestmark = [
 # Two phone widths (a small Android, an iPhone) in light and dark, and a laptop. 390 is checked in
 # dark mode so the dark colours meet axe's contrast rules too.
 VIEWPORTS = ((360, "light"), (390, "dark"), (1280, "light"))
+# A 1280 px laptop at 200% zoom lays pages out 640 px wide (WCAG 1.4.10 reflow): checked for
+# width only, the rules axe checks do not change between 390 and 1280.
+REFLOW_WIDTH = 640
 TIME_ZONE = "America/Los_Angeles"
 
 LONG_EMAIL = "maximiliana.worthington-abernathy.security-operations@acme.test"
@@ -69,6 +73,8 @@ EXCLUDED = {
     "retention:schedule-run": "POST only",
     "retention:schedule-delete": "POST only",
     "accounts:logout": "POST only",
+    "accounts:time-zone": "POST only (a form on Profile)",
+    "accounts:time-zone-detected": "POST only (app.js sends the browser's zone)",
     "accounts:mfa-backup-codes": "POST only (a button on Sign-in & sessions)",
     "accounts:session-end": "POST only",
     "accounts:sessions-end-others": "POST only",
@@ -188,6 +194,12 @@ def test_every_url_is_visited_or_excluded():
     assert not (visited | EXCLUDED.keys()) - patterns, "a name that is no longer a URL"
 
 
+def test_every_signed_in_page_is_in_the_menu_or_under_an_entry():
+    in_menu = {name for group in MENU for e in group.entries for name in (e.url_name, *e.pages)}
+    signed_in = {p.view_name for p in MEMBER_PAGES + ADMINISTRATOR_PAGES}
+    assert signed_in - in_menu == set()
+
+
 @pytest.fixture
 def data(live_server) -> Data:
     """The demo, an alert for Alice, and rows with long values from a phone on IPv6."""
@@ -240,6 +252,13 @@ WIDEST = """width => {
 }"""
 
 
+def _signed_in(page) -> None:
+    """Wait for Profile, and for app.js to store the browser's zone and reload (first sign-in)."""
+    page.wait_for_url("**/profile/")
+    page.locator("[data-time-zone-detect]").wait_for(state="detached")
+    assert page.get_by_test_id("time-zone").inner_text() == f"Times in {TIME_ZONE}"
+
+
 class Visitor:
     """One browser context in the test's time zone; checks a page at every viewport."""
 
@@ -261,7 +280,7 @@ class Visitor:
             self.check_here("accounts:mfa-verify")
             self.page.fill("input[name=code]", code())
             self.page.click("button[type=submit]")
-        self.page.wait_for_url("**/profile/")
+        _signed_in(self.page)
 
     def check(self, path: str) -> None:
         self.page.set_viewport_size({"width": VIEWPORTS[-1][0], "height": 900})
@@ -274,13 +293,10 @@ class Visitor:
 
     def check_here(self, where: str) -> None:
         """The page as loaded, at each viewport (narrowest last, where problems are likeliest)."""
+        self.fits(where, REFLOW_WIDTH)
         for width, scheme in reversed(VIEWPORTS):
             self.page.emulate_media(color_scheme=scheme)
-            self.page.set_viewport_size({"width": width, "height": 800})
-            scroll_width = self.page.evaluate("document.documentElement.scrollWidth")
-            if scroll_width > width:
-                wide = self.page.evaluate(WIDEST, width)
-                self.problems.append(f"{where} at {width}px: {scroll_width}px wide ({wide})")
+            self.fits(where, width)
             results = self.axe.run(self.page)
             for violation in results.response["violations"]:
                 if violation["impact"] in ("serious", "critical"):
@@ -289,6 +305,13 @@ class Visitor:
                         f"{where} at {width}px {scheme}: {violation['id']} "
                         f"({violation['impact']}) {targets}"
                     )
+
+    def fits(self, where: str, width: int) -> None:
+        self.page.set_viewport_size({"width": width, "height": 800})
+        scroll_width = self.page.evaluate("document.documentElement.scrollWidth")
+        if scroll_width > width:
+            wide = self.page.evaluate(WIDEST, width)
+            self.problems.append(f"{where} at {width}px: {scroll_width}px wide ({wide})")
 
     def close(self) -> None:
         self.context.close()
@@ -393,7 +416,7 @@ def test_the_menu_opens_by_tap_on_a_phone_and_closes_on_a_tap_elsewhere(browser,
         page.fill("input[name=email]", "admin@acme.test")
         page.fill("input[name=password]", DEMO_PASSWORD)
         page.get_by_role("button", name="Sign in").tap()
-        page.wait_for_url("**/profile/")
+        _signed_in(page)
         toggle = page.get_by_role("button", name="Menu")
         organization = _nav(page).get_by_role("button", name="Organization")
         assert not organization.is_visible()
