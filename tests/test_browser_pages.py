@@ -253,7 +253,7 @@ WIDEST = """width => {
 
 
 def _signed_in(page) -> None:
-    """Wait for Profile, and for app.js to store the browser's zone and reload (first sign-in)."""
+    """Wait for Profile, in the zone the sign-in stored from the browser (first sign-in)."""
     page.wait_for_url("**/profile/")
     page.locator("[data-time-zone-detect]").wait_for(state="detached")
     assert page.get_by_test_id("time-zone").inner_text() == f"Times in {TIME_ZONE}"
