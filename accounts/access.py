@@ -43,6 +43,8 @@ class Capability(enum.StrEnum):
     MANAGE_DOMAINS = "manage_domains"
     MANAGE_API_TOKENS = "manage_api_tokens"
     MANAGE_THROTTLING = "manage_throttling"
+    # Settings → Security → Log integrity: the seals and the button that re-derives them.
+    VERIFY_INTEGRITY = "verify_integrity"
 
 
 C = Capability
@@ -62,6 +64,7 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = MappingProxyType(
                 C.EXPORT_AUDIT_LOG,
                 C.VIEW_RETENTION,
                 C.MANAGE_ARCHIVES,
+                C.VERIFY_INTEGRITY,
             }
         ),
         Role.ADMINISTRATOR: frozenset(Capability),
@@ -92,6 +95,7 @@ REFUSALS: Mapping[Capability, str] = MappingProxyType(
         C.MANAGE_THROTTLING: (
             "Sign-in throttling is managed by the organization's administrators."
         ),
+        C.VERIFY_INTEGRITY: "Log integrity is for administrators and compliance officers.",
     }
 )
 

@@ -92,6 +92,7 @@ MENU: tuple[Group, ...] = (
             Entry("API tokens", "api:tokens", C.MANAGE_API_TOKENS),
             Entry("Retention", "retention:retention", C.VIEW_RETENTION),
             Entry("Archives & scheduled exports", "retention:archives", C.MANAGE_ARCHIVES),
+            Entry("Log integrity", "integrity:integrity", C.VERIFY_INTEGRITY),
         ),
         # Everyone who sees this group may open Settings → Security (accounts.access).
         "accounts:security-settings",

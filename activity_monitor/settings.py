@@ -158,6 +158,7 @@ INSTALLED_APPS = [
     "exports",
     "api",
     "retention",
+    "integrity",
     "demo",
 ]
 
@@ -368,6 +369,9 @@ CELERY_BEAT_SCHEDULE = {
             "retention.tasks.events_purge_expired_all",
             crontab(hour=3, minute=15),
         ),
+        # Every minute: seal each organization's new events into a signed block
+        # (integrity.services.events_seal; docs/integrity.md).
+        ("integrity-seal-events", "integrity.tasks.events_seal_pending", timedelta(minutes=1)),
         # Every 10 minutes: produce the scheduled CSV exports that are due (each claimed once).
         (
             "retention-export-schedules-run-due",
@@ -556,6 +560,14 @@ else:
         }.items()
         if value
     }
+# --- Tamper evidence (integrity; docs/integrity.md) -------------------------------------------
+# The Ed25519 private key seals are signed with: base64 of its 32-byte seed
+# (`manage.py seal_events --new-key`) or a PKCS#8 PEM. Unset: nothing is sealed and
+# verify_integrity says it cannot verify; `manage.py check` names the setting.
+INTEGRITY_SIGNING_KEY = env("INTEGRITY_SIGNING_KEY")
+# The most events one seal holds (a block's entries are 56 bytes per event).
+INTEGRITY_BLOCK_MAX_EVENTS = envint("INTEGRITY_BLOCK_MAX_EVENTS", 50_000)
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

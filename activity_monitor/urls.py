@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("alerts.urls")),
     path("", include("retention.urls")),
+    path("", include("integrity.urls")),
 ]

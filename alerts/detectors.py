@@ -699,6 +699,33 @@ def _anonymising_network(events: list[AuditEvent], params: dict[str, Any]) -> li
     return findings
 
 
+def _integrity_failure(events: list[AuditEvent], params: dict[str, Any]) -> list[Finding]:
+    # One alert per organization and day however often verification runs: repeats add to it.
+    findings = []
+    for event in events:
+        details = event.details or {}
+        problems = details.get("problems", 0)
+        summary = (
+            f"Audit log integrity could not be verified: {details['cannot_verify']}"
+            if details.get("cannot_verify")
+            else f"Audit log tampering found: {problems} problem(s) in the sealed events"
+        )
+        findings.append(
+            Finding(
+                kind=RuleKind.INTEGRITY_FAILURE,
+                subject_key="integrity",
+                subject_label="Audit log",
+                summary=summary[:300],
+                window=timedelta(days=1),
+                event_id=event.pk,
+                at=event.occurred_at,
+                event_ids=[event.pk],
+                details={"found": details.get("found", [])[:20], "problems": problems},
+            )
+        )
+    return findings
+
+
 class _Tally:
     """A sliding window of failed sign-ins from one source: attempts per account (and the most
     of any account), the names and addresses tried, kept as rows enter and leave."""
@@ -900,6 +927,7 @@ _DETECTORS: dict[RuleKind, tuple[Detector, frozenset[str]]] = {
     ),
     RuleKind.ANONYMISING_NETWORK: (_anonymising_network, frozenset({EventType.LOGIN_SUCCEEDED})),
     RuleKind.CREDENTIAL_STUFFING: (_credential_stuffing, frozenset({EventType.LOGIN_FAILED})),
+    RuleKind.INTEGRITY_FAILURE: (_integrity_failure, frozenset({EventType.INTEGRITY_FAILED})),
 }
 
 

@@ -21,12 +21,16 @@ class RuleKind(models.TextChoices):
     SESSION_ANOMALY = "session_anomaly", "Session used from another location"
     ANONYMISING_NETWORK = "anonymising_network", "Sign-in from an anonymising network"
     CREDENTIAL_STUFFING = "credential_stuffing", "Credential stuffing (many accounts, few tries)"
+    INTEGRITY_FAILURE = "integrity_failure", "Audit log tampering found"
 
 
 class Severity(models.TextChoices):
     LOW = "low", "Low"
     MEDIUM = "medium", "Medium"
     HIGH = "high", "High"
+    # Proof that the log itself was changed (integrity.failed): nothing else is trusted until
+    # it is explained.
+    CRITICAL = "critical", "Critical"
 
 
 class AlertRule(models.Model):

@@ -30,6 +30,7 @@ EVALUATED_EVENT_TYPES = frozenset(
         EventType.SESSION_STARTED,
         EventType.MFA_VERIFIED,
         EventType.SESSION_LOCATION_CHANGED,
+        EventType.INTEGRITY_FAILED,
     }
 )
 
@@ -164,6 +165,14 @@ RULES: dict[str, RuleSpec] = {
             "Potential Okta Credential Stuffing (Single Source): at least 25 attempts over at "
             "least 15 accounts, at most 2 for any account).",
             consistency=_stuffing_consistency,
+        ),
+        RuleSpec(
+            RuleKind.INTEGRITY_FAILURE,
+            Severity.CRITICAL,
+            (),
+            "Verification of the sealed events (manage.py verify_integrity, or the button under "
+            "Settings → Security → Log integrity) found an event changed, deleted, moved, "
+            "inserted or missing, a seal rewritten or a seal file missing, or could not verify.",
         ),
     ]
 }

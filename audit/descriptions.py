@@ -75,6 +75,12 @@ EVENT_WORDING: dict[str, Wording] = {
     EventType.RETENTION_PURGED: Wording(
         "Old events deleted", "Events older than the retention period were deleted"
     ),
+    EventType.INTEGRITY_VERIFIED: Wording(
+        "Log verified intact", "Every sealed event was checked against its signed seal"
+    ),
+    EventType.INTEGRITY_FAILED: Wording(
+        "Log tampering found", "Checking the sealed events against their seals found problems"
+    ),
 }
 
 # A known reason says more than its event type, so its sentence replaces the event's.

@@ -51,6 +51,9 @@ class EventType(models.TextChoices):
     EXPORT_CREATED = "export.created"
     EXPORT_DOWNLOADED = "export.downloaded"
     RETENTION_PURGED = "retention.purged"
+    # The outcome of re-deriving the sealed blocks of an organization's events (integrity app).
+    INTEGRITY_VERIFIED = "integrity.verified"
+    INTEGRITY_FAILED = "integrity.failed"
 
 
 class Category(models.TextChoices):

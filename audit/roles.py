@@ -28,6 +28,11 @@ from .partitions import partitions_ensure
 
 OWNER_ALIAS = "owner"
 
+# Other apps' tables the app's role may only read and add to, like the events (INSERT and
+# SELECT): each app names its own in its AppConfig.ready (integrity: its seals), so audit
+# imports none of them.
+APPEND_ONLY_TABLES: set[str] = set()
+
 # The owner's functions the app's role may call (each checks what the role may not).
 APP_FUNCTIONS = (
     "audit_events_purge_batch(bigint, timestamptz, bigint, integer)",
@@ -62,7 +67,7 @@ def database_roles_grant(*, using: str = OWNER_ALIAS) -> str | None:
     quote = connection.ops.quote_name
     # Append-only for the app: the events, and the user agents they name (a changed row would
     # change what every event naming it shows).
-    append_only = [AuditEvent._meta.db_table, UserAgent._meta.db_table]
+    append_only = [AuditEvent._meta.db_table, UserAgent._meta.db_table, *sorted(APPEND_ONLY_TABLES)]
     tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
     others = ", ".join(quote(table) for table in sorted(tables) if table not in append_only)
     existing = [table for table in append_only if table in tables]

@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.models import AuditEvent, EventType
 from audit.services import event_record
 from exports.services import csv_chunks
+from integrity.selectors import seal_head
 
 from .files import (
     FileCheckFailed,
@@ -41,7 +42,14 @@ def stored_file_write(
     The record is not saved: the caller saves it with the change it belongs to.
     """
     facts = file_write_csv(name=record.name, chunks=chunks, compress=is_compressed(record.name))
-    about = {"kind": FileKind(record.kind).value, **about, "created_at": timezone.now().isoformat()}
+    about = {
+        "kind": FileKind(record.kind).value,
+        **about,
+        "created_at": timezone.now().isoformat(),
+        # The organization's newest integrity seal when the file was written: a copy of the
+        # chain's head outside the database (docs/integrity.md).
+        "integrity_seal": seal_head(record.organization_id),
+    }
     record.manifest_name = manifest_write(
         name=f"{facts.name}.manifest.json", facts=facts, about=about
     )

@@ -28,6 +28,7 @@ from audit.purge import (
     month_partitions,
 )
 from audit.services import event_record
+from integrity.services import purge_seal_record
 
 from .archives import archive_expired
 from .models import PurgeRun, PurgeStatus, RetentionSettings, StoredFile
@@ -250,6 +251,12 @@ def _purge_prepare(
             return _purge_finish(_Claimed(run, organization, 0, 0, 0))
         run.max_id = bounds["high"]
         run.save(update_fields=["max_id"])
+        if organization is not None:
+            # Sealed before anything is deleted, so verification agrees with the log at every
+            # moment of the purge (docs/integrity.md); a failure here deletes nothing.
+            purge_seal_record(
+                organization=organization, cutoff=cutoff, max_id=run.max_id, purge_run=run.pk
+            )
         if _archives_first(organization):
             run.archive = archive_expired(
                 run=run,

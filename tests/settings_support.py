@@ -42,6 +42,9 @@ def production_env(**overrides: str) -> dict[str, str]:
             "ALLOWED_HOSTS": "monitor.example.test",
             "DATABASE_URL": "postgres://activity@db.example.test:5432/activity_monitor",
             "REDIS_URL": "redis://redis.example.test:6379/0",
+            # The seals' Ed25519 key (docs/integrity.md): `check` warns without one. A fixed
+            # test-only seed (32 bytes of 0x07), never a real key.
+            "INTEGRITY_SIGNING_KEY": "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
             "DJANGO_SETTINGS_MODULE": "activity_monitor.settings",
             # Nor a developer's .env (make run's DEBUG=1): production reads no such file.
             "DOTENV_FILE": "",

@@ -333,6 +333,8 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     ),
     "retention:archives": (get(C.MANAGE_ARCHIVES, methods=GET_POST),),
     "retention:files-verify": (post(C.MANAGE_ARCHIVES, ok=302),),
+    "integrity:integrity": (get(C.VERIFY_INTEGRITY),),
+    "integrity:verify": (post(C.VERIFY_INTEGRITY, ok=302),),
     "retention:file-download": (
         get(C.MANAGE_ARCHIVES, args=arg("pk", "stored_file_id"), scoped=True),
     ),
@@ -462,6 +464,7 @@ def test_the_table_grants_what_the_product_says():
             C.EXPORT_AUDIT_LOG,
             C.VIEW_RETENTION,
             C.MANAGE_ARCHIVES,
+            C.VERIFY_INTEGRITY,
         },
         Role.ADMINISTRATOR: set(Capability),
     }
@@ -486,6 +489,7 @@ NAV = {
     reverse("accounts:security-settings"): C.VIEW_SECURITY_SETTINGS,
     reverse("accounts:audit-log"): C.VIEW_AUDIT_LOG,
     reverse("retention:retention"): C.VIEW_RETENTION,
+    reverse("integrity:integrity"): C.VERIFY_INTEGRITY,
     reverse("retention:archives"): C.MANAGE_ARCHIVES,
     reverse("alerts:alert-list"): C.TRIAGE_ALERTS,
     reverse("accounts:members"): C.MANAGE_MEMBERS,
