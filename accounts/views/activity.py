@@ -10,11 +10,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
-from audit.forms import EventFilterForm
+from audit.forms import PERIOD_CHOICES, EventFilterForm
 from audit.member_view import event_seen_by
 from audit.selectors import (
     LIST_FIELDS,
@@ -32,6 +33,7 @@ from ..access import Capability, require
 from ..http import AuthenticatedHttpRequest
 from ..models import Organization, User
 from ..selectors import event_filters_with_members
+from ..templatetags.search import search_url
 
 
 def user_scope(user: User) -> str:
@@ -47,6 +49,50 @@ def organization_scope(organization: Organization) -> str:
 def _query_without_cursor(form: EventFilterForm) -> str:
     data = {k: v for k, v in form.data.items() if k != "cursor" and v not in ("", None)}
     return urlencode(data)
+
+
+# The Advanced fields a chip may stand for (q's words have a chip each; tz and cursor none).
+_CHIP_FIELDS = ("start", "end", "category", "event_type", "outcome", "user", "ip", "country")
+
+
+def _chips(request: AuthenticatedHttpRequest, form: EventFilterForm) -> list[dict[str, str]]:
+    """The active filters, each with the URL of this page without it."""
+    if not form.is_valid():
+        return []
+    query = form.query
+    q = form.cleaned_data.get("q", "")
+    chips = [
+        {"label": term.label, "url": search_url(request, q=query.without(term))}
+        for term in query.terms
+    ]
+    period = form.cleaned_data.get("period")
+    if period and period != "custom":
+        chips.append(
+            {
+                "label": dict(PERIOD_CHOICES)[period],
+                "url": search_url(request, q=q, drop=("period",)),
+            }
+        )
+    for name in _CHIP_FIELDS:
+        value = form.cleaned_data.get(name)
+        if name in form.fields and value not in (None, ""):
+            chips.append(
+                {
+                    "label": f"{form.fields[name].label or name.capitalize()}: {value}",
+                    "url": search_url(request, q=q, drop=(name,)),
+                }
+            )
+    return chips
+
+
+def _advanced_open(form: EventFilterForm) -> bool:
+    """Whether the Advanced fields hold anything (or an error) the person should see."""
+    if form.is_bound and form.data.get("period") == "custom":
+        return True
+    fields = [name for name in _CHIP_FIELDS if name in form.fields]
+    return any(form.data.get(name) for name in fields) or any(
+        name in form.errors for name in fields
+    )
 
 
 def _list_page(
@@ -80,9 +126,12 @@ def _list_page(
         **context,
         "form": form,
         "page": page,
-        "tz": (form.cleaned_data.get("tz") if form.is_valid() else None) or "UTC",
+        "tz": (form.cleaned_data.get("tz") if form.is_valid() else None)
+        or timezone.get_current_timezone_name(),
         "base_query": base_query,
         "first_page": not (form.is_valid() and form.cleaned_data["cursor"]),
+        "chips": _chips(request, form),
+        "advanced_open": _advanced_open(form),
     }
     # History restores ask for the whole page, HTMX or not.
     partial = bool(request.htmx) and not request.htmx.history_restore_request
