@@ -21,6 +21,7 @@ from .models import (
     Membership,
     Organization,
     OrganizationDomain,
+    SavedSearch,
     User,
     UserSession,
 )
@@ -271,3 +272,29 @@ def mfa_adoption_of(organization: Organization) -> MfaAdoption:
         members=Count("pk"), with_device=Count("pk", filter=Exists(confirmed_totp))
     )
     return MfaAdoption(with_device=counts["with_device"], members=counts["members"])
+
+
+# --- Saved searches ----------------------------------------------------------------------------
+
+
+def saved_searches_for(
+    user: User, *, organization: Organization, log: str
+) -> QuerySet[SavedSearch]:
+    """The person's own saved searches of one log and those shared in their organization."""
+    return (
+        SavedSearch.objects.filter(organization=organization, log=log)
+        .filter(Q(owner=user) | Q(shared=True))
+        .select_related("owner")
+        .order_by(Lower("name"), "id")
+    )
+
+
+def saved_search_own_of(
+    user: User, *, organization: Organization, search_id: int
+) -> SavedSearch | None:
+    """One of the person's own saved searches; None for anyone else's, shared or not."""
+    return (
+        SavedSearch.objects.filter(organization=organization, owner=user, pk=search_id)
+        .select_related("organization")
+        .first()
+    )

@@ -51,6 +51,9 @@ class EventType(models.TextChoices):
     EXPORT_CREATED = "export.created"
     EXPORT_DOWNLOADED = "export.downloaded"
     RETENTION_PURGED = "retention.purged"
+    # A named search of the Audit Log or the Activity Log (accounts.models.SavedSearch).
+    SEARCH_SAVED = "search.saved"
+    SEARCH_DELETED = "search.deleted"
 
 
 class Category(models.TextChoices):

@@ -141,6 +141,14 @@ _MIX: list[tuple[str, str, str, dict[str, object], int]] = [
     (EventType.EXPORT_CREATED, Outcome.SUCCESS, "", {"format": "csv", "rows": 1200}, 1),
     (EventType.EXPORT_DOWNLOADED, Outcome.SUCCESS, "", {"format": "csv"}, 1),
     (EventType.RETENTION_PURGED, Outcome.SUCCESS, "", {"count": 5000}, 1),
+    (
+        EventType.SEARCH_SAVED,
+        Outcome.SUCCESS,
+        "",
+        {"log": "audit", "name": "Failed sign-ins", "query": "q=type%3Alogin.failed"},
+        1,
+    ),
+    (EventType.SEARCH_DELETED, Outcome.SUCCESS, "", {"log": "audit", "name": "Old search"}, 1),
 ]
 # Events an administrator does to someone else: they carry a target user.
 _TARGETED = {

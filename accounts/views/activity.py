@@ -31,9 +31,10 @@ from audit.viewed import audit_log_viewed_record
 
 from ..access import Capability, require
 from ..http import AuthenticatedHttpRequest
-from ..models import Organization, User
-from ..selectors import event_filters_with_members
+from ..models import Organization, SearchLog, User
+from ..selectors import event_filters_with_members, membership_of, saved_searches_for
 from ..templatetags.search import search_url
+from .searches import kept_query
 
 
 def user_scope(user: User) -> str:
@@ -144,6 +145,29 @@ def _list_page(
     return response, page is not None
 
 
+def _organization_of(user: User) -> Organization | None:
+    membership = membership_of(user)
+    return membership.organization if membership is not None else None
+
+
+def _saved(
+    request: AuthenticatedHttpRequest, *, organization: Organization | None, log: str
+) -> dict[str, Any]:
+    """The saved searches beside the box, and what saving the one on screen needs."""
+    if organization is None:
+        return {"saved_enabled": False}
+    name = "audit-log" if log == SearchLog.AUDIT else "activity"
+    return {
+        "saved_enabled": True,
+        "saved_searches": list(
+            saved_searches_for(request.user, organization=organization, log=log)
+        ),
+        "save_url": reverse(f"accounts:{name}-search-save"),
+        "delete_url_name": f"accounts:{name}-search-delete",
+        "current_query": kept_query(request.GET),
+    }
+
+
 @require_GET
 @login_required
 def activity(request: AuthenticatedHttpRequest) -> HttpResponse:
@@ -159,6 +183,7 @@ def activity(request: AuthenticatedHttpRequest) -> HttpResponse:
         context={
             "activity_export_url": reverse("exports:activity-csv"),
             "detail_prefix": reverse("accounts:activity"),
+            **_saved(request, organization=_organization_of(user), log=SearchLog.ACTIVITY),
         },
         seen_by=user,
     )
@@ -184,6 +209,7 @@ def audit_log(request: AuthenticatedHttpRequest) -> HttpResponse:
             "organization": organization,
             "audit_log_export_url": reverse("exports:audit-log-csv"),
             "detail_prefix": reverse("accounts:audit-log"),
+            **_saved(request, organization=organization, log=SearchLog.AUDIT),
         },
     )
     if shown:
