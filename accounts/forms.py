@@ -332,3 +332,13 @@ class TimeZoneForm(forms.Form):
                 "That is not a time zone we know. Choose one from the list, e.g. Europe/Berlin."
             )
         return value
+
+
+class SavedSearchForm(forms.Form):
+    """Name the search on screen (its query string) to keep it; optionally share it."""
+
+    name = forms.CharField(max_length=100, label="Name", strip=True)
+    shared = forms.BooleanField(
+        required=False, label="Share with my organization", help_text="Others can open it."
+    )
+    query = forms.CharField(max_length=2000, required=False, widget=forms.HiddenInput)

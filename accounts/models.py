@@ -497,3 +497,39 @@ class ThrottleBucket(models.Model):
 
     def __str__(self) -> str:
         return f"throttle bucket {self.key}"
+
+
+class SearchLog(models.TextChoices):
+    AUDIT = "audit", "Audit Log"
+    ACTIVITY = "activity", "Activity Log"
+
+
+class SavedSearch(models.Model):
+    """A search of the Audit Log or the Activity Log that a person kept by name, for themselves
+    or shared with their organization."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="saved_searches"
+    )
+    owner = models.ForeignKey(User, on_delete=models.CASCADE, related_name="saved_searches")
+    log = models.CharField(max_length=16, choices=SearchLog.choices)
+    name = models.CharField(max_length=100)
+    # The page's query string (q, the time preset and the Advanced fields) as it was saved. It
+    # is read again each time the search opens, so one whose syntax became invalid since still
+    # opens, with the message that says why.
+    query = models.CharField(max_length=2000)
+    shared = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "owner", "log", "name"], name="savedsearch_one_name"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "log", "shared"], name="savedsearch_org_log"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, Lower, TruncDate
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -21,6 +21,7 @@ from .models import (
     Membership,
     Organization,
     OrganizationDomain,
+    SavedSearch,
     User,
     UserSession,
 )
@@ -147,12 +148,29 @@ def member_id_by_email(*, organization: Organization, email: str) -> int | None:
     )
 
 
+def member_ids_by_email(*, organization: Organization, emails: tuple[str, ...]) -> dict[str, int]:
+    """The ids of the organization's members with these email addresses, by address."""
+    if not emails:
+        return {}
+    # The search lower-cases what it reads; addresses are unique in any case (accounts_user).
+    return dict(
+        User.objects.filter(membership__organization=organization)
+        .annotate(address=Lower("email"))
+        .filter(address__in=set(emails))
+        .values_list("address", "pk")
+        .order_by()
+    )
+
+
 def event_filters_with_members(
     filters: EventFilters, *, organization: Organization
 ) -> EventFilters:
-    """The filters with the organization's members whom their user and text filters name: what
-    audit's selectors need to read the organization's events."""
+    """The filters with the organization's members whom their user, text and search filters
+    name: what audit's selectors need to read the organization's events."""
     members = Members(
+        by_address=tuple(
+            member_ids_by_email(organization=organization, emails=filters.addresses()).items()
+        ),
         by_email=(
             member_id_by_email(organization=organization, email=filters.user)
             if filters.user
@@ -254,3 +272,29 @@ def mfa_adoption_of(organization: Organization) -> MfaAdoption:
         members=Count("pk"), with_device=Count("pk", filter=Exists(confirmed_totp))
     )
     return MfaAdoption(with_device=counts["with_device"], members=counts["members"])
+
+
+# --- Saved searches ----------------------------------------------------------------------------
+
+
+def saved_searches_for(
+    user: User, *, organization: Organization, log: str
+) -> QuerySet[SavedSearch]:
+    """The person's own saved searches of one log and those shared in their organization."""
+    return (
+        SavedSearch.objects.filter(organization=organization, log=log)
+        .filter(Q(owner=user) | Q(shared=True))
+        .select_related("owner")
+        .order_by(Lower("name"), "id")
+    )
+
+
+def saved_search_own_of(
+    user: User, *, organization: Organization, search_id: int
+) -> SavedSearch | None:
+    """One of the person's own saved searches; None for anyone else's, shared or not."""
+    return (
+        SavedSearch.objects.filter(organization=organization, owner=user, pk=search_id)
+        .select_related("organization")
+        .first()
+    )

@@ -11,7 +11,15 @@ from audit.models import EventType, Outcome, Reason
 from audit.services import event_record
 
 from .lockout import lockout_release
-from .models import Membership, MfaPolicy, Organization, Role, SessionEndReason, User
+from .models import (
+    Membership,
+    MfaPolicy,
+    Organization,
+    Role,
+    SavedSearch,
+    SessionEndReason,
+    User,
+)
 from .notifications import security_notice_queue
 from .sessions import session_rekey, sessions_end
 
@@ -212,3 +220,64 @@ def organization_throttle_update(
             request=request,
         )
     return True
+
+
+# --- Saved searches ----------------------------------------------------------------------------
+
+
+def saved_search_create(
+    *,
+    owner: User,
+    organization: Organization,
+    log: str,
+    name: str,
+    query: str,
+    shared: bool,
+    request: HttpRequest | None = None,
+) -> SavedSearch:
+    """Keep a search by name (replacing the owner's search of that name on the same log) and
+    record search.saved."""
+    with transaction.atomic():
+        search, _ = SavedSearch.objects.update_or_create(
+            organization=organization,
+            owner=owner,
+            log=log,
+            name=name,
+            defaults={"query": query, "shared": shared},
+        )
+        event_record(
+            event_type=EventType.SEARCH_SAVED,
+            actor=owner,
+            organization=organization,
+            details={
+                "saved_search_id": search.pk,
+                "log": log,
+                "name": name,
+                "query": query,
+                "shared": shared,
+            },
+            request=request,
+        )
+    return search
+
+
+def saved_search_delete(
+    *, search: SavedSearch, actor: User, request: HttpRequest | None = None
+) -> None:
+    """Delete a saved search and record search.deleted."""
+    with transaction.atomic():
+        details = {
+            "saved_search_id": search.pk,
+            "log": search.log,
+            "name": search.name,
+            "query": search.query,
+            "shared": search.shared,
+        }
+        search.delete()
+        event_record(
+            event_type=EventType.SEARCH_DELETED,
+            actor=actor,
+            organization=search.organization,
+            details=details,
+            request=request,
+        )

@@ -1,7 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import activity, domains, members, mfa, passwords, profile, sign_in, throttling
+from .views import (
+    activity,
+    domains,
+    members,
+    mfa,
+    passwords,
+    profile,
+    searches,
+    sign_in,
+    throttling,
+)
 
 app_name = "accounts"
 
@@ -15,6 +25,12 @@ urlpatterns = [
     path("profile/time-zone/detected/", profile.time_zone_detected, name="time-zone-detected"),
     path("profile/activity/", activity.activity, name="activity"),
     path("profile/activity/<int:event_id>/", activity.activity_event, name="activity-event"),
+    path("profile/activity/searches/", searches.activity_search_save, name="activity-search-save"),
+    path(
+        "profile/activity/searches/<int:search_id>/delete/",
+        searches.activity_search_delete,
+        name="activity-search-delete",
+    ),
     path("profile/password/", passwords.password_change, name="password-change"),
     path("profile/security/", profile.security, name="security"),
     path("profile/security/mfa/app/", mfa.mfa_enrol, name="mfa-enrol"),
@@ -41,6 +57,16 @@ urlpatterns = [
         "settings/security/audit-log/<int:event_id>/",
         activity.audit_log_event,
         name="audit-log-event",
+    ),
+    path(
+        "settings/security/audit-log/searches/",
+        searches.audit_log_search_save,
+        name="audit-log-search-save",
+    ),
+    path(
+        "settings/security/audit-log/searches/<int:search_id>/delete/",
+        searches.audit_log_search_delete,
+        name="audit-log-search-delete",
     ),
     path("settings/security/members/", members.members, name="members"),
     path("settings/security/members/mfa-policy/", members.mfa_policy, name="mfa-policy"),

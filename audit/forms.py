@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import zoneinfo
 from datetime import date, datetime, time, timedelta
@@ -12,11 +11,12 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils import timezone
 
 from .models import Category, EventType, Outcome, category_of
-from .selectors import EventFilters
+from .query import IP_MESSAGE, Query, QueryError, ip_or_network, query_parse
+from .selectors import Condition, EventFilters
 
-MAX_TEXT = 200
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 # The days a filter may name. A day becomes the instants from its midnight to the next one in
 # the viewer's zone (whose offset is always less than a day); Python's datetime holds those only
@@ -77,6 +77,42 @@ def _blank_choice(values: list[str]) -> list[tuple[str, str]]:
     return [("", "Any"), *((value, value) for value in values)]
 
 
+# The time presets: how far back from now each reaches. "custom" is the From and To fields.
+PERIODS = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+PERIOD_CHOICES = [
+    ("", "Any time"),
+    ("1h", "Last hour"),
+    ("24h", "Last 24 hours"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("custom", "Custom dates"),
+]
+
+
+def conditions_of(query: Query) -> tuple[Condition, ...]:
+    """The query's qualifiers as the selector's conditions: the positive values of one
+    qualifier together (any of them matches), each negation on its own."""
+    positive: dict[str, list[str]] = {}
+    negated = []
+    for term in query.qualified():
+        if term.key == "created":
+            continue
+        if term.negated:
+            negated.append(Condition(field=term.key, values=term.values, negated=True))
+        else:
+            positive.setdefault(term.key, []).extend(term.values)
+    together = [
+        Condition(field=key, values=tuple(dict.fromkeys(values)))
+        for key, values in positive.items()
+    ]
+    return (*together, *negated)
+
+
 class EventFilterForm(forms.Form):
     """Parse filter query parameters; `filters()` gives the selector's EventFilters.
 
@@ -84,6 +120,17 @@ class EventFilterForm(forms.Form):
     one person's events, so there they would mean nothing.
     """
 
+    q = forms.CharField(
+        required=False,
+        label="Search",
+        strip=False,
+        help_text=(
+            "Free text (a name or email address) and qualifiers: actor:, target:, type:login.*, "
+            "outcome:, reason:, ip:, country:, created:>=2026-11-01; - in front negates."
+        ),
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
+    period = forms.ChoiceField(required=False, label="Time", choices=PERIOD_CHOICES)
     # The browser's date picker (Django's Input takes "type" from attrs as the input type).
     start = DayField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = DayField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
@@ -107,17 +154,14 @@ class EventFilterForm(forms.Form):
         help_text="An address or a CIDR network.",
     )
     country = forms.CharField(required=False, max_length=8, help_text="Two-letter code, e.g. DE.")
-    q = forms.CharField(
-        required=False,
-        label="Name or email",
-        max_length=MAX_TEXT,
-        help_text="Part of a user's name or email address.",
-    )
     cursor = forms.CharField(required=False, max_length=512, widget=forms.HiddenInput)
 
-    ORGANIZATION_ONLY = ("user", "q")
+    ORGANIZATION_ONLY = ("user",)
     # Where in the results to start and how many: how to read them, not what to read.
     NOT_FILTERS = ("cursor", "limit")
+    # Whether the search may name dates (a schedule's window moves with each run instead).
+    DATED = True
+    query: Query = Query(text="")
 
     def __init__(
         self, *args: Any, organization_wide: bool = True, paged: bool = True, **kwargs: Any
@@ -131,7 +175,9 @@ class EventFilterForm(forms.Form):
             del self.fields["cursor"]
 
     def clean_tz(self) -> str:
-        value = self.cleaned_data["tz"].strip() or "UTC"
+        # Unset, the days are the active zone's (the person's own where it is known), as the
+        # search's created: days are; an export keeps the zone it was asked in (canonical()).
+        value = self.cleaned_data["tz"].strip() or timezone.get_current_timezone_name()
         if value not in _time_zones():
             raise ValidationError("Unknown time zone.")
         return value
@@ -140,17 +186,10 @@ class EventFilterForm(forms.Form):
         value = self.cleaned_data["ip"].strip()
         if not value:
             return ""
-        message = "Enter an IP address (203.0.113.7) or a CIDR network (203.0.113.0/24)."
-        # An IPv6 zone ("fe80::1%eth0") names an interface of some host; no stored address
-        # has one, and PostgreSQL's inet type cannot hold it.
-        if "%" in value:
-            raise ValidationError(message)
         try:
-            if "/" in value:
-                return str(ipaddress.ip_network(value, strict=False))
-            return str(ipaddress.ip_address(value))
+            return ip_or_network(value)
         except ValueError as exc:
-            raise ValidationError(message) from exc
+            raise ValidationError(f"Enter {IP_MESSAGE}.") from exc
 
     def clean_country(self) -> str:
         value: str = self.cleaned_data["country"].strip()
@@ -164,7 +203,17 @@ class EventFilterForm(forms.Form):
         return value
 
     def clean_q(self) -> str:
-        return " ".join(self.cleaned_data["q"].split())
+        text = " ".join(self.cleaned_data["q"].split())
+        try:
+            query = query_parse(text)
+        except QueryError as exc:
+            raise ValidationError(str(exc)) from exc
+        if not self.DATED and any(term.key == "created" for term in query.terms):
+            raise ValidationError(
+                "created: has no place here: each run exports the days of its own window."
+            )
+        self.query = query
+        return text
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -180,17 +229,28 @@ class EventFilterForm(forms.Form):
         """The validated filters, dates turned into UTC instants of the chosen time zone."""
         data = self.cleaned_data
         zone = zoneinfo.ZoneInfo(data.get("tz") or "UTC")
-        since = until = None
+        starts: list[datetime] = []
+        ends: list[datetime] = []
         if data.get("start"):
-            since = datetime.combine(data["start"], time.min, tzinfo=zone)
+            starts.append(datetime.combine(data["start"], time.min, tzinfo=zone))
         if data.get("end"):
             # The end date is inclusive: everything before the next day's midnight.
-            until = datetime.combine(data["end"] + timedelta(days=1), time.min, tzinfo=zone)
+            ends.append(datetime.combine(data["end"] + timedelta(days=1), time.min, tzinfo=zone))
+        if data.get("period") in PERIODS:
+            starts.append(timezone.now() - PERIODS[data["period"]])
+        # The search's days are the active zone's (the person's own, where it is known).
+        active = timezone.get_current_timezone()
+        for term in self.query.terms:
+            if term.since is not None:
+                starts.append(datetime.combine(term.since, time.min, tzinfo=active))
+            if term.until is not None:
+                ends.append(datetime.combine(term.until, time.min, tzinfo=active))
         user = data.get("user") or ""
         user_id = user_id_of(user)
         return EventFilters(
-            since=since,
-            until=until,
+            since=max(starts, default=None),
+            until=min(ends, default=None),
+            conditions=conditions_of(self.query),
             category=data.get("category") or "",
             event_type=data.get("event_type") or "",
             outcome=data.get("outcome") or "",
@@ -198,7 +258,7 @@ class EventFilterForm(forms.Form):
             user="" if user_id is not None else user,
             ip=data.get("ip") or "",
             country=data.get("country") or "",
-            text=data.get("q") or "",
+            text=self.query.free_text,
         )
 
     def canonical(self) -> dict[str, str]:

@@ -54,6 +54,9 @@ class EventType(models.TextChoices):
     # The outcome of re-deriving the sealed blocks of an organization's events (integrity app).
     INTEGRITY_VERIFIED = "integrity.verified"
     INTEGRITY_FAILED = "integrity.failed"
+    # A named search of the Audit Log or the Activity Log (accounts.models.SavedSearch).
+    SEARCH_SAVED = "search.saved"
+    SEARCH_DELETED = "search.deleted"
 
 
 class Category(models.TextChoices):

@@ -20,6 +20,7 @@ from django.core import signing
 from django.db.models import Q, QuerySet
 
 from . import lookups  # noqa: F401  (registers ip_address__in_network)
+from .member_view import TRIAGE_EVENT_TYPES
 from .models import EVENT_TYPES_BY_CATEGORY, AuditEvent, Category
 
 if TYPE_CHECKING:
@@ -59,6 +60,18 @@ class Members:
     by_email: int | None = None
     # The members whose name or email address contains the text filter.
     by_text: tuple[int, ...] = ()
+    # The members whom the search's actor: and target: values name by email address.
+    by_address: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One qualifier of a search (audit.query): the field matches any of the values, or, negated,
+    none of them."""
+
+    field: str  # actor, target, type, outcome, reason, ip or country
+    values: tuple[str, ...]
+    negated: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,8 +89,21 @@ class EventFilters:
     country: str = ""
     # Part of a user's name or email address.
     text: str = ""
-    # Whom `user` and `text` name among the organization's members; None until looked up.
+    # The search's qualifiers (audit.query), all of which apply.
+    conditions: tuple[Condition, ...] = ()
+    # Whom `user`, `text` and the conditions name among the organization's members; None
+    # until looked up.
     members: Members | None = None
+
+    def addresses(self) -> tuple[str, ...]:
+        """The email addresses the actor: and target: conditions name."""
+        return tuple(
+            value
+            for condition in self.conditions
+            if condition.field in ("actor", "target")
+            for value in condition.values
+            if not value.isdigit()
+        )
 
     @property
     def names_user(self) -> bool:
@@ -139,14 +165,72 @@ def _user_condition(*, filters: EventFilters, organization_wide: bool) -> Q:
     return Q(actor_label=filters.user) | Q(target_label=filters.user)
 
 
+def _seen(condition: Q, *, field: str, viewer_id: int | None) -> Q:
+    """The condition on what the viewer sees of an event (audit.member_view): in a person's own
+    log, another person's client and a triager's name are hidden, so matching them would
+    tell what the page hides."""
+    if viewer_id is None:
+        return condition
+    if field in ("ip", "country"):
+        return condition & Q(actor_id=viewer_id)
+    if field == "actor":
+        return condition & (Q(actor_id=viewer_id) | ~Q(event_type__in=TRIAGE_EVENT_TYPES))
+    return condition
+
+
+def _person_q(field: str, value: str, members: Members | None) -> Q:
+    column = "actor" if field == "actor" else "target_user"
+    label = "actor_label" if field == "actor" else "target_label"
+    if value.isdigit():
+        return Q(**{f"{column}_id": int(value)})
+    found = dict(members.by_address).get(value) if members is not None else None
+    if found is not None:
+        return Q(**{f"{column}_id": found})
+    # Not a member (any more), or a person's own log: the address the row kept as its label.
+    return Q(**{label: value})
+
+
+def _condition_q(condition: Condition, *, members: Members | None) -> Q:
+    field, values = condition.field, condition.values
+    if field in ("actor", "target"):
+        found = Q()
+        for value in values:
+            found |= _person_q(field, value, members)
+        return found
+    if field == "ip":
+        found = Q()
+        for value in values:
+            found |= Q(ip_address__in_network=value) if "/" in value else Q(ip_address=value)
+        return found
+    column = {"type": "event_type", "outcome": "outcome", "reason": "reason"}.get(field, field)
+    if len(values) == 1:
+        return Q(**{column: values[0]})
+    return Q(**{f"{column}__in": values})
+
+
+def _conditions_filter(
+    queryset: QuerySet[AuditEvent], *, filters: EventFilters, viewer_id: int | None
+) -> QuerySet[AuditEvent]:
+    for condition in filters.conditions:
+        found = _seen(
+            _condition_q(condition, members=filters.members),
+            field=condition.field,
+            viewer_id=viewer_id,
+        )
+        queryset = queryset.exclude(found) if condition.negated else queryset.filter(found)
+    return queryset
+
+
 def events_filter(
     queryset: QuerySet[AuditEvent],
     *,
     filters: EventFilters,
     organization_wide: bool = False,
+    viewer_id: int | None = None,
 ) -> QuerySet[AuditEvent]:
     """Narrow an already scoped queryset by the filters (the text filter and the members the
-    user filter names apply to an organization's events only)."""
+    user filter names apply to an organization's events only). With viewer_id (a person's own
+    log), conditions on what the person does not see of an event never match it."""
     f = filters
     if f.since:
         queryset = queryset.filter(occurred_at__gte=f.since)
@@ -159,12 +243,13 @@ def events_filter(
     if f.outcome:
         queryset = queryset.filter(outcome=f.outcome)
     if f.ip:
-        if "/" in f.ip:
-            queryset = queryset.filter(ip_address__in_network=f.ip)
-        else:
-            queryset = queryset.filter(ip_address=f.ip)
+        address = Q(ip_address__in_network=f.ip) if "/" in f.ip else Q(ip_address=f.ip)
+        queryset = queryset.filter(_seen(address, field="ip", viewer_id=viewer_id))
     if f.country:
-        queryset = queryset.filter(country=f.country)
+        queryset = queryset.filter(
+            _seen(Q(country=f.country), field="country", viewer_id=viewer_id)
+        )
+    queryset = _conditions_filter(queryset, filters=f, viewer_id=viewer_id)
     if f.names_user:
         queryset = queryset.filter(_user_condition(filters=f, organization_wide=organization_wide))
     if f.text and organization_wide:
@@ -173,6 +258,10 @@ def events_filter(
         if not people:
             return queryset.none()
         queryset = queryset.filter(Q(actor_id__in=people) | Q(target_user_id__in=people))
+    elif f.text and viewer_id is not None:
+        # A person's own log holds a handful of people: the names its rows kept.
+        actor = _seen(Q(actor_label__icontains=f.text), field="actor", viewer_id=viewer_id)
+        queryset = queryset.filter(actor | Q(target_label__icontains=f.text))
     return queryset
 
 
@@ -181,9 +270,9 @@ def events_matching(
 ) -> QuerySet[AuditEvent]:
     """The events of one scope (a person's own, or an organization's) that match the filters:
     what a CSV export, a background export or the API reads. The person's own log has no user
-    or text filter."""
+    filter, and its text matches the names its rows kept."""
     if user is not None:
-        return events_filter(events_for_user(user=user), filters=filters)
+        return events_filter(events_for_user(user=user), filters=filters, viewer_id=user.pk)
     assert organization is not None
     return events_filter(
         events_for_organization(organization=organization),
@@ -229,7 +318,7 @@ def event_list_parts(
     if user is not None:
         own = _with_agent(AuditEvent.objects.all())
         parts = _split_by_person(own, [user.pk])
-        return [events_filter(part, filters=filters) for part in parts]
+        return [events_filter(part, filters=filters, viewer_id=user.pk) for part in parts]
     assert organization is not None
     base = events_for_organization(organization=organization)
     ids = _person_ids(filters)

@@ -143,6 +143,14 @@ _MIX: list[tuple[str, str, str, dict[str, object], int]] = [
     (EventType.RETENTION_PURGED, Outcome.SUCCESS, "", {"count": 5000}, 1),
     (EventType.INTEGRITY_VERIFIED, Outcome.SUCCESS, "", {"seals": 12, "problems": 0}, 1),
     (EventType.INTEGRITY_FAILED, Outcome.FAILURE, "", {"seals": 12, "problems": 1}, 1),
+    (
+        EventType.SEARCH_SAVED,
+        Outcome.SUCCESS,
+        "",
+        {"log": "audit", "name": "Failed sign-ins", "query": "q=type%3Alogin.failed"},
+        1,
+    ),
+    (EventType.SEARCH_DELETED, Outcome.SUCCESS, "", {"log": "audit", "name": "Old search"}, 1),
 ]
 # Events an administrator does to someone else: they carry a target user.
 _TARGETED = {

@@ -71,7 +71,8 @@ class ExportScheduleForm(forms.Form):
 class ScheduleFilterForm(EventFilterForm):
     """The Audit Log's filters, without its dates: a schedule's window moves with each run."""
 
-    WINDOWLESS = ("start", "end", "tz", "cursor")
+    WINDOWLESS = ("start", "end", "tz", "period", "cursor")
+    DATED = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, organization_wide=True, **kwargs)

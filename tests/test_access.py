@@ -28,7 +28,16 @@ from django.utils.http import urlsafe_base64_encode
 
 from accounts import mfa
 from accounts.access import CAPABILITIES, Capability, access_for, roles_with
-from accounts.models import DomainProof, OrganizationDomain, Role, Tier, User, UserSession
+from accounts.models import (
+    DomainProof,
+    OrganizationDomain,
+    Role,
+    SavedSearch,
+    SearchLog,
+    Tier,
+    User,
+    UserSession,
+)
 from alerts.models import Alert, RuleKind
 from alerts.webhooks import webhook_endpoint_create
 from api.services import api_token_create
@@ -219,6 +228,23 @@ def arg(name: str, attribute: str) -> Args:
     return lambda world, user: {name: getattr(world, attribute)}
 
 
+def own_saved_search(log: str) -> Args:
+    """A saved search of the acting person's (the bystander's for another tenant's people)."""
+
+    def make(world: World, user: User | None) -> dict[str, Any]:
+        search = SavedSearch.objects.create(
+            organization=world.organization,
+            owner=_own_or(world, user),
+            log=log,
+            name=f"Saved {SavedSearch.objects.count()}",
+            query="q=type%3Alogin.%2A",
+        )
+        return {"search_id": search.pk}
+
+    return make
+
+
+SAVE_SEARCH = {"name": "Sign-ins", "query": "q=type%3Alogin.%2A"}
 A_MEMBER = arg("membership_id", "member_id")
 AN_ALERT = arg("pk", "alert_pk")
 
@@ -238,6 +264,11 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "accounts:profile": (get(SIGNED_IN),),
     "accounts:activity": (get(SIGNED_IN),),
     "accounts:activity-event": (get(SIGNED_IN, args=own_event, scoped=True),),
+    "accounts:activity-search-save": (post(SIGNED_IN, ok=302, data=SAVE_SEARCH),),
+    "accounts:activity-search-delete": (
+        get(SIGNED_IN, args=own_saved_search(SearchLog.ACTIVITY), scoped=True, methods=GET_POST),
+        post(SIGNED_IN, ok=302, args=own_saved_search(SearchLog.ACTIVITY), scoped=True),
+    ),
     "exports:activity-csv": (get(SIGNED_IN),),
     "alerts:my-alerts": (get(SIGNED_IN),),
     "accounts:password-change": (get(SIGNED_IN, methods=GET_POST),),
@@ -253,6 +284,16 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     # Settings → Security.
     "accounts:security-settings": (get(C.VIEW_SECURITY_SETTINGS),),
     "accounts:audit-log": (get(C.VIEW_AUDIT_LOG),),
+    "accounts:audit-log-search-save": (post(C.VIEW_AUDIT_LOG, ok=302, data=SAVE_SEARCH),),
+    "accounts:audit-log-search-delete": (
+        get(
+            C.VIEW_AUDIT_LOG,
+            args=own_saved_search(SearchLog.AUDIT),
+            scoped=True,
+            methods=GET_POST,
+        ),
+        post(C.VIEW_AUDIT_LOG, ok=302, args=own_saved_search(SearchLog.AUDIT), scoped=True),
+    ),
     "accounts:audit-log-event": (
         get(C.VIEW_AUDIT_LOG, args=arg("event_id", "event_pk"), scoped=True),
     ),

@@ -222,7 +222,7 @@ def test_full_page_has_a_real_get_form_and_links(client, org, admin):
         ({"start": "2026-03-10", "end": "2026-03-01"}, "before the start"),
         ({"event_type": "login.hacked"}, "Select a valid choice"),
         ({"ip": "300.1.1.1/99"}, "CIDR network"),
-        ({"q": "x" * 10_000}, "at most 200 characters"),
+        ({"q": "x" * 10_000}, "at most 1,000 are read"),
         ({"tz": "Mars/Olympus"}, "Unknown time zone"),
         ({"cursor": "not-a-cursor"}, "not valid here"),
         ({"country": "<b>"}, "two-letter"),

@@ -65,9 +65,10 @@ def test_analyst_filters_pages_opens_an_event_and_downloads_csv(page):
     assert page.get_by_role("heading", name="Settings → Security → Audit Log").is_visible()
 
     # Filter: HTMX swaps the results in place and pushes a shareable URL.
+    page.get_by_text("Advanced filters").click()
     page.select_option("select[name=outcome]", "failure")
     page.fill("input[name=user]", "alice@browser.test")
-    page.get_by_role("button", name="Filter").click()
+    page.get_by_role("button", name="Apply").click()
     page.wait_for_url("**outcome=failure**")
     table = page.get_by_test_id("events")
     assert table.locator("tbody tr").count() == 50
@@ -102,8 +103,9 @@ def test_analyst_filters_pages_opens_an_event_and_downloads_csv(page):
 
 def test_bad_filter_shows_a_message_in_the_page(admins_audit_log):
     page = admins_audit_log
+    page.get_by_text("Advanced filters").click()
     page.fill("input[name=ip]", "300.1.1.1/99")
-    page.get_by_role("button", name="Filter").click()
+    page.get_by_role("button", name="Apply").click()
     alert = page.get_by_test_id("filter-errors")
     alert.wait_for()
     assert "CIDR" in alert.inner_text()
@@ -111,9 +113,10 @@ def test_bad_filter_shows_a_message_in_the_page(admins_audit_log):
 
 def test_an_out_of_range_date_and_a_unicode_user_id_are_explained_in_place(admins_audit_log):
     page = admins_audit_log
+    page.get_by_text("Advanced filters").click()
     page.fill("input[name=end]", "9999-12-31")
     page.fill("input[name=user]", "²")
-    page.get_by_role("button", name="Filter").click()
+    page.get_by_role("button", name="Apply").click()
     alert = page.get_by_test_id("filter-errors")
     alert.wait_for()
     text = alert.inner_text()

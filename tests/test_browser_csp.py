@@ -163,9 +163,9 @@ def test_the_audit_log_refreshes_in_place_under_the_policy(open_browser):
     page = analyst.page
     page.evaluate("window.__sameDocument = true")
 
-    page.select_option("select[name=outcome]", "failure")
-    page.get_by_role("button", name="Filter").click()
-    page.wait_for_url("**outcome=failure**")
+    page.fill("input[name=q]", "outcome:failure")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_url("**q=outcome%3Afailure**")
     rows = page.get_by_test_id("events").locator("tbody tr")
     rows.first.wait_for()
     assert page.evaluate("window.__sameDocument") is True  # htmx swapped, no page load
@@ -173,8 +173,8 @@ def test_the_audit_log_refreshes_in_place_under_the_policy(open_browser):
     assert "tz=" in page.url  # filled by static/js/app.js
 
     # Bad input answers 400; the reasons are swapped in (static/js/app.js), still in place.
-    page.fill("input[name=ip]", "not-an-address")
-    page.get_by_role("button", name="Filter").click()
+    page.fill("input[name=q]", "ip:not-an-address")
+    page.get_by_role("button", name="Search").click()
     page.get_by_test_id("filter-errors").wait_for()
     assert page.evaluate("window.__sameDocument") is True
     # Chromium reports the 400 response itself as a console error; that one is expected.

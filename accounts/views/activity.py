@@ -10,11 +10,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
-from audit.forms import EventFilterForm
+from audit.forms import PERIOD_CHOICES, EventFilterForm
 from audit.member_view import event_seen_by
 from audit.selectors import (
     LIST_FIELDS,
@@ -30,8 +31,10 @@ from audit.viewed import audit_log_viewed_record
 
 from ..access import Capability, require
 from ..http import AuthenticatedHttpRequest
-from ..models import Organization, User
-from ..selectors import event_filters_with_members
+from ..models import Organization, SearchLog, User
+from ..selectors import event_filters_with_members, membership_of, saved_searches_for
+from ..templatetags.search import search_url
+from .searches import kept_query
 
 
 def user_scope(user: User) -> str:
@@ -47,6 +50,50 @@ def organization_scope(organization: Organization) -> str:
 def _query_without_cursor(form: EventFilterForm) -> str:
     data = {k: v for k, v in form.data.items() if k != "cursor" and v not in ("", None)}
     return urlencode(data)
+
+
+# The Advanced fields a chip may stand for (q's words have a chip each; tz and cursor none).
+_CHIP_FIELDS = ("start", "end", "category", "event_type", "outcome", "user", "ip", "country")
+
+
+def _chips(request: AuthenticatedHttpRequest, form: EventFilterForm) -> list[dict[str, str]]:
+    """The active filters, each with the URL of this page without it."""
+    if not form.is_valid():
+        return []
+    query = form.query
+    q = form.cleaned_data.get("q", "")
+    chips = [
+        {"label": term.label, "url": search_url(request, q=query.without(term))}
+        for term in query.terms
+    ]
+    period = form.cleaned_data.get("period")
+    if period and period != "custom":
+        chips.append(
+            {
+                "label": dict(PERIOD_CHOICES)[period],
+                "url": search_url(request, q=q, drop=("period",)),
+            }
+        )
+    for name in _CHIP_FIELDS:
+        value = form.cleaned_data.get(name)
+        if name in form.fields and value not in (None, ""):
+            chips.append(
+                {
+                    "label": f"{form.fields[name].label or name.capitalize()}: {value}",
+                    "url": search_url(request, q=q, drop=(name,)),
+                }
+            )
+    return chips
+
+
+def _advanced_open(form: EventFilterForm) -> bool:
+    """Whether the Advanced fields hold anything (or an error) the person should see."""
+    if form.is_bound and form.data.get("period") == "custom":
+        return True
+    fields = [name for name in _CHIP_FIELDS if name in form.fields]
+    return any(form.data.get(name) for name in fields) or any(
+        name in form.errors for name in fields
+    )
 
 
 def _list_page(
@@ -80,9 +127,12 @@ def _list_page(
         **context,
         "form": form,
         "page": page,
-        "tz": (form.cleaned_data.get("tz") if form.is_valid() else None) or "UTC",
+        "tz": (form.cleaned_data.get("tz") if form.is_valid() else None)
+        or timezone.get_current_timezone_name(),
         "base_query": base_query,
         "first_page": not (form.is_valid() and form.cleaned_data["cursor"]),
+        "chips": _chips(request, form),
+        "advanced_open": _advanced_open(form),
     }
     # History restores ask for the whole page, HTMX or not.
     partial = bool(request.htmx) and not request.htmx.history_restore_request
@@ -93,6 +143,29 @@ def _list_page(
     if partial:
         push_url(response, request.get_full_path())
     return response, page is not None
+
+
+def _organization_of(user: User) -> Organization | None:
+    membership = membership_of(user)
+    return membership.organization if membership is not None else None
+
+
+def _saved(
+    request: AuthenticatedHttpRequest, *, organization: Organization | None, log: str
+) -> dict[str, Any]:
+    """The saved searches beside the box, and what saving the one on screen needs."""
+    if organization is None:
+        return {"saved_enabled": False}
+    name = "audit-log" if log == SearchLog.AUDIT else "activity"
+    return {
+        "saved_enabled": True,
+        "saved_searches": list(
+            saved_searches_for(request.user, organization=organization, log=log)
+        ),
+        "save_url": reverse(f"accounts:{name}-search-save"),
+        "delete_url_name": f"accounts:{name}-search-delete",
+        "current_query": kept_query(request.GET),
+    }
 
 
 @require_GET
@@ -110,6 +183,7 @@ def activity(request: AuthenticatedHttpRequest) -> HttpResponse:
         context={
             "activity_export_url": reverse("exports:activity-csv"),
             "detail_prefix": reverse("accounts:activity"),
+            **_saved(request, organization=_organization_of(user), log=SearchLog.ACTIVITY),
         },
         seen_by=user,
     )
@@ -135,6 +209,7 @@ def audit_log(request: AuthenticatedHttpRequest) -> HttpResponse:
             "organization": organization,
             "audit_log_export_url": reverse("exports:audit-log-csv"),
             "detail_prefix": reverse("accounts:audit-log"),
+            **_saved(request, organization=organization, log=SearchLog.AUDIT),
         },
     )
     if shown:
