@@ -12,8 +12,7 @@ from django.urls import reverse
 from accounts.models import Role, User
 from audit.models import AuditEvent, EventType
 
-from .factories import member
-from .helpers import PASSWORD
+from .factories import PASSWORD, member
 from .mfa_support import code_for, second_step, totp_device
 
 pytestmark = pytest.mark.django_db
