@@ -353,6 +353,19 @@ ROUTES: dict[str, tuple[Route, ...]] = {
             data={"note": "A test sign-in."},
         ),
     ),
+    # The actions on the account an alert is about: asked (GET), then done (POST).
+    "alerts:alert-subject-unlock": (
+        get(C.MANAGE_MEMBERS, args=AN_ALERT, scoped=True, methods=GET_POST),
+        Route(
+            C.MANAGE_MEMBERS, method="post", ok=302, args=AN_ALERT, scoped=True, methods=GET_POST
+        ),
+    ),
+    "alerts:alert-subject-sign-out": (
+        get(C.MANAGE_MEMBERS, args=AN_ALERT, scoped=True, methods=GET_POST),
+        Route(
+            C.MANAGE_MEMBERS, method="post", ok=302, args=AN_ALERT, scoped=True, methods=GET_POST
+        ),
+    ),
     "alerts:rule-list": (get(C.TRIAGE_ALERTS),),
     # A rule kind names the acting person's own organization's rule: not another tenant's.
     "alerts:rule-edit": (

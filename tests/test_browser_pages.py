@@ -157,6 +157,14 @@ ADMINISTRATOR_PAGES = (
         "alerts:alert-detail",
         lambda data: {"pk": Alert.objects.filter(organization=data.acme)[0].pk},
     ),
+    Page(
+        "alerts:alert-subject-unlock",
+        lambda data: {"pk": Alert.objects.filter(subject_user=data.alice)[0].pk},
+    ),
+    Page(
+        "alerts:alert-subject-sign-out",
+        lambda data: {"pk": Alert.objects.filter(subject_user=data.alice)[0].pk},
+    ),
     Page("alerts:rule-list"),
     Page("alerts:rule-edit", lambda data: {"kind": RuleKind.FAILED_SIGN_INS}),
     Page("alerts:webhook-list"),
