@@ -47,7 +47,7 @@ MENU: tuple[Group, ...] = (
         "profile",
         "Profile",
         (
-            Entry("Profile", "accounts:profile"),
+            Entry("Profile", "accounts:profile", pages=("accounts:activity-report",)),
             Entry("Activity Log", "accounts:activity", pages=("accounts:activity-event",)),
             Entry("Alerts about me", "alerts:my-alerts"),
             Entry(

@@ -22,6 +22,7 @@ class RuleKind(models.TextChoices):
     ANONYMISING_NETWORK = "anonymising_network", "Sign-in from an anonymising network"
     CREDENTIAL_STUFFING = "credential_stuffing", "Credential stuffing (many accounts, few tries)"
     INTEGRITY_FAILURE = "integrity_failure", "Audit log tampering found"
+    REPORTED_BY_MEMBER = "reported_by_member", "Member reported activity that was not them"
 
 
 class Severity(models.TextChoices):

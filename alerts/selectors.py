@@ -11,7 +11,7 @@ from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.access import Capability, can, roles_with
-from accounts.models import LockoutState, Organization, User, UserSession
+from accounts.models import ActivityCheck, LockoutState, Organization, User, UserSession
 from accounts.selectors import membership_of, sessions_open_of
 from audit.models import AuditEvent, EventType, TorExitNode
 
@@ -254,6 +254,34 @@ def subject_account_of(*, alert: Alert) -> SubjectAccount | None:
         locked_until=max(ends, default=None),
         open_sessions=sessions_open_of(user).count(),
     )
+
+
+def answers_by_alert(alerts: list[Alert]) -> dict[int, list[ActivityCheck]]:
+    """What each alert's subject answered ("Was this you?") about its triggering events."""
+    wanted = {
+        (alert.organization_id, alert.subject_user_id, event_id)
+        for alert in alerts
+        if alert.subject_user_id is not None and isinstance(alert.event_ids, list)
+        for event_id in alert.event_ids
+    }
+    if not wanted:
+        return {}
+    checks = ActivityCheck.objects.filter(
+        organization_id__in={o for o, _, _ in wanted},
+        user_id__in={u for _, u, _ in wanted},
+        event_id__in={e for _, _, e in wanted},
+    ).order_by("answered_at", "id")
+    by_key: dict[tuple[int, int | None, int], ActivityCheck] = {
+        (c.organization_id, c.user_id, c.event_id): c for c in checks
+    }
+    return {
+        alert.pk: [
+            by_key[key]
+            for event_id in alert.event_ids
+            if (key := (alert.organization_id, alert.subject_user_id, event_id)) in by_key
+        ]
+        for alert in alerts
+    }
 
 
 def alerts_about_user(*, user: User) -> QuerySet[Alert]:

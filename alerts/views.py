@@ -106,6 +106,7 @@ def _detail_context(
     return {
         "alert": alert,
         "events": events,
+        "answers": selectors.answers_by_alert([alert]).get(alert.pk, []),
         "audit_user_link": _audit_log_link(user=alert.subject_label)
         if alert.subject_user_id
         else "",
@@ -407,5 +408,7 @@ def webhook_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def my_alerts(request: AuthenticatedHttpRequest) -> HttpResponse:
-    alerts = selectors.alerts_about_user(user=request.user)[:PAGE_SIZE]
-    return render(request, "alerts/my_alerts.html", {"alerts": alerts})
+    alerts = list(selectors.alerts_about_user(user=request.user)[:PAGE_SIZE])
+    answers = selectors.answers_by_alert(alerts)
+    rows = [(alert, answers.get(alert.pk, [])) for alert in alerts]
+    return render(request, "alerts/my_alerts.html", {"rows": rows})
