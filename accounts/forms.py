@@ -225,6 +225,25 @@ class PasswordChangeForm(auth_forms.PasswordChangeForm):
         )
         return old_password
 
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        password = cleaned.get("new_password2")
+        # After "No, secure my account" the old password may be someone else's to use.
+        if (
+            password
+            and "new_password2" not in self.errors
+            and self.user.password_change_required_at is not None
+            and self.user.check_password(password)
+        ):
+            self.add_error(
+                "new_password2",
+                forms.ValidationError(
+                    "Choose a password other than your current one: someone else may know it.",
+                    code="password_unchanged",
+                ),
+            )
+        return cleaned
+
 
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=Role.choices)

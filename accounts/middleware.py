@@ -21,6 +21,10 @@ from .timezones import zone_of
 ENROL_ALLOWED_VIEWS = frozenset(
     {"accounts:mfa-enrol", "accounts:logout", "accounts:time-zone-detected"}
 )
+# What a member who must choose a new password ("No, secure my account") may still reach.
+PASSWORD_ALLOWED_VIEWS = frozenset(
+    {"accounts:password-change", "accounts:logout", "accounts:time-zone-detected"}
+)
 
 
 class AccountSecurityMiddleware:
@@ -46,15 +50,27 @@ class AccountSecurityMiddleware:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None
+        match = request.resolver_match
+        view_name = match.view_name if match is not None else ""
+        # The password first: a second factor enrolled under a password someone else may know
+        # protects little.
+        # Stored on the user, not the session, so that signing in again (with the password and
+        # any second factor) leads here too.
+        if getattr(user, "password_change_required_at", None) is not None:
+            if view_name in PASSWORD_ALLOWED_VIEWS:
+                return None
+            return _send_to(request, reverse("accounts:password-change"))
         if not request.session.get(ENROL_REQUIRED_SESSION_KEY):
             return None
-        match = request.resolver_match
-        if match is not None and match.view_name in ENROL_ALLOWED_VIEWS:
+        if view_name in ENROL_ALLOWED_VIEWS:
             return None
-        target = reverse("accounts:mfa-enrol")
-        if getattr(request, "htmx", False):
-            return HttpResponseClientRedirect(target)
-        return redirect(target)
+        return _send_to(request, reverse("accounts:mfa-enrol"))
+
+
+def _send_to(request: HttpRequest, target: str) -> HttpResponse:
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(target)
+    return redirect(target)
 
 
 class TimeZoneMiddleware:

@@ -199,6 +199,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # The IANA zone the person reads times in ("Europe/Berlin"); blank until their browser tells
     # it after their first sign-in (accounts.timezones), UTC meanwhile.
     time_zone = models.CharField(max_length=64, blank=True)
+    # Set when the person said a security event was not them: until they choose a new password,
+    # every signed-in page sends them to do so (accounts.middleware).
+    password_change_required_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 
@@ -533,3 +536,37 @@ class SavedSearch(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ActivityAnswer(models.TextChoices):
+    """A member's answer to "Was this you?" about one of their own events."""
+
+    ME = "me", "Yes, it was me"
+    NOT_ME = "not_me", "No, it was not me"
+
+
+class ActivityCheck(models.Model):
+    """A member's answer about one of their own security events (their Profile).
+
+    One per person and event: answering again changes nothing, except that "it was me" may
+    still become "it was not me" (securing an account is never refused).
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="activity_checks")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="activity_checks"
+    )
+    # The audit event (a plain id: events are append-only and may be purged before this row).
+    event_id = models.BigIntegerField()
+    event_type = models.CharField(max_length=64)
+    answer = models.CharField(max_length=8, choices=ActivityAnswer.choices)
+    answered_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "event_id"], name="activitycheck_user_event")
+        ]
+        indexes = [models.Index(fields=["organization", "event_id"], name="activitycheck_event")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on event {self.event_id}: {self.answer}"

@@ -47,7 +47,7 @@ MENU: tuple[Group, ...] = (
         "profile",
         "Profile",
         (
-            Entry("Profile", "accounts:profile"),
+            Entry("Profile", "accounts:profile", pages=("accounts:activity-report",)),
             Entry("Activity Log", "accounts:activity", pages=("accounts:activity-event",)),
             Entry("Alerts about me", "alerts:my-alerts"),
             Entry(
@@ -73,7 +73,16 @@ MENU: tuple[Group, ...] = (
                 "Audit Log", "accounts:audit-log", C.VIEW_AUDIT_LOG, ("accounts:audit-log-event",)
             ),
             Entry("Exports", "exports:export-list", C.EXPORT_AUDIT_LOG),
-            Entry("Alerts", "alerts:alert-list", C.TRIAGE_ALERTS, ("alerts:alert-detail",)),
+            Entry(
+                "Alerts",
+                "alerts:alert-list",
+                C.TRIAGE_ALERTS,
+                (
+                    "alerts:alert-detail",
+                    "alerts:alert-subject-unlock",
+                    "alerts:alert-subject-sign-out",
+                ),
+            ),
             Entry("Alert rules", "alerts:rule-list", C.TRIAGE_ALERTS, ("alerts:rule-edit",)),
             Entry("Webhooks", "alerts:webhook-list", C.MANAGE_WEBHOOKS, ("alerts:webhook-detail",)),
         ),

@@ -30,9 +30,17 @@ if TYPE_CHECKING:
 # --- Passwords -------------------------------------------------------------------------------
 
 
+def _password_change_satisfied(user: User) -> None:
+    """A new password was chosen: the one required ("No, secure my account") is no longer due."""
+    if user.password_change_required_at is not None:
+        User.objects.filter(pk=user.pk).update(password_change_required_at=None)
+        user.password_change_required_at = None
+
+
 def password_changed_record(*, request: HttpRequest, user: User) -> None:
     """Record a password change and end every other session of the user."""
     session_rekey(request=request)
+    _password_change_satisfied(user)
     event = event_record(event_type=EventType.PASSWORD_CHANGED, actor=user, request=request)
     security_notice_queue(event=event)
     sessions_end(
@@ -70,6 +78,7 @@ def password_reset_failed_record(*, request: HttpRequest, user: User | None, rea
 
 def password_reset_completed_record(*, request: HttpRequest, user: User) -> None:
     """Record a completed reset: unlock the account and end every session it had."""
+    _password_change_satisfied(user)
     event = event_record(event_type=EventType.PASSWORD_RESET_COMPLETED, actor=user, request=request)
     security_notice_queue(event=event)
     lockout_release(user=user, reason=Reason.PASSWORD_RESET, request=request)

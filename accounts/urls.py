@@ -31,6 +31,16 @@ urlpatterns = [
         searches.activity_search_delete,
         name="activity-search-delete",
     ),
+    path(
+        "profile/security-activity/<int:event_id>/it-was-me/",
+        profile.activity_confirm,
+        name="activity-confirm",
+    ),
+    path(
+        "profile/security-activity/<int:event_id>/not-me/",
+        profile.activity_report,
+        name="activity-report",
+    ),
     path("profile/password/", passwords.password_change, name="password-change"),
     path("profile/security/", profile.security, name="security"),
     path("profile/security/mfa/app/", mfa.mfa_enrol, name="mfa-enrol"),

@@ -906,6 +906,37 @@ def _stuffing_finding(
     )
 
 
+def _reported_by_member(events: list[AuditEvent], params: dict[str, Any]) -> list[Finding]:
+    """A member said one of their events was not them: one alert per reported event."""
+    findings = []
+    for event in events:
+        details = event.details if isinstance(event.details, dict) else {}
+        reported = details.get("event_id")
+        if event.actor_id is None or not isinstance(reported, int):
+            continue
+        what = details.get("event_title") or details.get("event_type") or "an event"
+        finding = _about_actor(
+            event,
+            kind=RuleKind.REPORTED_BY_MEMBER,
+            topic=f":reported:{reported}",
+            window=None,
+            summary=f"{event.actor_label} says {what} was not them",
+            event_ids=sorted({reported, event.pk}),
+            details={
+                "answer": "not_me",
+                "reported_event_id": reported,
+                "reported_event_type": details.get("event_type", ""),
+                "sessions_ended": details.get("sessions_ended", 0),
+                "credential_change_required": bool(details.get("credential_change_required")),
+            },
+        )
+        # The address of the event reported, not of the member's own session that reported it.
+        event_ip = details.get("event_ip")
+        finding.subject_ip = event_ip if isinstance(event_ip, str) and event_ip else None
+        findings.append(finding)
+    return findings
+
+
 def _window_of(params: dict[str, Any]) -> timedelta:
     return timedelta(minutes=params["window_minutes"])
 
@@ -928,6 +959,10 @@ _DETECTORS: dict[RuleKind, tuple[Detector, frozenset[str]]] = {
     RuleKind.ANONYMISING_NETWORK: (_anonymising_network, frozenset({EventType.LOGIN_SUCCEEDED})),
     RuleKind.CREDENTIAL_STUFFING: (_credential_stuffing, frozenset({EventType.LOGIN_FAILED})),
     RuleKind.INTEGRITY_FAILURE: (_integrity_failure, frozenset({EventType.INTEGRITY_FAILED})),
+    RuleKind.REPORTED_BY_MEMBER: (
+        _reported_by_member,
+        frozenset({EventType.ACTIVITY_REPORTED}),
+    ),
 }
 
 

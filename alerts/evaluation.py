@@ -53,14 +53,14 @@ from audit.services import EventSpec, events_record
 
 from . import pending
 from .detectors import Finding, findings_for_batch
-from .models import Alert, AlertRule, AlertStatus, EvaluatedEvent, SweepState
+from .models import ALERT_EVENT_IDS_KEPT, Alert, AlertRule, AlertStatus, EvaluatedEvent, SweepState
 from .rules import EVALUATED_EVENT_TYPES, RULES, alert_rules_ensure
 from .triage import note_entry
 from .webhooks import webhook_deliveries_create_many
 
 logger = logging.getLogger(__name__)
 
-MAX_EVENT_IDS = 200
+MAX_EVENT_IDS = ALERT_EVENT_IDS_KEPT
 
 
 def _relevant() -> Any:

@@ -21,7 +21,30 @@ class AlertFilterForm(forms.Form):
     rule = forms.ChoiceField(choices=[("", "Any rule"), *RuleKind.choices], required=False)
     severity = forms.ChoiceField(choices=[("", "Any severity"), *Severity.choices], required=False)
     user = forms.CharField(required=False, max_length=254, label="User (email)")
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    assignee = forms.ChoiceField(required=False, label="Assignee")
+    sort = forms.ChoiceField(
+        required=False,
+        label="Sort by",
+        choices=[
+            ("severity", "Severity, then last seen"),
+            ("last_seen", "Last seen"),
+            ("first_seen", "First seen"),
+        ],
+    )
+    after = forms.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args: Any, assignable: QuerySet[User], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        assignee = self.fields["assignee"]
+        assert isinstance(assignee, forms.ChoiceField)
+        assignee.choices = [
+            ("", "Anyone or no one"),
+            ("me", "Me"),
+            ("none", "No one"),
+            *((str(user.pk), user.email) for user in assignable),
+        ]
 
 
 class NoteForm(forms.Form):

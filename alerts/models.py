@@ -22,6 +22,7 @@ class RuleKind(models.TextChoices):
     ANONYMISING_NETWORK = "anonymising_network", "Sign-in from an anonymising network"
     CREDENTIAL_STUFFING = "credential_stuffing", "Credential stuffing (many accounts, few tries)"
     INTEGRITY_FAILURE = "integrity_failure", "Audit log tampering found"
+    REPORTED_BY_MEMBER = "reported_by_member", "Member reported activity that was not them"
 
 
 class Severity(models.TextChoices):
@@ -56,6 +57,10 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.organization_id})"
+
+
+# An alert keeps the ids of at most this many of its triggering events (the newest).
+ALERT_EVENT_IDS_KEPT = 200
 
 
 class AlertStatus(models.TextChoices):
@@ -100,8 +105,11 @@ class Alert(models.Model):
     notes = models.JSONField(default=list, blank=True)
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
+    # How many times a rule matched (an evaluated event at or past its threshold), not how many
+    # events it is about: five failures past a threshold of 5 match once. Pages show
+    # event_count; webhooks carry both.
     count = models.PositiveIntegerField(default=1)
-    # Ids of the audit events that triggered it (capped; see alerts.evaluation.MAX_EVENT_IDS).
+    # Ids of the audit events that triggered it, every finding's (the newest ALERT_EVENT_IDS_KEPT).
     event_ids = models.JSONField(default=list, blank=True)
     details = models.JSONField(default=dict, blank=True)
     # Set when the alert is raised and its rule emails; cleared only after the email was sent.
@@ -140,6 +148,16 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} alert {self.pk} ({self.status})"
+
+    @property
+    def event_count(self) -> int:
+        """How many events triggered the alert: the one figure pages show for it."""
+        return len(self.event_ids) if isinstance(self.event_ids, list) else 0
+
+    @property
+    def event_count_capped(self) -> bool:
+        """True when more events triggered the alert than it keeps the ids of."""
+        return self.event_count >= ALERT_EVENT_IDS_KEPT
 
     @property
     def page_url(self) -> str:

@@ -31,6 +31,7 @@ EVALUATED_EVENT_TYPES = frozenset(
         EventType.MFA_VERIFIED,
         EventType.SESSION_LOCATION_CHANGED,
         EventType.INTEGRITY_FAILED,
+        EventType.ACTIVITY_REPORTED,
     }
 )
 
@@ -173,6 +174,14 @@ RULES: dict[str, RuleSpec] = {
             "Verification of the sealed events (manage.py verify_integrity, or the button under "
             "Settings → Security → Log integrity) found an event changed, deleted, moved, "
             "inserted or missing, a seal rewritten or a seal file missing, or could not verify.",
+        ),
+        RuleSpec(
+            RuleKind.REPORTED_BY_MEMBER,
+            Severity.HIGH,
+            (),
+            'A member answered "No, secure my account" about a sign-in, second-factor or '
+            'password change of theirs on their Profile (Google\'s "Was this you?"): their '
+            "other sessions were ended and they must choose a new password; find out who it was.",
         ),
     ]
 }

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.utils import timezone
 
 from accounts.access import Capability, can, roles_with
-from accounts.models import Organization, User, UserSession
-from accounts.selectors import membership_of
+from accounts.models import ActivityCheck, LockoutState, Organization, User, UserSession
+from accounts.selectors import membership_of, sessions_open_of
 from audit.models import AuditEvent, EventType, TorExitNode
 
 from .models import Alert, AlertRule, AlertStatus, Severity, WebhookDelivery, WebhookEndpoint
@@ -148,6 +150,138 @@ def alerts_for_triage(*, user: User) -> QuerySet[Alert]:
         .select_related("assignee", "subject_user")
         .order_by("-id")
     )
+
+
+# The orders the triage list offers, each a key of fields read newest or highest first, ending in
+# the id so that every alert has one place (the list pages by that key, not by offset).
+ALERT_SORTS: dict[str, tuple[str, ...]] = {
+    "severity": ("severity_rank", "last_seen_at", "id"),
+    "last_seen": ("last_seen_at", "id"),
+    "first_seen": ("first_seen_at", "id"),
+}
+DEFAULT_ALERT_SORT = "severity"
+
+
+def _with_severity_rank(alerts: QuerySet[Alert]) -> QuerySet[Alert]:
+    return alerts.annotate(
+        severity_rank=Case(
+            When(severity=Severity.HIGH, then=Value(3)),
+            When(severity=Severity.MEDIUM, then=Value(2)),
+            default=Value(1),
+            output_field=IntegerField(),
+        )
+    )
+
+
+def alerts_triage_list(
+    *,
+    user: User,
+    status: str = "",
+    kind: str = "",
+    severity: str = "",
+    subject: str = "",
+    assignee: str = "",
+    sort: str = DEFAULT_ALERT_SORT,
+    after: int | None = None,
+) -> QuerySet[Alert] | None:
+    """The triage list, filtered and in the chosen order, from the alert after `after` on.
+
+    `assignee` is "me", "none" (unassigned) or a user's id; `after` the last alert of the page
+    before, which must be one this user may see: None (not a list) when it is not.
+    """
+    key = ALERT_SORTS.get(sort) or ALERT_SORTS[DEFAULT_ALERT_SORT]
+    alerts = _with_severity_rank(alerts_for_triage(user=user))
+    if status:
+        alerts = alerts.filter(status=status)
+    if kind:
+        alerts = alerts.filter(kind=kind)
+    if severity:
+        alerts = alerts.filter(severity=severity)
+    if subject:
+        alerts = alerts.filter(
+            Q(subject_label__iexact=subject) | Q(subject_user__email__iexact=subject)
+        )
+    if assignee == "me":
+        alerts = alerts.filter(assignee=user)
+    elif assignee == "none":
+        alerts = alerts.filter(assignee__isnull=True)
+    elif assignee:
+        alerts = alerts.filter(assignee_id=int(assignee))
+    if after is not None:
+        mark = (
+            _with_severity_rank(alerts_for_triage(user=user)).filter(pk=after).values(*key).first()
+        )
+        if mark is None:
+            return None
+        # Strictly after the mark in the (descending) key: (a, b, c) < (a0, b0, c0).
+        beyond = Q()
+        for i, name in enumerate(key):
+            same = {f"{earlier}": mark[earlier] for earlier in key[:i]}
+            beyond |= Q(**same, **{f"{name}__lt": mark[name]})
+        alerts = alerts.filter(beyond)
+    return alerts.order_by(*(F(name).desc() for name in key))
+
+
+@dataclass(frozen=True)
+class SubjectAccount:
+    """The member an alert is about, as the actions on the alert need them."""
+
+    user: User
+    locked_until: datetime | None  # the latest end of a lock that holds now, in any scope
+    open_sessions: int
+
+
+def subject_account_of(*, alert: Alert) -> SubjectAccount | None:
+    """The alert's subject if they are a member of the alert's organization, else None."""
+    if alert.subject_user_id is None:
+        return None
+    user = (
+        User.objects.filter(
+            pk=alert.subject_user_id, membership__organization_id=alert.organization_id
+        )
+        .select_related("lockout_state")
+        .first()
+    )
+    if user is None:
+        return None
+    now = timezone.now()
+    state: LockoutState | None = getattr(user, "lockout_state", None)
+    ends = []
+    if state is not None:
+        ends = [until for s in state.scopes_locked(now) if (until := state.lock_of(s)[1])]
+    return SubjectAccount(
+        user=user,
+        locked_until=max(ends, default=None),
+        open_sessions=sessions_open_of(user).count(),
+    )
+
+
+def answers_by_alert(alerts: list[Alert]) -> dict[int, list[ActivityCheck]]:
+    """What each alert's subject answered ("Was this you?") about its triggering events."""
+    wanted = {
+        (alert.organization_id, alert.subject_user_id, event_id)
+        for alert in alerts
+        if alert.subject_user_id is not None and isinstance(alert.event_ids, list)
+        for event_id in alert.event_ids
+    }
+    if not wanted:
+        return {}
+    checks = ActivityCheck.objects.filter(
+        organization_id__in={o for o, _, _ in wanted},
+        user_id__in={u for _, u, _ in wanted},
+        event_id__in={e for _, _, e in wanted},
+    ).order_by("answered_at", "id")
+    by_key: dict[tuple[int, int | None, int], ActivityCheck] = {
+        (c.organization_id, c.user_id, c.event_id): c for c in checks
+    }
+    return {
+        alert.pk: [
+            by_key[key]
+            for event_id in alert.event_ids
+            if (key := (alert.organization_id, alert.subject_user_id, event_id)) in by_key
+        ]
+        for alert in alerts
+    }
 
 
 def alerts_about_user(*, user: User) -> QuerySet[Alert]:

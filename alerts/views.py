@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.forms import Form
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -15,8 +14,12 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.access import Capability, require
+from accounts.access import Capability, can, require
 from accounts.http import AuthenticatedHttpRequest
+from accounts.lockout import lockout_release
+from accounts.models import SessionEndReason
+from accounts.sessions import sessions_end
+from audit.models import Reason
 
 from . import selectors, triage
 from .forms import AlertFilterForm, AssignForm, NoteForm, ResolveForm, RuleForm, WebhookForm
@@ -57,37 +60,35 @@ def _vary(response: HttpResponse) -> HttpResponse:
 @require_GET
 def alert_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     require(request, Capability.TRIAGE_ALERTS)
-    form = AlertFilterForm(request.GET or None)
-    alerts = selectors.alerts_for_triage(user=request.user)
+    form = AlertFilterForm(
+        request.GET or None, assignable=selectors.assignable_users(user=request.user)
+    )
+    template = "alerts/alert_list.html#results" if request.htmx else "alerts/alert_list.html"
     if request.GET and not form.is_valid():
-        response = render(
-            request,
-            "alerts/alert_list.html",
-            {"form": form, "alerts": [], "more": None},
-            status=400,
-        )
-        return _vary(response)
+        context = {"form": form, "alerts": [], "more": None}
+        return _vary(render(request, template, context, status=400))
     data = form.cleaned_data if request.GET else {}
-    if data.get("status"):
-        alerts = alerts.filter(status=data["status"])
-    if data.get("rule"):
-        alerts = alerts.filter(kind=data["rule"])
-    if data.get("severity"):
-        alerts = alerts.filter(severity=data["severity"])
-    if data.get("user"):
-        alerts = alerts.filter(
-            Q(subject_label__iexact=data["user"]) | Q(subject_user__email__iexact=data["user"])
-        )
-    if data.get("before"):
-        alerts = alerts.filter(pk__lt=data["before"])
+    alerts = selectors.alerts_triage_list(
+        user=request.user,
+        status=data.get("status", ""),
+        kind=data.get("rule", ""),
+        severity=data.get("severity", ""),
+        subject=data.get("user", ""),
+        assignee=data.get("assignee", ""),
+        sort=data.get("sort") or selectors.DEFAULT_ALERT_SORT,
+        after=data.get("after"),
+    )
+    if alerts is None:  # a page mark that names no alert of theirs (gone, or made up)
+        form.add_error("after", "That page of alerts no longer exists; start from the first.")
+        context = {"form": form, "alerts": [], "more": None}
+        return _vary(render(request, template, context, status=400))
     page = list(alerts[: PAGE_SIZE + 1])
     more = None
     if len(page) > PAGE_SIZE:
         page = page[:PAGE_SIZE]
         query = request.GET.copy()
-        query["before"] = str(page[-1].pk)
+        query["after"] = str(page[-1].pk)
         more = "?" + query.urlencode()
-    template = "alerts/alert_list.html#results" if request.htmx else "alerts/alert_list.html"
     context = {"form": form, "alerts": page, "more": more}
     return _vary(render(request, template, context))
 
@@ -105,6 +106,7 @@ def _detail_context(
     return {
         "alert": alert,
         "events": events,
+        "answers": selectors.answers_by_alert([alert]).get(alert.pk, []),
         "audit_user_link": _audit_log_link(user=alert.subject_label)
         if alert.subject_user_id
         else "",
@@ -117,6 +119,10 @@ def _detail_context(
         or AssignForm(assignable=assignable, initial={"assignee": alert.assignee_id}),
         "resolve_form": forms.get("resolve_form") or ResolveForm(),
         "error": forms.get("error"),
+        # The actions the alert calls for, to those who may take them (accounts.access).
+        "subject_account": selectors.subject_account_of(alert=alert)
+        if can(request.user, Capability.MANAGE_MEMBERS)
+        else None,
     }
 
 
@@ -218,6 +224,65 @@ def alert_resolve(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         step=triage.alert_resolve,
         done="Alert resolved.",
     )
+
+
+# --- Actions on the account the alert is about ----------------------------------------------
+
+
+def _subject_for_action(
+    request: AuthenticatedHttpRequest, pk: int
+) -> tuple[Alert, selectors.SubjectAccount]:
+    """The alert and its subject, for someone who may act on members; 404 for any other alert,
+    and for an alert about no member of the organization (an IP address, a former member)."""
+    require(request, Capability.MANAGE_MEMBERS)
+    alert = _alert_for_triage(request, pk)
+    subject = selectors.subject_account_of(alert=alert)
+    if subject is None:
+        raise Http404("This alert is about no member of your organization.")
+    return alert, subject
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def alert_subject_unlock(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Ask, then unlock the account the alert is about."""
+    alert, subject = _subject_for_action(request, pk)
+    email = subject.user.email
+    if request.method != "POST":
+        context = {"alert": alert, "subject": subject, "action": "unlock"}
+        return render(request, "alerts/alert_action_confirm.html", context)
+    released = lockout_release(
+        user=subject.user, reason=Reason.ADMIN_UNLOCK, actor=request.user, request=request
+    )
+    if released:
+        messages.success(request, f"{email} is unlocked.")
+    else:
+        messages.info(request, f"{email} was not locked.")
+    return redirect("alerts:alert-detail", pk=alert.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def alert_subject_sign_out(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Ask, then end every session of the account the alert is about."""
+    alert, subject = _subject_for_action(request, pk)
+    email = subject.user.email
+    if subject.user.pk == request.user.pk:
+        context = _detail_context(
+            request, alert, error="To sign out your own sessions, use Profile → Security."
+        )
+        return render(request, "alerts/alert_detail.html", context, status=409)
+    if request.method != "POST":
+        context = {"alert": alert, "subject": subject, "action": "sign-out"}
+        return render(request, "alerts/alert_action_confirm.html", context)
+    ended = sessions_end(
+        user=subject.user,
+        reason=SessionEndReason.REVOKED_BY_ADMIN,
+        actor=request.user,
+        request=request,
+    )
+    messages.success(request, f"Signed out {ended} session{'s' if ended != 1 else ''} of {email}.")
+    return redirect("alerts:alert-detail", pk=alert.pk)
 
 
 # --- Rules -----------------------------------------------------------------------------------
@@ -343,5 +408,7 @@ def webhook_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def my_alerts(request: AuthenticatedHttpRequest) -> HttpResponse:
-    alerts = selectors.alerts_about_user(user=request.user)[:PAGE_SIZE]
-    return render(request, "alerts/my_alerts.html", {"alerts": alerts})
+    alerts = list(selectors.alerts_about_user(user=request.user)[:PAGE_SIZE])
+    answers = selectors.answers_by_alert(alerts)
+    rows = [(alert, answers.get(alert.pk, [])) for alert in alerts]
+    return render(request, "alerts/my_alerts.html", {"rows": rows})

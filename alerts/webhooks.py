@@ -215,6 +215,7 @@ def _payload(alert: Alert, reopened: bool) -> dict[str, Any]:
             "status": alert.status,
             "subject": {"user": alert.subject_label or None, "ip": alert.subject_ip},
             "count": alert.count,
+            "event_count": alert.event_count,
             "first_seen_at": alert.first_seen_at.isoformat(),
             "last_seen_at": alert.last_seen_at.isoformat(),
             "event_ids": alert.event_ids[:50],

@@ -81,6 +81,13 @@ EVENT_WORDING: dict[str, Wording] = {
     EventType.INTEGRITY_FAILED: Wording(
         "Log tampering found", "Checking the sealed events against their seals found problems"
     ),
+    EventType.ACTIVITY_CONFIRMED: Wording(
+        "Activity confirmed", "{actor} confirmed that an event on their account was them"
+    ),
+    EventType.ACTIVITY_REPORTED: Wording(
+        "Activity reported as not them",
+        "{actor} said an event on their account was not them and secured the account",
+    ),
 }
 
 # A known reason says more than its event type, so its sentence replaces the event's.

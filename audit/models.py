@@ -57,6 +57,10 @@ class EventType(models.TextChoices):
     # A named search of the Audit Log or the Activity Log (accounts.models.SavedSearch).
     SEARCH_SAVED = "search.saved"
     SEARCH_DELETED = "search.deleted"
+    # A member's answer, on their Profile, about one of their own events ("Was this you?"); the
+    # details name the event. Reported ("No, secure my account") also says what was done.
+    ACTIVITY_CONFIRMED = "activity.confirmed"
+    ACTIVITY_REPORTED = "activity.reported"
 
 
 class Category(models.TextChoices):

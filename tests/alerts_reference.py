@@ -652,6 +652,36 @@ def _credential_stuffing(event: AuditEvent, params: dict[str, Any]) -> list[Find
     ]
 
 
+def _reported_by_member(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
+    details = event.details if isinstance(event.details, dict) else {}
+    reported = details.get("event_id")
+    if (
+        event.event_type != EventType.ACTIVITY_REPORTED
+        or event.actor_id is None
+        or not isinstance(reported, int)
+    ):
+        return []
+    what = details.get("event_title") or details.get("event_type") or "an event"
+    finding = _about_actor(
+        event,
+        kind=RuleKind.REPORTED_BY_MEMBER,
+        topic=f":reported:{reported}",
+        window=None,
+        summary=f"{event.actor_label} says {what} was not them",
+        event_ids=sorted({reported, event.pk}),
+        details={
+            "answer": "not_me",
+            "reported_event_id": reported,
+            "reported_event_type": details.get("event_type", ""),
+            "sessions_ended": details.get("sessions_ended", 0),
+            "credential_change_required": bool(details.get("credential_change_required")),
+        },
+    )
+    event_ip = details.get("event_ip")
+    finding.subject_ip = event_ip if isinstance(event_ip, str) and event_ip else None
+    return [finding]
+
+
 _DETECTORS = {
     RuleKind.FAILED_SIGN_INS: _failed_sign_ins,
     RuleKind.PASSWORD_SPRAYING: _password_spraying,
@@ -663,6 +693,7 @@ _DETECTORS = {
     RuleKind.SESSION_ANOMALY: _session_anomaly,
     RuleKind.ANONYMISING_NETWORK: _anonymising_network,
     RuleKind.CREDENTIAL_STUFFING: _credential_stuffing,
+    RuleKind.REPORTED_BY_MEMBER: _reported_by_member,
 }
 
 

@@ -41,7 +41,7 @@ from accounts.models import (
 from alerts.models import Alert, RuleKind
 from alerts.webhooks import webhook_endpoint_create
 from api.services import api_token_create
-from audit.models import AuditEvent
+from audit.models import AuditEvent, EventType
 from exports.services import export_build, export_create
 from retention.models import ExportSchedule, Frequency
 from retention.schedules import export_schedule_create, export_schedule_run
@@ -219,6 +219,14 @@ def own_other_session(world: World, user: User | None) -> dict[str, Any]:
     return {"session_hash": session.session_hash}
 
 
+def own_sign_in(world: World, user: User | None) -> dict[str, Any]:
+    """A sign-in of the owner's, which they may answer "Was this you?" about."""
+    owner = _own_or(world, user)
+    sign_in(Client(), owner.email)
+    event = AuditEvent.objects.filter(actor=owner, event_type=EventType.LOGIN_SUCCEEDED)
+    return {"event_id": event.latest("id").pk}
+
+
 def reset_link(world: World, user: User | None) -> dict[str, Any]:
     uid = urlsafe_base64_encode(force_bytes(world.bystander.pk))
     return {"uidb64": uid, "token": "not-a-valid-token"}
@@ -272,6 +280,12 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "exports:activity-csv": (get(SIGNED_IN),),
     "alerts:my-alerts": (get(SIGNED_IN),),
     "accounts:password-change": (get(SIGNED_IN, methods=GET_POST),),
+    # "Was this you?" about one's own event: "yes" at once, "no" asked first.
+    "accounts:activity-confirm": (post(SIGNED_IN, ok=302, args=own_sign_in, scoped=True),),
+    "accounts:activity-report": (
+        get(SIGNED_IN, args=own_sign_in, scoped=True, methods=GET_POST),
+        Route(SIGNED_IN, method="post", ok=302, args=own_sign_in, scoped=True, methods=GET_POST),
+    ),
     "accounts:security": (get(SIGNED_IN),),
     "accounts:mfa-enrol": (get(SIGNED_IN, methods=GET_POST),),
     # Refused with a 400 to anyone without an authenticator app, so: reached.
@@ -351,6 +365,19 @@ ROUTES: dict[str, tuple[Route, ...]] = {
             args=AN_ALERT,
             scoped=True,
             data={"note": "A test sign-in."},
+        ),
+    ),
+    # The actions on the account an alert is about: asked (GET), then done (POST).
+    "alerts:alert-subject-unlock": (
+        get(C.MANAGE_MEMBERS, args=AN_ALERT, scoped=True, methods=GET_POST),
+        Route(
+            C.MANAGE_MEMBERS, method="post", ok=302, args=AN_ALERT, scoped=True, methods=GET_POST
+        ),
+    ),
+    "alerts:alert-subject-sign-out": (
+        get(C.MANAGE_MEMBERS, args=AN_ALERT, scoped=True, methods=GET_POST),
+        Route(
+            C.MANAGE_MEMBERS, method="post", ok=302, args=AN_ALERT, scoped=True, methods=GET_POST
         ),
     ),
     "alerts:rule-list": (get(C.TRIAGE_ALERTS),),

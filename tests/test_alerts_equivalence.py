@@ -230,6 +230,27 @@ def _generate(seed: int) -> list[int]:
                     ),
                     _context(rng),
                 )
+        for user in users[:3]:  # "No, secure my account" about a sign-in (twice: a replay)
+            reported = AuditEvent.objects.filter(
+                actor=user, event_type=EventType.LOGIN_SUCCEEDED
+            ).first()
+            if reported is None:
+                continue
+            for _ in range(2):
+                record(
+                    EventSpec(
+                        event_type=EventType.ACTIVITY_REPORTED,
+                        actor=user,
+                        occurred_at=moment(),
+                        details={
+                            "event_id": reported.pk,
+                            "event_type": reported.event_type,
+                            "event_ip": reported.ip_address,
+                            "sessions_ended": 1,
+                        },
+                    ),
+                    _context(rng),
+                )
     return list(
         AuditEvent.objects.filter(pk__gte=first_new).order_by("pk").values_list("pk", flat=True)
     )

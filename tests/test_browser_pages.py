@@ -87,6 +87,7 @@ EXCLUDED = {
     "alerts:alert-acknowledge": "POST only (the alert's triage form)",
     "alerts:alert-assign": "POST only (the alert's triage form)",
     "alerts:alert-resolve": "POST only (the alert's triage form)",
+    "accounts:activity-confirm": "POST only (a button on Profile)",
     "alerts:webhook-delete": "POST only (a form on the webhook's page)",
     "api:token-revoke": "POST only (a form on API tokens)",
     "/": "redirects to Profile",
@@ -131,6 +132,14 @@ MEMBER_PAGES = (
         lambda data: {"event_id": AuditEvent.objects.filter(actor=data.alice).latest("id").pk},
     ),
     Page("accounts:password-change"),
+    Page(
+        "accounts:activity-report",
+        lambda data: {
+            "event_id": AuditEvent.objects.filter(actor=data.alice, event_type="login.succeeded")
+            .latest("id")
+            .pk
+        },
+    ),
     Page("accounts:security"),
     Page("accounts:mfa-enrol"),
     Page("accounts:mfa-device-remove", lambda data: {"kind": "totp", "pk": data.alice_device_id}),
@@ -156,6 +165,14 @@ ADMINISTRATOR_PAGES = (
     Page(
         "alerts:alert-detail",
         lambda data: {"pk": Alert.objects.filter(organization=data.acme)[0].pk},
+    ),
+    Page(
+        "alerts:alert-subject-unlock",
+        lambda data: {"pk": Alert.objects.filter(subject_user=data.alice)[0].pk},
+    ),
+    Page(
+        "alerts:alert-subject-sign-out",
+        lambda data: {"pk": Alert.objects.filter(subject_user=data.alice)[0].pk},
     ),
     Page("alerts:rule-list"),
     Page("alerts:rule-edit", lambda data: {"kind": RuleKind.FAILED_SIGN_INS}),

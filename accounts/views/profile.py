@@ -10,16 +10,23 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from audit.context import SESSION_HASH_KEY
+from audit.models import AuditEvent
 
 from .. import mfa
+from ..activity_checks import (
+    activity_check_record,
+    answerable_event_of,
+    event_title,
+    security_activity_of,
+)
 from ..forms import TimeZoneForm
 from ..http import AuthenticatedHttpRequest
-from ..models import SessionEndReason
+from ..models import ActivityAnswer, SessionEndReason
 from ..selectors import membership_of, session_open_of, sessions_open_of, unfamiliar_pause_of
 from ..services import user_time_zone_set
 from ..sessions import sessions_end
@@ -29,7 +36,12 @@ from ..timezones import zone_of
 def _profile_page(
     request: AuthenticatedHttpRequest, form: TimeZoneForm, *, status: int = 200
 ) -> HttpResponse:
-    context = {"membership": membership_of(request.user), "time_zone_form": form}
+    context = {
+        "membership": membership_of(request.user),
+        "time_zone_form": form,
+        "activity": security_activity_of(request.user),
+        "current_session_hash": request.session.get(SESSION_HASH_KEY, ""),
+    }
     return render(request, "accounts/profile.html", context, status=status)
 
 
@@ -70,6 +82,56 @@ def time_zone_detected(request: AuthenticatedHttpRequest) -> HttpResponse:
         only_if_unset=True,
     )
     return JsonResponse({"stored": stored, "time_zone": zone_of(request.user)})
+
+
+def _own_answerable_event(request: AuthenticatedHttpRequest, event_id: int) -> AuditEvent:
+    event = answerable_event_of(request.user, event_id)
+    if event is None:
+        raise Http404("No such event of yours to answer about.")
+    return event
+
+
+@login_required
+@require_POST
+def activity_confirm(request: AuthenticatedHttpRequest, event_id: int) -> HttpResponse:
+    """ "Yes, it was me": record it (once) and go back to the Profile."""
+    event = _own_answerable_event(request, event_id)
+    outcome = activity_check_record(
+        user=request.user, event=event, answer=ActivityAnswer.ME, request=request
+    )
+    if outcome.check.answer == ActivityAnswer.NOT_ME:
+        messages.info(request, "You already told us this was not you; your account was secured.")
+    else:
+        messages.success(request, "Thanks: noted that it was you.")
+    return redirect(reverse("accounts:profile") + "#security-activity")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def activity_report(request: AuthenticatedHttpRequest, event_id: int) -> HttpResponse:
+    """ "No, secure my account": ask, then end the other sessions, require a new password and
+    tell the security team."""
+    event = _own_answerable_event(request, event_id)
+    if request.method != "POST":
+        context = {
+            "event": event,
+            "title": event_title(event),
+            "other_sessions": sessions_open_of(request.user)
+            .exclude(session_hash=request.session.get(SESSION_HASH_KEY, ""))
+            .count(),
+        }
+        return render(request, "accounts/activity_report.html", context)
+    outcome = activity_check_record(
+        user=request.user, event=event, answer=ActivityAnswer.NOT_ME, request=request
+    )
+    if outcome.changed:
+        ended = outcome.sessions_ended
+        messages.warning(
+            request,
+            f"We signed out your other sessions ({ended}) and told your organization's security "
+            "team. Choose a new password now.",
+        )
+    return redirect("accounts:password-change")
 
 
 def _security_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:
