@@ -75,6 +75,8 @@ EVENT_WORDING: dict[str, Wording] = {
     EventType.RETENTION_PURGED: Wording(
         "Old events deleted", "Events older than the retention period were deleted"
     ),
+    EventType.SEARCH_SAVED: Wording("Search saved", "{actor} saved a search"),
+    EventType.SEARCH_DELETED: Wording("Saved search deleted", "{actor} deleted a saved search"),
     EventType.INTEGRITY_VERIFIED: Wording(
         "Log verified intact", "Every sealed event was checked against its signed seal"
     ),

@@ -682,8 +682,32 @@ def _reported_by_member(event: AuditEvent, params: dict[str, Any]) -> list[Findi
     return [finding]
 
 
+def _integrity_failure(event: AuditEvent, params: dict[str, Any]) -> list[Finding]:
+    if event.event_type != EventType.INTEGRITY_FAILED:
+        return []
+    details = event.details or {}
+    problems = details.get("problems", 0)
+    summary = (
+        f"Audit log integrity could not be verified: {details['cannot_verify']}"
+        if details.get("cannot_verify")
+        else f"Audit log tampering found: {problems} problem(s) in the sealed events"
+    )
+    return [
+        Finding(
+            kind=RuleKind.INTEGRITY_FAILURE,
+            subject_key="integrity",
+            subject_label="Audit log",
+            summary=summary[:300],
+            window=timedelta(days=1),
+            event_ids=[event.pk],
+            details={"found": details.get("found", [])[:20], "problems": problems},
+        )
+    ]
+
+
 _DETECTORS = {
     RuleKind.FAILED_SIGN_INS: _failed_sign_ins,
+    RuleKind.INTEGRITY_FAILURE: _integrity_failure,
     RuleKind.PASSWORD_SPRAYING: _password_spraying,
     RuleKind.NEW_DEVICE: _new_device,
     RuleKind.NEW_COUNTRY: _new_country,

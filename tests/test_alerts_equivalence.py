@@ -251,6 +251,18 @@ def _generate(seed: int) -> list[int]:
                     ),
                     _context(rng),
                 )
+    for found in ([{"event_id": 1, "problem": "changed"}], []):  # verification runs (twice)
+        record(
+            EventSpec(
+                event_type=EventType.INTEGRITY_FAILED,
+                organization=org,
+                occurred_at=moment(),
+                details={"problems": len(found) or 1, "found": found}
+                if found
+                else {"cannot_verify": "INTEGRITY_SIGNING_KEY is not set"},
+            ),
+            _context(rng),
+        )
     return list(
         AuditEvent.objects.filter(pk__gte=first_new).order_by("pk").values_list("pk", flat=True)
     )
