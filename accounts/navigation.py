@@ -48,7 +48,11 @@ MENU: tuple[Group, ...] = (
         "Profile",
         (
             Entry("Profile", "accounts:profile", pages=("accounts:activity-report",)),
-            Entry("Activity Log", "accounts:activity", pages=("accounts:activity-event",)),
+            Entry(
+                "Activity Log",
+                "accounts:activity",
+                pages=("accounts:activity-event", "accounts:activity-search-delete"),
+            ),
             Entry("Alerts about me", "alerts:my-alerts"),
             Entry(
                 "Sign-in & sessions",
@@ -70,7 +74,10 @@ MENU: tuple[Group, ...] = (
         (
             Entry("Overview", "accounts:security-settings", C.VIEW_SECURITY_SETTINGS),
             Entry(
-                "Audit Log", "accounts:audit-log", C.VIEW_AUDIT_LOG, ("accounts:audit-log-event",)
+                "Audit Log",
+                "accounts:audit-log",
+                C.VIEW_AUDIT_LOG,
+                ("accounts:audit-log-event", "accounts:audit-log-search-delete"),
             ),
             Entry("Exports", "exports:export-list", C.EXPORT_AUDIT_LOG),
             Entry(

@@ -23,7 +23,15 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Membership, Organization, OrganizationDomain, Role, User
+from accounts.models import (
+    Membership,
+    Organization,
+    OrganizationDomain,
+    Role,
+    SavedSearch,
+    SearchLog,
+    User,
+)
 from accounts.navigation import MENU
 from alerts.models import Alert, RuleKind, WebhookDelivery, WebhookEndpoint
 from audit.models import AuditEvent
@@ -84,6 +92,8 @@ EXCLUDED = {
     "accounts:member-sign-out": "POST only (a form on Members)",
     "accounts:member-mfa-reset": "POST only (a form on Members)",
     "accounts:domain-verify": "POST only (a form on Email domains)",
+    "accounts:audit-log-search-save": "POST only (Save this search, beside the Audit Log's box)",
+    "accounts:activity-search-save": "POST only (Save this search, beside the Activity Log's box)",
     "alerts:alert-acknowledge": "POST only (the alert's triage form)",
     "alerts:alert-assign": "POST only (the alert's triage form)",
     "alerts:alert-resolve": "POST only (the alert's triage form)",
@@ -123,6 +133,19 @@ class Page:
     kwargs: Callable[[Data], dict[str, object]] = lambda data: {}
 
 
+def _saved_search(email: str, log: str) -> dict[str, object]:
+    """A saved search of the person's (the delete confirmation's page names it)."""
+    user = User.objects.get(email=email)
+    search, _ = SavedSearch.objects.get_or_create(
+        organization=user.membership.organization,
+        owner=user,
+        log=log,
+        name="Failed sign-ins from abroad, last 30 days",
+        defaults={"query": "q=type%3Alogin.failed+-country%3ADE&period=30d", "shared": True},
+    )
+    return {"search_id": search.pk}
+
+
 # Who visits which pages: a member their Profile, an administrator the organization's settings.
 MEMBER_PAGES = (
     Page("accounts:profile"),
@@ -144,6 +167,10 @@ MEMBER_PAGES = (
     Page("accounts:mfa-enrol"),
     Page("accounts:mfa-device-remove", lambda data: {"kind": "totp", "pk": data.alice_device_id}),
     Page("alerts:my-alerts"),
+    Page(
+        "accounts:activity-search-delete",
+        lambda data: _saved_search(data.alice.email, SearchLog.ACTIVITY),
+    ),
 )
 ADMINISTRATOR_PAGES = (
     Page("accounts:security-settings"),
@@ -183,6 +210,10 @@ ADMINISTRATOR_PAGES = (
     ),
     Page("retention:retention"),
     Page("retention:archives"),
+    Page(
+        "accounts:audit-log-search-delete",
+        lambda data: _saved_search("admin@acme.test", SearchLog.AUDIT),
+    ),
 )
 ANONYMOUS_PAGES = (
     Page("accounts:login"),
@@ -375,7 +406,7 @@ def test_filtering_the_audit_log_keeps_one_results_region(visitor, data):
     admin.sign_in("admin@acme.test")
     admin.page.goto(reverse("accounts:audit-log"))
     with admin.page.expect_response(lambda response: "audit-log" in response.url):
-        admin.page.get_by_role("button", name="Filter").click()
+        admin.page.get_by_role("button", name="Search").click()
     admin.page.wait_for_load_state("networkidle")
     assert admin.page.locator("[id=results]").count() == 1
 
