@@ -137,6 +137,11 @@ def roles_with(capability: Capability) -> frozenset[Role]:
     return frozenset(role for role, held in CAPABILITIES.items() if capability in held)
 
 
+def is_step_down(old: Role | str, new: Role | str) -> bool:
+    """Whether moving from role `old` to `new` takes away anything `old` could do."""
+    return bool(CAPABILITIES[Role(old)] - CAPABILITIES[Role(new)])
+
+
 def require(request: HttpRequest, capability: Capability) -> Organization:
     """The organization the signed-in person may do this in, or PermissionDenied saying who may."""
     access = access_for(request.user)

@@ -247,6 +247,8 @@ class PasswordChangeForm(auth_forms.PasswordChangeForm):
 
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=Role.choices)
+    # Set by the confirmation page of a change that takes something away (access.is_step_down).
+    confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
 class MfaPolicyForm(forms.Form):

@@ -121,9 +121,12 @@ class RuleForm(forms.Form):
 class WebhookForm(forms.Form):
     url = forms.URLField(
         max_length=500,
-        label="URL",
+        label="URL (https)",
         assume_scheme="https",
-        error_messages={"invalid": "Enter a full URL, e.g. https://hooks.example.com/activity."},
+        error_messages={
+            "required": "Enter the URL alerts are sent to, e.g. https://hooks.example.com/activity.",
+            "invalid": "Enter a full URL, e.g. https://hooks.example.com/activity.",
+        },
     )
     description = forms.CharField(max_length=200, required=False)
 

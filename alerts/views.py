@@ -10,12 +10,11 @@ from django.contrib.auth.decorators import login_required
 from django.forms import Form
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import Capability, can, require
-from accounts.http import AuthenticatedHttpRequest
+from accounts.http import AuthenticatedHttpRequest, see_other
 from accounts.lockout import lockout_release
 from accounts.models import SessionEndReason
 from accounts.sessions import sessions_end
@@ -318,6 +317,7 @@ def rule_edit(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
     form = RuleForm(request.POST or None, rule=rule, initial=initial)
     if request.method == "POST":
         if not form.is_valid():
+            messages.error(request, "The rule was not saved: see below.")
             return render(
                 request, "alerts/rule_edit.html", {"form": form, "rule": rule}, status=400
             )
@@ -331,8 +331,11 @@ def rule_edit(request: AuthenticatedHttpRequest, kind: str) -> HttpResponse:
             notify_webhook=form.cleaned_data["notify_webhook"],
             request=request,
         )
-        messages.success(request, "Rule saved." if changed else "Nothing changed.")
-        return redirect("alerts:rule-list")
+        if changed:
+            messages.success(request, f"Saved the rule “{rule.get_kind_display()}”.")
+        else:
+            messages.info(request, "Nothing changed: those already were the rule's settings.")
+        return see_other("alerts:rule-list")
     return render(request, "alerts/rule_edit.html", {"form": form, "rule": rule})
 
 
@@ -356,7 +359,8 @@ def webhook_list(request: AuthenticatedHttpRequest) -> HttpResponse:
             # Carried to the next page only: the detail page shows it once and forgets it.
             request.session[_secret_once_key(endpoint.pk)] = endpoint.secret
             messages.success(request, "Webhook added. Verify requests with the secret below.")
-            return redirect("alerts:webhook-detail", pk=endpoint.pk)
+            return see_other("alerts:webhook-detail", pk=endpoint.pk)
+        messages.error(request, "The webhook was not added: see below.")
         status = 400
     else:
         status = 200
@@ -382,7 +386,7 @@ def _webhook_for_admin(request: AuthenticatedHttpRequest, pk: int) -> WebhookEnd
 @require_GET
 def webhook_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     endpoint = _webhook_for_admin(request, pk)
-    return render(
+    response = render(
         request,
         "alerts/webhook_detail.html",
         {
@@ -391,15 +395,21 @@ def webhook_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             "deliveries": selectors.deliveries_for(endpoint=endpoint),
         },
     )
+    # The page may show the secret, once: no cache may keep a copy.
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def webhook_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Ask, then remove the webhook."""
     endpoint = _webhook_for_admin(request, pk)
+    if request.method != "POST":
+        return render(request, "alerts/webhook_delete.html", {"endpoint": endpoint})
     webhook_endpoint_delete(endpoint=endpoint, actor=request.user, request=request)
-    messages.success(request, "Webhook removed.")
-    return redirect(reverse("alerts:webhook-list"))
+    messages.success(request, f"Removed the webhook {endpoint.url}. No more alerts are sent to it.")
+    return see_other("alerts:webhook-list")
 
 
 # --- Own alerts ------------------------------------------------------------------------------

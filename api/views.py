@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.access import Capability, require
-from accounts.http import AuthenticatedHttpRequest
+from accounts.http import AuthenticatedHttpRequest, see_other
+from accounts.models import Organization
 from accounts.selectors import event_filters_with_members
 from accounts.throttling import (
     Purpose,
@@ -160,29 +162,26 @@ def events(request: HttpRequest) -> JsonResponse:
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. SIEM import.")
+    name = forms.CharField(
+        max_length=100,
+        help_text="What the token is for, e.g. SIEM import.",
+        error_messages={"required": "Give the token a name, so you can tell it apart later."},
+    )
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
-    organization = require(request, Capability.MANAGE_API_TOKENS)
-    form = TokenForm(request.POST or None)
-    created_secret = None
-    status = 200
-    if request.method == "POST":
-        if not organization.has_api:
-            raise PermissionDenied("API tokens need the Enterprise tier.")
-        if form.is_valid():
-            _, created_secret = services.api_token_create(
-                organization=organization,
-                user=request.user,
-                name=form.cleaned_data["name"],
-                request=request,
-            )
-            form = TokenForm()
-        else:
-            status = 400
+# The new token's secret, kept in the session for the one page that shows it after the redirect:
+# never in the URL, a message or an event, and gone once shown.
+_SHOW_ONCE_KEY = "api.created_once"
+
+
+def _tokens_page(
+    request: AuthenticatedHttpRequest,
+    organization: Organization,
+    form: TokenForm,
+    *,
+    created_secret: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
     response = render(
         request,
         "api/tokens.html",
@@ -192,7 +191,6 @@ def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
             "tokens": ApiToken.objects.filter(organization=organization).select_related(
                 "created_by"
             ),
-            # Shown once, in this response only; never stored or logged.
             "created_secret": created_secret,
         },
         status=status,
@@ -202,11 +200,48 @@ def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
-def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
+@require_http_methods(["GET", "POST"])
+def tokens(request: AuthenticatedHttpRequest) -> HttpResponse:
+    organization = require(request, Capability.MANAGE_API_TOKENS)
+    if request.method != "POST":
+        secret = request.session.pop(_SHOW_ONCE_KEY, None)
+        return _tokens_page(request, organization, TokenForm(), created_secret=secret)
+    if not organization.has_api:
+        raise PermissionDenied("API tokens need the Enterprise tier.")
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The token was not created: correct the field below.")
+        return _tokens_page(request, organization, form, status=400)
+    token, secret = services.api_token_create(
+        organization=organization,
+        user=request.user,
+        name=form.cleaned_data["name"],
+        request=request,
+    )
+    request.session[_SHOW_ONCE_KEY] = secret
+    messages.success(request, f"Created the token “{token.name}”. Copy it now: it is shown once.")
+    return see_other("api:tokens")
+
+
+def _token_or_404(request: AuthenticatedHttpRequest, token_id: int) -> ApiToken:
     organization = require(request, Capability.MANAGE_API_TOKENS)
     token = ApiToken.objects.filter(organization=organization, pk=token_id).first()
     if token is None:
         raise Http404("No such token in your organization.")
-    services.api_token_revoke(token=token, user=request.user, request=request)
-    return redirect("api:tokens")
+    return token
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
+    """Ask, then revoke the token."""
+    token = _token_or_404(request, token_id)
+    if request.method != "POST":
+        return render(request, "api/token_revoke.html", {"token": token})
+    if services.api_token_revoke(token=token, user=request.user, request=request):
+        messages.success(
+            request, f"Revoked the token “{token.name}”. Requests that send it are now refused."
+        )
+    else:
+        messages.info(request, f"The token “{token.name}” was already revoked.")
+    return see_other("api:tokens")

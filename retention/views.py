@@ -5,13 +5,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from accounts.access import Capability, require
-from accounts.http import AuthenticatedHttpRequest
+from accounts.http import AuthenticatedHttpRequest, see_other
 from accounts.models import Organization
 
 from .archives import stored_file_download_record, stored_files_verify
@@ -61,10 +61,12 @@ def retention(request: AuthenticatedHttpRequest) -> HttpResponse:
             except RetentionInputError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(
-                    request, "Retention settings saved." if changes else "Nothing changed."
-                )
-                return redirect("retention:retention")
+                if changes:
+                    messages.success(request, "Retention settings saved.")
+                else:
+                    messages.info(request, "Nothing changed: those already were the settings.")
+                return see_other("retention:retention")
+        messages.error(request, "The retention settings were not saved: see below.")
         status = 400
     else:
         form = RetentionSettingsForm(
@@ -131,7 +133,8 @@ def archives(request: AuthenticatedHttpRequest) -> HttpResponse:
                     f"Scheduled “{schedule.name}”; the first file is made "
                     f"{schedule.next_run_at:%Y-%m-%d %H:%M} UTC.",
                 )
-                return redirect("retention:archives")
+                return see_other("retention:archives")
+        messages.error(request, "The export was not scheduled: see below.")
         status = 400
     else:
         form, filter_form = ExportScheduleForm(), ScheduleFilterForm()
@@ -156,7 +159,7 @@ def verify(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.htmx:
         context = _archives_context(organization, ExportScheduleForm(), ScheduleFilterForm())
         return render(request, "retention/archives.html#files", context)
-    return redirect("retention:archives")
+    return see_other("retention:archives")
 
 
 @login_required
@@ -174,17 +177,23 @@ def schedule_run(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Exported {stored.row_count} events to {stored.filename}.")
-    return redirect("retention:archives")
+    return see_other("retention:archives")
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def schedule_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Ask, then stop the scheduled export (its files stay)."""
     organization = require(request, Capability.MANAGE_ARCHIVES)
     schedule = schedule_get(organization=organization, pk=pk)
+    if request.method != "POST":
+        files = stored_files_for(organization).filter(schedule=schedule).count()
+        return render(
+            request, "retention/schedule_delete.html", {"schedule": schedule, "files": files}
+        )
     export_schedule_delete(schedule=schedule, actor=request.user, request=request)
     messages.success(request, f"Stopped “{schedule.name}”; its files are kept.")
-    return redirect("retention:archives")
+    return see_other("retention:archives")
 
 
 @login_required

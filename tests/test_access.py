@@ -191,6 +191,14 @@ def post(need: Capability | str, **kwargs: Any) -> Route:
 GET_POST = frozenset({"get", "post"})
 
 
+def confirmed(need: Capability | str, args: Args, **kwargs: Any) -> tuple[Route, Route]:
+    """A destructive action of a tenant's object: its question (GET), then the action (POST)."""
+    return (
+        Route(need, args=args, scoped=True, methods=GET_POST, **kwargs),
+        Route(need, method="post", ok=303, args=args, scoped=True, methods=GET_POST, **kwargs),
+    )
+
+
 def _own_or(world: World, user: User | None) -> User:
     """The acting person if they belong to the first tenant, else the tenant's bystander."""
     if user is None or user.membership.organization_id != world.organization.pk:
@@ -288,12 +296,20 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     ),
     "accounts:security": (get(SIGNED_IN),),
     "accounts:mfa-enrol": (get(SIGNED_IN, methods=GET_POST),),
-    # Refused with a 400 to anyone without an authenticator app, so: reached.
-    "accounts:mfa-backup-codes": (post(SIGNED_IN, ok=400),),
+    # New codes are shown once, by the GET after the POST; without any, back to Security.
+    "accounts:mfa-backup-codes": (
+        get(SIGNED_IN, ok=302, methods=GET_POST),
+        # Refused with a 400 to anyone without an authenticator app, so: reached.
+        Route(SIGNED_IN, method="post", ok=400, methods=GET_POST),
+    ),
     "accounts:mfa-device-remove": (get(SIGNED_IN, args=own_device, scoped=True, methods=GET_POST),),
-    "accounts:session-end": (post(SIGNED_IN, ok=302, args=own_other_session, scoped=True),),
-    "accounts:sessions-end-others": (post(SIGNED_IN, ok=302),),
-    "accounts:time-zone": (post(SIGNED_IN, ok=302, data={"time_zone": "Europe/Berlin"}),),
+    "accounts:session-end": (post(SIGNED_IN, ok=303, args=own_other_session, scoped=True),),
+    # Destructive actions ask first: the GET shows the question, the POST acts.
+    "accounts:sessions-end-others": (
+        get(SIGNED_IN, methods=GET_POST),
+        Route(SIGNED_IN, method="post", ok=303, methods=GET_POST),
+    ),
+    "accounts:time-zone": (post(SIGNED_IN, ok=303, data={"time_zone": "Europe/Berlin"}),),
     "accounts:time-zone-detected": (post(SIGNED_IN, data={"time_zone": "Europe/Berlin"}),),
     # Settings → Security.
     "accounts:security-settings": (get(C.VIEW_SECURITY_SETTINGS),),
@@ -320,23 +336,14 @@ ROUTES: dict[str, tuple[Route, ...]] = {
         get(C.EXPORT_AUDIT_LOG, args=arg("export_id", "export_id"), scoped=True),
     ),
     "api:tokens": (get(C.MANAGE_API_TOKENS, methods=GET_POST),),
-    "api:token-revoke": (
-        post(C.MANAGE_API_TOKENS, ok=302, args=arg("token_id", "token_id"), scoped=True),
-    ),
+    "api:token-revoke": confirmed(C.MANAGE_API_TOKENS, arg("token_id", "token_id")),
     "accounts:members": (get(C.MANAGE_MEMBERS),),
-    "accounts:mfa-policy": (post(C.MANAGE_MEMBERS, ok=302, data={"policy": "off"}),),
-    "accounts:member-role": (
-        post(
-            C.MANAGE_MEMBERS,
-            ok=302,
-            args=A_MEMBER,
-            scoped=True,
-            data={"role": Role.MEMBER},
-        ),
-    ),
-    "accounts:member-unlock": (post(C.MANAGE_MEMBERS, ok=302, args=A_MEMBER, scoped=True),),
-    "accounts:member-sign-out": (post(C.MANAGE_MEMBERS, ok=302, args=A_MEMBER, scoped=True),),
-    "accounts:member-mfa-reset": (post(C.MANAGE_MEMBERS, ok=302, args=A_MEMBER, scoped=True),),
+    "accounts:mfa-policy": (post(C.MANAGE_MEMBERS, ok=303, data={"policy": "off"}),),
+    # A change that takes something away asks first (GET ?role=), then POSTs.
+    "accounts:member-role": confirmed(C.MANAGE_MEMBERS, A_MEMBER, data={"role": Role.MEMBER}),
+    "accounts:member-unlock": (post(C.MANAGE_MEMBERS, ok=303, args=A_MEMBER, scoped=True),),
+    "accounts:member-sign-out": confirmed(C.MANAGE_MEMBERS, A_MEMBER),
+    "accounts:member-mfa-reset": confirmed(C.MANAGE_MEMBERS, A_MEMBER),
     "accounts:domains": (
         get(C.MANAGE_DOMAINS, methods=GET_POST),
         # No domain given: a 400 that says so, reached only by those who manage domains.
@@ -345,10 +352,10 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "accounts:throttling": (
         get(C.MANAGE_THROTTLING, methods=GET_POST),
         # Every limit empty: the platform's defaults, saved (nothing changed), then the page.
-        Route(C.MANAGE_THROTTLING, method="post", ok=302, methods=GET_POST),
+        Route(C.MANAGE_THROTTLING, method="post", ok=303, methods=GET_POST),
     ),
     "accounts:domain-verify": (
-        post(C.MANAGE_DOMAINS, ok=302, args=arg("domain_id", "domain_id"), scoped=True),
+        post(C.MANAGE_DOMAINS, ok=303, args=arg("domain_id", "domain_id"), scoped=True),
     ),
     "accounts:domain-remove": (
         get(C.MANAGE_DOMAINS, args=arg("domain_id", "domain_id"), scoped=True, methods=GET_POST),
@@ -391,27 +398,23 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     ),
     "alerts:webhook-list": (get(C.MANAGE_WEBHOOKS, methods=GET_POST),),
     "alerts:webhook-detail": (get(C.MANAGE_WEBHOOKS, args=arg("pk", "webhook_id"), scoped=True),),
-    "alerts:webhook-delete": (
-        post(C.MANAGE_WEBHOOKS, ok=302, args=arg("pk", "webhook_id"), scoped=True),
-    ),
+    "alerts:webhook-delete": confirmed(C.MANAGE_WEBHOOKS, arg("pk", "webhook_id")),
     "retention:retention": (
         get(C.VIEW_RETENTION, methods=GET_POST),
         # Reading the page is not changing it.
-        Route(C.MANAGE_RETENTION, method="post", ok=302, methods=GET_POST),
+        Route(C.MANAGE_RETENTION, method="post", ok=303, methods=GET_POST),
     ),
     "retention:archives": (get(C.MANAGE_ARCHIVES, methods=GET_POST),),
-    "retention:files-verify": (post(C.MANAGE_ARCHIVES, ok=302),),
+    "retention:files-verify": (post(C.MANAGE_ARCHIVES, ok=303),),
     "integrity:integrity": (get(C.VERIFY_INTEGRITY),),
     "integrity:verify": (post(C.VERIFY_INTEGRITY, ok=302),),
     "retention:file-download": (
         get(C.MANAGE_ARCHIVES, args=arg("pk", "stored_file_id"), scoped=True),
     ),
     "retention:schedule-run": (
-        post(C.MANAGE_ARCHIVES, ok=302, args=arg("pk", "schedule_id"), scoped=True),
+        post(C.MANAGE_ARCHIVES, ok=303, args=arg("pk", "schedule_id"), scoped=True),
     ),
-    "retention:schedule-delete": (
-        post(C.MANAGE_ARCHIVES, ok=302, args=arg("pk", "schedule_id"), scoped=True),
-    ),
+    "retention:schedule-delete": confirmed(C.MANAGE_ARCHIVES, arg("pk", "schedule_id")),
 }
 
 

@@ -345,7 +345,7 @@ def test_saving_a_rule_records_settings_changed_with_old_and_new_values(acme, ot
     response = client_as(acme.admin).post(
         _url("rule-edit", "failed_sign_ins"), _rule_form(threshold=8, notify_email=None)
     )
-    assert response.status_code == 302
+    assert response.status_code == 303
     rule = AlertRule.objects.get(organization=acme.organization, kind="failed_sign_ins")
     assert rule.parameters == {"threshold": 8, "window_minutes": 15}
     assert rule.notify_email is False
@@ -407,7 +407,7 @@ def test_adding_a_public_https_webhook_records_settings_changed_without_the_secr
         _url("webhook-list"), {"url": "https://93.184.215.14/hooks", "description": "SIEM"}
     )
     endpoint = WebhookEndpoint.objects.get()
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == _url("webhook-detail", endpoint.pk)
     assert endpoint.secret.startswith("whsec_")
     [event] = events(EventType.SETTINGS_CHANGED)
@@ -434,7 +434,7 @@ def test_a_webhook_that_is_not_public_https_is_refused_with_a_clear_message(acme
 def test_private_webhooks_are_allowed_when_the_development_setting_says_so(acme, settings):
     settings.ALERTS_WEBHOOK_ALLOW_PRIVATE = True
     response = client_as(acme.admin).post(_url("webhook-list"), {"url": "http://127.0.0.1:9/hooks"})
-    assert response.status_code == 302
+    assert response.status_code == 303
 
 
 def test_the_webhook_secret_is_shown_once_right_after_it_is_added(acme):
@@ -473,7 +473,7 @@ def test_removing_a_webhook_records_settings_changed(acme):
         organization=acme.organization, url="https://93.184.215.14/h", secret="ab" * 32
     )
     response = client_as(acme.admin).post(_url("webhook-delete", endpoint.pk))
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert WebhookEndpoint.objects.count() == 0
     [event] = events(EventType.SETTINGS_CHANGED)
     assert event.details["old"]["url"] == "https://93.184.215.14/h"

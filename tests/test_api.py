@@ -227,8 +227,13 @@ def test_tokens_page_is_for_administrators(client, org):
 def test_a_new_token_is_shown_once_and_stored_hashed(client, org, admin):
     client.force_login(admin)
     response = client.post(TOKENS, {"name": "SIEM"})
-    secret = response.context["created_secret"]
-    assert secret.startswith("am_") and secret in response.content.decode()
+    assert response.status_code == 303 and response["Location"] == TOKENS
+    assert "am_" not in response["Location"]
+    shown = client.get(TOKENS)
+    assert shown["Cache-Control"] == "no-store"
+    secret = shown.context["created_secret"]
+    assert secret.startswith("am_") and secret in shown.content.decode()
+    assert "Created the token “SIEM”" in shown.content.decode()
     token = ApiToken.objects.get()
     assert secret not in (token.token_hash, token.prefix) and len(token.token_hash) == 64
     assert secret not in client.get(TOKENS).content.decode()
@@ -237,9 +242,28 @@ def test_a_new_token_is_shown_once_and_stored_hashed(client, org, admin):
     assert secret not in str(created.details)
 
 
+def test_reloading_the_page_after_creating_a_token_creates_no_second_token(client, org, admin):
+    client.force_login(admin)
+    response = client.post(TOKENS, {"name": "SIEM"}, follow=True)
+    # What a browser does on reload after the redirect: GET the page again.
+    assert response.redirect_chain == [(TOKENS, 303)]
+    assert response.context["created_secret"]
+    reloaded = client.get(TOKENS)
+    assert reloaded.context["created_secret"] is None
+    assert ApiToken.objects.count() == 1
+    assert len(events(EventType.SETTINGS_CHANGED)) == 1
+
+
 def test_a_token_name_is_required(client, org, admin):
     client.force_login(admin)
-    assert client.post(TOKENS, {"name": ""}).status_code == 400
+    response = client.post(TOKENS, {"name": ""})
+    assert response.status_code == 400
+    html = response.content.decode()
+    # The error sits under its labelled field, which points at it; a message says what happened.
+    assert 'aria-describedby="id_name_helptext id_name_error"' in html
+    assert '<ul class="errorlist" id="id_name_error"><li>Give the token a name' in html
+    assert "The token was not created" in html
+    assert not ApiToken.objects.exists()
 
 
 def test_non_enterprise_administrators_cannot_create_tokens(client, db):
@@ -249,11 +273,46 @@ def test_non_enterprise_administrators_cannot_create_tokens(client, db):
     assert client.post(TOKENS, {"name": "x"}).status_code == 403
 
 
-def test_another_tenants_administrator_cannot_revoke_our_token(client, org):
+def test_revoking_asks_first_and_the_get_changes_nothing(client, org, admin):
+    token_for(org, admin)
+    token = ApiToken.objects.get()
+    client.force_login(admin)
+    page = client.get(reverse("api:token-revoke", args=[token.pk]))
+    assert page.status_code == 200
+    assert "Revoke the token" in page.content.decode()
+    token.refresh_from_db()
+    assert token.is_active
+
+
+def test_revoking_says_so_after_the_redirect(client, org, admin):
+    token_for(org, admin)
+    token = ApiToken.objects.get()
+    client.force_login(admin)
+    response = client.post(reverse("api:token-revoke", args=[token.pk]), follow=True)
+    assert response.redirect_chain == [(TOKENS, 303)]
+    assert "Revoked the token" in response.content.decode()
+    token.refresh_from_db()
+    assert not token.is_active
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_another_tenants_administrator_cannot_revoke_our_token(client, org, method):
     token_for(org)
     token = ApiToken.objects.get()
     client.force_login(member(OrganizationFactory.create(tier=Tier.ENTERPRISE), Role.ADMINISTRATOR))
-    assert client.post(reverse("api:token-revoke", args=[token.pk])).status_code == 404
+    url = reverse("api:token-revoke", args=[token.pk])
+    assert getattr(client, method)(url).status_code == 404
+    token.refresh_from_db()
+    assert token.is_active
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_analyst_cannot_revoke_a_token(client, org, method):
+    token_for(org)
+    token = ApiToken.objects.get()
+    client.force_login(member(org, Role.SECURITY_ANALYST))
+    url = reverse("api:token-revoke", args=[token.pk])
+    assert getattr(client, method)(url).status_code == 403
     token.refresh_from_db()
     assert token.is_active
 

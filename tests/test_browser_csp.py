@@ -233,3 +233,31 @@ def test_the_django_admin_runs_under_the_policy(open_browser):
     operator.visit_each(
         ["/admin/", "/admin/accounts/user/", f"/admin/accounts/user/{alice.pk}/change/"]
     )
+
+
+def test_a_destructive_action_asks_in_a_dialog_under_the_policy_then_acts_and_says_so(
+    open_browser,
+):
+    from api.models import ApiToken
+
+    admin = open_browser("admin@initech.test")
+    admin.visit("/settings/security/api-tokens/")
+    admin.page.fill("input[name=name]", "Dialog test")
+    admin.page.get_by_role("button", name="Create token").click()
+    admin.page.get_by_test_id("new-token").wait_for()
+    admin.page.reload()  # after the redirect: a GET, which creates nothing and shows no secret
+    assert admin.page.get_by_test_id("new-token").count() == 0
+    assert ApiToken.objects.filter(name="Dialog test").count() == 1
+    row = admin.page.get_by_test_id("tokens").locator("tr", has_text="Dialog test")
+    row.get_by_role("link", name="Revoke…").click()
+    dialog = admin.page.locator("dialog.confirm-dialog")
+    dialog.get_by_role("heading", name="Revoke the token “Dialog test”?").wait_for()
+    assert admin.page.url.endswith("/settings/security/api-tokens/")  # asked over the list
+    dialog.get_by_role("link", name="Cancel").click()
+    dialog.wait_for(state="detached")
+    assert ApiToken.objects.get(name="Dialog test").is_active
+    row.get_by_role("link", name="Revoke…").click()
+    dialog.get_by_role("button", name="Revoke Dialog test").click()
+    admin.page.get_by_text("Revoked the token “Dialog test”").wait_for()
+    assert not ApiToken.objects.get(name="Dialog test").is_active
+    admin.assert_clean("token revoked through the confirmation dialog")

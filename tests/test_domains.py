@@ -211,7 +211,7 @@ def test_settings_security_links_the_page_for_administrators_only(org, admin):
 def test_an_administrator_adds_a_domain_and_is_shown_the_record_to_publish(org, admin):
     client = client_as(admin)
     response = client.post(URL, {"domain": "Acme.TEST"})
-    assert response.status_code == 302
+    assert response.status_code == 303
     [domain] = OrganizationDomain.objects.filter(organization=org)
     assert (domain.domain, domain.is_verified, domain.proof) == ("acme.test", False, "")
     assert domain.created_by == admin
@@ -268,8 +268,8 @@ def test_a_domain_listed_already_is_refused(org, admin):
 def test_an_organization_lists_a_bounded_number_of_domains(org, admin, settings):
     settings.ORGANIZATION_DOMAINS_MAX = 2
     client = client_as(admin)
-    assert client.post(URL, {"domain": "one.test"}).status_code == 302
-    assert client.post(URL, {"domain": "two.test"}).status_code == 302
+    assert client.post(URL, {"domain": "one.test"}).status_code == 303
+    assert client.post(URL, {"domain": "two.test"}).status_code == 303
     response = client.post(URL, {"domain": "three.test"})
     assert response.status_code == 409
     assert "at most 2 domains" in response.content.decode()
@@ -329,7 +329,7 @@ def test_a_txt_record_at_the_domain_itself_verifies_it_even_in_several_strings(
     dns_server.publish("acme.test", "v=spf1 -all")
     dns_server.publish("acme.test", "activity-monitor-", f"verification={token}")
     response = client_as(admin).post(verify_url(domain))
-    assert response.status_code == 302
+    assert response.status_code == 303
     domain.refresh_from_db()
     assert domain.is_verified
 
@@ -344,7 +344,7 @@ def test_a_unicode_domain_is_looked_up_by_its_idna_name(org, admin, dns_server):
         "_activity-monitor.xn--bcher-kva.example",
         f"activity-monitor-verification={domain.verification_token}",
     )
-    assert client.post(verify_url(domain)).status_code == 302
+    assert client.post(verify_url(domain)).status_code == 303
     domain.refresh_from_db()
     assert domain.is_verified
 

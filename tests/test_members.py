@@ -98,7 +98,7 @@ def test_changing_a_role_records_old_and_new(client, admin):
         {"role": Role.SECURITY_ANALYST},
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert Membership.objects.get(user=colleague).role == Role.SECURITY_ANALYST
     [changed] = events(EventType.MEMBER_ROLE_CHANGED)
     assert changed.actor_id == admin.pk
@@ -130,7 +130,8 @@ def test_an_unknown_role_is_refused(client, admin, bad):
 
 def test_the_last_administrator_cannot_be_demoted(client, admin):
     response = client.post(
-        reverse("accounts:member-role", args=[admin.membership.pk]), {"role": Role.MEMBER}
+        reverse("accounts:member-role", args=[admin.membership.pk]),
+        {"role": Role.MEMBER, "confirmed": "on"},
     )
 
     assert response.status_code == 409
@@ -142,7 +143,10 @@ def test_the_last_administrator_cannot_be_demoted(client, admin):
 def test_an_administrator_may_step_down_when_another_remains(client, admin):
     _colleague(admin, role=Role.ADMINISTRATOR)
 
-    client.post(reverse("accounts:member-role", args=[admin.membership.pk]), {"role": Role.MEMBER})
+    client.post(
+        reverse("accounts:member-role", args=[admin.membership.pk]),
+        {"role": Role.MEMBER, "confirmed": "on"},
+    )
 
     assert Membership.objects.get(user=admin).role == Role.MEMBER
     assert client.get(MEMBERS_URL).status_code == 403
@@ -172,7 +176,7 @@ def test_unlocking_releases_the_lock_as_admin_unlock(client, admin):
 
     response = client.post(reverse("accounts:member-unlock", args=[locked.membership.pk]))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert LockoutState.objects.get(user=locked).locked_until is None
     [released] = events(EventType.LOCKOUT_RELEASED)
     assert released.reason == Reason.ADMIN_UNLOCK
@@ -194,7 +198,7 @@ def test_signing_a_member_out_everywhere_ends_their_sessions_as_revoked_by_admin
 
     response = client.post(reverse("accounts:member-sign-out", args=[colleague.membership.pk]))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert laptop.get(reverse("accounts:profile")).status_code == 302
     assert phone.get(reverse("accounts:profile")).status_code == 302
     ended = events(EventType.SESSION_ENDED)
@@ -221,7 +225,7 @@ def test_resetting_mfa_removes_every_device_and_records_it(client, admin):
 
     response = client.post(reverse("accounts:member-mfa-reset", args=[colleague.membership.pk]))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert not TOTPDevice.objects.filter(user=colleague).exists()
     assert not StaticDevice.objects.filter(user=colleague).exists()
     [reset] = events(EventType.MFA_RESET_BY_ADMIN)
@@ -243,10 +247,10 @@ def test_an_administrator_cannot_reset_their_own_mfa_here(client, admin):
     assert TOTPDevice.objects.filter(user=admin).exists()
 
 
-def test_actions_need_post(client, admin):
+def test_unlocking_needs_post(client, admin):
     colleague = _colleague(admin)
-    for name in ACTIONS:
-        assert client.get(reverse(name, args=[colleague.membership.pk])).status_code == 405
+    url = reverse("accounts:member-unlock", args=[colleague.membership.pk])
+    assert client.get(url).status_code == 405
 
 
 def test_an_unknown_member_id_is_not_found(client, admin):
@@ -259,7 +263,7 @@ def test_setting_the_mfa_policy_records_settings_changed(client, admin):
         {"policy": MfaPolicy.ROLES, "roles": [Role.ADMINISTRATOR, Role.SECURITY_ANALYST]},
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     organization = admin.membership.organization
     organization.refresh_from_db()
     assert organization.mfa_policy == MfaPolicy.ROLES
@@ -280,8 +284,10 @@ def test_setting_the_mfa_policy_records_settings_changed(client, admin):
 def test_a_bad_mfa_policy_is_refused_with_a_message(client, admin, data):
     response = client.post(reverse("accounts:mfa-policy"), data)
 
-    assert response.status_code == 409
-    assert "The policy was not changed" in response.content.decode()
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'role="alert">The two-step verification policy was not changed' in body
+    assert '<ul class="errorlist" id="id_' in body
     assert events(EventType.SETTINGS_CHANGED) == []
 
 

@@ -86,9 +86,9 @@ def test_confirming_with_the_first_code_adds_the_device_and_shows_ten_backup_cod
     body = client.get(ENROL_URL).content.decode()
     code = _code_from_page(body)
 
-    response = client.post(ENROL_URL, {"name": "Work phone", "code": code})
+    response = client.post(ENROL_URL, {"name": "Work phone", "code": code}, follow=True)
 
-    assert response.status_code == 200
+    assert response.redirect_chain == [(BACKUP_URL, 303)]
     device = TOTPDevice.objects.get(user=signed_in)
     assert device.confirmed and device.name == "Work phone"
     assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
@@ -107,7 +107,7 @@ def test_confirming_with_the_first_code_adds_the_device_and_shows_ten_backup_cod
 
 def test_the_backup_codes_can_be_downloaded_from_the_page_that_shows_them(client, signed_in):
     body = client.get(ENROL_URL).content.decode()
-    page = client.post(ENROL_URL, {"code": _code_from_page(body)}).content.decode()
+    page = client.post(ENROL_URL, {"code": _code_from_page(body)}, follow=True).content.decode()
 
     href = re.search(r'<a download="[^"]+" href="data:text/plain;charset=utf-8,([^"]+)"', page)
     text = unquote(href.group(1))
@@ -165,9 +165,9 @@ def test_regenerating_backup_codes_replaces_the_old_ones(client, signed_in):
     totp_device(signed_in)
     backup_codes(signed_in, ("aaaabbbb", "ccccdddd"))
 
-    response = client.post(BACKUP_URL)
+    response = client.post(BACKUP_URL, follow=True)
 
-    assert response.status_code == 200
+    assert response.redirect_chain == [(BACKUP_URL, 303)]
     tokens = list(
         StaticToken.objects.filter(device__user=signed_in).values_list("token", flat=True)
     )
@@ -181,6 +181,22 @@ def test_regenerating_backup_codes_replaces_the_old_ones(client, signed_in):
         "count": 10,
     }
     assert StaticDevice.objects.filter(user=signed_in).count() == 1
+
+
+def test_reloading_the_backup_codes_page_makes_no_new_codes(client, signed_in):
+    totp_device(signed_in)
+    shown = client.post(BACKUP_URL, follow=True)
+    codes = re.findall(r"<li><code>([a-z2-7]{4}-[a-z2-7]{4})</code></li>", shown.content.decode())
+
+    reloaded = client.get(BACKUP_URL, follow=True)
+
+    assert reloaded.redirect_chain == [(SECURITY_URL, 302)]
+    body = reloaded.content.decode()
+    assert "shown only once" in body and not any(code in body for code in codes)
+    assert len(events(EventType.MFA_BACKUP_CODES_GENERATED)) == 1
+    assert {c.replace("-", "") for c in codes} == set(
+        StaticToken.objects.filter(device__user=signed_in).values_list("token", flat=True)
+    )
 
 
 def test_backup_codes_need_an_authenticator_app_first(client, signed_in):
@@ -212,7 +228,7 @@ def test_removing_the_last_app_removes_the_backup_codes_too(client, signed_in):
 
     response = client.post(url, {"password": PASSWORD})
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert not TOTPDevice.objects.filter(user=signed_in).exists()
     assert not StaticDevice.objects.filter(user=signed_in).exists()
     removed = events(EventType.MFA_DEVICE_REMOVED)
@@ -303,7 +319,7 @@ def test_two_users_enrol_independently(signed_in):
 def test_pages_with_the_secret_or_the_codes_are_never_cached(client, signed_in):
     enrol = client.get(ENROL_URL)
     totp_device(signed_in)
-    codes = client.post(BACKUP_URL)
+    codes = client.post(BACKUP_URL, follow=True)
 
     for response in (enrol, codes):
         assert "no-store" in response["Cache-Control"]

@@ -78,7 +78,7 @@ def test_thirty_wrong_old_passwords_lock_the_account_at_the_threshold(client, si
 def test_the_right_old_password_after_a_wrong_one_changes_it(client, signed_in):
     _change(client, "guess")
     response = _change(client, PASSWORD)
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert len(events(EventType.PASSWORD_CHANGED)) == 1
     assert len(events(EventType.LOGIN_FAILED)) == 1
 

@@ -39,7 +39,7 @@ def test_password_change_records_the_event_and_ends_other_sessions(client):
         {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     [changed] = events(EventType.PASSWORD_CHANGED)
     assert changed.actor_id == user.pk
     [ended] = events(EventType.SESSION_ENDED)

@@ -210,7 +210,7 @@ def test_compliance_officer_schedules_an_export_and_it_is_recorded(client):
         },
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     schedule = ExportSchedule.objects.get()
     assert schedule.organization_id == officer.membership.organization_id
     assert schedule.window_days == 7

@@ -71,7 +71,7 @@ def test_saving_frameworks_and_archive_records_settings_changed_with_old_and_new
     user = _signed_in(client)
     response = client.post(URL, {"frameworks": ["pci_dss", "soc2"], "archive_before_purge": "on"})
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     saved = RetentionSettings.objects.get(organization=user.membership.organization)
     assert saved.frameworks == ["pci_dss", "soc2"]
     assert saved.archive_before_purge is True
@@ -97,7 +97,7 @@ def test_enterprise_administrator_sets_ten_years(client):
     user = _signed_in(client, tier=Tier.ENTERPRISE)
     response = client.post(URL, {"retention_years": "10"})
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     organization = Organization.objects.get(pk=user.membership.organization_id)
     assert organization.retention_days == 3650
     [changed] = events(EventType.SETTINGS_CHANGED)

@@ -69,7 +69,7 @@ def test_nothing_is_sent_before_the_change_commits(client):
     # The test's transaction never commits.
     response = client.post(reverse("accounts:mfa-backup-codes"))
 
-    assert response.status_code == 200
+    assert response.status_code == 303
     assert mail.outbox == []
 
 

@@ -72,7 +72,7 @@ def test_signing_out_another_session_ends_it_and_records_revoked_by_user():
 
     response = here.post(_end_url(phone_hash))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert phone.get(reverse("accounts:profile")).status_code == 302
     assert here.get(reverse("accounts:profile")).status_code == 200
     tracked = UserSession.objects.get(session_hash=phone_hash)
@@ -165,7 +165,7 @@ def test_signing_out_all_other_sessions_keeps_this_one():
 
     response = here.post(reverse("accounts:sessions-end-others"))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert here.get(reverse("accounts:profile")).status_code == 200
     assert phone.get(reverse("accounts:profile")).status_code == 302
     assert tablet.get(reverse("accounts:profile")).status_code == 302
@@ -181,6 +181,7 @@ def test_session_actions_need_post_and_a_signed_in_user(client):
     url = _end_url(phone.session[SESSION_HASH_KEY])
 
     assert here.get(url).status_code == 405
+    assert client.get(reverse("accounts:sessions-end-others")).status_code == 302  # to sign in
     assert client.post(url).status_code == 302  # anonymous: to sign in
     assert client.post(reverse("accounts:sessions-end-others")).status_code == 302
     assert events(EventType.SESSION_ENDED) == []
@@ -230,6 +231,29 @@ def test_each_session_shows_where_it_was_started(geoip_db):
     assert "Berlin, DE" in body  # 203.0.113.20, the phone
 
 
+def test_signing_out_all_others_asks_first_and_the_question_changes_nothing():
+    user = member()
+    here, phone = _browsers(user)
+
+    page = here.get(reverse("accounts:sessions-end-others"))
+
+    assert page.status_code == 200
+    assert "Sign out all your other sessions?" in page.content.decode()
+    assert "Mobile Safari" in page.content.decode()  # the phone, named in the question
+    assert phone.get(reverse("accounts:profile")).status_code == 200
+    assert events(EventType.SESSION_ENDED) == []
+
+
+def test_signing_out_all_others_says_so_after_the_redirect():
+    user = member()
+    here, _phone = _browsers(user)
+
+    response = here.post(reverse("accounts:sessions-end-others"), follow=True)
+
+    assert response.redirect_chain == [(reverse("accounts:security"), 303)]
+    assert "Signed out 1 other session." in response.content.decode()
+
+
 def test_signing_out_all_others_by_htmx_returns_the_list_with_only_this_session():
     user = member()
     here, phone = _browsers(user)
@@ -238,7 +262,7 @@ def test_signing_out_all_others_by_htmx_returns_the_list_with_only_this_session(
 
     body = response.content.decode()
     assert "<html" not in body and 'id="sessions"' in body
-    assert "Signed out 1 other session(s)." in body
+    assert "Signed out 1 other session." in body
     assert body.count("This session") == 1
     assert "Mobile Safari" not in body
     assert phone.get(reverse("accounts:profile")).status_code == 302

@@ -371,7 +371,7 @@ def test_an_administrator_sets_limits_and_the_change_is_recorded(small_limits):
         THROTTLING_URL,
         {"ip_burst": "300", "account_burst": "", "allowlist": "203.0.113.7/24\n2001:db8:5::/48"},
     )
-    assert response.status_code == 302
+    assert response.status_code == 303
     organization = admin.membership.organization
     organization.refresh_from_db()
     assert organization.throttle_ip_burst == 300

@@ -107,7 +107,7 @@ def test_profile_changes_the_zone_and_says_so(client, org, admin):
 
     response = client.post(TIME_ZONE, {"time_zone": "America/Sao_Paulo"}, follow=True)
 
-    assert response.redirect_chain == [(PROFILE, 302)]
+    assert response.redirect_chain == [(PROFILE, 303)]
     body = response.content.decode()
     assert "Times are now shown in America/Sao_Paulo." in body
     assert "Times in America/Sao_Paulo" in body

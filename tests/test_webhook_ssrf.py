@@ -96,7 +96,7 @@ def test_a_public_https_webhook_url_is_saved(admin):
     response = client_as(admin).post(
         reverse("alerts:webhook-list"), {"url": "https://93.184.215.14/hooks"}
     )
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert WebhookEndpoint.objects.get().url == "https://93.184.215.14/hooks"
 
 

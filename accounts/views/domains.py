@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ..access import Capability, require
@@ -19,7 +19,7 @@ from ..domains import (
     txt_record_value,
 )
 from ..forms import DomainAddForm
-from ..http import AuthenticatedHttpRequest
+from ..http import AuthenticatedHttpRequest, see_other
 from ..models import OrganizationDomain
 from ..selectors import domain_of, domains_of
 
@@ -54,6 +54,7 @@ def domains(request: AuthenticatedHttpRequest) -> HttpResponse:
         return _domains_page(request)
     form = DomainAddForm(request.POST)
     if not form.is_valid():
+        messages.error(request, "The domain was not added: see below.")
         return _domains_page(request, form, status=400)
     try:
         added = organization_domain_add(
@@ -64,11 +65,12 @@ def domains(request: AuthenticatedHttpRequest) -> HttpResponse:
         )
     except DomainRefused as refusal:
         form.add_error("domain", str(refusal))
+        messages.error(request, "The domain was not added: see below.")
         return _domains_page(request, form, status=409)
     messages.success(
         request, f"Added {added.domain}. Publish its TXT record (below), then verify it."
     )
-    return redirect("accounts:domains")
+    return see_other("accounts:domains")
 
 
 # Not atomic: the DNS lookup may take the whole timeout, and no transaction may stay open that
@@ -88,7 +90,7 @@ def domain_verify(request: AuthenticatedHttpRequest, domain_id: int) -> HttpResp
         messages.error(request, outcome.message)
         return _domains_page(request, status=409)
     messages.success(request, outcome.message)
-    return redirect("accounts:domains")
+    return see_other("accounts:domains")
 
 
 @login_required
@@ -104,4 +106,6 @@ def domain_remove(request: AuthenticatedHttpRequest, domain_id: int) -> HttpResp
             f"Removed {domain.domain}. From now on, failed sign-ins for unknown addresses at it "
             "are not recorded for your organization (those already recorded stay).",
         )
-    return redirect("accounts:domains")
+    else:
+        messages.info(request, f"{domain.domain} was already removed.")
+    return see_other("accounts:domains")

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.models import Reason
 
 from .. import mfa
-from ..access import Capability, access_for, require
+from ..access import Capability, access_for, is_step_down, require
 from ..forms import MemberRoleForm, MfaPolicyForm
-from ..http import AuthenticatedHttpRequest
+from ..http import AuthenticatedHttpRequest, see_other
 from ..lockout import lockout_release
 from ..models import LockoutState, LockScope, Membership, Role, SessionEndReason
 from ..overview import overview_panels_for
@@ -63,7 +66,12 @@ class _MemberRow:
         return self.locked_until is not None or self.unfamiliar_locked_until is not None
 
 
-def _members_page(request: AuthenticatedHttpRequest, *, status: int = 200) -> HttpResponse:
+def _members_page(
+    request: AuthenticatedHttpRequest,
+    *,
+    policy_form: MfaPolicyForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     organization = require(request, Capability.MANAGE_MEMBERS)
     now = timezone.now()
     rows: list[_MemberRow] = []
@@ -71,7 +79,7 @@ def _members_page(request: AuthenticatedHttpRequest, *, status: int = 200) -> Ht
         state: LockoutState | None = getattr(member.user, "lockout_state", None)
         ends = {s: state.lock_of(s)[1] for s in state.scopes_locked(now)} if state else {}
         rows.append(_MemberRow(member, ends.get(LockScope.ALL), ends.get(LockScope.UNFAMILIAR)))
-    policy_form = MfaPolicyForm(
+    policy_form = policy_form or MfaPolicyForm(
         initial={"policy": organization.mfa_policy, "roles": organization.mfa_required_roles}
     )
     context = {
@@ -90,15 +98,31 @@ def members(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def member_role(request: AuthenticatedHttpRequest, membership_id: int) -> HttpResponse:
+    """Change a member's role; a change that takes anything away asks first (GET ?role=)."""
     target = _member_or_404(request, membership_id)
-    form = MemberRoleForm(request.POST)
+    form = MemberRoleForm(request.POST if request.method == "POST" else request.GET)
     if not form.is_valid():
-        return HttpResponseBadRequest("Choose one of the listed roles.")
+        messages.error(
+            request,
+            f"Choose one of the listed roles: the role of {target.user.email} is unchanged.",
+        )
+        return _members_page(request, status=400)
+    role = form.cleaned_data["role"]
+    if request.method != "POST":
+        return render(
+            request,
+            "accounts/member_role_confirm.html",
+            {"target": target, "role": role, "role_label": Role(role).label},
+        )
+    if is_step_down(target.role, role) and not form.cleaned_data["confirmed"]:
+        return see_other(
+            reverse("accounts:member-role", args=[target.pk]) + "?" + urlencode({"role": role})
+        )
     try:
         changed = member_role_change(
-            admin=request.user, membership=target, role=form.cleaned_data["role"], request=request
+            admin=request.user, membership=target, role=role, request=request
         )
     except LastAdministratorError:
         return _members_refusal(
@@ -108,7 +132,9 @@ def member_role(request: AuthenticatedHttpRequest, membership_id: int) -> HttpRe
         )
     if changed:
         messages.success(request, f"{target.user.email} is now {target.get_role_display()}.")
-    return redirect("accounts:members")
+    else:
+        messages.info(request, f"{target.user.email} already was {target.get_role_display()}.")
+    return see_other("accounts:members")
 
 
 def _members_refusal(request: AuthenticatedHttpRequest, message: str) -> HttpResponse:
@@ -127,38 +153,58 @@ def member_unlock(request: AuthenticatedHttpRequest, membership_id: int) -> Http
         messages.success(request, f"{target.user.email} is unlocked.")
     else:
         messages.info(request, f"{target.user.email} was not locked.")
-    return redirect("accounts:members")
+    return see_other("accounts:members")
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def member_sign_out(request: AuthenticatedHttpRequest, membership_id: int) -> HttpResponse:
+    """Ask, then end every session of the member."""
     target = _member_or_404(request, membership_id)
     if target.user_id == request.user.pk:
         return _members_refusal(request, "To sign out your own sessions, use Profile → Security.")
+    if request.method != "POST":
+        return render(request, "accounts/member_sign_out.html", {"target": target})
     ended = sessions_end(
         user=target.user,
         reason=SessionEndReason.REVOKED_BY_ADMIN,
         actor=request.user,
         request=request,
     )
-    messages.success(request, f"Signed out {ended} session(s) of {target.user.email}.")
-    return redirect("accounts:members")
+    if ended:
+        messages.success(
+            request,
+            f"Signed {target.user.email} out everywhere ({ended} session{pluralize(ended)}).",
+        )
+    else:
+        messages.info(request, f"{target.user.email} was not signed in anywhere.")
+    return see_other("accounts:members")
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def member_mfa_reset(request: AuthenticatedHttpRequest, membership_id: int) -> HttpResponse:
+    """Ask, then remove every two-step verification method of the member."""
     target = _member_or_404(request, membership_id)
     if target.user_id == request.user.pk:
         return _members_refusal(
             request, "To change your own two-step verification, use Profile → Security."
         )
+    if request.method != "POST":
+        required = target.organization.mfa_required_for(target.role)
+        return render(
+            request, "accounts/member_mfa_reset.html", {"target": target, "required": required}
+        )
     removed = mfa.mfa_reset_by_admin(admin=request.user, user=target.user, request=request)
-    messages.success(
-        request, f"Removed {removed} two-step verification method(s) of {target.user.email}."
-    )
-    return redirect("accounts:members")
+    if removed:
+        messages.success(
+            request,
+            f"Reset two-step verification of {target.user.email}: removed {removed} "
+            f"method{pluralize(removed)}. They set it up again at their next sign-in.",
+        )
+    else:
+        messages.info(request, f"{target.user.email} had no two-step verification to reset.")
+    return see_other("accounts:members")
 
 
 @login_required
@@ -167,8 +213,8 @@ def mfa_policy(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_MEMBERS)
     form = MfaPolicyForm(request.POST)
     if not form.is_valid():
-        errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
-        return _members_refusal(request, f"The policy was not changed: {errors}")
+        messages.error(request, "The two-step verification policy was not changed: see below.")
+        return _members_page(request, policy_form=form, status=400)
     changed = organization_mfa_policy_update(
         admin=request.user,
         organization=organization,
@@ -181,4 +227,6 @@ def mfa_policy(request: AuthenticatedHttpRequest) -> HttpResponse:
             request,
             "Two-step verification policy saved. It applies from each member's next sign-in.",
         )
-    return redirect("accounts:members")
+    else:
+        messages.info(request, "Nothing changed: that already was the policy.")
+    return see_other("accounts:members")

@@ -10,12 +10,12 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 
 from .. import mfa
 from ..forms import PasswordConfirmForm, TotpEnrolForm
-from ..http import AuthenticatedHttpRequest
+from ..http import AuthenticatedHttpRequest, see_other
 from ..lockout import PURPOSE_MFA_DEVICE_REMOVE
 
 
@@ -39,16 +39,18 @@ def mfa_enrol(request: AuthenticatedHttpRequest) -> HttpResponse:
         if confirmed:
             otp_login(request, device)
             request.session.pop(mfa.ENROL_REQUIRED_SESSION_KEY, None)
+            messages.success(request, f"“{device.name}” is set up for two-step sign-in.")
             if mfa.backup_device_of(user) is None:
                 codes = mfa.backup_codes_generate(user=user, request=request)
-                return _backup_codes_page(request, codes, first=True)
-            messages.success(request, f"“{device.name}” is set up for two-step sign-in.")
-            return redirect("accounts:security")
+                return _backup_codes_shown_next(request, codes, first=True)
+            return see_other("accounts:security")
         form.add_error(
             "code",
             "That code did not match. Check that your phone's clock is right, "
             "wait for the next code and try again.",
         )
+    if form.errors:
+        messages.error(request, "The authenticator app was not added: see below.")
     context = {
         "form": form,
         "qr_svg": segno.make(device.config_url, error="m").svg_inline(
@@ -60,29 +62,46 @@ def mfa_enrol(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "accounts/mfa_enrol.html", context, status=400 if form.errors else 200)
 
 
-def _backup_codes_page(
+# New backup codes wait in the session for the one page that shows them after the redirect (never
+# in the URL, a message or an event), so that reloading that page makes no new codes.
+_CODES_ONCE_KEY = "accounts.backup_codes_once"
+
+
+def _backup_codes_shown_next(
     request: AuthenticatedHttpRequest, codes: list[str], *, first: bool
 ) -> HttpResponse:
-    formatted = [mfa.format_backup_code(c) for c in codes]
+    request.session[_CODES_ONCE_KEY] = {"codes": codes, "first": first}
+    return see_other("accounts:mfa-backup-codes")
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def mfa_backup_codes(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """POST makes new backup codes; the GET after it shows them, once."""
+    if request.method == "POST":
+        if not mfa.user_has_mfa(request.user):
+            return HttpResponseBadRequest(
+                "Set up an authenticator app first: backup codes stand in for it when it is lost."
+            )
+        codes = mfa.backup_codes_generate(user=request.user, request=request)
+        messages.success(request, "New backup codes made. Your earlier codes no longer work.")
+        return _backup_codes_shown_next(request, codes, first=False)
+    once = request.session.pop(_CODES_ONCE_KEY, None)
+    if not once:
+        messages.info(
+            request,
+            "Backup codes are shown only once, when they are made. Lost them? Make new ones.",
+        )
+        return redirect("accounts:security")
+    formatted = [mfa.format_backup_code(c) for c in once["codes"]]
     download = "Activity Monitor backup codes for " + request.user.email + "\n\n"
     download += "\n".join(formatted) + "\n\nEach code works once.\n"
     return render(
         request,
         "accounts/mfa_backup_codes.html",
-        {"codes": formatted, "download": download, "first": first},
+        {"codes": formatted, "download": download, "first": once["first"]},
     )
-
-
-@never_cache
-@login_required
-@require_POST
-def mfa_backup_codes(request: AuthenticatedHttpRequest) -> HttpResponse:
-    if not mfa.user_has_mfa(request.user):
-        return HttpResponseBadRequest(
-            "Set up an authenticator app first: backup codes stand in for it when it is lost."
-        )
-    codes = mfa.backup_codes_generate(user=request.user, request=request)
-    return _backup_codes_page(request, codes, first=False)
 
 
 # Not atomic: a wrong password must be recorded (and counted) whatever happens next; the removal
@@ -103,8 +122,10 @@ def mfa_device_remove(request: AuthenticatedHttpRequest, kind: str, pk: int) -> 
         messages.success(request, "Removed: " + ", ".join(names) + ".")
         if mfa.mfa_required_for(request.user) and not mfa.user_has_mfa(request.user):
             request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = True
-            return redirect("accounts:mfa-enrol")
-        return redirect("accounts:security")
+            return see_other("accounts:mfa-enrol")
+        return see_other("accounts:security")
+    if form.errors:
+        messages.error(request, "Nothing was removed: see below.")
     return render(
         request,
         "accounts/mfa_device_remove.html",

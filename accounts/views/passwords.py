@@ -10,7 +10,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpResponse, HttpResponseBase
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
@@ -21,7 +21,7 @@ from audit.models import Reason
 
 from ..backends import attempt_organization
 from ..forms import PasswordChangeForm
-from ..http import AuthenticatedHttpRequest
+from ..http import AuthenticatedHttpRequest, see_other
 from ..selectors import user_for_sign_in
 from ..services import (
     password_changed_record,
@@ -51,7 +51,9 @@ def password_change(request: AuthenticatedHttpRequest) -> HttpResponse:
             update_session_auth_hash(request, user)
             password_changed_record(request=request, user=user)
         messages.success(request, "Your password was changed. Your other sessions were signed out.")
-        return redirect("accounts:profile")
+        return see_other("accounts:profile")
+    if form.errors:
+        messages.error(request, "Your password was not changed: see below.")
     return render(request, "accounts/password_change.html", {"form": form})
 
 

@@ -8,7 +8,8 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -25,7 +26,7 @@ from ..activity_checks import (
     security_activity_of,
 )
 from ..forms import TimeZoneForm
-from ..http import AuthenticatedHttpRequest
+from ..http import AuthenticatedHttpRequest, see_other
 from ..models import ActivityAnswer, SessionEndReason
 from ..selectors import membership_of, session_open_of, sessions_open_of, unfamiliar_pause_of
 from ..services import user_time_zone_set
@@ -58,11 +59,12 @@ def time_zone(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Profile: the zone the person reads times in."""
     form = TimeZoneForm(request.POST, initial={"time_zone": zone_of(request.user)})
     if not form.is_valid():
+        messages.error(request, "Your time zone was not changed: see below.")
         return _profile_page(request, form, status=400)
     chosen = form.cleaned_data["time_zone"]
     user_time_zone_set(user=request.user, time_zone=chosen, request=request)
     messages.success(request, f"Times are now shown in {chosen}.")
-    return redirect("accounts:profile")
+    return see_other("accounts:profile")
 
 
 @login_required
@@ -176,7 +178,7 @@ def session_end(request: AuthenticatedHttpRequest, session_hash: str) -> HttpRes
         messages.info(request, "This session was signed out.")
         if request.htmx:
             return HttpResponseClientRedirect(reverse("accounts:login"))
-        return redirect("accounts:login")
+        return see_other("accounts:login")
     sessions_end(
         user=request.user,
         reason=SessionEndReason.REVOKED_BY_USER,
@@ -187,21 +189,33 @@ def session_end(request: AuthenticatedHttpRequest, session_hash: str) -> HttpRes
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
 def sessions_end_others(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Ask, then end every session of the person's but this one."""
+    if request.method != "POST":
+        others = [
+            s
+            for s in sessions_open_of(request.user)
+            if s.session_hash != request.session.get(SESSION_HASH_KEY)
+        ]
+        return render(request, "accounts/sessions_end_others.html", {"others": others})
     ended = sessions_end(
         user=request.user,
         reason=SessionEndReason.REVOKED_BY_USER,
         request=request,
         keep_current=True,
     )
-    return _sessions_response(request, f"Signed out {ended} other session(s).")
+    if not ended:
+        return _sessions_response(request, "You were not signed in anywhere else.", info=True)
+    return _sessions_response(request, f"Signed out {ended} other session{pluralize(ended)}.")
 
 
-def _sessions_response(request: AuthenticatedHttpRequest, message: str) -> HttpResponse:
+def _sessions_response(
+    request: AuthenticatedHttpRequest, message: str, *, info: bool = False
+) -> HttpResponse:
     if request.htmx:
         context = {**_security_context(request), "sessions_message": message}
         return render(request, "accounts/security.html#sessions", context)
-    messages.success(request, message)
-    return redirect("accounts:security")
+    (messages.info if info else messages.success)(request, message)
+    return see_other("accounts:security")

@@ -6,12 +6,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from ..access import Capability, require
 from ..forms import ThrottleSettingsForm
-from ..http import AuthenticatedHttpRequest
+from ..http import AuthenticatedHttpRequest, see_other
 from ..models import Organization
 from ..services import organization_throttle_update
 from ..throttling import Limits
@@ -60,6 +60,7 @@ def throttling(request: AuthenticatedHttpRequest) -> HttpResponse:
         return _page(request, organization, ThrottleSettingsForm(initial=_initial(organization)))
     form = ThrottleSettingsForm(request.POST)
     if not form.is_valid():
+        messages.error(request, "Sign-in throttling was not saved: see below.")
         return _page(request, organization, form, status=400)
     changed = organization_throttle_update(
         admin=request.user,
@@ -68,4 +69,4 @@ def throttling(request: AuthenticatedHttpRequest) -> HttpResponse:
         request=request,
     )
     messages.success(request, "Sign-in throttling saved." if changed else "Nothing changed.")
-    return redirect("accounts:throttling")
+    return see_other("accounts:throttling")
