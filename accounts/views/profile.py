@@ -105,7 +105,7 @@ def activity_confirm(request: AuthenticatedHttpRequest, event_id: int) -> HttpRe
         messages.info(request, "You already told us this was not you; your account was secured.")
     else:
         messages.success(request, "Thanks: noted that it was you.")
-    return redirect(reverse("accounts:profile") + "#security-activity")
+    return see_other(reverse("accounts:profile") + "#security-activity")
 
 
 @login_required
@@ -133,7 +133,7 @@ def activity_report(request: AuthenticatedHttpRequest, event_id: int) -> HttpRes
             f"We signed out your other sessions ({ended}) and told your organization's security "
             "team. Choose a new password now.",
         )
-    return redirect("accounts:password-change")
+    return see_other("accounts:password-change")
 
 
 def _security_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:
