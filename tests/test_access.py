@@ -289,10 +289,10 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "alerts:my-alerts": (get(SIGNED_IN),),
     "accounts:password-change": (get(SIGNED_IN, methods=GET_POST),),
     # "Was this you?" about one's own event: "yes" at once, "no" asked first.
-    "accounts:activity-confirm": (post(SIGNED_IN, ok=302, args=own_sign_in, scoped=True),),
+    "accounts:activity-confirm": (post(SIGNED_IN, ok=303, args=own_sign_in, scoped=True),),
     "accounts:activity-report": (
         get(SIGNED_IN, args=own_sign_in, scoped=True, methods=GET_POST),
-        Route(SIGNED_IN, method="post", ok=302, args=own_sign_in, scoped=True, methods=GET_POST),
+        Route(SIGNED_IN, method="post", ok=303, args=own_sign_in, scoped=True, methods=GET_POST),
     ),
     "accounts:security": (get(SIGNED_IN),),
     "accounts:mfa-enrol": (get(SIGNED_IN, methods=GET_POST),),

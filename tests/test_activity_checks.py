@@ -110,7 +110,7 @@ def test_no_secure_my_account_end_to_end(scene):
 
     with committing():  # the alert rules run after the commit, as in production
         response = laptop.post(_report(reported))
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == PASSWORD_CHANGE
 
     # The intruder's session is over; alice's own goes on, but only to the password change.
@@ -203,7 +203,7 @@ def test_yes_it_was_me_is_recorded_once_and_shown_on_the_alert(scene):
         sign_in_from(Client(), scene.alice.email, ip=BERLIN, agent=FIREFOX_LINUX)
     berlin = _last_sign_in(scene.alice)
     response = scene.laptop.post(_confirm(berlin))
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == PROFILE + "#security-activity"
     scene.laptop.post(_confirm(berlin))  # a replay
     [confirmed] = events(EventType.ACTIVITY_CONFIRMED)
