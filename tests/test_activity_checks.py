@@ -162,7 +162,7 @@ def test_no_secure_my_account_end_to_end(scene):
         PASSWORD_CHANGE,
         {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
     )
-    assert changed.status_code == 302
+    assert changed.status_code == 303
     alice.refresh_from_db()
     assert alice.password_change_required_at is None
     assert len(events(EventType.PASSWORD_CHANGED, actor_id=alice.pk)) == 1
