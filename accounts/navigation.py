@@ -61,6 +61,7 @@ MENU: tuple[Group, ...] = (
                     "accounts:mfa-enrol",
                     "accounts:mfa-backup-codes",
                     "accounts:mfa-device-remove",
+                    "accounts:sessions-end-others",
                 ),
             ),
             Entry("Change password", "accounts:password-change"),
@@ -91,7 +92,12 @@ MENU: tuple[Group, ...] = (
                 ),
             ),
             Entry("Alert rules", "alerts:rule-list", C.TRIAGE_ALERTS, ("alerts:rule-edit",)),
-            Entry("Webhooks", "alerts:webhook-list", C.MANAGE_WEBHOOKS, ("alerts:webhook-detail",)),
+            Entry(
+                "Webhooks",
+                "alerts:webhook-list",
+                C.MANAGE_WEBHOOKS,
+                ("alerts:webhook-detail", "alerts:webhook-delete"),
+            ),
         ),
         "accounts:security-settings",
         "Security settings",
@@ -100,12 +106,17 @@ MENU: tuple[Group, ...] = (
         "organization",
         "Organization",
         (
-            Entry("Members", "accounts:members", C.MANAGE_MEMBERS),
+            Entry(
+                "Members",
+                "accounts:members",
+                C.MANAGE_MEMBERS,
+                ("accounts:member-sign-out", "accounts:member-mfa-reset"),
+            ),
             Entry(
                 "Email domains", "accounts:domains", C.MANAGE_DOMAINS, ("accounts:domain-remove",)
             ),
             Entry("Sign-in throttling", "accounts:throttling", C.MANAGE_THROTTLING),
-            Entry("API tokens", "api:tokens", C.MANAGE_API_TOKENS),
+            Entry("API tokens", "api:tokens", C.MANAGE_API_TOKENS, ("api:token-revoke",)),
             Entry("Retention", "retention:retention", C.VIEW_RETENTION),
             Entry("Archives & scheduled exports", "retention:archives", C.MANAGE_ARCHIVES),
             Entry("Log integrity", "integrity:integrity", C.VERIFY_INTEGRITY),
