@@ -20,8 +20,8 @@ def test_compliance_officer_schedules_runs_and_verifies_an_export(page, archive_
     page.wait_for_url("**/profile/")
 
     nav = page.get_by_role("navigation", name="Main")
-    nav.get_by_role("link", name="Settings", exact=True).hover()
-    nav.get_by_role("link", name="Archives & exports").click()
+    nav.get_by_role("button", name="Organization").click()
+    nav.get_by_role("link", name="Archives & scheduled exports").click()
     page.wait_for_url("**/settings/security/archives/")
     page.get_by_text("Schedule an export").click()
     page.fill("input[name=name]", "Daily sign-ins")

@@ -169,6 +169,7 @@ def test_unresolved_alerts_are_counted_by_severity():
 
     data = {panel.name: panel.data for panel in response.context["panels"]}
     assert data["alerts"]["by_severity"] == {
+        "critical": {"open": 0, "acknowledged": 0},
         "high": {"open": 2, "acknowledged": 1},
         "medium": {"open": 0, "acknowledged": 0},
         "low": {"open": 1, "acknowledged": 0},

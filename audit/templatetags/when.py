@@ -74,7 +74,7 @@ def when(value: object, style: str = "") -> dict[str, Any]:
         "zone_abbreviation": local.tzname(),
         "zone": zone,
         "zone_label": zone_label,
-        "style": style,
+        "variant": style,
     }
 
 
