@@ -145,7 +145,7 @@ def test_an_administrators_action_on_a_member_hides_the_administrators_client(tr
         reverse("accounts:member-role", args=[triaged.alice.membership.pk]),
         {"role": Role.COMPLIANCE_OFFICER},
     )
-    assert response.status_code == 302
+    assert response.status_code == 303
     [changed] = events(EventType.MEMBER_ROLE_CHANGED)
     page = client_as(triaged.alice).get(_activity_event(changed)).content.decode()
     assert "member.role_changed" in page

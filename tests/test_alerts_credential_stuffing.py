@@ -262,7 +262,7 @@ def _edit(organization: Organization, **changes: object):
 
 def test_an_administrator_changes_the_thresholds(acme):
     response = _edit(acme, attempts=50, distinct_accounts=30, max_per_account=3)
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert _rule(acme).parameters == {
         "attempts": 50,
         "distinct_accounts": 30,

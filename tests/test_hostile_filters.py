@@ -407,7 +407,7 @@ def test_hostile_schedule_filters_are_refused_or_their_runs_hold_exactly_the_row
         assert not ExportSchedule.objects.exists()
         assert AuditEvent.objects.count() == count_before
     else:
-        assert response.status_code == 302
+        assert response.status_code == 303
         schedule = ExportSchedule.objects.get()
         stored = export_schedule_run(
             schedule=schedule, period_end=datetime(2026, 3, 2, tzinfo=UTC), actor=world.admin

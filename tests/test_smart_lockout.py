@@ -380,7 +380,7 @@ def test_an_administrator_unlock_releases_both_locks():
         "unfamiliar",
     }
 
-    assert _unlock(admin_client, user).status_code == 302
+    assert _unlock(admin_client, user).status_code == 303
 
     released = events(EventType.LOCKOUT_RELEASED)
     assert sorted(e.details["scope"] for e in released) == ["all", "unfamiliar"]
@@ -400,7 +400,7 @@ def test_relocking_after_an_unlock_does_not_lock_the_owner_out(counted_checks):
     fail(attacker, user, 10)
     counted_checks.reset()
 
-    assert _unlock(admin_client, user).status_code == 302
+    assert _unlock(admin_client, user).status_code == 303
     fail(attacker, user, 15)  # at once, as the attacker did
 
     assert len(triggered("unfamiliar")) == 2
