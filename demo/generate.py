@@ -141,6 +141,20 @@ _MIX: list[tuple[str, str, str, dict[str, object], int]] = [
     (EventType.EXPORT_CREATED, Outcome.SUCCESS, "", {"format": "csv", "rows": 1200}, 1),
     (EventType.EXPORT_DOWNLOADED, Outcome.SUCCESS, "", {"format": "csv"}, 1),
     (EventType.RETENTION_PURGED, Outcome.SUCCESS, "", {"count": 5000}, 1),
+    (
+        EventType.ACTIVITY_CONFIRMED,
+        Outcome.SUCCESS,
+        "",
+        {"event_id": 1, "event_type": "login.succeeded"},
+        1,
+    ),
+    (
+        EventType.ACTIVITY_REPORTED,
+        Outcome.SUCCESS,
+        "",
+        {"event_id": 1, "event_type": "login.succeeded", "sessions_ended": 1},
+        1,
+    ),
     (EventType.INTEGRITY_VERIFIED, Outcome.SUCCESS, "", {"seals": 12, "problems": 0}, 1),
     (EventType.INTEGRITY_FAILED, Outcome.FAILURE, "", {"seals": 12, "problems": 1}, 1),
     (
