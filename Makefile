@@ -32,10 +32,13 @@ run: $(STAMP) .env
 		open(sys.argv[1], "x").write(f"DEBUG=1\nSECRET_KEY={secrets.token_urlsafe(50)}\n")' $@
 
 # The whole suite. On PostgreSQL and Redis when DATABASE_URL and REDIS_URL are set; otherwise
-# SQLite, with the PostgreSQL-only tests skipped and saying why.
+# SQLite, with the PostgreSQL-only tests skipped and saying why. In TEST_WORKERS processes
+# (pytest-xdist; each with a database and a Redis database of its own, tests/worker_env.py);
+# `make test TEST_WORKERS=0` runs it in one.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	SECRET_KEY=$${SECRET_KEY:-test-only-not-a-secret} DJANGO_ALLOW_ASYNC_UNSAFE=true \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+		$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The load and fault suite alone (tests/system/, a few minutes; `make test` runs it too): its own
 # gunicorn, Celery worker, beat and Redis against a database of its own. Needs PostgreSQL

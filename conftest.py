@@ -99,7 +99,12 @@ def _fast_password_hasher(settings: pytest_django.Settings) -> None:
 
 @pytest.fixture(scope="session")
 def django_db_setup(
-    request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_createdb
+    request,
+    django_test_environment,
+    django_db_blocker,
+    django_db_keepdb,
+    django_db_createdb,
+    django_db_modify_db_settings,  # pytest-xdist: each worker's database has its own name
 ):
     """Create (and at the end destroy) the test database for every configured connection.
 

@@ -28,12 +28,14 @@ from django.db import connection, connections
 
 from activity_monitor.celery import app, enqueue
 
-REDIS_PORT = int(os.environ.get("FAULT_REDIS_PORT", "6391"))
+from .worker_env import port_for
+
+REDIS_PORT = port_for(int(os.environ.get("FAULT_REDIS_PORT", "6391")))
 REDIS_DB = int(os.environ.get("FAULT_REDIS_DB", "6"))
 REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}"
 # The Redis that tests needing one use when the run has no REDIS_URL (`make test` in a fresh
 # clone): started for them, never stopped under them (fault tests stop REDIS_PORT's).
-SPARE_REDIS_PORT = int(os.environ.get("SPARE_REDIS_PORT", "6394"))
+SPARE_REDIS_PORT = port_for(int(os.environ.get("SPARE_REDIS_PORT", "6394")))
 ROOT = Path(settings.BASE_DIR)
 
 
@@ -219,8 +221,12 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for(lambda: b" ready." in log.read_bytes() or not self.alive, 60, "worker ready")
-        assert self.alive, self.output()
+        try:
+            wait_for(lambda: b" ready." in log.read_bytes() or not self.alive, 60, "worker ready")
+            assert self.alive, self.output()
+        except BaseException:  # never left behind holding the test database
+            self.stop()
+            raise
 
     @property
     def alive(self) -> bool:

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import User
+from accounts.models import Organization, User
 from audit.models import AuditEvent
 
 from .factories import PASSWORD
@@ -59,6 +60,24 @@ def events(event_type: str | None = None, **filters) -> list[AuditEvent]:
     if event_type:
         queryset = queryset.filter(event_type=event_type)
     return list(queryset.filter(**filters))
+
+
+def events_made(organization: Organization, user: User, count: int, **fields: Any) -> None:
+    """`count` events by `user` a minute apart from 1 March 2026, in Germany unless `fields` say
+    otherwise (the browser tests' pages to read, filter and search)."""
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                organization=organization,
+                actor=user,
+                actor_label=user.email,
+                occurred_at=base + timedelta(minutes=i),
+                **{"country": "DE", **fields},
+            )
+            for i in range(count)
+        ]
+    )
 
 
 def csp_directives(header: str) -> set[str]:

@@ -4,36 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from accounts.models import Role
-from audit.models import AuditEvent, EventType, Outcome
+from audit.models import EventType, Outcome
 from exports.csv import HEADER
 
 from .factories import OrganizationFactory, member
-from .helpers import submit_sign_in
+from .helpers import events_made, submit_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _events(organization, user, count: int, **fields) -> None:
-    base = datetime(2026, 3, 1, tzinfo=UTC)
-    AuditEvent.objects.bulk_create(
-        [
-            AuditEvent(
-                organization=organization,
-                actor=user,
-                actor_label=user.email,
-                occurred_at=base + timedelta(minutes=i),
-                ip_address="203.0.113.7",
-                country="DE",
-                **fields,
-            )
-            for i in range(count)
-        ]
-    )
 
 
 def _sign_in(page, email: str) -> None:
@@ -54,8 +35,15 @@ def test_analyst_filters_pages_opens_an_event_and_downloads_csv(page):
     org = OrganizationFactory.create()
     analyst = member(org, Role.SECURITY_ANALYST)
     alice = member(org, email="alice@browser.test")
-    _events(org, alice, 60, event_type=EventType.LOGIN_FAILED, outcome=Outcome.FAILURE)
-    _events(org, alice, 5, event_type=EventType.LOGIN_SUCCEEDED)
+    events_made(
+        org,
+        alice,
+        60,
+        ip_address="203.0.113.7",
+        event_type=EventType.LOGIN_FAILED,
+        outcome=Outcome.FAILURE,
+    )
+    events_made(org, alice, 5, ip_address="203.0.113.7", event_type=EventType.LOGIN_SUCCEEDED)
     _sign_in(page, analyst.email)
 
     nav = page.get_by_role("navigation", name="Main")

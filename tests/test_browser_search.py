@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from accounts.models import Role
-from audit.models import AuditEvent, EventType, Outcome
+from audit.models import EventType, Outcome
 
 from .factories import OrganizationFactory, member
-from .helpers import submit_sign_in
+from .helpers import events_made, submit_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _events(organization, user, count: int, **fields) -> None:
-    base = datetime(2026, 3, 1, tzinfo=UTC)
-    AuditEvent.objects.bulk_create(
-        [
-            AuditEvent(
-                organization=organization,
-                actor=user,
-                actor_label=user.email,
-                occurred_at=base + timedelta(minutes=i),
-                country="DE",
-                **fields,
-            )
-            for i in range(count)
-        ]
-    )
 
 
 def test_typing_a_query_removing_a_chip_and_clicking_a_value(page):
@@ -38,9 +19,9 @@ def test_typing_a_query_removing_a_chip_and_clicking_a_value(page):
     alice = member(org, email="alice@browser.test")
     bob = member(org, email="bob@browser.test")
     failed = {"event_type": EventType.LOGIN_FAILED, "outcome": Outcome.FAILURE}
-    _events(org, alice, 3, ip_address="203.0.113.7", **failed)
-    _events(org, bob, 2, ip_address="198.51.100.4", **failed)
-    _events(org, bob, 4, event_type=EventType.MFA_VERIFIED)
+    events_made(org, alice, 3, ip_address="203.0.113.7", **failed)
+    events_made(org, bob, 2, ip_address="198.51.100.4", **failed)
+    events_made(org, bob, 4, event_type=EventType.MFA_VERIFIED)
     submit_sign_in(page, analyst.email)
     page.wait_for_url("**/profile/")
     page.goto("/settings/security/audit-log/")

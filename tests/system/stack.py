@@ -33,21 +33,25 @@ import requests
 from celery import Celery
 from psycopg import sql
 
+from tests.worker_env import port_for
+
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 # Every system test: `-m system` picks them; on SQLite they are skipped saying why.
 SYSTEM = [
     pytest.mark.system,
+    # One worker runs the whole suite on its one stack (pytest-xdist's --dist loadgroup).
+    pytest.mark.xdist_group("system"),
     pytest.mark.postgres(
         reason="a real gunicorn, Celery worker, beat and Redis on a database of their own"
     ),
 ]
 
 # The ports given to this suite on the shared development machine; override them where they clash.
-HTTP_PORT = int(os.environ.get("SYSTEM_HTTP_PORT", "8101"))
-PROXY_PORT = int(os.environ.get("SYSTEM_PROXY_PORT", "8111"))
-REDIS_PORT = int(os.environ.get("SYSTEM_REDIS_PORT", "6392"))
+HTTP_PORT = port_for(int(os.environ.get("SYSTEM_HTTP_PORT", "8101")))
+PROXY_PORT = port_for(int(os.environ.get("SYSTEM_PROXY_PORT", "8111")))
+REDIS_PORT = port_for(int(os.environ.get("SYSTEM_REDIS_PORT", "6392")))
 
 # gunicorn as a deployment runs it: several processes, a few threads each (8 requests at once,
 # as many as the eight sync workers of the attack).
