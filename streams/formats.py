@@ -142,20 +142,33 @@ SEVERITY: dict[str, int] = {
     EventType.ACTIVITY_REPORTED: HIGH,
     EventType.RETENTION_PURGED: LOW,
 }
-SEVERITY_NAMES = {INFORMATIONAL: "Informational", LOW: "Low", MEDIUM: "Medium", HIGH: "High"}
+CRITICAL = 5
+SEVERITY_NAMES = {
+    INFORMATIONAL: "Informational",
+    LOW: "Low",
+    MEDIUM: "Medium",
+    HIGH: "High",
+    CRITICAL: "Critical",
+}
 # An alert's own severity (alerts.models.Severity) where alert.raised names it.
-ALERT_SEVERITY = {"low": LOW, "medium": MEDIUM, "high": HIGH, "critical": 5}
+ALERT_SEVERITY = {"low": LOW, "medium": MEDIUM, "high": HIGH, "critical": CRITICAL}
 
 
 def severity_of(event: AuditEvent) -> int:
     """The OCSF severity_id of an event."""
     if event.event_type == EventType.ALERT_RAISED:
-        named = ALERT_SEVERITY.get(str((event.details or {}).get("severity", "")))
+        named = ALERT_SEVERITY.get(str(_details(event).get("severity", "")))
         if named:
             return named
     if event.event_type in SEVERITY:
         return SEVERITY[event.event_type]
     return LOW if event.outcome == Outcome.FAILURE else INFORMATIONAL
+
+
+def _details(event: AuditEvent) -> dict[str, Any]:
+    """The event's details, cleaned of secret-looking keys (always an object)."""
+    details = clean_details(event.details)
+    return details if isinstance(details, dict) else {"value": details}
 
 
 def _ms(event: AuditEvent) -> int:
@@ -225,7 +238,7 @@ def _src_endpoint(event: AuditEvent) -> dict[str, Any] | None:
 
 def _ocsf(event: AuditEvent) -> dict[str, Any]:
     mapping = OCSF.get(event.event_type) or _entity(3, event.event_type)
-    details = clean_details(event.details)
+    details = _details(event)
     severity = severity_of(event)
     failed = event.outcome == Outcome.FAILURE
     payload: dict[str, Any] = {
@@ -239,7 +252,7 @@ def _ocsf(event: AuditEvent) -> dict[str, Any]:
         "type_name": f"{CLASS_NAMES[mapping.class_uid]}: {mapping.activity_name}",
         "time": _ms(event),
         "severity_id": severity,
-        "severity": SEVERITY_NAMES.get(severity, "Critical"),
+        "severity": SEVERITY_NAMES[severity],
         "status_id": 2 if failed else 1,
         "status": "Failure" if failed else "Success",
         "message": event_what(event),
@@ -283,7 +296,9 @@ def _ocsf(event: AuditEvent) -> dict[str, Any]:
     elif mapping.class_uid == USER_ACCESS:
         payload["privileges"] = [str(details.get("new", ""))]
     elif mapping.class_uid == ENTITY_MANAGEMENT:
-        entity: dict[str, Any] = {"name": mapping.entity or event.event_type, "type": "Other"}
+        kind = mapping.entity or event.event_type
+        named = (str(details[key]) for key in ("name", "setting", "rule") if details.get(key))
+        entity: dict[str, Any] = {"name": next(named, kind), "type": kind}
         for key in ("alert_id", "export_id", "search_id", "event_id"):
             if key in details:
                 entity["uid"] = str(details[key])
@@ -298,7 +313,8 @@ def _ocsf(event: AuditEvent) -> dict[str, Any]:
 
 # --- ECS -----------------------------------------------------------------------------------------
 
-# event.category and event.type (ECS's allowed pairs) of each event type.
+# event.category and event.type of each event type, from the types ECS expects in each category
+# (its categorization fields' allowed values; tests/test_stream_formats.py holds them).
 ECS: dict[str, tuple[list[str], list[str]]] = {
     EventType.LOGIN_SUCCEEDED: (["authentication"], ["start"]),
     EventType.LOGIN_FAILED: (["authentication"], ["start"]),
@@ -328,7 +344,7 @@ ECS: dict[str, tuple[list[str], list[str]]] = {
     EventType.AUDIT_LOG_VIEWED: (["database"], ["access"]),
     EventType.EXPORT_CREATED: (["file"], ["creation"]),
     EventType.EXPORT_DOWNLOADED: (["file"], ["access"]),
-    EventType.RETENTION_PURGED: (["database"], ["deletion"]),
+    EventType.RETENTION_PURGED: (["database"], ["change"]),
     EventType.INTEGRITY_VERIFIED: (["database"], ["info"]),
     EventType.INTEGRITY_FAILED: (["database"], ["info"]),
     EventType.SEARCH_SAVED: (["configuration"], ["creation"]),
@@ -351,7 +367,7 @@ def _ecs_user(uid: int | None, label: str) -> dict[str, Any]:
 
 def _ecs(event: AuditEvent) -> dict[str, Any]:
     categories, types = ECS.get(event.event_type, (["configuration"], ["info"]))
-    details = clean_details(event.details)
+    details = _details(event)
     payload: dict[str, Any] = {
         "@timestamp": event.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
         "ecs": {"version": ECS_VERSION},
@@ -419,7 +435,7 @@ def _ecs(event: AuditEvent) -> dict[str, Any]:
 # --- CEF -----------------------------------------------------------------------------------------
 
 # CEF's 0-10 severity for OCSF's severity_id.
-CEF_SEVERITY = {INFORMATIONAL: 2, LOW: 4, MEDIUM: 6, HIGH: 8, 5: 10}
+CEF_SEVERITY = {INFORMATIONAL: 2, LOW: 4, MEDIUM: 6, HIGH: 8, CRITICAL: 10}
 
 
 def cef_header_escape(value: str) -> str:
@@ -435,7 +451,7 @@ def cef_extension_escape(value: str) -> str:
 
 
 def _cef(event: AuditEvent) -> str:
-    details = clean_details(event.details)
+    details = _details(event)
     ext: list[tuple[str, str]] = [
         ("rt", str(_ms(event))),
         ("externalId", str(event.pk)),
@@ -480,7 +496,7 @@ def _cef(event: AuditEvent) -> str:
         PRODUCT_VERSION,
         event.event_type,
         event_what(event),
-        str(CEF_SEVERITY.get(severity_of(event), 10)),
+        str(CEF_SEVERITY[severity_of(event)]),
     ]
     extension = " ".join(f"{key}={cef_extension_escape(value)}" for key, value in ext)
     return "|".join(["CEF:0", *(cef_header_escape(part) for part in header), extension])
@@ -490,7 +506,10 @@ def _cef(event: AuditEvent) -> str:
 
 
 def render(event: AuditEvent, fmt: str) -> dict[str, Any] | str:
-    """The event in the format `fmt` (a key of FORMATS): a dict for the JSON ones, a CEF line."""
+    """The event in the format `fmt` (a key of FORMATS): a dict for the JSON ones, a CEF line.
+
+    Reads the event's user agent row: load batches with select_related("agent").
+    """
     if fmt == "ocsf":
         return _ocsf(event)
     if fmt == "ecs":

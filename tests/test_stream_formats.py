@@ -196,11 +196,15 @@ def test_a_role_change_assigns_the_new_role_as_a_privilege():
 
 
 def test_an_alert_takes_its_own_severity():
-    event = full_event(EventType.ALERT_RAISED, details={"alert_id": 9, "severity": "critical"})
+    event = full_event(
+        EventType.ALERT_RAISED,
+        details={"alert_id": 9, "rule": "failed_sign_ins", "severity": "critical"},
+    )
     ocsf = render(event, "ocsf")
     assert ocsf_errors(ocsf) == []
     assert ocsf["severity_id"] == 5
-    assert ocsf["entity"] == {"name": "Alert", "type": "Other", "uid": "9"}
+    assert ocsf["entity"] == {"name": "failed_sign_ins", "type": "Alert", "uid": "9"}
+    assert cef_header(render(event, "cef"))[6] == "10"
 
 
 def test_the_schema_refuses_what_ocsf_does_not_define():
@@ -217,6 +221,26 @@ def test_the_schema_refuses_what_ocsf_does_not_define():
 
 
 # --- ECS -----------------------------------------------------------------------------------------
+
+
+# The event types ECS expects in each category we use (ECS categorization fields, "Expected event
+# types for category ..."); anything else is a value ECS users' dashboards do not look for.
+ECS_EXPECTED_TYPES = {
+    "authentication": {"start", "end", "info"},
+    "configuration": {"access", "change", "creation", "deletion", "info"},
+    "database": {"access", "change", "info", "error"},
+    "file": {"access", "change", "creation", "deletion", "info"},
+    "iam": {"admin", "change", "creation", "deletion", "group", "info", "user"},
+    "intrusion_detection": {"allowed", "denied", "info"},
+    "session": {"start", "end", "info"},
+}
+
+
+@pytest.mark.parametrize("event_type", EventType.values)
+def test_ecs_types_are_those_ecs_expects_in_the_category(event_type):
+    categories, types = ECS[event_type]
+    for category in categories:
+        assert set(types) <= ECS_EXPECTED_TYPES[category], (category, types)
 
 
 def test_a_sign_in_in_ecs():
