@@ -4,6 +4,7 @@ our own JSON (the API's), with CEF's escaping and no secret in any of them."""
 from __future__ import annotations
 
 import json
+import random
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -354,6 +355,19 @@ def test_cef_escapes_pipes_backslashes_equals_and_newlines():
     assert json.loads(ext["cs6"]) == {"note": "k=v \\ | done\nnext"}
     assert ext["cs6Label"] == "details"
     assert "suser=eve|x\\\\y\\=z\\nline2\\r" in line
+
+
+def test_cef_round_trips_any_mix_of_the_special_characters():
+    event = full_event(EventType.LOGIN_FAILED, actor=None, target_user=None, target_label="")
+    chooser = random.Random(18)
+    for _ in range(200):
+        label = "".join(chooser.choice("|\\=\n\r a=b") for _ in range(chooser.randint(1, 12)))
+        event.actor_label, event.reason = label, label[::-1]
+        line = render(event, "cef")
+        assert "\n" not in line and "\r" not in line
+        ext = cef_extension(line)
+        assert (ext["suser"], ext["reason"]) == (label, label[::-1]), line
+        assert cef_header(line)[4] == "login.failed"
 
 
 def test_cef_carries_the_sign_in_fields():
