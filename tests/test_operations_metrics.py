@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
@@ -156,11 +158,13 @@ def test_a_collector_that_fails_is_reported_and_the_others_still_served(
 ):
     # The broker's Redis gone: alerts cannot count its lists, exports still answer.
     previous = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:18409/0"  # nothing listens there
-    try:
-        scraped = samples(client.get(URL, HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))
-    finally:
-        app.conf.broker_url = previous
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        app.conf.broker_url = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+        try:
+            scraped = samples(client.get(URL, HTTP_AUTHORIZATION=f"Bearer {TOKEN}"))
+        finally:
+            app.conf.broker_url = previous
     assert scraped["activity_monitor_collector_up", (("collector", "alerts"),)] == 0
     assert scraped["activity_monitor_collector_up", (("collector", "exports"),)] == 1
     assert ("activity_monitor_alert_evaluations_pending", ()) not in scraped
