@@ -132,6 +132,12 @@ def can(user: User | AnonymousUser, capability: Capability) -> bool:
     return access_for(user).can(capability)
 
 
+def is_platform_operator(user: User | AnonymousUser) -> bool:
+    """Whether the person runs the platform (the Django admin's own test: active staff), which
+    no organization role grants."""
+    return bool(user.is_authenticated and user.is_active and user.is_staff)
+
+
 def roles_with(capability: Capability) -> frozenset[Role]:
     """The roles that hold a capability (for queries such as who is told about alerts)."""
     return frozenset(role for role, held in CAPABILITIES.items() if capability in held)

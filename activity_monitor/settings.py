@@ -159,6 +159,7 @@ INSTALLED_APPS = [
     "api",
     "retention",
     "integrity",
+    "operations",
     "demo",
 ]
 
@@ -678,3 +679,8 @@ AUDIT_LOG_VIEWED_DEDUP_SECONDS = envint("AUDIT_LOG_VIEWED_DEDUP_SECONDS", 300)
 EXPORT_STREAM_MAX_ROWS = envint("EXPORT_STREAM_MAX_ROWS", 100_000)
 EXPORT_ROOT = Path(env("EXPORT_ROOT", str(BASE_DIR / "var" / "exports")))
 EXPORT_TTL_HOURS = envint("EXPORT_TTL_HOURS", 72)
+
+# --- Operations (operations app) ---------------------------------------------------------------
+# The bearer token Prometheus sends to /metrics (Authorization: Bearer <token>). Empty: only a
+# signed-in platform operator (is_staff) may read it.
+METRICS_TOKEN = env("METRICS_TOKEN")

@@ -21,4 +21,5 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("", include("retention.urls")),
     path("", include("integrity.urls")),
+    path("", include("operations.urls")),
 ]

@@ -8,8 +8,10 @@ class AlertsConfig(AppConfig):
         from accounts.access import Capability
         from accounts.overview import OverviewPanel, overview_panel_register
         from audit.services import after_events_commit
+        from operations.metrics import register_collector
 
         from . import receivers, selectors
+        from .metrics import alert_metrics
 
         # Every committed batch of events is queued for rule evaluation (audit's one registry of
         # reactions to events; see audit.services._after_commit_hooks).
@@ -28,3 +30,5 @@ class AlertsConfig(AppConfig):
                 },
             )
         )
+        # /metrics: the evaluation backlog.
+        register_collector("alerts", alert_metrics)

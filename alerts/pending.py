@@ -88,3 +88,17 @@ def forget(organization_id: int) -> None:
     """Drop the list (its task could not be queued): the next request queues one again."""
     with contextlib.suppress(RedisError):
         _client().delete(_key(organization_id))
+
+
+def backlog() -> int:
+    """How many event ids wait in every organization's list; RedisError when Redis cannot say."""
+    if not enabled():
+        return 0
+    client = _client()
+    keys = list(client.scan_iter(match=_key(0)[: -len("0")] + "*", count=1000))
+    if not keys:
+        return 0
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.llen(key)
+        return sum(int(length) for length in pipe.execute())

@@ -15,7 +15,15 @@ from accounts.models import ActivityCheck, LockoutState, Organization, User, Use
 from accounts.selectors import membership_of, sessions_open_of
 from audit.models import AuditEvent, EventType, TorExitNode
 
-from .models import Alert, AlertRule, AlertStatus, Severity, WebhookDelivery, WebhookEndpoint
+from .models import (
+    Alert,
+    AlertRule,
+    AlertStatus,
+    Severity,
+    SweepState,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 # --- Events the rules read (always scoped to the event's organization) -----------------------
 
@@ -356,3 +364,27 @@ def unresolved_alerts_by_severity(*, organization: Organization) -> dict[str, di
     for row in counts:
         by_severity[row["severity"]][row["status"]] = row["n"]
     return by_severity
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """How far the sweep has confirmed every event evaluated (platform-wide, for operators)."""
+
+    low_water_id: int
+    swept_at: datetime | None
+    latest_event_id: int
+
+    @property
+    def events_behind(self) -> int:
+        """Events after the mark: an upper bound of those not yet known to be evaluated."""
+        return max(self.latest_event_id - self.low_water_id, 0)
+
+
+def sweep_progress() -> SweepProgress:
+    state = SweepState.objects.filter(pk=1).first()
+    latest = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    return SweepProgress(
+        low_water_id=state.low_water_id if state else 0,
+        swept_at=state.swept_at if state else None,
+        latest_event_id=latest,
+    )

@@ -25,8 +25,8 @@ from accounts.throttling import (
     throttled_response,
 )
 from audit.context import request_context
-from audit.models import AuditEvent
 from audit.selectors import events_matching
+from audit.serialization import event_json
 from audit.viewed import audit_log_viewed_record
 
 from . import services
@@ -59,35 +59,6 @@ def _token_from(request: HttpRequest) -> ApiToken | None:
         .filter(token_hash=services.token_hash(secret.strip()), revoked_at__isnull=True)
         .first()
     )
-
-
-def event_json(event: AuditEvent) -> dict[str, Any]:
-    """One event under the brief's field names (those of the CSV header), plus its id."""
-    return {
-        "id": event.pk,
-        "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
-        "event_type": event.event_type,
-        "category": event.category.value,
-        "outcome": event.outcome,
-        "reason": event.reason,
-        "user": event.actor_label,
-        "user_id": event.actor_id,
-        "target_user": event.target_label,
-        "target_user_id": event.target_user_id,
-        "ip_address": event.ip_address,
-        "country": event.country,
-        "city": event.city,
-        "latitude": event.latitude,
-        "longitude": event.longitude,
-        "user_agent": event.user_agent,
-        "browser": event.browser,
-        "os": event.os,
-        "device_type": event.device_type,
-        "device_id": event.device_id,
-        "session": event.session_hash,
-        "request_id": event.request_id,
-        "details": event.details,
-    }
 
 
 @csrf_exempt

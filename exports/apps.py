@@ -7,7 +7,9 @@ class ExportsConfig(AppConfig):
     def ready(self) -> None:
         from accounts.access import Capability
         from accounts.overview import OverviewPanel, overview_panel_register
+        from operations.metrics import register_collector
 
+        from .metrics import export_metrics
         from .selectors import exports_recent
 
         # Settings → Security's overview: the latest background exports.
@@ -22,3 +24,5 @@ class ExportsConfig(AppConfig):
                 },
             )
         )
+        # /metrics: export jobs by state.
+        register_collector("exports", export_metrics)

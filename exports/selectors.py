@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from accounts.models import Organization
 
@@ -20,3 +20,9 @@ def export_for_organization(*, organization: Organization, export_id: str) -> Ex
 def exports_recent(*, organization: Organization, limit: int = 5) -> list[Export]:
     """The organization's latest background exports, newest first."""
     return list(exports_for_organization(organization=organization).order_by("-created_at")[:limit])
+
+
+def export_counts_by_status() -> dict[str, int]:
+    """How many export jobs each state holds, over every organization (the operator's view)."""
+    rows = Export.objects.order_by().values_list("status").annotate(count=Count("pk"))
+    return dict(rows)

@@ -61,6 +61,9 @@ C = Capability
 PUBLIC = "public"  # no sign-in needed; everyone gets the same answer
 SIGNED_IN = "signed in"  # any signed-in person, for their own things
 TOKEN = "token"  # the events API: an API token, never a browser session
+# /metrics: the platform operator (is_staff, no organization role) or METRICS_TOKEN; asked for
+# the token (401) when signed out, refused (403) in every role (tests/test_operations_metrics.py).
+OPERATOR = "platform operator"
 LOGIN = "302 to sign-in"
 
 IDENTITIES = (
@@ -276,6 +279,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "accounts:password-reset-confirm": (get(PUBLIC, args=reset_link, methods=GET_POST),),
     "accounts:password-reset-done": (get(PUBLIC),),
     "api:events": (get(TOKEN, ok=401),),
+    "operations:metrics": (get(OPERATOR),),
     # Every signed-in person, for their own account.
     "accounts:profile": (get(SIGNED_IN),),
     "accounts:activity": (get(SIGNED_IN),),
@@ -450,6 +454,8 @@ def expected(route: Route, identity: str) -> int | str:
     """What the table says this person gets."""
     if route.need in (PUBLIC, TOKEN):  # the same answer for everyone
         return route.ok
+    if route.need == OPERATOR:
+        return 401 if identity == "anonymous" else 403
     if identity == "anonymous":
         return LOGIN
     if route.need != SIGNED_IN and route.need not in CAPABILITIES[ROLES[identity]]:

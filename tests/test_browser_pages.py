@@ -71,6 +71,7 @@ LONG_WEBHOOK = (
 # URL patterns that are not pages, or not pages of their own, and why.
 EXCLUDED = {
     "health": "JSON for the load balancer",
+    "operations:metrics": "Prometheus text for the operator's scraper (test_operations_metrics)",
     "api:events": "the events API answers JSON",
     "exports:audit-log-csv": "a CSV download",
     "exports:activity-csv": "a CSV download",
