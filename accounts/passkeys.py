@@ -120,8 +120,8 @@ def passkey_register(
     *, request: HttpRequest, user: User, answer: str, name: str
 ) -> WebAuthnCredential:
     """Check the browser's new credential and keep it; records mfa.device_added (kind passkey)."""
-    data = _answer(answer)
     state = _state_take(request, REGISTER_STATE_KEY)
+    data = _answer(answer)
     helper = _helper(request)
     try:
         with transaction.atomic():
@@ -168,8 +168,8 @@ def passkey_verify(*, request: HttpRequest, user: User | None, answer: str) -> P
 
     Raises PasskeyRefused with the reason; the device's sign count is updated when accepted.
     """
-    data = _answer(answer)
     state = _state_take(request, AUTHENTICATE_STATE_KEY)
+    data = _answer(answer)
     # The challenge was handed out for this sign-in (this user, or the passkey-only sign-in).
     if state.get("user") != (user.pk if user else None):
         raise PasskeyRefused(Reason.PASSKEY_REPLAYED)
