@@ -61,7 +61,7 @@ def passkey_add_options(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def passkey_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
-    form = PasskeyAddForm(request.POST or None)
+    form = PasskeyAddForm(request.POST if request.method == "POST" else None)
     refusal = ""
     if request.method == "POST" and form.is_valid():
         try:
