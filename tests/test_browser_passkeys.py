@@ -84,7 +84,7 @@ def test_add_a_passkey_then_sign_in_with_it_after_the_password_and_alone(page, a
     _sign_out(page)
 
     # The passkey alone.
-    page.get_by_role("button", name="Sign in with a passkey").click()
+    page.get_by_role("button", name="Use a passkey instead").click()
     page.wait_for_url("**/profile/")
     assert page.get_by_role("heading", name="Profile").is_visible()
     assert _last_sign_in_method() == "passkey"
@@ -101,7 +101,7 @@ def test_a_cancelled_passkey_says_so_and_leaves_the_password_way(page, authentic
     )
     page.goto("/sign-in/")
 
-    page.get_by_role("button", name="Sign in with a passkey").click()
+    page.get_by_role("button", name="Use a passkey instead").click()
 
     status = page.locator("[data-passkey-status]")
     status.wait_for()

@@ -167,9 +167,10 @@ def test_a_code_is_refused_where_a_passkey_is_required_and_recorded(client):
     device = totp_device(user)
     add_passkey(client_as(user))
     sign_in(client, user.email)
-    assert "codes from an app and backup codes are not accepted" in client.get(
-        VERIFY_URL
-    ).content.decode()
+    assert (
+        "codes from an app and backup codes are not accepted"
+        in client.get(VERIFY_URL).content.decode()
+    )
 
     response = second_step(client, code_for(device))
 

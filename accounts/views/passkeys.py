@@ -119,9 +119,7 @@ def passkey_verify(request: HttpRequest) -> HttpResponse:
         return sign_in_again(request, NO_SIGN_IN_PENDING, status=400)
     form = PasskeyAnswerForm(request.POST)
     if not form.is_valid():
-        return second_step_page(
-            request, pending, passkey_error=_answer_error(form), status=400
-        )
+        return second_step_page(request, pending, passkey_error=_answer_error(form), status=400)
     user = pending.user
     try:
         check = passkeys.passkey_verify(
