@@ -432,3 +432,15 @@ def test_a_code_still_works_beside_a_passkey_when_no_policy_asks_for_one(user_wi
     response = second_step(client, code_for(device))
 
     assert response.status_code == 302 and _signed_in_as(client) == user.pk
+
+
+def test_a_flood_of_passkey_answers_is_throttled_by_address(client, settings):
+    settings.THROTTLE_IP_BURST = 2
+    statuses = []
+    for _ in range(3):
+        answer = SoftPasskey().get(options_from(client, "accounts:passkey-sign-in-options"))
+        statuses.append(client.post(PASSKEY_SIGN_IN_URL, {"credential": answer}).status_code)
+
+    assert statuses == [400, 400, 429]
+    assert _failures() == [Reason.PASSKEY_UNKNOWN, Reason.PASSKEY_UNKNOWN]
+    assert events(EventType.LOGIN_THROTTLED)[0].reason == Reason.IP_RATE_LIMIT

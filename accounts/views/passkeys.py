@@ -27,6 +27,13 @@ from ..forms import SIGN_IN_REFUSED, PasskeyAddForm, PasskeyAnswerForm
 from ..http import AuthenticatedHttpRequest, see_other
 from ..lockout import FACTOR_MFA, credential_attempt, login_failure_record
 from ..sessions import session_end_replaced
+from ..throttling import (
+    Purpose,
+    sign_in_throttled_message,
+    throttle_attempt,
+    throttle_refund,
+    throttled_response,
+)
 from .mfa import backup_codes_shown_next
 from .sign_in import (
     NO_SIGN_IN_PENDING,
@@ -163,6 +170,12 @@ def passkey_sign_in_options(request: HttpRequest) -> HttpResponse:
 @require_POST
 def passkey_sign_in(request: HttpRequest) -> HttpResponse:
     next_url = safe_next(request)
+    # Charged to the address like a password attempt (nobody is known yet): a flood of answers
+    # is refused before any is checked or recorded. Only refusals use the bucket up.
+    decision = throttle_attempt(request=request, purpose=Purpose.SIGN_IN)
+    if not decision.allowed:
+        refusal = sign_in_throttled_message(decision.retry_after)
+        return throttled_response(sign_in_again(request, refusal, status=429), decision)
     form = PasskeyAnswerForm(request.POST)
     if not form.is_valid():
         return sign_in_again(request, _answer_error(form), status=400)
@@ -173,6 +186,7 @@ def passkey_sign_in(request: HttpRequest) -> HttpResponse:
     except passkeys.PasskeyRefused as refused:
         passkeys.passkey_failed_record(request=request, user=None, refusal=refused)
         return sign_in_again(request, refused.message, status=400)
+    throttle_refund(decision=decision)
     user = mfa.user_for_sign_in(check.user.pk)
     if user is None or not user.is_active:
         login_failure_record(user=check.user, reason=Reason.INACTIVE_ACCOUNT, request=request)
