@@ -444,3 +444,24 @@ def test_a_flood_of_passkey_answers_is_throttled_by_address(client, settings):
     assert statuses == [400, 400, 429]
     assert _failures() == [Reason.PASSKEY_UNKNOWN, Reason.PASSKEY_UNKNOWN]
     assert events(EventType.LOGIN_THROTTLED)[0].reason == Reason.IP_RATE_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("rp_id", "origins", "debug", "ids"),
+    [
+        ("localhost", ["http://localhost:8000"], True, []),
+        ("example.com", ["https://example.com", "https://app.example.com"], False, []),
+        ("127.0.0.1", ["http://127.0.0.1:8000"], True, ["accounts.E101"]),
+        ("example.com", ["https://example.org"], False, ["accounts.E102"]),
+        ("localhost", ["http://localhost:8000"], False, ["accounts.W101"]),
+    ],
+)
+def test_the_settings_check_names_passkey_settings_no_browser_accepts(
+    settings, rp_id, origins, debug, ids
+):
+    from accounts.checks import passkey_settings_check
+
+    settings.OTP_WEBAUTHN_RP_ID, settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = rp_id, origins
+    settings.DEBUG = debug
+
+    assert [problem.id for problem in passkey_settings_check()] == ids
