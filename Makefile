@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 
 # The app on http://127.0.0.1:$(PORT) (8000 unless `make run PORT=8001`) with the demo data. Its
 # settings come from .env (written below when there is none): SQLite and tasks run in-process
-# unless that file says otherwise.
+# unless that file says otherwise. Passkeys need a domain: open http://localhost:$(PORT) to use them
+# (with another PORT, set WEBAUTHN_ALLOWED_ORIGINS to match; .env.example).
 # The demo's GeoIP City database (demo/geoip.py) is written under var/ (git-ignored) at every
 # seed, and GEOIP_CITY_DB points at it for this command only, unless the environment names one.
 PORT ?= 8000

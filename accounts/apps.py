@@ -6,7 +6,10 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and organizations"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (connects the auth signal receivers)
+        from . import (
+            checks,  # noqa: F401  (registers the passkey settings' check)
+            receivers,  # noqa: F401  (connects the auth signal receivers)
+        )
         from .access import Capability
         from .overview import (
             OverviewPanel,

@@ -135,6 +135,33 @@ class SecondStepForm(forms.Form):
         return code
 
 
+class PasskeyAnswerForm(forms.Form):
+    """The browser's passkey answer (static/js/passkeys.js fills it in)."""
+
+    credential = forms.CharField(
+        widget=forms.HiddenInput,
+        max_length=64 * 1024,
+        error_messages={
+            "required": "No passkey answer arrived. Use the passkey button (it needs JavaScript).",
+            "max_length": "That passkey answer is too large to be one.",
+        },
+    )
+
+
+class PasskeyAddForm(PasskeyAnswerForm):
+    name = forms.CharField(
+        label="Name this passkey",
+        max_length=64,
+        required=False,
+        strip=True,
+        help_text=(
+            "For example “Work laptop”. Shown on your security page and in your Activity Log."
+        ),
+    )
+
+    field_order = ["name", "credential"]
+
+
 class TotpEnrolForm(forms.Form):
     name = forms.CharField(
         label="Name this device",
@@ -262,11 +289,38 @@ class MfaPolicyForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
 
+    passkey_roles = forms.MultipleChoiceField(
+        label="Roles that must use a passkey",
+        help_text=(
+            "Phishing-resistant: members of these roles must have a passkey, and sign in with "
+            "it. An authenticator app alone does not satisfy this."
+        ),
+        choices=Role.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
     def clean(self) -> dict[str, Any]:
         super().clean()
         cleaned = self.cleaned_data
-        if cleaned.get("policy") == MfaPolicy.ROLES and not cleaned.get("roles"):
+        policy = cleaned.get("policy")
+        if policy == MfaPolicy.ROLES and not cleaned.get("roles"):
             self.add_error("roles", "Choose at least one role, or pick another option.")
+        covered = (
+            {r.value for r in Role}
+            if policy == MfaPolicy.ALL
+            else set(cleaned.get("roles") or [])
+            if policy == MfaPolicy.ROLES
+            else set()
+        )
+        uncovered = [r for r in cleaned.get("passkey_roles") or [] if r not in covered]
+        if uncovered:
+            labels = ", ".join(str(Role(r).label) for r in uncovered)
+            self.add_error(
+                "passkey_roles",
+                f"A passkey is a kind of two-step verification: require two-step verification "
+                f"for {labels} too, or leave {labels} out here.",
+            )
         return cleaned
 
 

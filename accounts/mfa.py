@@ -1,6 +1,7 @@
 """Second factors: enrolment, backup codes, removal, and the two-step sign-in's pending state.
 
-Devices are django-otp's: a TOTPDevice per authenticator app and one StaticDevice holding the
+Devices are django-otp's: a TOTPDevice per authenticator app, a WebAuthnCredential per passkey
+(django-otp-webauthn; the ceremonies are in accounts.passkeys) and one StaticDevice holding the
 single-use backup codes. Every change writes its audit event (device kind and name, never the
 secret or a code) and queues the user's security email on commit.
 """
@@ -20,6 +21,7 @@ from django_otp import verify_token
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from audit.models import EventType, Outcome, Reason
 from audit.services import event_record
@@ -39,9 +41,15 @@ DEFAULT_TOTP_NAME = "Authenticator app"
 # Method names stored in login.succeeded details (the brief's list).
 METHOD_TOTP = "password+totp"
 METHOD_BACKUP_CODE = "backup_code"
+METHOD_PASSWORD_PASSKEY = "password+passkey"  # noqa: S105 - a method's name
+METHOD_PASSKEY = "passkey"  # the passkey is the whole sign-in
 
 KIND_TOTP = "totp"
 KIND_BACKUP = "backup_codes"
+KIND_PASSKEY = "passkey"
+# Where the session's required enrolment leads (ENROL_REQUIRED_SESSION_KEY's value).
+ENROL_PASSKEY = "passkey"
+ENROL_ANY = "any"
 
 # The two-step sign-in keeps who passed the password step in the session, signed and short-lived.
 PENDING_SESSION_KEY = "_mfa_pending"
@@ -55,6 +63,8 @@ BACKUP_CODE = re.compile(r"^[a-z2-7]{8}$")
 
 
 def device_kind(device: Device) -> str:
+    if isinstance(device, WebAuthnCredential):
+        return KIND_PASSKEY
     return KIND_BACKUP if isinstance(device, StaticDevice) else KIND_TOTP
 
 
@@ -100,25 +110,42 @@ def backup_device_of(user: User) -> StaticDevice | None:
     return StaticDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
 
 
+def passkeys_of(user: User) -> list[WebAuthnCredential]:
+    return list(WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("id"))
+
+
+def user_has_passkey(user: User) -> bool:
+    return bool(WebAuthnCredential.objects.filter(user=user, confirmed=True).exists())
+
+
 def user_has_mfa(user: User) -> bool:
-    """A user has MFA when an authenticator app is confirmed (backup codes alone do not count)."""
-    return bool(TOTPDevice.objects.filter(user=user, confirmed=True).exists())
-
-
-def user_has_any_device(user: User) -> bool:
-    """Whether the sign-in needs a second step: a confirmed authenticator app or backup codes."""
+    """A user has MFA with a confirmed authenticator app or passkey (backup codes alone do not)."""
     confirmed = {"user": user, "confirmed": True}
     return bool(
         TOTPDevice.objects.filter(**confirmed)
         .values("pk")
-        .union(StaticDevice.objects.filter(**confirmed).values("pk"))
+        .union(WebAuthnCredential.objects.filter(**confirmed).values("pk"))
+        .exists()
+    )
+
+
+def user_has_any_device(user: User) -> bool:
+    """Whether the sign-in needs a second step: an authenticator app, a passkey or backup codes."""
+    confirmed = {"user": user, "confirmed": True}
+    return bool(
+        TOTPDevice.objects.filter(**confirmed)
+        .values("pk")
+        .union(
+            StaticDevice.objects.filter(**confirmed).values("pk"),
+            WebAuthnCredential.objects.filter(**confirmed).values("pk"),
+        )
         .exists()
     )
 
 
 def user_devices(user: User) -> list[Device]:
-    """Every confirmed device of the user: authenticator apps, then backup codes."""
-    devices: list[Device] = list(totp_devices_of(user))
+    """Every confirmed device of the user: passkeys, authenticator apps, then backup codes."""
+    devices: list[Device] = [*passkeys_of(user), *totp_devices_of(user)]
     backup = backup_device_of(user)
     if backup is not None:
         devices.append(backup)
@@ -127,7 +154,12 @@ def user_devices(user: User) -> list[Device]:
 
 def device_of_user(user: User, *, kind: str, pk: int) -> Device | None:
     """The user's own confirmed device of that kind and id, or None (someone else's is None)."""
-    model = StaticDevice if kind == KIND_BACKUP else TOTPDevice if kind == KIND_TOTP else None
+    models: dict[str, type[Device]] = {
+        KIND_BACKUP: StaticDevice,
+        KIND_TOTP: TOTPDevice,
+        KIND_PASSKEY: WebAuthnCredential,
+    }
+    model = models.get(kind)
     if model is None:
         return None
     return model.objects.filter(user=user, pk=pk, confirmed=True).first()
@@ -136,6 +168,25 @@ def device_of_user(user: User, *, kind: str, pk: int) -> Device | None:
 def mfa_required_for(user: User) -> bool:
     membership = getattr(user, "membership", None)
     return membership is not None and membership.organization.mfa_required_for(membership.role)
+
+
+def passkey_required_for(user: User) -> bool:
+    """Whether the user's organization demands a phishing-resistant method (a passkey) of them."""
+    membership = getattr(user, "membership", None)
+    return membership is not None and membership.organization.passkey_required_for(membership.role)
+
+
+def enrolment_missing(user: User) -> str | None:
+    """What the organization requires of the user and they have not set up, or None.
+
+    ENROL_PASSKEY when a passkey is required and missing (an authenticator app does not
+    satisfy it), ENROL_ANY when a second factor is required and there is none.
+    """
+    if passkey_required_for(user) and not user_has_passkey(user):
+        return ENROL_PASSKEY
+    if mfa_required_for(user) and not user_has_mfa(user):
+        return ENROL_ANY
+    return None
 
 
 # --- Enrolment and devices -------------------------------------------------------------------
@@ -192,16 +243,21 @@ def backup_codes_generate(*, user: User, request: HttpRequest | None) -> list[st
 
 
 def device_remove(*, user: User, device: Device, request: HttpRequest | None) -> list[str]:
-    """Remove one of the user's devices; the last authenticator app takes the backup codes along.
+    """Remove one of the user's devices; the last app or passkey takes the backup codes along.
 
     Returns the names of the removed devices.
     """
     removed: list[Device] = [device]
     with transaction.atomic():
-        if isinstance(device, TOTPDevice):
-            others = TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk)
+        if isinstance(device, TOTPDevice | WebAuthnCredential):
+            apps = TOTPDevice.objects.filter(user=user, confirmed=True)
+            keys = WebAuthnCredential.objects.filter(user=user, confirmed=True)
+            if isinstance(device, TOTPDevice):
+                apps = apps.exclude(pk=device.pk)
+            else:
+                keys = keys.exclude(pk=device.pk)
             backup = backup_device_of(user)
-            if not others.exists() and backup is not None:
+            if not apps.exists() and not keys.exists() and backup is not None:
                 removed.append(backup)
         for item in removed:
             details = _device_details(item)
@@ -222,6 +278,7 @@ def mfa_reset_by_admin(*, admin: User, user: User, request: HttpRequest | None) 
         devices = [
             *TOTPDevice.objects.filter(user=user).select_for_update(),
             *StaticDevice.objects.filter(user=user).select_for_update(),
+            *WebAuthnCredential.objects.filter(user=user).select_for_update(),
         ]
         confirmed = [_device_details(d) for d in devices if d.confirmed]
         for device in devices:
@@ -405,4 +462,19 @@ def second_factor_verified_record(*, user: User, device: Device, request: HttpRe
         actor=user,
         details=_device_details(device),
         request=request,
+    )
+
+
+def second_factor_refused_record(
+    *, user: User, code: str, reason: str, request: HttpRequest
+) -> None:
+    """Record mfa.verification_failed for a code refused unchecked (the organization's policy)."""
+    event_record(
+        event_type=EventType.MFA_VERIFICATION_FAILED,
+        outcome=Outcome.FAILURE,
+        reason=reason,
+        actor=user,
+        details={"device_kind": code_kind(code) or "unknown"},
+        request=request,
+        durable=True,
     )

@@ -12,14 +12,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
-from .mfa import ENROL_REQUIRED_SESSION_KEY
+from .mfa import ENROL_PASSKEY, ENROL_REQUIRED_SESSION_KEY
 from .sessions import session_location_track, session_touch
 from .timezones import zone_of
 
 # What a member who must enrol may still reach: the enrolment page and the way out (and the
 # browser's report of their time zone, which the enrolment page sends like any other).
 ENROL_ALLOWED_VIEWS = frozenset(
-    {"accounts:mfa-enrol", "accounts:logout", "accounts:time-zone-detected"}
+    {
+        "accounts:mfa-enrol",
+        "accounts:passkey-add",
+        "accounts:passkey-add-options",
+        "accounts:logout",
+        "accounts:time-zone-detected",
+    }
 )
 # What a member who must choose a new password ("No, secure my account") may still reach.
 PASSWORD_ALLOWED_VIEWS = frozenset(
@@ -60,10 +66,13 @@ class AccountSecurityMiddleware:
             if view_name in PASSWORD_ALLOWED_VIEWS:
                 return None
             return _send_to(request, reverse("accounts:password-change"))
-        if not request.session.get(ENROL_REQUIRED_SESSION_KEY):
+        required = request.session.get(ENROL_REQUIRED_SESSION_KEY)
+        if not required:
             return None
         if view_name in ENROL_ALLOWED_VIEWS:
             return None
+        if required == ENROL_PASSKEY:
+            return _send_to(request, reverse("accounts:passkey-add"))
         return _send_to(request, reverse("accounts:mfa-enrol"))
 
 

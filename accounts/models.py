@@ -76,6 +76,10 @@ class Organization(models.Model):
     mfa_policy = models.CharField(max_length=8, choices=MfaPolicy.choices, default=MfaPolicy.OFF)
     # Role values (see Role) that must use a second factor when mfa_policy is "roles".
     mfa_required_roles = models.JSONField(default=list, blank=True)
+    # Role values whose members must have a phishing-resistant method, a passkey (NIST SP
+    # 800-63B-4 AAL3-style): an authenticator app alone does not satisfy it. Always a subset of
+    # the roles the MFA policy covers (accounts.forms.MfaPolicyForm).
+    mfa_passkey_roles = models.JSONField(default=list, blank=True)
     # The sign-in throttle's limits for this organization's accounts and addresses; empty: the
     # platform's defaults (settings.THROTTLE_*). Bounded by accounts.forms.ThrottleSettingsForm
     # and by the constraints below.
@@ -158,6 +162,10 @@ class Organization(models.Model):
         if self.mfa_policy == MfaPolicy.ALL:
             return True
         return self.mfa_policy == MfaPolicy.ROLES and role in (self.mfa_required_roles or [])
+
+    def passkey_required_for(self, role: str) -> bool:
+        """Tell whether a member with this role must have a passkey (phishing-resistant)."""
+        return self.mfa_required_for(role) and role in (self.mfa_passkey_roles or [])
 
 
 class UserManager(BaseUserManager["User"]):

@@ -59,6 +59,7 @@ MENU: tuple[Group, ...] = (
                 "accounts:security",
                 pages=(
                     "accounts:mfa-enrol",
+                    "accounts:passkey-add",
                     "accounts:mfa-backup-codes",
                     "accounts:mfa-device-remove",
                     "accounts:sessions-end-others",

@@ -108,4 +108,9 @@ def accounts_status(organization: Organization, now: datetime) -> Mapping[str, o
         "mfa": mfa_adoption_of(organization),
         "mfa_policy": organization.mfa_policy,
         "mfa_required_roles": required_roles if organization.mfa_policy == MfaPolicy.ROLES else [],
+        "mfa_passkey_roles": [
+            Role(role).label
+            for role in organization.mfa_passkey_roles or []
+            if organization.passkey_required_for(role)
+        ],
     }

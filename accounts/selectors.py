@@ -9,6 +9,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Val
 from django.db.models.functions import Coalesce, Lower, TruncDate
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 
 from audit.models import AuditEvent, EventType
 from audit.selectors import EventFilters, Members
@@ -47,10 +48,12 @@ def session_open_of(user: User, session_hash: str) -> UserSession | None:
 def members_of(organization: Organization) -> QuerySet[Membership]:
     """The organization's members, with MFA and lock status."""
     confirmed_totp = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
+    passkey = WebAuthnCredential.objects.filter(user=OuterRef("user"), confirmed=True)
     return (
         Membership.objects.filter(organization=organization)
         .select_related("user", "user__lockout_state", "organization")
-        .annotate(has_mfa=Exists(confirmed_totp))
+        .annotate(has_passkey=Exists(passkey))
+        .annotate(has_mfa=Exists(confirmed_totp) | Exists(passkey))
         .order_by("user__email")
     )
 
@@ -266,10 +269,12 @@ class MfaAdoption:
 
 
 def mfa_adoption_of(organization: Organization) -> MfaAdoption:
-    """Members with a confirmed authenticator app (as on the Members page) and all members."""
+    """Members with a confirmed app or passkey (as on the Members page) and all members."""
     confirmed_totp = TOTPDevice.objects.filter(user=OuterRef("user"), confirmed=True)
+    passkey = WebAuthnCredential.objects.filter(user=OuterRef("user"), confirmed=True)
     counts = Membership.objects.filter(organization=organization).aggregate(
-        members=Count("pk"), with_device=Count("pk", filter=Exists(confirmed_totp))
+        members=Count("pk"),
+        with_device=Count("pk", filter=Exists(confirmed_totp) | Exists(passkey)),
     )
     return MfaAdoption(with_device=counts["with_device"], members=counts["members"])
 

@@ -162,21 +162,34 @@ def organization_mfa_policy_update(
     organization: Organization,
     policy: str,
     roles: list[str],
+    passkey_roles: list[str] | None = None,
     request: HttpRequest | None = None,
 ) -> bool:
-    """Set who must use a second factor and record settings.changed; False if nothing changed."""
+    """Set who must use a second factor, and who a passkey, and record settings.changed.
+
+    False if nothing changed. `passkey_roles` None keeps the roles that must use a passkey.
+    """
     roles = sorted(set(roles)) if policy == MfaPolicy.ROLES else []
+    if passkey_roles is None:
+        passkey_roles = list(organization.mfa_passkey_roles or [])
+    passkey_roles = sorted(set(passkey_roles)) if policy != MfaPolicy.OFF else []
     old = {
         "mfa_policy": organization.mfa_policy,
         "mfa_required_roles": organization.mfa_required_roles,
+        "mfa_passkey_roles": organization.mfa_passkey_roles or [],
     }
-    new = {"mfa_policy": policy, "mfa_required_roles": roles}
+    new = {
+        "mfa_policy": policy,
+        "mfa_required_roles": roles,
+        "mfa_passkey_roles": passkey_roles,
+    }
     if old == new:
         return False
     with transaction.atomic():
         organization.mfa_policy = policy
         organization.mfa_required_roles = roles
-        organization.save(update_fields=["mfa_policy", "mfa_required_roles"])
+        organization.mfa_passkey_roles = passkey_roles
+        organization.save(update_fields=["mfa_policy", "mfa_required_roles", "mfa_passkey_roles"])
         event_record(
             event_type=EventType.SETTINGS_CHANGED,
             actor=admin,

@@ -66,6 +66,7 @@ _stand_aside_until = 0.0
 # The throttled endpoints by URL name, and the methods the full path throttles there.
 ENDPOINTS: dict[str, tuple[Purpose, frozenset[str]]] = {
     "accounts:login": (Purpose.SIGN_IN, frozenset({"POST"})),
+    "accounts:passkey-sign-in": (Purpose.SIGN_IN, frozenset({"POST"})),
     "accounts:password-reset": (Purpose.PASSWORD_RESET, frozenset({"POST"})),
     "api:events": (Purpose.API_TOKEN, frozenset({"GET", "HEAD"})),
 }

@@ -6,6 +6,7 @@ from .views import (
     domains,
     members,
     mfa,
+    passkeys,
     passwords,
     profile,
     searches,
@@ -19,6 +20,18 @@ urlpatterns = [
     path("sign-in/", sign_in.sign_in, name="login"),
     path("sign-out/", sign_in.sign_out, name="logout"),
     path("sign-in/code/", sign_in.mfa_verify, name="mfa-verify"),
+    path("sign-in/code/passkey/", passkeys.passkey_verify, name="passkey-verify"),
+    path(
+        "sign-in/code/passkey/options/",
+        passkeys.passkey_verify_options,
+        name="passkey-verify-options",
+    ),
+    path("sign-in/passkey/", passkeys.passkey_sign_in, name="passkey-sign-in"),
+    path(
+        "sign-in/passkey/options/",
+        passkeys.passkey_sign_in_options,
+        name="passkey-sign-in-options",
+    ),
     # Profile: the person's own account, activity, methods and sessions.
     path("profile/", profile.profile, name="profile"),
     path("profile/time-zone/", profile.time_zone, name="time-zone"),
@@ -45,6 +58,12 @@ urlpatterns = [
     path("profile/security/", profile.security, name="security"),
     path("profile/security/mfa/app/", mfa.mfa_enrol, name="mfa-enrol"),
     path("profile/security/mfa/backup-codes/", mfa.mfa_backup_codes, name="mfa-backup-codes"),
+    path("profile/security/passkeys/add/", passkeys.passkey_add, name="passkey-add"),
+    path(
+        "profile/security/passkeys/add/options/",
+        passkeys.passkey_add_options,
+        name="passkey-add-options",
+    ),
     path(
         "profile/security/mfa/<str:kind>/<int:pk>/remove/",
         mfa.mfa_device_remove,

@@ -152,6 +152,9 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    # Passkeys: its WebAuthnCredential is a django-otp Device; our own views drive the ceremonies
+    # (accounts.passkeys) so that they fit the two-step sign-in, the lockout and the audit events.
+    "django_otp_webauthn",
     "accounts",
     "audit",
     "alerts",
@@ -278,6 +281,18 @@ DEVICE_COOKIE_AGE = 60 * 60 * 24 * 400  # browsers cap cookie lifetime at 400 da
 
 # Shown as the account's issuer in authenticator apps.
 OTP_TOTP_ISSUER = "Activity Monitor"
+
+# Passkeys (WebAuthn). A passkey is bound to the RP ID (a domain, never an IP address: browsers
+# refuse those) and answered only from the allowed origins. The defaults fit `make run` opened
+# at http://localhost:8000 (browsers treat http://localhost as a secure context).
+WEBAUTHN_RP_ID = env("WEBAUTHN_RP_ID", "localhost")
+WEBAUTHN_ALLOWED_ORIGINS = envlist("WEBAUTHN_ALLOWED_ORIGINS", "http://localhost:8000")
+OTP_WEBAUTHN_RP_ID = WEBAUTHN_RP_ID
+OTP_WEBAUTHN_ALLOWED_ORIGINS = WEBAUTHN_ALLOWED_ORIGINS
+OTP_WEBAUTHN_RP_NAME = "Activity Monitor"
+# Passkeys hold the sign-in itself: each must be discoverable (resident) and verify its user.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = True
+OTP_WEBAUTHN_TIMEOUT_SECONDS = 2 * 60
 
 # --- Celery ----------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")

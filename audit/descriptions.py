@@ -29,10 +29,10 @@ EVENT_WORDING: dict[str, Wording] = {
     ),
     EventType.LOGOUT: Wording("Signed out", "{subject} signed out"),
     EventType.MFA_DEVICE_ADDED: Wording(
-        "Authenticator added", "{actor} added an authenticator app for two-step verification"
+        "Sign-in method added", "{actor} added a method for two-step verification"
     ),
     EventType.MFA_DEVICE_REMOVED: Wording(
-        "Authenticator removed", "{actor} removed an authenticator app"
+        "Sign-in method removed", "{actor} removed a method of two-step verification"
     ),
     EventType.MFA_BACKUP_CODES_GENERATED: Wording(
         "Backup codes created", "{actor} created new backup codes"
@@ -139,6 +139,28 @@ REASON_WORDING: dict[str, Wording] = {
     Reason.ORGANIZATION_RATE_LIMIT: Wording(
         "Too many attempts across the organization",
         "Too many sign-in attempts across the organization",
+    ),
+    Reason.PASSKEY_REPLAYED: Wording(
+        "Passkey answer replayed",
+        "A passkey answer for {subject} was refused: it was used before or not asked for",
+    ),
+    Reason.PASSKEY_WRONG_ORIGIN: Wording(
+        "Passkey answer from another site",
+        "A passkey answer for {subject} was refused: it was made for another site",
+    ),
+    Reason.PASSKEY_OTHER_USER: Wording(
+        "Another account's passkey",
+        "A passkey of another account was offered at the sign-in of {subject}",
+    ),
+    Reason.PASSKEY_UNKNOWN: Wording(
+        "Unknown passkey", "A sign-in with a passkey unknown here was refused"
+    ),
+    Reason.PASSKEY_INVALID: Wording(
+        "Passkey answer not valid", "A passkey answer for {subject} could not be verified"
+    ),
+    Reason.PASSKEY_REQUIRED: Wording(
+        "Passkey required",
+        "A code was refused for {subject}: their organization requires a passkey",
     ),
 }
 

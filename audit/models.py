@@ -119,6 +119,13 @@ class Reason:
     IP_RATE_LIMIT = "ip_rate_limit"
     ACCOUNT_RATE_LIMIT = "account_rate_limit"
     ORGANIZATION_RATE_LIMIT = "organization_rate_limit"
+    # mfa.verification_failed for a passkey: why its answer was refused.
+    PASSKEY_REPLAYED = "passkey_replayed"  # no ceremony pending, another challenge, or old count
+    PASSKEY_WRONG_ORIGIN = "passkey_wrong_origin"  # signed for another site (origin or RP ID)
+    PASSKEY_OTHER_USER = "passkey_other_user"  # another account's passkey at this sign-in
+    PASSKEY_UNKNOWN = "passkey_unknown"  # no such passkey here (removed, or never added)
+    PASSKEY_INVALID = "passkey_invalid"  # malformed, unverified user or a bad signature
+    PASSKEY_REQUIRED = "passkey_required"  # a code where the organization requires a passkey
 
 
 class CurrentTransactionId(models.Func):

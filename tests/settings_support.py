@@ -45,6 +45,10 @@ def production_env(**overrides: str) -> dict[str, str]:
             # The seals' Ed25519 key (docs/integrity.md): `check` warns without one. A fixed
             # test-only seed (32 bytes of 0x07), never a real key.
             "INTEGRITY_SIGNING_KEY": "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+            # Passkeys are bound to the site's domain: `check` warns about `localhost` in
+            # production.
+            "WEBAUTHN_RP_ID": "monitor.example.test",
+            "WEBAUTHN_ALLOWED_ORIGINS": "https://monitor.example.test",
             "DJANGO_SETTINGS_MODULE": "activity_monitor.settings",
             # Nor a developer's .env (make run's DEBUG=1): production reads no such file.
             "DOTENV_FILE": "",

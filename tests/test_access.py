@@ -274,6 +274,11 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "accounts:login": (get(PUBLIC, methods=GET_POST),),
     "accounts:logout": (post(PUBLIC, ok=LOGIN),),
     "accounts:mfa-verify": (get(PUBLIC, ok=400, methods=GET_POST),),
+    # Passkeys: without a challenge handed out, or the password step, an answer is a 400.
+    "accounts:passkey-verify": (post(PUBLIC, ok=400),),
+    "accounts:passkey-verify-options": (post(PUBLIC, ok=400),),
+    "accounts:passkey-sign-in": (post(PUBLIC, ok=400),),
+    "accounts:passkey-sign-in-options": (post(PUBLIC),),
     "accounts:password-reset": (get(PUBLIC, methods=GET_POST),),
     "accounts:password-reset-sent": (get(PUBLIC),),
     "accounts:password-reset-confirm": (get(PUBLIC, args=reset_link, methods=GET_POST),),
@@ -300,6 +305,12 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     ),
     "accounts:security": (get(SIGNED_IN),),
     "accounts:mfa-enrol": (get(SIGNED_IN, methods=GET_POST),),
+    "accounts:passkey-add": (
+        get(SIGNED_IN, methods=GET_POST),
+        # No passkey answer in the form: refused with the reason.
+        Route(SIGNED_IN, method="post", ok=400, methods=GET_POST),
+    ),
+    "accounts:passkey-add-options": (post(SIGNED_IN),),
     # New codes are shown once, by the GET after the POST; without any, back to Security.
     "accounts:mfa-backup-codes": (
         get(SIGNED_IN, ok=302, methods=GET_POST),

@@ -28,6 +28,7 @@ MEMBER_PAGES = [
     "/profile/activity/",
     "/profile/alerts/",
     "/profile/security/",
+    "/profile/security/passkeys/add/",
     "/profile/password/",
 ]
 ADMINISTRATOR_PAGES = [

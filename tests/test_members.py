@@ -272,8 +272,12 @@ def test_setting_the_mfa_policy_records_settings_changed(client, admin):
     assert changed.actor_id == admin.pk
     assert changed.details == {
         "setting": "mfa_policy",
-        "old": {"mfa_policy": "off", "mfa_required_roles": []},
-        "new": {"mfa_policy": "roles", "mfa_required_roles": ["administrator", "security_analyst"]},
+        "old": {"mfa_policy": "off", "mfa_required_roles": [], "mfa_passkey_roles": []},
+        "new": {
+            "mfa_policy": "roles",
+            "mfa_required_roles": ["administrator", "security_analyst"],
+            "mfa_passkey_roles": [],
+        },
     }
 
 

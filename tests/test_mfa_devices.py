@@ -203,7 +203,7 @@ def test_backup_codes_need_an_authenticator_app_first(client, signed_in):
     response = client.post(BACKUP_URL)
 
     assert response.status_code == 400
-    assert b"Set up an authenticator app first" in response.content
+    assert b"Set up an authenticator app or a passkey first" in response.content
     assert StaticToken.objects.count() == 0
 
 

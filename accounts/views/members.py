@@ -80,7 +80,11 @@ def _members_page(
         ends = {s: state.lock_of(s)[1] for s in state.scopes_locked(now)} if state else {}
         rows.append(_MemberRow(member, ends.get(LockScope.ALL), ends.get(LockScope.UNFAMILIAR)))
     policy_form = policy_form or MfaPolicyForm(
-        initial={"policy": organization.mfa_policy, "roles": organization.mfa_required_roles}
+        initial={
+            "policy": organization.mfa_policy,
+            "roles": organization.mfa_required_roles,
+            "passkey_roles": organization.mfa_passkey_roles,
+        }
     )
     context = {
         "rows": rows,
@@ -220,6 +224,7 @@ def mfa_policy(request: AuthenticatedHttpRequest) -> HttpResponse:
         organization=organization,
         policy=form.cleaned_data["policy"],
         roles=form.cleaned_data["roles"],
+        passkey_roles=form.cleaned_data["passkey_roles"],
         request=request,
     )
     if changed:

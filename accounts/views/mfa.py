@@ -38,11 +38,17 @@ def mfa_enrol(request: AuthenticatedHttpRequest) -> HttpResponse:
         )
         if confirmed:
             otp_login(request, device)
-            request.session.pop(mfa.ENROL_REQUIRED_SESSION_KEY, None)
+            missing = mfa.enrolment_missing(user)
+            if missing is None:
+                request.session.pop(mfa.ENROL_REQUIRED_SESSION_KEY, None)
             messages.success(request, f"“{device.name}” is set up for two-step sign-in.")
+            if missing == mfa.ENROL_PASSKEY:
+                # The app is kept, but the organization requires a passkey of this role.
+                request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = missing
+                return see_other("accounts:passkey-add")
             if mfa.backup_device_of(user) is None:
                 codes = mfa.backup_codes_generate(user=user, request=request)
-                return _backup_codes_shown_next(request, codes, first=True)
+                return backup_codes_shown_next(request, codes, first=True)
             return see_other("accounts:security")
         form.add_error(
             "code",
@@ -58,6 +64,7 @@ def mfa_enrol(request: AuthenticatedHttpRequest) -> HttpResponse:
         ),
         "manual_key": mfa.totp_manual_key(device),
         "enrol_required": request.session.get(mfa.ENROL_REQUIRED_SESSION_KEY, False),
+        "passkey_required": mfa.passkey_required_for(user),
     }
     return render(request, "accounts/mfa_enrol.html", context, status=400 if form.errors else 200)
 
@@ -67,7 +74,7 @@ def mfa_enrol(request: AuthenticatedHttpRequest) -> HttpResponse:
 _CODES_ONCE_KEY = "accounts.backup_codes_once"
 
 
-def _backup_codes_shown_next(
+def backup_codes_shown_next(
     request: AuthenticatedHttpRequest, codes: list[str], *, first: bool
 ) -> HttpResponse:
     request.session[_CODES_ONCE_KEY] = {"codes": codes, "first": first}
@@ -82,11 +89,12 @@ def mfa_backup_codes(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not mfa.user_has_mfa(request.user):
             return HttpResponseBadRequest(
-                "Set up an authenticator app first: backup codes stand in for it when it is lost."
+                "Set up an authenticator app or a passkey first: backup codes stand in for it "
+                "when it is lost."
             )
         codes = mfa.backup_codes_generate(user=request.user, request=request)
         messages.success(request, "New backup codes made. Your earlier codes no longer work.")
-        return _backup_codes_shown_next(request, codes, first=False)
+        return backup_codes_shown_next(request, codes, first=False)
     once = request.session.pop(_CODES_ONCE_KEY, None)
     if not once:
         messages.info(
@@ -120,8 +128,11 @@ def mfa_device_remove(request: AuthenticatedHttpRequest, kind: str, pk: int) -> 
     if request.method == "POST" and form.is_valid():
         names = mfa.device_remove(user=request.user, device=device, request=request)
         messages.success(request, "Removed: " + ", ".join(names) + ".")
-        if mfa.mfa_required_for(request.user) and not mfa.user_has_mfa(request.user):
-            request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = True
+        missing = mfa.enrolment_missing(request.user)
+        if missing is not None:
+            request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = missing
+            if missing == mfa.ENROL_PASSKEY:
+                return see_other("accounts:passkey-add")
             return see_other("accounts:mfa-enrol")
         return see_other("accounts:security")
     if form.errors:

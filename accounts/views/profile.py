@@ -141,6 +141,8 @@ def _security_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:
     backup = mfa.backup_device_of(user)
     return {
         "totp_devices": mfa.totp_devices_of(user),
+        "passkeys": mfa.passkeys_of(user),
+        "passkey_required": mfa.passkey_required_for(user),
         "backup_device": backup,
         "backup_codes_left": backup.token_set.count() if backup is not None else 0,
         "mfa_required": mfa.mfa_required_for(user),

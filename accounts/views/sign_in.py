@@ -15,6 +15,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 from django_otp.models import Device
 
+from audit.models import Reason
+
 from .. import mfa
 from ..forms import SIGN_IN_REFUSED, SecondStepForm, SignInForm
 from ..models import User
@@ -24,7 +26,7 @@ from ..throttling import throttled_response
 from ..timezones import zone_valid
 
 
-def _safe_next(request: HttpRequest) -> str:
+def safe_next(request: HttpRequest) -> str:
     candidate = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -33,33 +35,55 @@ def _safe_next(request: HttpRequest) -> str:
     return resolve_url("accounts:profile")
 
 
-def _browser_zone(request: HttpRequest) -> str:
+def browser_zone(request: HttpRequest) -> str:
     """The time zone the sign-in form's script read from the browser, if it is a real one."""
     zone = request.POST.get("time_zone", "").strip()
     return zone if len(zone) <= 64 and zone_valid(zone) else ""
 
 
-def _after_sign_in(request: HttpRequest, user: User, next_url: str, zone: str) -> HttpResponse:
+def after_sign_in(request: HttpRequest, user: User, next_url: str, zone: str) -> HttpResponse:
     """Send a member whose organization requires MFA, and who has none, to enrolment first.
 
     A person without a time zone gets the browser's, so the first page already shows it.
     """
     if zone and not user.time_zone:
         user_time_zone_set(user=user, time_zone=zone, request=request, only_if_unset=True)
-    if mfa.mfa_required_for(user) and not mfa.user_has_mfa(user):
-        request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = True
+    missing = mfa.enrolment_missing(user)
+    if missing == mfa.ENROL_PASSKEY:
+        request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = missing
+        messages.warning(
+            request,
+            "Your organization requires a passkey for your role: an authenticator app alone "
+            "is not enough. Add a passkey to continue.",
+        )
+        return redirect("accounts:passkey-add")
+    if missing is not None:
+        request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = missing
         messages.warning(
             request,
             "Your organization requires two-step verification. Set up an authenticator app "
-            "to continue.",
+            "or a passkey to continue.",
         )
         return redirect("accounts:mfa-enrol")
     return HttpResponseRedirect(next_url)
 
 
+def second_step_passed(
+    request: HttpRequest, pending: mfa.PendingSignIn, device: Device, method: str
+) -> HttpResponse:
+    """Sign in the pending user whose second factor was right (under the lockout lock)."""
+    mfa.pending_clear(request)
+    session_end_replaced(request=request)
+    mfa.second_factor_verified_record(user=pending.user, device=device, request=request)
+    request.auth_method = method  # type: ignore[attr-defined]
+    login(request, pending.user)
+    otp_login(request, device)
+    return after_sign_in(request, pending.user, pending.next_url, pending.time_zone)
+
+
 def _signed_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
     """Start the session of a user whose password was right (the old session ends first)."""
-    zone = _browser_zone(request)
+    zone = browser_zone(request)
     session_end_replaced(request=request)
     if mfa.user_has_any_device(user):
         # Signed in only after the second step: for now the session merely remembers that
@@ -67,7 +91,7 @@ def _signed_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
         mfa.pending_start(request=request, user=user, next_url=next_url, time_zone=zone)
         return redirect("accounts:mfa-verify")
     login(request, user)
-    return _after_sign_in(request, user, next_url, zone)
+    return after_sign_in(request, user, next_url, zone)
 
 
 # Not atomic: a refused sign-in must be committed whatever happens to the rest of the request.
@@ -80,7 +104,7 @@ def _signed_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def sign_in(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        next_url = _safe_next(request)
+        next_url = safe_next(request)
         form = SignInForm(
             request,
             data=request.POST,
@@ -127,7 +151,13 @@ NO_SIGN_IN_PENDING = (
 )
 
 
-def _sign_in_again(request: HttpRequest, message: str, status: int) -> HttpResponse:
+PASSKEY_REQUIRED = (
+    "Your organization requires your passkey for this step: codes are not accepted. "
+    "Lost your passkey? Ask an administrator to reset your two-step verification."
+)
+
+
+def sign_in_again(request: HttpRequest, message: str, status: int) -> HttpResponse:
     """The sign-in page with a refusal, for a second step that cannot go on."""
     context = {"form": SignInForm(request), "next": "", "refusal": message}
     return render(request, "accounts/sign_in.html", context, status=status)
@@ -145,20 +175,24 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
     pending = mfa.pending_load(request)
     if pending is None:
         mfa.pending_clear(request)
-        return _sign_in_again(request, NO_SIGN_IN_PENDING, status=400)
+        return sign_in_again(request, NO_SIGN_IN_PENDING, status=400)
     user = pending.user
     form = SecondStepForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    # A member who must use a passkey and has one: codes are phishable, so they are refused.
+    passkey_only = mfa.passkey_required_for(user) and mfa.user_has_passkey(user)
+    if request.method == "POST" and form.is_valid() and passkey_only:
+        mfa.second_factor_refused_record(
+            user=user,
+            code=form.cleaned_data["code"],
+            reason=Reason.PASSKEY_REQUIRED,
+            request=request,
+        )
+        form.add_error(None, PASSKEY_REQUIRED)
+    elif request.method == "POST" and form.is_valid():
         code = form.cleaned_data["code"]
 
         def signed_in(device: Device, method: str) -> HttpResponse:
-            mfa.pending_clear(request)
-            session_end_replaced(request=request)
-            mfa.second_factor_verified_record(user=user, device=device, request=request)
-            request.auth_method = method  # type: ignore[attr-defined]
-            login(request, user)
-            otp_login(request, device)
-            return _after_sign_in(request, user, pending.next_url, pending.time_zone)
+            return second_step_passed(request, pending, device, method)
 
         result = mfa.second_factor_attempt(
             user=user, code=code, request=request, then=signed_in, source=pending.source
@@ -172,9 +206,26 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
             )
         if result.locked:
             mfa.pending_clear(request)
-            return _sign_in_again(request, SIGN_IN_REFUSED, status=403)
+            return sign_in_again(request, SIGN_IN_REFUSED, status=403)
         form.add_error(None, SECOND_STEP_THROTTLED if result.throttled else SECOND_STEP_REFUSED)
-    status = 400 if form.errors else 200
-    return render(
-        request, "accounts/mfa_verify.html", {"form": form, "email": user.email}, status=status
-    )
+    return second_step_page(request, pending, form=form, status=400 if form.errors else 200)
+
+
+def second_step_page(
+    request: HttpRequest,
+    pending: mfa.PendingSignIn,
+    *,
+    form: SecondStepForm | None = None,
+    passkey_error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    user = pending.user
+    context = {
+        "form": form or SecondStepForm(),
+        "email": user.email,
+        "has_passkey": mfa.user_has_passkey(user),
+        "has_code": bool(mfa.totp_devices_of(user)) or mfa.backup_device_of(user) is not None,
+        "passkey_only": mfa.passkey_required_for(user) and mfa.user_has_passkey(user),
+        "passkey_error": passkey_error,
+    }
+    return render(request, "accounts/mfa_verify.html", context, status=status)
