@@ -19,6 +19,10 @@ GUIDE_MAX_CHARS = 20_000
 PURPOSE_REVIEW_SIGN_OFF = "review_sign_off"
 
 
+def _email(user: User) -> str:
+    return user.email
+
+
 class ScheduleForm(forms.Form):
     name = forms.CharField(max_length=100, strip=True)
     focus = forms.ChoiceField(choices=Focus.choices, label="What it looks at")
@@ -37,11 +41,13 @@ class ScheduleForm(forms.Form):
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.organization = organization
-        self.fields["assigned_role"].choices = [("", "—"), *reviewer_roles()]
+        role = self.fields["assigned_role"]
+        assert isinstance(role, forms.ChoiceField)
+        role.choices = [("", "—"), *reviewer_roles()]
         assignee = self.fields["assignee"]
         assert isinstance(assignee, forms.ModelChoiceField)
         assignee.queryset = reviewers_of(organization)
-        assignee.label_from_instance = lambda user: user.email  # type: ignore[method-assign]
+        assignee.label_from_instance = _email  # type: ignore[method-assign,assignment]
 
     def clean_name(self) -> str:
         name: str = " ".join(self.cleaned_data["name"].split())

@@ -58,6 +58,17 @@ class ReviewSchedule(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.get_frequency_display()})"
 
+    @property
+    def signer_label(self) -> str:
+        """Who signs, as people read it: the person's address, else "any <role>"."""
+        from accounts.models import Role
+
+        if self.assignee_id and self.assignee:
+            return self.assignee.email
+        if self.assigned_role in Role.values:
+            return f"any {str(Role(self.assigned_role).label).lower()}"
+        return "—"
+
     def describe(self) -> dict[str, object]:
         """The schedule as settings.changed events record it (old and new values)."""
         return {

@@ -38,7 +38,8 @@ def last_complete_period(frequency: str, now: datetime) -> Period:
 
 
 def due_at(frequency: str, end: datetime, now: datetime | None = None) -> datetime:
-    """When a review of a period ending at `end` is due (never before `now`, for one opened late
-    by hand)."""
+    """When a review of a period ending at `end` is due: its allowance counts from when it was
+    opened, at the earliest the period's end (nobody could review it before it was open: a
+    schedule added today does not start overdue, nor does a period opened by hand)."""
     start = max(end, now) if now is not None else end
     return start + DUE_AFTER[Frequency(frequency)]

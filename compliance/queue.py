@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, QuerySet
 from django.db.models.functions import TruncHour
 
 from alerts.models import Alert
@@ -68,7 +68,9 @@ class Entry:
     actor_label: str = ""
 
 
-def _events(organization_id: int, start: datetime, end: datetime, types: tuple[str, ...]):
+def _events(
+    organization_id: int, start: datetime, end: datetime, types: tuple[str, ...]
+) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.filter(
         organization_id=organization_id,
         event_type__in=types,

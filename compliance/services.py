@@ -450,15 +450,18 @@ def checklist_refresh(*, organization: Organization, now: datetime) -> list[Chec
 
 
 def reviews_sweep(*, now: datetime | None = None) -> dict[str, int]:
-    """What the beat does: give every organization its schedules, open the reviews whose period
-    ended, mark those past due overdue (once) and email their assignees."""
+    """What the beat does: mark reviews past due overdue (once), give every organization its
+    schedules, open the reviews whose period ended, refresh its checklist's statuses, and email
+    the assignees of overdue reviews."""
     from .notifications import review_overdue_notify_pending
 
     now = now or timezone.now()
+    overdue = reviews_mark_overdue(now=now)
     opened = 0
     for organization in Organization.objects.all().iterator():
         review_schedules_ensure(organization=organization)
         opened += len(reviews_open_due(organization=organization, now=now))
-    overdue = reviews_mark_overdue(now=now)
+        # The checklist's "since" dates move within a sweep of a change, not at the next visit.
+        checklist_refresh(organization=organization, now=now)
     emailed = review_overdue_notify_pending()
     return {"opened": opened, "overdue": len(overdue), "emailed": emailed}

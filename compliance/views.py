@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
@@ -19,6 +19,11 @@ from accounts.http import AuthenticatedHttpRequest, see_other
 from . import selectors, services
 from .forms import GuideForm, ItemMarkForm, ReviewOpenForm, ScheduleForm, SignOffForm
 from .models import Review, ReviewStatus
+
+
+def _posted(request: AuthenticatedHttpRequest) -> QueryDict | None:
+    """The form's data on a POST, even an empty one (an empty POST is bad input, not a GET)."""
+    return request.POST if request.method == "POST" else None
 
 
 def _review_for(request: AuthenticatedHttpRequest, pk: int) -> Review:
@@ -60,7 +65,7 @@ def reviews(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def schedule_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_REVIEWS)
-    form = ScheduleForm(request.POST or None, organization=organization)
+    form = ScheduleForm(_posted(request), organization=organization)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         if selectors.schedules_of(organization).filter(name=data["name"]).exists():
@@ -99,7 +104,7 @@ def schedule_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "assignee": schedule.assignee,
         "active": schedule.active,
     }
-    form = ScheduleForm(request.POST or None, initial=initial, organization=organization)
+    form = ScheduleForm(_posted(request), initial=initial, organization=organization)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         clash = selectors.schedules_of(organization).filter(name=data["name"]).exclude(pk=pk)
@@ -129,7 +134,7 @@ def schedule_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 def review_open(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     organization = require(request, Capability.MANAGE_REVIEWS)
     schedule = selectors.schedule_get(organization=organization, pk=pk)
-    form = ReviewOpenForm(request.POST or None)
+    form = ReviewOpenForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         start, end = form.period()
         try:
@@ -218,7 +223,7 @@ def review_sign_off(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     elif unmarked := sum(1 for item in items if not item.decision):
         blocker = f"{unmarked} item{'s' if unmarked != 1 else ''} still to mark before signing off."
     # Refused before the password is asked: nothing to count against the person.
-    form = SignOffForm(request.user, None if blocker else (request.POST or None), request=request)
+    form = SignOffForm(request.user, None if blocker else (_posted(request)), request=request)
     if request.method == "POST" and not blocker and form.is_valid():
         try:
             services.review_sign_off(
@@ -305,7 +310,7 @@ def guide(request: AuthenticatedHttpRequest) -> HttpResponse:
 def guide_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_REVIEWS)
     current = selectors.guide_of(organization)
-    form = GuideForm(request.POST or None, initial={"body": current.body})
+    form = GuideForm(_posted(request), initial={"body": current.body})
     if request.method == "POST" and form.is_valid():
         saved = services.guide_update(
             organization=organization,

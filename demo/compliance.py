@@ -52,7 +52,7 @@ def seed_compliance(*, organization: Organization, users: dict[str, User]) -> No
     )
     review_prepare(review=signed)
     signed.items.update(decision=Decision.EXPECTED, decided_by=analyst, decided_at=now)
-    review_sign_off(review=signed, user=analyst, note="Nothing unusual; two typo storms.")
+    review_sign_off(review=signed, user=analyst, note="Nothing to follow up.")
     # The periods just ended: due (yesterday's, last week's, last month's).
     reviews_open_due(organization=organization, now=now)
 

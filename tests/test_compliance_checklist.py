@@ -44,7 +44,7 @@ def acme():
 def _status(client, key: str) -> str:
     page = client.get(CHECKLIST).content.decode()
     marker = f'data-testid="checklist-{key}" data-status="'
-    return page.split(marker, 1)[1].split('"', 1)[0]
+    return str(page.split(marker, 1)[1].split('"', 1)[0])
 
 
 @pytest.mark.parametrize(

@@ -561,3 +561,11 @@ def test_the_sweep_is_a_registered_beat_task():
     entry = project_settings.CELERY_BEAT_SCHEDULE["compliance-reviews-sweep"]
     assert entry["task"] == "compliance.tasks.reviews_sweep"
     assert entry["task"] in celery_app.tasks
+
+
+def test_members_may_not_read_a_review(acme):
+    review = review_of(acme.org, Role.SECURITY_ANALYST)
+    client = client_as(acme.alice)
+    assert client.get(_detail(review)).status_code == 403
+    assert client.get(_sign_off(review)).status_code == 403
+    assert client.post(_mark(review, 1), {"decision": "expected"}).status_code == 403
