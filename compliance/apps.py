@@ -8,8 +8,10 @@ class ComplianceConfig(AppConfig):
     def ready(self) -> None:
         from accounts.access import Capability
         from accounts.overview import OverviewPanel, overview_panel_register
+        from operations.metrics import register_collector
 
         from .evidence import checklist_register
+        from .metrics import review_metrics
         from .selectors import reviews_overdue
 
         checklist_register()
@@ -24,3 +26,4 @@ class ComplianceConfig(AppConfig):
                 data=lambda organization, now: {"overdue": reviews_overdue(organization, now=now)},
             )
         )
+        register_collector("compliance", review_metrics)

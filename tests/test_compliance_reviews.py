@@ -569,3 +569,15 @@ def test_members_may_not_read_a_review(acme):
     assert client.get(_detail(review)).status_code == 403
     assert client.get(_sign_off(review)).status_code == 403
     assert client.post(_mark(review, 1), {"decision": "expected"}).status_code == 403
+
+
+def test_metrics_count_unsigned_reviews_due_and_overdue(acme, globex, client, settings):
+    settings.METRICS_TOKEN = "metrics-token-for-tests-0123456789"
+    review_of(acme.org, Role.SECURITY_ANALYST)
+    late = review_of(globex.org, Role.ADMINISTRATOR, days_ago=9, days=7)
+    Review.objects.filter(pk=late.pk).update(due_at=timezone.now() - timedelta(minutes=1))
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}")
+    text = response.content.decode()
+    assert 'activity_monitor_reviews_unsigned{state="due"} 1.0' in text
+    assert 'activity_monitor_reviews_unsigned{state="overdue"} 1.0' in text
+    assert 'activity_monitor_collector_up{collector="compliance"} 1.0' in text
