@@ -45,6 +45,11 @@ class Capability(enum.StrEnum):
     MANAGE_THROTTLING = "manage_throttling"
     # Settings → Security → Log integrity: the seals and the button that re-derives them.
     VERIFY_INTEGRITY = "verify_integrity"
+    # Settings → Security → Reviews and the monitoring checklist (compliance app): reading them,
+    # and for administrators changing the schedule and the log-analysis guide. Who signs a
+    # review is the schedule's assigned role or person (compliance.selectors.may_sign).
+    VIEW_REVIEWS = "view_reviews"
+    MANAGE_REVIEWS = "manage_reviews"
 
 
 C = Capability
@@ -55,7 +60,13 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = MappingProxyType(
     {
         Role.MEMBER: frozenset(),
         Role.SECURITY_ANALYST: frozenset(
-            {C.VIEW_SECURITY_SETTINGS, C.VIEW_AUDIT_LOG, C.EXPORT_AUDIT_LOG, C.TRIAGE_ALERTS}
+            {
+                C.VIEW_SECURITY_SETTINGS,
+                C.VIEW_AUDIT_LOG,
+                C.EXPORT_AUDIT_LOG,
+                C.TRIAGE_ALERTS,
+                C.VIEW_REVIEWS,
+            }
         ),
         Role.COMPLIANCE_OFFICER: frozenset(
             {
@@ -65,6 +76,7 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = MappingProxyType(
                 C.VIEW_RETENTION,
                 C.MANAGE_ARCHIVES,
                 C.VERIFY_INTEGRITY,
+                C.VIEW_REVIEWS,
             }
         ),
         Role.ADMINISTRATOR: frozenset(Capability),
@@ -96,6 +108,10 @@ REFUSALS: Mapping[Capability, str] = MappingProxyType(
             "Sign-in throttling is managed by the organization's administrators."
         ),
         C.VERIFY_INTEGRITY: "Log integrity is for administrators and compliance officers.",
+        C.VIEW_REVIEWS: (
+            "Reviews and the checklist are for administrators, analysts and compliance officers."
+        ),
+        C.MANAGE_REVIEWS: "Only administrators change the review schedule and the guide.",
     }
 )
 

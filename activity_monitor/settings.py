@@ -163,6 +163,7 @@ INSTALLED_APPS = [
     "retention",
     "integrity",
     "operations",
+    "compliance",
     "demo",
 ]
 
@@ -413,6 +414,10 @@ CELERY_BEAT_SCHEDULE = {
         # Background exports never queued (pending) or whose builder died (running, silent):
         # queued again and built from scratch.
         ("exports-sweep", "exports.tasks.exports_sweep", timedelta(seconds=30)),
+        # Every 15 minutes: open each schedule's review once its period has ended, mark reviews
+        # past their due time overdue (review.overdue once each) and email their assignees;
+        # a day's review is due a day after its period, so a quarter hour late is nothing.
+        ("compliance-reviews-sweep", "compliance.tasks.reviews_sweep", timedelta(minutes=15)),
     ]
 }
 

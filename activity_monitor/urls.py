@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("retention.urls")),
     path("", include("integrity.urls")),
     path("", include("operations.urls")),
+    path("", include("compliance.urls")),
 ]

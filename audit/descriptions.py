@@ -90,6 +90,12 @@ EVENT_WORDING: dict[str, Wording] = {
         "Activity reported as not them",
         "{actor} said an event on their account was not them and secured the account",
     ),
+    EventType.REVIEW_COMPLETED: Wording(
+        "Log review signed off", "{actor} reviewed a period of the log and signed it off"
+    ),
+    EventType.REVIEW_OVERDUE: Wording(
+        "Log review overdue", "A scheduled review of the log passed its due time unsigned"
+    ),
 }
 
 # A known reason says more than its event type, so its sentence replaces the event's.

@@ -61,6 +61,10 @@ class EventType(models.TextChoices):
     # details name the event. Reported ("No, secure my account") also says what was done.
     ACTIVITY_CONFIRMED = "activity.confirmed"
     ACTIVITY_REPORTED = "activity.reported"
+    # A periodic review of the log (compliance app) signed off by its reviewer, with the period
+    # and the marks; and one that passed its due time unsigned (recorded once per review).
+    REVIEW_COMPLETED = "review.completed"
+    REVIEW_OVERDUE = "review.overdue"
 
 
 class Category(models.TextChoices):

@@ -165,6 +165,14 @@ _MIX: list[tuple[str, str, str, dict[str, object], int]] = [
         1,
     ),
     (EventType.SEARCH_DELETED, Outcome.SUCCESS, "", {"log": "audit", "name": "Old search"}, 1),
+    (
+        EventType.REVIEW_COMPLETED,
+        Outcome.SUCCESS,
+        "",
+        {"schedule": "Security analysts' daily review", "items": 4, "followed_up": 1},
+        1,
+    ),
+    (EventType.REVIEW_OVERDUE, Outcome.SUCCESS, "", {"schedule": "Compliance monthly review"}, 1),
 ]
 # Events an administrator does to someone else: they carry a target user.
 _TARGETED = {

@@ -19,6 +19,7 @@ from accounts.models import (
 from audit.models import AuditEvent
 
 from .activity import generate_demo_activity
+from .compliance import seed_compliance
 from .scenarios import record_alert_scenarios
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the brief's published demo password
@@ -122,6 +123,7 @@ def seed_demo(*, days: int = 28) -> list[str]:
     created: list[str] = []
     password = make_password(DEMO_PASSWORD)
     with transaction.atomic():
+        seeded: list[tuple[Organization, list[User]]] = []
         for name, slug, tier, people in DEMO:
             organization, _ = Organization.objects.get_or_create(
                 slug=slug, defaults={"name": name, "tier": tier}
@@ -143,6 +145,7 @@ def seed_demo(*, days: int = 28) -> list[str]:
                     Membership.objects.create(user=user, organization=organization, role=role)
                     created.append(email)
                 users.append(user)
+            seeded.append((organization, users))
             if AuditEvent.objects.filter(organization=organization).exists():
                 continue
             colleagues = _colleagues(organization, COLLEAGUES.get(slug, 0), password)
@@ -155,4 +158,7 @@ def seed_demo(*, days: int = 28) -> list[str]:
                 with_mfa=with_mfa,
             )
             record_alert_scenarios(organization=organization, users={u.email: u for u in users})
+        # After every organization's activity: the reviews' queues are made from it. Once each.
+        for organization, users in seeded:
+            seed_compliance(organization=organization, users={u.email: u for u in users})
     return created

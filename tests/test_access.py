@@ -42,6 +42,9 @@ from alerts.models import Alert, RuleKind
 from alerts.webhooks import webhook_endpoint_create
 from api.services import api_token_create
 from audit.models import AuditEvent, EventType
+from audit.services import EventSpec, events_record
+from compliance.models import Review, ReviewSchedule
+from compliance.services import review_open, review_prepare, review_schedules_ensure
 from exports.services import export_build, export_create
 from retention.models import ExportSchedule, Frequency
 from retention.schedules import export_schedule_create, export_schedule_run
@@ -166,6 +169,37 @@ class World:
     def member_id(self) -> int:
         return self.bystander.membership.pk
 
+    @cached_property
+    def administrators_review(self) -> Review:
+        """The administrators' review of two days ago, holding one lockout of the bystander."""
+        start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        start -= timedelta(days=2)
+        events_record(
+            specs=[
+                EventSpec(
+                    event_type=EventType.LOCKOUT_TRIGGERED,
+                    target_user=self.bystander,
+                    organization=self.organization,
+                    occurred_at=start + timedelta(hours=3),
+                )
+            ]
+        )
+        review_schedules_ensure(organization=self.organization)
+        schedule = ReviewSchedule.objects.get(
+            organization=self.organization, assigned_role=Role.ADMINISTRATOR
+        )
+        review = review_open(schedule=schedule, start=start, end=start + timedelta(days=1))
+        review_prepare(review=review)
+        return review
+
+    @property
+    def review_pk(self) -> int:
+        return self.administrators_review.pk
+
+    @property
+    def review_schedule_id(self) -> int:
+        return self.administrators_review.schedule_id
+
 
 Args = Callable[[World, User | None], dict[str, Any]]
 
@@ -265,6 +299,14 @@ def own_saved_search(log: str) -> Args:
 
 SAVE_SEARCH = {"name": "Sign-ins", "query": "q=type%3Alogin.%2A"}
 A_MEMBER = arg("membership_id", "member_id")
+A_REVIEW = arg("pk", "review_pk")
+
+
+def review_item(world: World, user: User | None) -> dict[str, Any]:
+    review = world.administrators_review
+    return {"pk": review.pk, "item_pk": review.items.get().pk}
+
+
 AN_ALERT = arg("pk", "alert_pk")
 
 ROUTES: dict[str, tuple[Route, ...]] = {
@@ -430,6 +472,41 @@ ROUTES: dict[str, tuple[Route, ...]] = {
         post(C.MANAGE_ARCHIVES, ok=303, args=arg("pk", "schedule_id"), scoped=True),
     ),
     "retention:schedule-delete": confirmed(C.MANAGE_ARCHIVES, arg("pk", "schedule_id")),
+    # Reviews and the monitoring checklist (compliance app).
+    "compliance:reviews": (get(C.VIEW_REVIEWS),),
+    "compliance:schedule-add": (
+        get(C.MANAGE_REVIEWS, methods=GET_POST),
+        # Nothing filled in: a 400 saying what is missing, reached only by administrators.
+        Route(C.MANAGE_REVIEWS, method="post", ok=400, methods=GET_POST),
+    ),
+    "compliance:schedule-edit": (
+        get(C.MANAGE_REVIEWS, args=arg("pk", "review_schedule_id"), scoped=True, methods=GET_POST),
+    ),
+    "compliance:review-open": (
+        get(C.MANAGE_REVIEWS, args=arg("pk", "review_schedule_id"), scoped=True, methods=GET_POST),
+    ),
+    "compliance:review-detail": (get(C.VIEW_REVIEWS, args=A_REVIEW, scoped=True),),
+    # The administrators' review is marked and signed by administrators alone (its schedule's
+    # role, compliance.selectors.may_sign): analysts and compliance, who may read it, are refused
+    # as the roles without MANAGE_REVIEWS are. tests/test_compliance_reviews.py covers the rest.
+    "compliance:review-item-mark": (
+        post(
+            C.MANAGE_REVIEWS, ok=303, args=review_item, scoped=True, data={"decision": "expected"}
+        ),
+    ),
+    "compliance:review-sign-off": (
+        get(C.MANAGE_REVIEWS, args=A_REVIEW, scoped=True, methods=GET_POST),
+    ),
+    "compliance:checklist": (get(C.VIEW_REVIEWS),),
+    "compliance:retention-acknowledge": (
+        get(C.VIEW_RETENTION, methods=GET_POST),
+        # No framework declared: nothing to acknowledge yet, said on the page it redirects to.
+        Route(C.VIEW_RETENTION, method="post", ok=303, methods=GET_POST),
+    ),
+    "compliance:guide": (get(C.VIEW_REVIEWS),),
+    "compliance:guide-edit": (get(C.MANAGE_REVIEWS, methods=GET_POST),),
+    # No guide written yet: "read it again", said on the page it redirects to.
+    "compliance:guide-acknowledge": (post(C.VIEW_REVIEWS, ok=303, data={"version": "1"}),),
 }
 
 
@@ -545,6 +622,7 @@ def test_the_table_grants_what_the_product_says():
             C.VIEW_AUDIT_LOG,
             C.EXPORT_AUDIT_LOG,
             C.TRIAGE_ALERTS,
+            C.VIEW_REVIEWS,
         },
         Role.COMPLIANCE_OFFICER: {
             C.VIEW_SECURITY_SETTINGS,
@@ -553,6 +631,7 @@ def test_the_table_grants_what_the_product_says():
             C.VIEW_RETENTION,
             C.MANAGE_ARCHIVES,
             C.VERIFY_INTEGRITY,
+            C.VIEW_REVIEWS,
         },
         Role.ADMINISTRATOR: set(Capability),
     }
@@ -587,6 +666,8 @@ NAV = {
     reverse("accounts:domains"): C.MANAGE_DOMAINS,
     reverse("api:tokens"): C.MANAGE_API_TOKENS,
     reverse("accounts:throttling"): C.MANAGE_THROTTLING,
+    reverse("compliance:reviews"): C.VIEW_REVIEWS,
+    reverse("compliance:checklist"): C.VIEW_REVIEWS,
 }
 
 
@@ -610,6 +691,7 @@ SETTINGS_LINKS = {
     reverse("retention:retention"): C.VIEW_RETENTION,
     reverse("retention:archives"): C.MANAGE_ARCHIVES,
     reverse("accounts:members"): C.MANAGE_MEMBERS,
+    reverse("compliance:reviews"): C.VIEW_REVIEWS,
 }
 
 

@@ -35,6 +35,7 @@ from accounts.models import (
 from accounts.navigation import MENU
 from alerts.models import Alert, RuleKind, WebhookDelivery, WebhookEndpoint
 from audit.models import AuditEvent
+from compliance.models import Review
 from demo.seed import DEMO_PASSWORD, seed_demo
 from exports.models import Export, ExportStatus
 
@@ -103,6 +104,8 @@ EXCLUDED = {
     "api:token-revoke": "needs a live token (tests/test_forms_and_actions.py)",
     "retention:schedule-delete": "needs a schedule (tests/test_forms_and_actions.py)",
     "integrity:verify": "POST only (Verify now, on Log integrity)",
+    "compliance:review-item-mark": "POST only (a review's mark forms)",
+    "compliance:guide-acknowledge": "POST only (the guide's acknowledge button)",
     "/": "redirects to Profile",
     "admin": "Django's own admin, for platform operators",
     "/admin/login/": "Django's own admin sign-in, sent on to ours",
@@ -128,6 +131,13 @@ class Data:
     alice: User
     alice_device_id: int
     long_user: User
+
+
+def _review(data: Data) -> Review:
+    """The demo's administrators' review (the administrator visits: theirs to sign)."""
+    return Review.objects.filter(
+        organization=data.acme, schedule__assigned_role=Role.ADMINISTRATOR
+    ).earliest("id")
 
 
 @dataclass(frozen=True)
@@ -226,6 +236,16 @@ ADMINISTRATOR_PAGES = (
         lambda data: {"pk": WebhookEndpoint.objects.get(organization=data.acme).pk},
     ),
     Page("integrity:integrity"),
+    Page("compliance:reviews"),
+    Page("compliance:schedule-add"),
+    Page("compliance:schedule-edit", lambda data: {"pk": _review(data).schedule_id}),
+    Page("compliance:review-open", lambda data: {"pk": _review(data).schedule_id}),
+    Page("compliance:review-detail", lambda data: {"pk": _review(data).pk}),
+    Page("compliance:review-sign-off", lambda data: {"pk": _review(data).pk}),
+    Page("compliance:checklist"),
+    Page("compliance:retention-acknowledge"),
+    Page("compliance:guide"),
+    Page("compliance:guide-edit"),
     Page("retention:retention"),
     Page("retention:archives"),
     Page(

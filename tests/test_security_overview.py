@@ -34,6 +34,7 @@ PANELS = {
     "overview-exports",
     "overview-retention",
     "overview-archives",
+    "overview-reviews",
 }
 SEES = {
     Role.ADMINISTRATOR: PANELS,
