@@ -164,6 +164,7 @@ INSTALLED_APPS = [
     "integrity",
     "operations",
     "compliance",
+    "reports",
     "demo",
 ]
 
