@@ -7,9 +7,10 @@ administrator; the campaign records each decision with who made it and when.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -232,7 +233,10 @@ def report_build(*, report_id: str) -> ComplianceReport | None:
     from .sections import Period, report_sections_for
 
     claimed = ComplianceReport.objects.filter(pk=report_id, status=ReportStatus.PENDING).update(
-        status=ReportStatus.RUNNING, attempts=F("attempts") + 1, sections_done=0
+        status=ReportStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        sections_done=0,
+        started_at=timezone.now(),
     )
     if not claimed:
         return None
@@ -263,6 +267,31 @@ def report_build(*, report_id: str) -> ComplianceReport | None:
         raise
     report.refresh_from_db()
     return report
+
+
+# A builder silent this long has died (the task's own time limit is shorter).
+REPORT_STALE = timedelta(minutes=35)
+
+
+def reports_sweep(*, now: datetime | None = None) -> int:
+    """Queue the reports no worker is building; returns how many were queued.
+
+    Running reports whose build outlived the task's time limit (their worker died) go back to
+    pending; pending ones older than SWEEP_DELAY_SECONDS (never queued, or lost) are queued.
+    """
+    from .tasks import report_build as report_build_task
+
+    now = now or timezone.now()
+    ComplianceReport.objects.filter(
+        status=ReportStatus.RUNNING, started_at__lt=now - REPORT_STALE
+    ).update(status=ReportStatus.PENDING)
+    waiting = ComplianceReport.objects.filter(
+        status=ReportStatus.PENDING,
+        created_at__lte=now - timedelta(seconds=settings.SWEEP_DELAY_SECONDS),
+    )
+    return sum(
+        enqueue(report_build_task, str(pk)) for pk in waiting.values_list("pk", flat=True)[:20]
+    )
 
 
 def report_downloaded_record(*, request: HttpRequest, user: User, report: ComplianceReport) -> None:

@@ -11,3 +11,8 @@ from . import services
 @shared_task(time_limit=1800, soft_time_limit=1700, acks_late=True)
 def report_build(report_id: str) -> bool:
     return services.report_build(report_id=report_id) is not None
+
+
+@shared_task(time_limit=120, soft_time_limit=110)
+def reports_sweep() -> int:
+    return services.reports_sweep()
