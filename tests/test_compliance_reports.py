@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import zipfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import TestCase
@@ -36,6 +36,7 @@ LIST = reverse("reports:reports")
 # The period the tests report on: March 2026, [1 March, 1 April).
 START = datetime(2026, 3, 1, tzinfo=UTC)
 END = datetime(2026, 4, 1, tzinfo=UTC)
+TODAY = datetime.now(UTC).date()
 MARCH = {"framework": "pci_dss", "start": "2026-03-01", "end": "2026-03-31"}
 
 
@@ -137,8 +138,8 @@ def test_administrators_and_compliance_officers_open_every_view(org, report, rol
     ("data", "message"),
     [
         ({**MARCH, "end": "2026-02-28"}, "must end on or after the day it starts"),
-        ({**MARCH, "end": str(date.today() + timedelta(days=3))}, "must be over"),
-        ({**MARCH, "start": str(date.today()), "end": str(date.today())}, "must be over"),
+        ({**MARCH, "end": str(TODAY + timedelta(days=3))}, "must be over"),
+        ({**MARCH, "start": str(TODAY), "end": str(TODAY)}, "must be over"),
         ({**MARCH, "start": "2024-01-01"}, "at most 366 days"),
         ({**MARCH, "framework": "iso27001"}, "Select a valid choice"),
         ({**MARCH, "start": "yesterday"}, "Enter a valid date"),
