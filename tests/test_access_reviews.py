@@ -42,7 +42,7 @@ def review(org, admin, officer, alice):
 
 
 def item_of(review, user) -> AccessReviewItem:
-    return review.items.get(user=user)
+    return AccessReviewItem.objects.get(review=review, user=user)
 
 
 def decide_url(review, item) -> str:

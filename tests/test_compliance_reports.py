@@ -8,6 +8,7 @@ import io
 import json
 import zipfile
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.test import TestCase
@@ -55,12 +56,12 @@ def create(client, data=MARCH) -> ComplianceReport:
     return report
 
 
-def section(report: ComplianceReport, name: str) -> dict:
+def section(report: ComplianceReport, name: str) -> dict[str, Any]:
     return next(s for s in report.content["sections"] if s["name"] == name)
 
 
 def figure(report: ComplianceReport, name: str, label: str) -> str:
-    return dict(section(report, name)["figures"])[label]
+    return str(dict(section(report, name)["figures"])[label])
 
 
 def alert(org, rule, *, raised, acknowledged=None, resolved=None, key="k") -> Alert:
