@@ -12,6 +12,7 @@ from accounts.selectors import members_of
 from audit.models import EventType
 from audit.services import EventSpec, events_record
 from reports.models import AccessReview, AccessReviewItem, ComplianceReport, Decision, Framework
+from reports.selectors import last_sign_ins_of
 from reports.services import report_create
 
 
@@ -32,6 +33,7 @@ def seed_access_review(*, organization: Organization, reviewer: User, second: Us
     start, _ = last_month(timezone.now())
     started = start.replace(day=20, hour=14)
     members = list(members_of(organization))
+    signed_in = last_sign_ins_of(organization, user_ids=[m.user_id for m in members], now=started)
     review = AccessReview.objects.create(
         organization=organization,
         started_by=reviewer,
@@ -62,7 +64,7 @@ def seed_access_review(*, organization: Organization, reviewer: User, second: Us
                 email=m.user.email,
                 role=m.role,
                 has_mfa=bool(getattr(m, "has_mfa", False)),
-                last_sign_in_at=m.user.last_login,
+                last_sign_in_at=signed_in.get(m.user_id),
                 decision=Decision.KEEP,
                 decided_by=decider,
                 decided_by_label=decider.email,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from accounts.models import Organization
 from audit.models import AuditEvent, EventType
@@ -46,6 +46,26 @@ def privileged_actions_of(
         .order_by()
     )
     return {row["actor_id"]: row["n"] for row in rows}
+
+
+def last_sign_ins_of(
+    organization: Organization, *, user_ids: list[int], now: datetime
+) -> dict[int, datetime]:
+    """Each user's latest successful sign-in the organization's log holds in PRIVILEGED_DAYS
+    (for accounts whose last_login Django never stamped: imported or generated history)."""
+    rows = (
+        AuditEvent.objects.filter(
+            organization=organization,
+            actor_id__in=user_ids,
+            event_type=EventType.LOGIN_SUCCEEDED,
+            occurred_at__gte=now - timedelta(days=PRIVILEGED_DAYS),
+            occurred_at__lte=now,
+        )
+        .values("actor_id")
+        .annotate(last=Max("occurred_at"))
+        .order_by()
+    )
+    return {row["actor_id"]: row["last"] for row in rows}
 
 
 def access_reviews_of(organization: Organization) -> QuerySet[AccessReview]:

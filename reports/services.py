@@ -23,7 +23,7 @@ from audit.models import EventType
 from audit.services import event_record
 
 from .models import AccessReview, AccessReviewItem, ComplianceReport, Decision, ReportStatus
-from .selectors import decision_counts, privileged_actions_of
+from .selectors import decision_counts, last_sign_ins_of, privileged_actions_of
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -38,13 +38,19 @@ class AccessReviewRefused(Exception):
 # --- Access reviews ----------------------------------------------------------------------------
 
 
+def _latest(*times: datetime | None) -> datetime | None:
+    return max((t for t in times if t is not None), default=None)
+
+
 def access_review_start(
     *, actor: User, organization: Organization, request: HttpRequest | None = None
 ) -> AccessReview:
     """Start a campaign listing every member as they are now; refused while one is open."""
     now = timezone.now()
     members = list(members_of(organization))
-    actions = privileged_actions_of(organization, user_ids=[m.user_id for m in members], now=now)
+    user_ids = [m.user_id for m in members]
+    actions = privileged_actions_of(organization, user_ids=user_ids, now=now)
+    signed_in = last_sign_ins_of(organization, user_ids=user_ids, now=now)
     try:
         with transaction.atomic():
             review = AccessReview.objects.create(
@@ -61,7 +67,7 @@ def access_review_start(
                     email=m.user.email,
                     role=m.role,
                     has_mfa=bool(getattr(m, "has_mfa", False)),
-                    last_sign_in_at=m.user.last_login,
+                    last_sign_in_at=_latest(m.user.last_login, signed_in.get(m.user_id)),
                     privileged_actions=actions.get(m.user_id, 0),
                 )
                 for m in members

@@ -127,6 +127,8 @@ def test_a_campaign_lists_every_member_with_role_mfa_last_sign_in_and_privileged
     assert items["admin@acme.test"].privileged_actions == 4
     assert items["alice@acme.test"].privileged_actions == 0
     assert items["alice@acme.test"].last_sign_in_at == signed_in
+    # No last_login stamped (history from elsewhere): the log's latest sign-in.
+    assert items["admin@acme.test"].last_sign_in_at == recent
     [started] = events(EventType.ACCESS_REVIEW_STARTED)
     assert started.actor_id == officer.pk and started.organization_id == org.pk
     assert started.details == {"access_review_id": review.pk, "members": 3}
