@@ -74,7 +74,7 @@ def main() -> None:
         f"{in_period:,} in [{start:%Y-%m-%d}, {end:%Y-%m-%d}); framework {args.framework}"
     )
 
-    period = Period(start, end)
+    period = Period(start, end, args.framework)
     sections = report_sections_for(args.framework)
     section_times: dict[str, list[float]] = {s.name: [] for s in sections}
     job_times: list[float] = []

@@ -257,9 +257,13 @@ def retention_configuration(organization: Organization, period: Period) -> Evide
         ("Retention purges in the period", str(len(purges_in))),
     ]
     notes = []
-    if days < PCI_RETENTION_DAYS:
+    if period.framework == F.PCI_DSS and days < PCI_RETENTION_DAYS:
         notes.append(f"PCI DSS 10.5.1 asks for a year of history; events are kept {days} days.")
-    if days < HIPAA_RETENTION_DAYS and not settings.archive_before_purge:
+    if (
+        period.framework == F.HIPAA
+        and days < HIPAA_RETENTION_DAYS
+        and not settings.archive_before_purge
+    ):
         notes.append("HIPAA asks for six years: keep archives, or raise retention (Enterprise).")
     if not documented:
         notes.append("No framework is documented on the Retention page.")

@@ -35,10 +35,11 @@ class Clause:
 
 @dataclass(frozen=True)
 class Period:
-    """[start, end): start inclusive, end exclusive."""
+    """[start, end): start inclusive, end exclusive; and the framework reported on."""
 
     start: datetime
     end: datetime
+    framework: str = ""
 
 
 @dataclass(frozen=True)

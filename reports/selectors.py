@@ -120,3 +120,11 @@ def report_overlapping(
         .order_by("-created_at")
         .first()
     )
+
+
+def compliance_status(organization: Organization) -> dict[str, object]:
+    """The overview's panel: the latest access review and the latest compliance report."""
+    return {
+        "review": access_reviews_of(organization).order_by("-started_at", "-id").first(),
+        "report": reports_of(organization).order_by("-created_at").first(),
+    }

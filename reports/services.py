@@ -252,7 +252,7 @@ def report_build(*, report_id: str) -> ComplianceReport | None:
     )
     sections = report_sections_for(report.framework)
     mine.update(sections_total=len(sections))
-    period = Period(report.period_start, report.period_end)
+    period = Period(report.period_start, report.period_end, report.framework)
     try:
         built = []
         for done, section in enumerate(sections, start=1):

@@ -355,3 +355,24 @@ def test_a_report_not_built_yet_is_not_downloadable_and_the_sweep_builds_it(org,
     report.refresh_from_db()
     assert report.status == ReportStatus.DONE
     assert events(EventType.REPORT_DOWNLOADED) == []
+
+
+def test_the_overview_shows_the_latest_report_to_those_who_may_open_it(org, report, officer):
+    overview = reverse("accounts:security-settings")
+    page = client_as(officer).get(overview).content.decode()
+    assert 'data-testid="overview-compliance"' in page
+    assert "Latest report: PCI DSS, 2026-03-01 to 2026-04-01 (end excluded), done." in page
+    assert "No access review yet." in page
+    analyst_page = client_as(member(org, Role.SECURITY_ANALYST)).get(overview).content.decode()
+    assert "overview-compliance" not in analyst_page
+
+
+def test_retention_is_weighed_against_the_chosen_frameworks_own_period(org, officer):
+    org.tier = "small_business"  # 90 days
+    org.save()
+    client = client_as(officer)
+    pci = create(client)
+    soc2 = create(client, {**MARCH, "framework": "soc2"})
+    assert any("PCI DSS 10.5.1" in note for note in section(pci, "retention")["notes"])
+    assert section(pci, "retention")["status"] == Status.ATTENTION
+    assert not any("PCI" in note for note in section(soc2, "retention")["notes"])
