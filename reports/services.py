@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.access import CAPABILITIES, Capability, can
 from accounts.models import Membership, Role
 from accounts.selectors import members_of
 from accounts.services import LastAdministratorError, member_remove, member_role_change
@@ -107,6 +108,17 @@ def access_review_decide(
     if item.user_id == actor.pk:
         raise AccessReviewRefused(
             "You cannot decide on your own access: another reviewer must (separation of duties)."
+        )
+    if (
+        decision == Decision.CHANGE_ROLE
+        and CAPABILITIES[Role(role)] - CAPABILITIES[Role(item.role)]
+        and not can(actor, Capability.MANAGE_MEMBERS)
+    ):
+        # A review takes access away; granting more stays with those who manage members, or
+        # a compliance officer could raise an accomplice who then raises them.
+        raise AccessReviewRefused(
+            f"Only administrators give more access: as {Role(role).label}, {item.email} could "
+            "do what they cannot today. Keep them and ask an administrator."
         )
     with transaction.atomic():
         review = AccessReview.objects.select_for_update().get(pk=item.review_id)

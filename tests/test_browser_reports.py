@@ -1,4 +1,4 @@
-"""In Chromium: a compliance officer reviews access (a role change asked first and applied) and
+"""In Chromium: a compliance officer reviews access (a step down, asked first and applied) and
 downloads last month's compliance report, whose manifest names each file's SHA-256."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def test_an_officer_reviews_access_then_downloads_last_months_report(page, setti
     settings.EXPORT_ROOT = tmp_path / "exports"
     org = OrganizationFactory.create()
     member(org, Role.ADMINISTRATOR, email="admin@acme.test")
-    alice = member(org, email="alice@acme.test")
+    alice = member(org, Role.SECURITY_ANALYST, email="alice@acme.test")
     officer = member(org, Role.COMPLIANCE_OFFICER, email="compliance@acme.test")
     submit_sign_in(page, officer.email)
     page.wait_for_url("**/profile/")
@@ -39,14 +39,14 @@ def test_an_officer_reviews_access_then_downloads_last_months_report(page, setti
     page.get_by_role("button", name="Keep admin@acme.test").click()
     page.get_by_text("admin@acme.test keeps their access.").wait_for()
     row = page.locator("tr[data-email='alice@acme.test']")
-    row.get_by_label("New role of alice@acme.test").select_option(Role.SECURITY_ANALYST)
+    row.get_by_label("New role of alice@acme.test").select_option(Role.MEMBER)
     row.get_by_role("button", name="Change the role of alice@acme.test").click()
-    page.get_by_role("heading", name="Make alice@acme.test Security analyst?").wait_for()
-    page.fill("input[name=note]", "joins the on-call rota")
-    page.get_by_role("button", name="Make them Security analyst").click()
-    page.get_by_text("alice@acme.test is now Security analyst.").wait_for()
-    assert Membership.objects.get(user=alice).role == Role.SECURITY_ANALYST
-    assert "joins the on-call rota" in row.inner_text()
+    page.get_by_role("heading", name="Make alice@acme.test Member?").wait_for()
+    page.fill("input[name=note]", "left the on-call rota")
+    page.get_by_role("button", name="Make them Member").click()
+    page.get_by_text("alice@acme.test is now Member.").wait_for()
+    assert Membership.objects.get(user=alice).role == Role.MEMBER
+    assert "left the on-call rota" in row.inner_text()
 
     start, end = last_month(datetime.now(UTC))
     nav.get_by_role("button", name="Organization").click()
