@@ -25,7 +25,7 @@ from reports.models import (
     Decision,
     ReportStatus,
 )
-from reports.sections import Status
+from reports.sections import Evidence, Status
 
 from .factories import OrganizationFactory, member
 from .helpers import client_as, events
@@ -376,3 +376,58 @@ def test_retention_is_weighed_against_the_chosen_frameworks_own_period(org, offi
     assert any("PCI DSS 10.5.1" in note for note in section(pci, "retention")["notes"])
     assert section(pci, "retention")["status"] == Status.ATTENTION
     assert not any("PCI" in note for note in section(soc2, "retention")["notes"])
+
+
+@pytest.fixture
+def extra_section():
+    """A section registered as another app would (the review schedule), removed afterwards."""
+    from reports import sections
+
+    def register(evidence) -> None:
+        sections.report_section_register(
+            sections.ReportSection(
+                name="reviews_on_time",
+                order=90,
+                title="Reviews done on time",
+                control="Scheduled log reviews, signed off by their assignee.",
+                clauses={"pci_dss": [sections.Clause("10.4.1", "Logs reviewed daily.")]},
+                evidence=evidence,
+            )
+        )
+
+    yield register
+    sections._sections.pop("reviews_on_time", None)
+
+
+def test_another_app_adds_a_section_through_the_registry(officer, extra_section):
+    extra_section(
+        lambda organization, period: Evidence(
+            Status.MET,
+            [("Reviews due", "31"), ("Signed on time", "31")],
+            header=["day"],
+            rows=[["2026-03-01"]],
+        )
+    )
+    client = client_as(officer)
+    report = create(client)
+    assert figure(report, "reviews_on_time", "Signed on time") == "31"
+    assert section(report, "reviews_on_time")["clauses"] == [
+        {"reference": "10.4.1", "requirement": "Logs reviewed daily."}
+    ]
+    soc2 = create(client, {**MARCH, "framework": "soc2"})  # it answers no SOC 2 clause
+    assert "reviews_on_time" not in [s["name"] for s in soc2.content["sections"]]
+
+
+def test_a_section_that_fails_fails_the_report_and_says_why(officer, extra_section):
+    def broken(organization, period):
+        raise RuntimeError("the schedule's table is missing")
+
+    extra_section(broken)
+    client = client_as(officer)
+    create(client)  # the job's failure is logged by enqueue, never the request's
+    report = ComplianceReport.objects.get()
+    assert report.status == ReportStatus.FAILED
+    assert report.error == "the schedule's table is missing"
+    page = client.get(reverse("reports:report", args=[report.pk])).content.decode()
+    assert "Failed: the schedule&#x27;s table is missing" in page
+    assert client.get(reverse("reports:report-download", args=[report.pk])).status_code == 409
