@@ -87,6 +87,33 @@ def access_review_start(
     return review
 
 
+def access_review_decision_refusal(
+    *, actor: User, item: AccessReviewItem, decision: str, role: str, current: str = ""
+) -> str:
+    """Why the actor may not take this decision on the item ("" when they may); a read.
+
+    `current`: the member's role now (default: the role the campaign found).
+    """
+    if decision not in Decision.values:
+        return "Choose keep, change role or remove."
+    if decision == Decision.CHANGE_ROLE and role not in Role.values:
+        return "Choose the member's new role."
+    if item.user_id == actor.pk:
+        return "You cannot decide on your own access: another reviewer must (separation of duties)."
+    if (
+        decision == Decision.CHANGE_ROLE
+        and CAPABILITIES[Role(role)] - CAPABILITIES[Role(current or item.role)]
+        and not can(actor, Capability.MANAGE_MEMBERS)
+    ):
+        # A review takes access away; giving more stays with those who manage members, or a
+        # compliance officer could raise an accomplice who then raises them.
+        return (
+            f"Only administrators give more access: as {Role(role).label}, {item.email} could "
+            "do what they cannot today. Keep them and ask an administrator."
+        )
+    return ""
+
+
 def access_review_decide(
     *,
     actor: User,
@@ -101,25 +128,9 @@ def access_review_decide(
     Refused on a completed campaign, on the reviewer's own membership (separation of duties),
     and when the member service refuses (the last administrator).
     """
-    if decision not in Decision.values:
-        raise AccessReviewRefused("Choose keep, change role or remove.")
-    if decision == Decision.CHANGE_ROLE and role not in Role.values:
-        raise AccessReviewRefused("Choose the member's new role.")
-    if item.user_id == actor.pk:
-        raise AccessReviewRefused(
-            "You cannot decide on your own access: another reviewer must (separation of duties)."
-        )
-    if (
-        decision == Decision.CHANGE_ROLE
-        and CAPABILITIES[Role(role)] - CAPABILITIES[Role(item.role)]
-        and not can(actor, Capability.MANAGE_MEMBERS)
-    ):
-        # A review takes access away; granting more stays with those who manage members, or
-        # a compliance officer could raise an accomplice who then raises them.
-        raise AccessReviewRefused(
-            f"Only administrators give more access: as {Role(role).label}, {item.email} could "
-            "do what they cannot today. Keep them and ask an administrator."
-        )
+    refusal = access_review_decision_refusal(actor=actor, item=item, decision=decision, role=role)
+    if refusal:
+        raise AccessReviewRefused(refusal)
     with transaction.atomic():
         review = AccessReview.objects.select_for_update().get(pk=item.review_id)
         if review.completed_at is not None:
@@ -135,6 +146,12 @@ def access_review_decide(
         )
         if decision == Decision.CHANGE_ROLE and membership is None:
             raise AccessReviewRefused(f"{locked.email} is no longer a member.")
+        if membership is not None:  # weighed against the role they hold now
+            refusal = access_review_decision_refusal(
+                actor=actor, item=locked, decision=decision, role=role, current=membership.role
+            )
+            if refusal:
+                raise AccessReviewRefused(refusal)
         try:
             if decision == Decision.CHANGE_ROLE and membership is not None:
                 if role == membership.role:

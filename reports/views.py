@@ -121,6 +121,12 @@ def access_review_decide(
         messages.error(request, "This access review is completed: its decisions are final.")
         return _review_page(request, review, status=409)
     if request.method == "GET":
+        refusal = services.access_review_decision_refusal(
+            actor=request.user, item=item, decision=decision, role=role
+        )
+        if refusal:  # refused before asking, as the POST would be
+            messages.error(request, refusal)
+            return _review_page(request, review, status=409)
         context = {
             "review": review,
             "item": item,

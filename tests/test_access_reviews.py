@@ -303,6 +303,11 @@ def test_a_compliance_officer_may_take_access_away_but_not_give_more(org, review
         role=analyst.membership.role,
     )
     client = client_as(officer)
+    asked = client.get(
+        decide_url(review, review_analyst), {"decision": "change_role", "role": Role.ADMINISTRATOR}
+    )
+    assert asked.status_code == 409  # refused before asking
+    assert "Only administrators give more access" in asked.content.decode()
     up = client.post(
         decide_url(review, review_analyst), {"decision": "change_role", "role": Role.ADMINISTRATOR}
     )
