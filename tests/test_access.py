@@ -200,6 +200,7 @@ class World:
     def review_schedule_id(self) -> int:
         return self.administrators_review.schedule_id
 
+    @cached_property
     def access_review_id(self) -> int:
         from reports.services import access_review_start
 

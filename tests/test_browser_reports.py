@@ -12,7 +12,7 @@ import pytest
 
 from accounts.models import Membership, Role
 from audit.models import EventType
-from demo.compliance import last_month
+from demo.reports import last_month
 
 from .factories import OrganizationFactory, member
 from .helpers import events, submit_sign_in
