@@ -50,6 +50,11 @@ class Capability(enum.StrEnum):
     # review is the schedule's assigned role or person (compliance.selectors.may_sign).
     VIEW_REVIEWS = "view_reviews"
     MANAGE_REVIEWS = "manage_reviews"
+    # Settings → Security → Access reviews (reports app): start a campaign and decide on each
+    # member's access, applied through the member services (SOC 2 CC6.2-6.3, PCI DSS 7.2.4).
+    REVIEW_ACCESS = "review_access"
+    # Settings → Security → Compliance reports (reports app): generate and download them.
+    COMPLIANCE_REPORTS = "compliance_reports"
 
 
 C = Capability
@@ -77,6 +82,8 @@ CAPABILITIES: Mapping[Role, frozenset[Capability]] = MappingProxyType(
                 C.MANAGE_ARCHIVES,
                 C.VERIFY_INTEGRITY,
                 C.VIEW_REVIEWS,
+                C.REVIEW_ACCESS,
+                C.COMPLIANCE_REPORTS,
             }
         ),
         Role.ADMINISTRATOR: frozenset(Capability),
@@ -112,6 +119,8 @@ REFUSALS: Mapping[Capability, str] = MappingProxyType(
             "Reviews and the checklist are for administrators, analysts and compliance officers."
         ),
         C.MANAGE_REVIEWS: "Only administrators change the review schedule and the guide.",
+        C.REVIEW_ACCESS: "Access reviews are for administrators and compliance officers.",
+        C.COMPLIANCE_REPORTS: "Compliance reports are for administrators and compliance officers.",
     }
 )
 

@@ -139,6 +139,22 @@ MENU: tuple[Group, ...] = (
             Entry("Retention", "retention:retention", C.VIEW_RETENTION),
             Entry("Archives & scheduled exports", "retention:archives", C.MANAGE_ARCHIVES),
             Entry("Log integrity", "integrity:integrity", C.VERIFY_INTEGRITY),
+            Entry(
+                "Access reviews",
+                "reports:access-reviews",
+                C.REVIEW_ACCESS,
+                (
+                    "reports:access-review",
+                    "reports:access-review-decide",
+                    "reports:access-review-complete",
+                ),
+            ),
+            Entry(
+                "Compliance reports",
+                "reports:reports",
+                C.COMPLIANCE_REPORTS,
+                ("reports:report", "reports:report-status"),
+            ),
         ),
         # Everyone who sees this group may open Settings → Security (accounts.access).
         "accounts:security-settings",

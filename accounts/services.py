@@ -156,6 +156,49 @@ def member_role_change(
     return True
 
 
+def member_remove(
+    *, admin: User, membership: Membership, request: HttpRequest | None = None
+) -> bool:
+    """Take a member out of the organization: end their sessions, deactivate the account (a
+    user belongs to one organization) and record member.removed; False if already gone.
+
+    Raises LastAdministratorError rather than remove the organization's last administrator,
+    with the administrators' rows locked as member_role_change does. The user row stays, so
+    the events that name them keep their name.
+    """
+    organization = membership.organization
+    with transaction.atomic():
+        admins = list(
+            Membership.objects.select_for_update()
+            .filter(organization_id=membership.organization_id, role=Role.ADMINISTRATOR)
+            .values_list("pk", flat=True)
+        )
+        current = (
+            Membership.objects.select_for_update()
+            .select_related("user")
+            .filter(pk=membership.pk)
+            .first()
+        )
+        if current is None:
+            return False
+        if current.role == Role.ADMINISTRATOR and admins == [current.pk]:
+            raise LastAdministratorError
+        user = current.user
+        role = current.role
+        current.delete()
+        User.objects.filter(pk=user.pk).update(is_active=False)
+        event_record(
+            event_type=EventType.MEMBER_REMOVED,
+            actor=admin,
+            target_user=user,
+            organization=organization,
+            details={"role": role},
+            request=request,
+        )
+        sessions_end(user=user, reason=SessionEndReason.REVOKED_BY_ADMIN, actor=admin)
+    return True
+
+
 def organization_mfa_policy_update(
     *,
     admin: User,

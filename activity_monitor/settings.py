@@ -164,6 +164,7 @@ INSTALLED_APPS = [
     "integrity",
     "operations",
     "compliance",
+    "reports",
     "demo",
 ]
 
@@ -418,6 +419,8 @@ CELERY_BEAT_SCHEDULE = {
         # past their due time overdue (review.overdue once each) and email their assignees;
         # a day's review is due a day after its period, so a quarter hour late is nothing.
         ("compliance-reviews-sweep", "compliance.tasks.reviews_sweep", timedelta(minutes=15)),
+        # Compliance reports never queued (broker down) or whose builder died: built again.
+        ("reports-sweep", "reports.tasks.reports_sweep", timedelta(minutes=1)),
     ]
 }
 

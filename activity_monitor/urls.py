@@ -23,4 +23,5 @@ urlpatterns = [
     path("", include("integrity.urls")),
     path("", include("operations.urls")),
     path("", include("compliance.urls")),
+    path("", include("reports.urls")),
 ]

@@ -68,6 +68,24 @@ EVENT_WORDING: dict[str, Wording] = {
     EventType.ALERT_ACKNOWLEDGED: Wording("Alert acknowledged", "{actor} acknowledged an alert"),
     EventType.ALERT_RESOLVED: Wording("Alert resolved", "{actor} resolved an alert"),
     EventType.MEMBER_ROLE_CHANGED: Wording("Role changed", "{actor} changed the role of {target}"),
+    EventType.MEMBER_REMOVED: Wording(
+        "Member removed", "{actor} removed {target} from the organization"
+    ),
+    EventType.ACCESS_REVIEW_STARTED: Wording(
+        "Access review started", "{actor} started an access review"
+    ),
+    EventType.ACCESS_REVIEW_DECIDED: Wording(
+        "Access reviewed", "{actor} decided on the access of {target}"
+    ),
+    EventType.ACCESS_REVIEW_COMPLETED: Wording(
+        "Access review completed", "{actor} completed an access review"
+    ),
+    EventType.REPORT_CREATED: Wording(
+        "Compliance report requested", "{actor} requested a compliance report"
+    ),
+    EventType.REPORT_DOWNLOADED: Wording(
+        "Compliance report downloaded", "{actor} downloaded a compliance report"
+    ),
     EventType.SETTINGS_CHANGED: Wording("Settings changed", "{actor} changed a setting"),
     EventType.AUDIT_LOG_VIEWED: Wording("Audit Log viewed", "{actor} viewed the Audit Log"),
     EventType.EXPORT_CREATED: Wording("Export created", "{actor} created an export"),

@@ -65,6 +65,15 @@ class EventType(models.TextChoices):
     # and the marks; and one that passed its due time unsigned (recorded once per review).
     REVIEW_COMPLETED = "review.completed"
     REVIEW_OVERDUE = "review.overdue"
+    # An administrator (or an access review's decision) took a member out of the organization.
+    MEMBER_REMOVED = "member.removed"
+    # Access reviews (reports app): a campaign started, one member decided, the campaign closed.
+    ACCESS_REVIEW_STARTED = "access_review.started"
+    ACCESS_REVIEW_DECIDED = "access_review.decided"
+    ACCESS_REVIEW_COMPLETED = "access_review.completed"
+    # A compliance report (reports app) requested, and its bundle downloaded.
+    REPORT_CREATED = "report.created"
+    REPORT_DOWNLOADED = "report.downloaded"
 
 
 class Category(models.TextChoices):

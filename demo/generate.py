@@ -155,6 +155,18 @@ _MIX: list[tuple[str, str, str, dict[str, object], int]] = [
         {"event_id": 1, "event_type": "login.succeeded", "sessions_ended": 1},
         1,
     ),
+    (EventType.MEMBER_REMOVED, Outcome.SUCCESS, "", {"role": "member"}, 1),
+    (EventType.ACCESS_REVIEW_STARTED, Outcome.SUCCESS, "", {"access_review_id": 1}, 1),
+    (
+        EventType.ACCESS_REVIEW_DECIDED,
+        Outcome.SUCCESS,
+        "",
+        {"access_review_id": 1, "decision": "keep", "role": "member"},
+        1,
+    ),
+    (EventType.ACCESS_REVIEW_COMPLETED, Outcome.SUCCESS, "", {"access_review_id": 1}, 1),
+    (EventType.REPORT_CREATED, Outcome.SUCCESS, "", {"framework": "soc2"}, 1),
+    (EventType.REPORT_DOWNLOADED, Outcome.SUCCESS, "", {"framework": "soc2"}, 1),
     (EventType.INTEGRITY_VERIFIED, Outcome.SUCCESS, "", {"seals": 12, "problems": 0}, 1),
     (EventType.INTEGRITY_FAILED, Outcome.FAILURE, "", {"seals": 12, "problems": 1}, 1),
     (

@@ -20,6 +20,7 @@ from audit.models import AuditEvent
 
 from .activity import generate_demo_activity
 from .compliance import seed_compliance
+from .reports import seed_access_review, seed_report
 from .scenarios import record_alert_scenarios
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the brief's published demo password
@@ -161,4 +162,11 @@ def seed_demo(*, days: int = 28) -> list[str]:
         # After every organization's activity: the reviews' queues are made from it. Once each.
         for organization, users in seeded:
             seed_compliance(organization=organization, users={u.email: u for u in users})
+        # Acme's compliance officer reviewed access last month and reports on it (reports app).
+        acme = Organization.objects.get(slug="acme")
+        officer = User.objects.get(email="compliance@acme.test")
+        seed_access_review(
+            organization=acme, reviewer=officer, second=User.objects.get(email="admin@acme.test")
+        )
+        seed_report(organization=acme, user=officer)
     return created

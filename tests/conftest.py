@@ -22,6 +22,13 @@ def admin(org: Organization) -> User:
     return member(org, Role.ADMINISTRATOR, email="admin@acme.test")
 
 
+@pytest.fixture(autouse=True)
+def _exports_storage_in_tmp(settings, tmp_path):
+    """Files a test makes (exports, compliance report bundles: seed_demo builds one) go to the
+    test's own folder, never the checkout's var/."""
+    settings.EXPORT_ROOT = tmp_path / "exports"
+
+
 @pytest.fixture
 def counted_checks(settings) -> type[CountingMD5PasswordHasher]:
     """Password checks counted by a real hasher (Django's MD5 one, counting verify() calls)."""

@@ -200,6 +200,46 @@ class World:
     def review_schedule_id(self) -> int:
         return self.administrators_review.schedule_id
 
+    @cached_property
+    def access_review_id(self) -> int:
+        from reports.services import access_review_start
+
+        return access_review_start(actor=self.admin, organization=self.organization).pk
+
+    @property
+    def access_review_item(self) -> dict[str, Any]:
+        """The bystander's row of the open access review (nobody decides on their own)."""
+        from reports.models import AccessReviewItem
+
+        item = AccessReviewItem.objects.get(review_id=self.access_review_id, user=self.bystander)
+        return {"review_id": self.access_review_id, "item_id": item.pk}
+
+    @cached_property
+    def decided_review_id(self) -> int:
+        """An access review with every member decided: ready to complete."""
+        from reports.models import AccessReview
+        from reports.services import access_review_decide
+
+        review = AccessReview.objects.get(pk=self.access_review_id)
+        for item in review.items.all():
+            actor = self.users["compliance"] if item.user_id == self.admin.pk else self.admin
+            access_review_decide(actor=actor, item=item, decision="keep")
+        return review.pk
+
+    @cached_property
+    def report_id(self) -> str:
+        from reports.models import ComplianceReport
+        from reports.services import report_build
+
+        report = ComplianceReport.objects.create(
+            organization=self.organization,
+            framework="soc2",
+            period_start=MIDNIGHT - timedelta(days=30),
+            period_end=MIDNIGHT,
+        )
+        report_build(report_id=str(report.pk))
+        return str(report.pk)
+
 
 Args = Callable[[World, User | None], dict[str, Any]]
 
@@ -308,6 +348,8 @@ def review_item(world: World, user: User | None) -> dict[str, Any]:
 
 
 AN_ALERT = arg("pk", "alert_pk")
+AN_ACCESS_REVIEW = arg("review_id", "access_review_id")
+A_REPORT = arg("report_id", "report_id")
 
 ROUTES: dict[str, tuple[Route, ...]] = {
     # Nothing needed.
@@ -507,6 +549,33 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "compliance:guide-edit": (get(C.MANAGE_REVIEWS, methods=GET_POST),),
     # No guide written yet: "read it again", said on the page it redirects to.
     "compliance:guide-acknowledge": (post(C.VIEW_REVIEWS, ok=303, data={"version": "1"}),),
+    # Access reviews: start one (POST), open it, decide on a member (asked first), complete it.
+    "reports:access-reviews": (
+        get(C.REVIEW_ACCESS, methods=GET_POST),
+        Route(C.REVIEW_ACCESS, method="post", ok=303, methods=GET_POST),
+    ),
+    "reports:access-review": (get(C.REVIEW_ACCESS, args=AN_ACCESS_REVIEW, scoped=True),),
+    "reports:access-review-decide": confirmed(
+        C.REVIEW_ACCESS, lambda world, user: world.access_review_item, data={"decision": "keep"}
+    ),
+    "reports:access-review-complete": confirmed(
+        C.REVIEW_ACCESS, arg("review_id", "decided_review_id")
+    ),
+    "reports:access-review-csv": (get(C.REVIEW_ACCESS, args=AN_ACCESS_REVIEW, scoped=True),),
+    # Compliance reports: ask for one (POST), its page, progress and bundle.
+    "reports:reports": (
+        get(C.COMPLIANCE_REPORTS, methods=GET_POST),
+        Route(
+            C.COMPLIANCE_REPORTS,
+            method="post",
+            ok=303,
+            methods=GET_POST,
+            data={"framework": "soc2", "start": "2026-01-01", "end": "2026-01-31"},
+        ),
+    ),
+    "reports:report": (get(C.COMPLIANCE_REPORTS, args=A_REPORT, scoped=True),),
+    "reports:report-status": (get(C.COMPLIANCE_REPORTS, args=A_REPORT, scoped=True),),
+    "reports:report-download": (get(C.COMPLIANCE_REPORTS, args=A_REPORT, scoped=True),),
 }
 
 
@@ -632,6 +701,9 @@ def test_the_table_grants_what_the_product_says():
             C.MANAGE_ARCHIVES,
             C.VERIFY_INTEGRITY,
             C.VIEW_REVIEWS,
+            # Issue 17: access reviews (SOC 2 CC6, PCI DSS 7.2.4) and compliance reports.
+            C.REVIEW_ACCESS,
+            C.COMPLIANCE_REPORTS,
         },
         Role.ADMINISTRATOR: set(Capability),
     }
@@ -668,6 +740,8 @@ NAV = {
     reverse("accounts:throttling"): C.MANAGE_THROTTLING,
     reverse("compliance:reviews"): C.VIEW_REVIEWS,
     reverse("compliance:checklist"): C.VIEW_REVIEWS,
+    reverse("reports:access-reviews"): C.REVIEW_ACCESS,
+    reverse("reports:reports"): C.COMPLIANCE_REPORTS,
 }
 
 

@@ -38,6 +38,7 @@ from audit.models import AuditEvent
 from compliance.models import Review
 from demo.seed import DEMO_PASSWORD, seed_demo
 from exports.models import Export, ExportStatus
+from reports.models import ComplianceReport
 
 from .helpers import sign_in
 from .mfa_support import backup_codes, code_for, totp_device
@@ -106,6 +107,9 @@ EXCLUDED = {
     "integrity:verify": "POST only (Verify now, on Log integrity)",
     "compliance:review-item-mark": "POST only (a review's mark forms)",
     "compliance:guide-acknowledge": "POST only (the guide's acknowledge button)",
+    "reports:access-review-csv": "a CSV download",
+    "reports:report-status": "an HTMX fragment a report's page polls (visited inside it)",
+    "reports:report-download": "a file download",
     "/": "redirects to Profile",
     "admin": "Django's own admin, for platform operators",
     "/admin/login/": "Django's own admin sign-in, sent on to ours",
@@ -144,6 +148,22 @@ def _review(data: Data) -> Review:
 class Page:
     view_name: str
     kwargs: Callable[[Data], dict[str, object]] = lambda data: {}
+    query: str = ""
+
+
+def _open_access_review(data: Data, *, item: bool = False) -> dict[str, object]:
+    """Acme's open access review (started by its compliance officer), and Alice's row in it."""
+    from reports.models import AccessReview
+    from reports.services import access_review_start
+
+    review = AccessReview.objects.filter(organization=data.acme, completed_at=None).first()
+    if review is None:
+        officer = User.objects.get(email="compliance@acme.test")
+        review = access_review_start(actor=officer, organization=data.acme)
+    kwargs: dict[str, object] = {"review_id": review.pk}
+    if item:
+        kwargs["item_id"] = review.items.get(user=data.alice).pk
+    return kwargs
 
 
 def _saved_search(email: str, log: str) -> dict[str, object]:
@@ -246,6 +266,19 @@ ADMINISTRATOR_PAGES = (
     Page("compliance:retention-acknowledge"),
     Page("compliance:guide"),
     Page("compliance:guide-edit"),
+    Page("reports:access-reviews"),
+    Page("reports:access-review", _open_access_review),
+    Page(
+        "reports:access-review-decide",
+        lambda data: _open_access_review(data, item=True),
+        "?decision=change_role&role=security_analyst",
+    ),
+    Page("reports:access-review-complete", _open_access_review),
+    Page("reports:reports"),
+    Page(
+        "reports:report",
+        lambda data: {"report_id": ComplianceReport.objects.get(organization=data.acme).pk},
+    ),
     Page("retention:retention"),
     Page("retention:archives"),
     Page(
@@ -418,7 +451,7 @@ def visitor(browser, live_server):
 
 def _visit_all(visitor: Visitor, pages: tuple[Page, ...], data: Data) -> None:
     for page in pages:
-        visitor.check(reverse(page.view_name, kwargs=page.kwargs(data)))
+        visitor.check(reverse(page.view_name, kwargs=page.kwargs(data)) + page.query)
     assert visitor.problems == [], "\n".join(visitor.problems)
 
 

@@ -35,10 +35,12 @@ PANELS = {
     "overview-retention",
     "overview-archives",
     "overview-reviews",
+    "overview-compliance",
 }
 SEES = {
     Role.ADMINISTRATOR: PANELS,
-    Role.SECURITY_ANALYST: PANELS - {"overview-retention", "overview-archives"},
+    Role.SECURITY_ANALYST: PANELS
+    - {"overview-retention", "overview-archives", "overview-compliance"},
     Role.COMPLIANCE_OFFICER: PANELS - {"overview-alerts"},
 }
 
