@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import connections, transaction
 
 from .models import AuditEvent, UserAgent
 from .partitions import partitions_ensure
@@ -108,8 +108,11 @@ def database_roles_grant(*, using: str = OWNER_ALIAS) -> str | None:
             f"GRANT SELECT ON TABLE django_migrations TO {app}",
             *(f"GRANT EXECUTE ON FUNCTION {function} TO {app}" for function in functions),
         ]
-        for statement in statements:
-            cursor.execute(statement)
+        # One transaction: between a REVOKE and its GRANT the app could not record an event,
+        # and every migrate of a running deployment passes here.
+        with transaction.atomic(using=using):
+            for statement in statements:
+                cursor.execute(statement)
     return role
 
 
