@@ -119,14 +119,17 @@ def test_the_threshold_and_window_are_editable(client, no_throttle):
     assert (alert.details["threshold"], alert.details["window_minutes"]) == (3, 5)
 
 
-def test_codes_refused_by_django_otps_back_off_count_as_denials(client):
+def test_codes_refused_by_django_otps_back_off_count_as_denials(client, settings):
+    # A back-off of minutes, not django-otp's default second: a slow machine's next attempt
+    # must still fall inside it.
+    settings.OTP_TOTP_THROTTLE_FACTOR = 600
     user = member()
     device = totp_device(user)
     _codes(client, user, device, wrong=5, then_right=False)  # 1 checked, then 4 held back
     assert [e.reason for e in events(EventType.MFA_VERIFICATION_FAILED)].count("throttled") == 4
     # Time passes: the back-off is over.
     TOTPDevice.objects.filter(pk=device.pk).update(
-        throttling_failure_timestamp=timezone.now() - timedelta(minutes=5)
+        throttling_failure_timestamp=timezone.now() - timedelta(days=1)
     )
     with committing():
         assert second_step(client, code_for(device), REMOTE_ADDR=NEW_YORK).status_code == 302
