@@ -163,13 +163,18 @@ def security(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
 def session_end(request: AuthenticatedHttpRequest, session_hash: str) -> HttpResponse:
+    """Ask, then end one of the person's sessions (this one signs out here)."""
     tracked = session_open_of(request.user, session_hash)
     if tracked is None:
         raise Http404("No such session of yours.")
-    if session_hash == request.session.get(SESSION_HASH_KEY):
+    current = session_hash == request.session.get(SESSION_HASH_KEY)
+    if request.method != "POST":
+        context = {"tracked": tracked, "current": current}
+        return render(request, "accounts/session_end.html", context)
+    if current:
         sessions_end(
             user=request.user,
             reason=SessionEndReason.REVOKED_BY_USER,
