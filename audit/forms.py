@@ -117,7 +117,7 @@ class _CodeSelect(forms.Select):
     """A dropdown of codes that shows the code in the address whatever its case (de is DE), and
     one it does not list as itself, so the page never pretends to show another filter."""
 
-    def format_value(self, value: Any) -> list[str]:
+    def format_value(self, value: Any) -> Any:  # Select's: a list of the selected values
         return [str(v).upper() for v in super().format_value(value)]
 
     def optgroups(self, name: str, value: list[str], attrs: dict[str, Any] | None = None) -> Any:

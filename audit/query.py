@@ -200,7 +200,7 @@ def query_parse(text: str) -> Query:
                 position=start + 1,
                 token=word,
             )
-        minus = minus_sign or by_not
+        negated = bool(minus_sign) or by_not
         key = key.lower()
         where = f"at character {start + 1}"
         if key not in QUALIFIERS:
@@ -224,7 +224,7 @@ def query_parse(text: str) -> Query:
                 position=start + 1,
                 token=word[:40],
             )
-        term = Term(key=key, value=value, negated=bool(minus), start=start, end=end)
+        term = Term(key=key, value=value, negated=negated, start=start, end=end)
         try:
             terms.append(_read_value(term))
         except ValueError as exc:

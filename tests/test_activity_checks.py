@@ -100,7 +100,7 @@ def test_a_member_without_recent_activity_is_told_so():
 # --- "No, secure my account" end to end ------------------------------------------------------
 
 
-def _reset_mails(email: str) -> list:
+def _reset_mails(email: str) -> list[mail.EmailMessage]:
     """The emails to this address holding a link to choose a password (not security notices)."""
     return [m for m in mail.outbox if email in m.to and "/password-reset/reset/" in str(m.body)]
 
