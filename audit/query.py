@@ -6,10 +6,10 @@ A query is words separated by spaces. A word `qualifier:value` narrows by one fi
 `-` negates it; a value in double quotes may hold spaces. Every other word is free text, matched
 as the text filter always was (`audit.selectors`); free text negated (`-bob`, or `NOT bob`)
 leaves out the events whose people's names or addresses contain it. `NOT` before a qualifier is
-its `-`. The same qualifier given twice with positive
-values matches either value (`type:login.failed type:mfa.verification_failed`); different
-qualifiers and every negation all apply. Dates are days (YYYY-MM-DD) in the viewer's time zone,
-turned into instants by whoever reads them (`audit.forms`).
+its `-`. The same qualifier given twice with positive values matches either value
+(`type:login.failed type:mfa.verification_failed`); different qualifiers and every negation all
+apply. Dates are days (YYYY-MM-DD) in the viewer's time zone, turned into instants by whoever
+reads them (`audit.forms`).
 
 `query_parse` is pure: text in, a Query or a QueryError naming the bad part out.
 """
@@ -25,6 +25,8 @@ from .models import EventType, Outcome
 
 MAX_QUERY = 1000
 MAX_TEXT = 200
+# Negated free-text words a search may hold: each is looked up among the members.
+MAX_EXCLUDED_WORDS = 10
 MAX_VALUE = 254
 # The days a query may name: see audit.forms (a day must become instants in any zone).
 MIN_DATE = date(1900, 1, 1)
@@ -230,6 +232,12 @@ def query_parse(text: str) -> Query:
         except ValueError as exc:
             raise QueryError(f"{word} {where}: {exc}", position=start + 1, token=word) from exc
     query = Query(text=text, terms=tuple(terms))
+    if len(query.excluded_text) > MAX_EXCLUDED_WORDS:
+        raise QueryError(
+            f"The search leaves out {len(query.excluded_text)} words; at most "
+            f"{MAX_EXCLUDED_WORDS} are read.",
+            position=1,
+        )
     free = len(query.free_text) + sum(len(word) + 1 for word in query.excluded_text)
     if free > MAX_TEXT:
         raise QueryError(

@@ -186,6 +186,7 @@ def test_a_value_is_written_as_a_word_that_reads_back(key, value, word):
         ("NOT -type:login.*", "negates twice", 1),
         ('-""', "at character 1 negates nothing", 1),
         ("-" + "x" * 200, "free text is 201 characters long; at most 200", 1),
+        (" ".join(f"-w{i}" for i in range(11)), "leaves out 11 words; at most 10", 1),
         ("x" * 201, "free text is 201 characters long; at most 200", 1),
         ("x" * 10_240, "The search is 10,240 characters long; at most 1,000", MAX_QUERY + 1),
     ],
