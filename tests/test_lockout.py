@@ -276,7 +276,7 @@ def test_no_right_password_succeeds_after_the_lock_in_sixty_parallel_attempts(
     succeeded = events(EventType.LOGIN_SUCCEEDED)
     checked = events(EventType.LOGIN_FAILED, reason=Reason.INVALID_CREDENTIALS)
     refused = events(EventType.LOGIN_FAILED, reason=Reason.ACCOUNT_LOCKED)
-    assert statuses.count(302) == len(succeeded) <= 5
+    assert statuses.count(303) == len(succeeded) <= 5
     assert all(e.pk < locked.pk and e.occurred_at < locked.occurred_at for e in succeeded)
     assert all(e.pk < locked.pk for e in checked)
     assert all(e.pk > locked.pk for e in refused)
