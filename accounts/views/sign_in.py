@@ -57,7 +57,7 @@ def after_sign_in(request: HttpRequest, user: User, next_url: str, zone: str) ->
             "Your organization requires a passkey for your role: an authenticator app alone "
             "is not enough. Add a passkey to continue.",
         )
-        return redirect("accounts:passkey-add")
+        return see_other("accounts:passkey-add")
     if missing is not None:
         request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = missing
         messages.warning(
