@@ -6,23 +6,31 @@ before (as accounts.familiarity judges sources: the device cookie, the place in 
 FAMILIAR_NETWORK_DAYS), and changes of the second factor and the password. The first sign-in of
 an account is new by nature and not asked about.
 
-"Yes, it was me" is recorded. "No, secure my account" ends the person's other sessions, makes
-them choose a new password before anything else (accounts.middleware) and is recorded as
-activity.reported, which the alert rule "reported_by_member" (alerts.detectors) raises to the
-organization's security team like any other finding.
+"Yes, it was me" is recorded. "No, secure my account" ends every session of the person's (the
+one answering too), makes their password stop working at once, emails them a link to choose a
+new one (the password reset form serves such an account too, should the link be lost), and is
+recorded as activity.reported, which the alert rule "reported_by_member" (alerts.detectors)
+raises to the organization's security team like any other finding.
 """
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Min
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from audit.models import AuditEvent, EventType
 from audit.services import event_record
@@ -33,6 +41,8 @@ from .sessions import sessions_end
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
+
+logger = logging.getLogger(__name__)
 
 # How far back the Profile asks, and how many events it shows at most.
 LOOKBACK_DAYS = 30
@@ -256,15 +266,51 @@ def activity_check_record(
                 request=request,
             )
             return CheckOutcome(check=check, changed=True)
-        ended = sessions_end(
-            user=user, reason=SessionEndReason.REVOKED_BY_USER, request=request, keep_current=True
-        )
-        User.objects.filter(pk=user.pk).update(password_change_required_at=timezone.now())
+        # Every session ends, this one too: whoever knows the password may be the one reading
+        # this page. The password stops working now; the way back in is the emailed link.
+        ended = sessions_end(user=user, reason=SessionEndReason.REVOKED_BY_USER, request=request)
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked.set_unusable_password()
+        locked.password_change_required_at = timezone.now()
+        locked.save(update_fields=["password", "password_change_required_at"])
         event_record(
             event_type=EventType.ACTIVITY_REPORTED,
             actor=user,
             # "credential", not "password": audit.sanitize drops keys that name a password.
-            details={**details, "sessions_ended": ended, "credential_change_required": True},
+            details={
+                **details,
+                "sessions_ended": ended,
+                "credential_change_required": True,
+                "credential_disabled": True,
+                "reset_link_sent_to": user.email,
+            },
             request=request,
         )
+        transaction.on_commit(lambda: reset_link_send(user=locked, request=request))
     return CheckOutcome(check=check, changed=True, sessions_ended=ended)
+
+
+def secured_awaiting_reset(user: User) -> bool:
+    """Whether "No, secure my account" took the account's password away and no new one has been
+    chosen yet: the password reset form still serves such an account."""
+    return not user.has_usable_password() and user.password_change_required_at is not None
+
+
+def reset_link_send(*, user: User, request: HttpRequest) -> None:
+    """Email the person a link to choose a new password after "No, secure my account": Django's
+    reset link (it works once, for settings.PASSWORD_RESET_TIMEOUT; its token is made from the
+    password as it is now). The token is only ever in the email, never in an event or a log."""
+    context = {
+        "email": user.email,
+        "domain": request.get_host(),
+        "protocol": "https" if request.is_secure() else "http",
+        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+        "token": default_token_generator.make_token(user),
+        "timeout_days": max(1, settings.PASSWORD_RESET_TIMEOUT // 86400),
+    }
+    subject = render_to_string("accounts/email/account_secured_subject.txt", context)
+    body = render_to_string("accounts/email/account_secured.txt", context)
+    try:
+        send_mail(" ".join(subject.split()), body, None, [user.email])
+    except Exception:  # the page told them "Forgot your password?" works too
+        logger.exception("The reset link after a report could not be sent to user %s", user.pk)

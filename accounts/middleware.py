@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
+from .http import see_other
 from .mfa import ENROL_PASSKEY, ENROL_REQUIRED_SESSION_KEY
 from .sessions import session_location_track, session_touch
 from .timezones import zone_of
@@ -79,7 +80,8 @@ class AccountSecurityMiddleware:
 def _send_to(request: HttpRequest, target: str) -> HttpResponse:
     if getattr(request, "htmx", False):
         return HttpResponseClientRedirect(target)
-    return redirect(target)
+    # A POST turned away answers like any other POST: 303, so the browser GETs the page.
+    return redirect(target) if request.method in ("GET", "HEAD") else see_other(target)
 
 
 class TimeZoneMiddleware:

@@ -184,6 +184,13 @@ def event_filters_with_members(
             if filters.text
             else ()
         ),
+        by_excluded_text=tuple(
+            dict.fromkeys(
+                person
+                for word in filters.text_excluded
+                for person in people_matching(organization=organization, text=word)
+            )
+        ),
     )
     return replace(filters, members=members)
 

@@ -65,6 +65,11 @@ urlpatterns = [
         name="passkey-add-options",
     ),
     path(
+        "profile/security/mfa/backup-codes/new/",
+        mfa.mfa_backup_codes_new,
+        name="mfa-backup-codes-new",
+    ),
+    path(
         "profile/security/mfa/<str:kind>/<int:pk>/remove/",
         mfa.mfa_device_remove,
         name="mfa-device-remove",

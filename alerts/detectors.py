@@ -928,6 +928,7 @@ def _reported_by_member(events: list[AuditEvent], params: dict[str, Any]) -> lis
                 "reported_event_type": details.get("event_type", ""),
                 "sessions_ended": details.get("sessions_ended", 0),
                 "credential_change_required": bool(details.get("credential_change_required")),
+                "credential_disabled": bool(details.get("credential_disabled")),
             },
         )
         # The address of the event reported, not of the member's own session that reported it.

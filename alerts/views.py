@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.forms import Form
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -153,7 +153,7 @@ def _triage_response(
                 status=status,
             )
         )
-    return redirect("alerts:alert-detail", pk=alert.pk)
+    return see_other("alerts:alert-detail", pk=alert.pk)
 
 
 def _triage_step(
@@ -257,7 +257,7 @@ def alert_subject_unlock(request: AuthenticatedHttpRequest, pk: int) -> HttpResp
         messages.success(request, f"{email} is unlocked.")
     else:
         messages.info(request, f"{email} was not locked.")
-    return redirect("alerts:alert-detail", pk=alert.pk)
+    return see_other("alerts:alert-detail", pk=alert.pk)
 
 
 @login_required
@@ -281,7 +281,7 @@ def alert_subject_sign_out(request: AuthenticatedHttpRequest, pk: int) -> HttpRe
         request=request,
     )
     messages.success(request, f"Signed out {ended} session{'s' if ended != 1 else ''} of {email}.")
-    return redirect("alerts:alert-detail", pk=alert.pk)
+    return see_other("alerts:alert-detail", pk=alert.pk)
 
 
 # --- Rules -----------------------------------------------------------------------------------

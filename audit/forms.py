@@ -13,7 +13,16 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
-from .models import Category, EventType, Outcome, category_of
+from .countries import COUNTRY_NAMES
+from .descriptions import (
+    category_title,
+    country_name,
+    event_title,
+    outcome_title,
+    reason_codes,
+    reason_title,
+)
+from .models import EVENT_TYPES_BY_CATEGORY, Category, Outcome, category_of
 from .query import IP_MESSAGE, Query, QueryError, ip_or_network, query_parse
 from .selectors import Condition, EventFilters
 
@@ -73,8 +82,60 @@ def user_id_of(value: str) -> int | None:
     return int(value)
 
 
-def _blank_choice(values: list[str]) -> list[tuple[str, str]]:
-    return [("", "Any"), *((value, value) for value in values)]
+def _blank_choice(values: list[str], title: Any) -> list[tuple[str, str]]:
+    """The codes as a dropdown's options, each shown in words (the value stays the code)."""
+    return [("", "Any"), *((value, title(value)) for value in values)]
+
+
+def _event_type_choices() -> list[Any]:
+    """Every event type in words, grouped by category."""
+    return [
+        ("", "Any"),
+        *(
+            (category_title(category), [(value, event_title(value)) for value in values])
+            for category, values in EVENT_TYPES_BY_CATEGORY.items()
+        ),
+    ]
+
+
+def _reason_choices() -> list[tuple[str, str]]:
+    return [
+        ("", "Any"),
+        *sorted(((code, reason_title(code)) for code in reason_codes()), key=_by_words),
+    ]
+
+
+def _country_choices() -> list[tuple[str, str]]:
+    return [("", "Any"), *sorted(COUNTRY_NAMES.items(), key=_by_words)]
+
+
+def _by_words(choice: tuple[str, str]) -> str:
+    return choice[1].casefold()
+
+
+class _CodeSelect(forms.Select):
+    """A dropdown of codes that shows the code in the address whatever its case (de is DE), and
+    one it does not list as itself, so the page never pretends to show another filter."""
+
+    def format_value(self, value: Any) -> Any:  # Select's: a list of the selected values
+        return [str(v).upper() for v in super().format_value(value)]
+
+    def optgroups(self, name: str, value: list[str], attrs: dict[str, Any] | None = None) -> Any:
+        known = {str(choice[0]) for choice in self.choices}
+        extra = [(v, v) for v in value if v and v not in known]
+        if extra:
+            self.choices = [*self.choices, *extra]
+        return super().optgroups(name, value, attrs)
+
+
+# What a chip says for a field's code: the same words as the dropdown.
+VALUE_TITLES = {
+    "category": category_title,
+    "event_type": event_title,
+    "outcome": outcome_title,
+    "reason": reason_title,
+    "country": country_name,
+}
 
 
 # The time presets: how far back from now each reaches. "custom" is the From and To fields.
@@ -126,7 +187,7 @@ class EventFilterForm(forms.Form):
         strip=False,
         help_text=(
             "Free text (a name or email address) and qualifiers: actor:, target:, type:login.*, "
-            "outcome:, reason:, ip:, country:, created:>=2026-11-01; - in front negates."
+            "outcome:, reason:, ip:, country:, created:>=2026-11-01; - or NOT in front negates."
         ),
         widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
     )
@@ -135,13 +196,18 @@ class EventFilterForm(forms.Form):
     start = DayField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = DayField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     tz = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
-    category = forms.ChoiceField(required=False, choices=_blank_choice(Category.values))
+    category = forms.ChoiceField(
+        required=False, choices=_blank_choice(Category.values, category_title)
+    )
     event_type = forms.ChoiceField(
         required=False,
         label="Event type",
-        choices=_blank_choice(EventType.values),
+        choices=_event_type_choices(),
     )
-    outcome = forms.ChoiceField(required=False, choices=_blank_choice(Outcome.values))
+    outcome = forms.ChoiceField(
+        required=False, choices=_blank_choice(Outcome.values, outcome_title)
+    )
+    reason = forms.ChoiceField(required=False, choices=_reason_choices())
     user = forms.CharField(
         required=False,
         max_length=254,
@@ -153,7 +219,10 @@ class EventFilterForm(forms.Form):
         max_length=64,
         help_text="An address or a CIDR network.",
     )
-    country = forms.CharField(required=False, max_length=8, help_text="Two-letter code, e.g. DE.")
+    # A dropdown of names; the address keeps the two-letter code (any case, as before).
+    country = forms.CharField(
+        required=False, max_length=8, widget=_CodeSelect(choices=_country_choices())
+    )
     cursor = forms.CharField(required=False, max_length=512, widget=forms.HiddenInput)
 
     ORGANIZATION_ONLY = ("user",)
@@ -250,7 +319,14 @@ class EventFilterForm(forms.Form):
         return EventFilters(
             since=max(starts, default=None),
             until=min(ends, default=None),
-            conditions=conditions_of(self.query),
+            conditions=(
+                *conditions_of(self.query),
+                *(
+                    (Condition(field="reason", values=(data["reason"],)),)
+                    if data.get("reason")
+                    else ()
+                ),
+            ),
             category=data.get("category") or "",
             event_type=data.get("event_type") or "",
             outcome=data.get("outcome") or "",
@@ -259,6 +335,7 @@ class EventFilterForm(forms.Form):
             ip=data.get("ip") or "",
             country=data.get("country") or "",
             text=self.query.free_text,
+            text_excluded=self.query.excluded_text,
         )
 
     def canonical(self) -> dict[str, str]:

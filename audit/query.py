@@ -4,10 +4,12 @@
 
 A query is words separated by spaces. A word `qualifier:value` narrows by one field; a leading
 `-` negates it; a value in double quotes may hold spaces. Every other word is free text, matched
-as the text filter always was (`audit.selectors`). The same qualifier given twice with positive
-values matches either value (`type:login.failed type:mfa.verification_failed`); different
-qualifiers and every negation all apply. Dates are days (YYYY-MM-DD) in the viewer's time zone,
-turned into instants by whoever reads them (`audit.forms`).
+as the text filter always was (`audit.selectors`); free text negated (`-bob`, or `NOT bob`)
+leaves out the events whose people's names or addresses contain it. `NOT` before a qualifier is
+its `-`. The same qualifier given twice with positive values matches either value
+(`type:login.failed type:mfa.verification_failed`); different qualifiers and every negation all
+apply. Dates are days (YYYY-MM-DD) in the viewer's time zone, turned into instants by whoever
+reads them (`audit.forms`).
 
 `query_parse` is pure: text in, a Query or a QueryError naming the bad part out.
 """
@@ -23,6 +25,8 @@ from .models import EventType, Outcome
 
 MAX_QUERY = 1000
 MAX_TEXT = 200
+# Negated free-text words a search may hold: each is looked up among the members.
+MAX_EXCLUDED_WORDS = 10
 MAX_VALUE = 254
 # The days a query may name: see audit.forms (a day must become instants in any zone).
 MIN_DATE = date(1900, 1, 1)
@@ -34,6 +38,9 @@ PERSON_QUALIFIERS = ("actor", "target")
 MAX_USER_ID = 2**63 - 1
 IP_MESSAGE = "an IP address (203.0.113.7) or a CIDR network (203.0.113.0/24)"
 
+# The word that negates the word after it, as GitHub's search writes it (upper case only: "not"
+# is a word people search for).
+NOT = "NOT"
 _QUALIFIER = re.compile(r"^(-?)([A-Za-z_]+):(.*)$", re.DOTALL)
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _REASON = re.compile(r"^[a-z0-9_.-]+$")
@@ -69,10 +76,15 @@ class Term:
     @property
     def label(self) -> str:
         """The word as a chip shows it."""
-        quoted = any(c.isspace() for c in self.value) or (not self.key and ":" in self.value)
+        quoted = (
+            any(c.isspace() for c in self.value)
+            or (not self.key and ":" in self.value)
+            or (not self.key and not self.negated and self.value.startswith("-"))
+            or (not self.key and self.value == NOT)
+        )
         value = f'"{self.value}"' if quoted else self.value
         if not self.key:
-            return value
+            return f"{'-' if self.negated else ''}{value}"
         return f"{'-' if self.negated else ''}{self.key}:{value}"
 
 
@@ -84,7 +96,14 @@ class Query:
     @property
     def free_text(self) -> str:
         """The free-text words, joined by single spaces."""
-        return " ".join(term.value for term in self.terms if not term.key)
+        return " ".join(term.value for term in self.terms if not term.key and not term.negated)
+
+    @property
+    def excluded_text(self) -> tuple[str, ...]:
+        """The negated free-text words: none may appear in an event's searchable text."""
+        return tuple(
+            dict.fromkeys(term.value for term in self.terms if not term.key and term.negated)
+        )
 
     def qualified(self) -> tuple[Term, ...]:
         return tuple(term for term in self.terms if term.key)
@@ -140,12 +159,50 @@ def query_parse(text: str) -> Query:
             position=MAX_QUERY + 1,
         )
     terms = []
-    for start, end, word in _words(text):
+    words = _words(text)
+    negate_next: int | None = None  # where the NOT before this word starts
+    for index, (word_start, end, word) in enumerate(words):
+        start = word_start if negate_next is None else negate_next
+        if word == NOT:
+            if negate_next is not None or index == len(words) - 1:
+                raise QueryError(
+                    f"NOT at character {word_start + 1} has nothing to negate: write NOT "
+                    'and then a word or a qualifier (NOT bob, NOT type:login.*), or "NOT" in '
+                    "quotes to search for it.",
+                    position=word_start + 1,
+                    token=word,
+                )
+            negate_next = word_start
+            continue
+        by_not = negate_next is not None
+        negate_next = None
         match = _QUALIFIER.match(word)
         if match is None:
-            terms.append(Term(key="", value=_unquote(word), negated=False, start=start, end=end))
+            quoted = word.startswith('"')
+            minus = not quoted and word.startswith("-") and len(word) > 1
+            value = _unquote(word[1:] if minus else word)
+            if (minus or by_not) and not value.strip():
+                raise QueryError(
+                    f"{word} at character {start + 1} negates nothing: write -word.",
+                    position=start + 1,
+                    token=word,
+                )
+            if by_not and minus:
+                raise QueryError(
+                    f"NOT {word} at character {start + 1} negates twice: write one of them.",
+                    position=start + 1,
+                    token=word,
+                )
+            terms.append(Term(key="", value=value, negated=minus or by_not, start=start, end=end))
             continue
-        minus, key, raw = match.groups()
+        minus_sign, key, raw = match.groups()
+        if by_not and minus_sign:
+            raise QueryError(
+                f"NOT {word} at character {start + 1} negates twice: write one of them.",
+                position=start + 1,
+                token=word,
+            )
+        negated = bool(minus_sign) or by_not
         key = key.lower()
         where = f"at character {start + 1}"
         if key not in QUALIFIERS:
@@ -169,16 +226,22 @@ def query_parse(text: str) -> Query:
                 position=start + 1,
                 token=word[:40],
             )
-        term = Term(key=key, value=value, negated=bool(minus), start=start, end=end)
+        term = Term(key=key, value=value, negated=negated, start=start, end=end)
         try:
             terms.append(_read_value(term))
         except ValueError as exc:
             raise QueryError(f"{word} {where}: {exc}", position=start + 1, token=word) from exc
     query = Query(text=text, terms=tuple(terms))
-    if len(query.free_text) > MAX_TEXT:
+    if len(query.excluded_text) > MAX_EXCLUDED_WORDS:
         raise QueryError(
-            f"The free text is {len(query.free_text):,} characters long; at most {MAX_TEXT} "
-            "are read.",
+            f"The search leaves out {len(query.excluded_text)} words; at most "
+            f"{MAX_EXCLUDED_WORDS} are read.",
+            position=1,
+        )
+    free = len(query.free_text) + sum(len(word) + 1 for word in query.excluded_text)
+    if free > MAX_TEXT:
+        raise QueryError(
+            f"The free text is {free:,} characters long; at most {MAX_TEXT} are read.",
             position=1,
         )
     return query

@@ -60,6 +60,8 @@ class Members:
     by_email: int | None = None
     # The members whose name or email address contains the text filter.
     by_text: tuple[int, ...] = ()
+    # The members whose name or email address contains any of the negated free-text words.
+    by_excluded_text: tuple[int, ...] = ()
     # The members whom the search's actor: and target: values name by email address.
     by_address: tuple[tuple[str, int], ...] = ()
 
@@ -89,6 +91,9 @@ class EventFilters:
     country: str = ""
     # Part of a user's name or email address.
     text: str = ""
+    # Words none of which may be part of the name or address of a person the event is about
+    # (the search's negated free text).
+    text_excluded: tuple[str, ...] = ()
     # The search's qualifiers (audit.query), all of which apply.
     conditions: tuple[Condition, ...] = ()
     # Whom `user`, `text` and the conditions name among the organization's members; None
@@ -262,7 +267,26 @@ def events_filter(
         # A person's own log holds a handful of people: the names its rows kept.
         actor = _seen(Q(actor_label__icontains=f.text), field="actor", viewer_id=viewer_id)
         queryset = queryset.filter(actor | Q(target_label__icontains=f.text))
+    if f.text_excluded and (organization_wide or viewer_id is not None):
+        queryset = queryset.exclude(
+            _excluded_text_q(f, organization_wide=organization_wide, viewer_id=viewer_id)
+        )
     return queryset
+
+
+def _excluded_text_q(f: EventFilters, *, organization_wide: bool, viewer_id: int | None) -> Q:
+    """The events whose searchable text holds a negated word: the names and addresses the row
+    kept, and (in an organization's log) the members whose name or address holds it now, as the
+    positive text finds them."""
+    found = Q()
+    for word in f.text_excluded:
+        actor = _seen(Q(actor_label__icontains=word), field="actor", viewer_id=viewer_id)
+        found |= actor | Q(target_label__icontains=word)
+    if organization_wide:
+        people = _members(f).by_excluded_text
+        if people:
+            found |= Q(actor_id__in=people) | Q(target_user_id__in=people)
+    return found
 
 
 def events_matching(

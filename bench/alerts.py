@@ -338,7 +338,7 @@ def latency(users, rounds: int) -> list[float]:
                 REMOTE_ADDR=f"{home[4]}9",
                 HTTP_USER_AGENT=AGENTS[1],
             )
-            assert response.status_code == 302, response.status_code
+            assert response.status_code == 303, response.status_code
             deadline = time.monotonic() + 30
             alert = None
             while alert is None and time.monotonic() < deadline:

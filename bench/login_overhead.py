@@ -126,7 +126,7 @@ def _sign_in(mode: str, kind: str, email: str) -> float:
     start = time.perf_counter()
     response = client.post(url, data, REMOTE_ADDR="203.0.113.10", HTTP_USER_AGENT=AGENT)
     elapsed = time.perf_counter() - start
-    expected = 302 if kind == "success" else 200
+    expected = 303 if kind == "success" else 200
     assert response.status_code == expected, (mode, kind, response.status_code)
     return elapsed
 

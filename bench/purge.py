@@ -214,7 +214,7 @@ class SignIns:
                     HTTP_USER_AGENT=AGENT,
                 )
                 samples.append(time.perf_counter() - started)
-                if response.status_code != 302:
+                if response.status_code != 303:
                     raise RuntimeError(f"sign-in answered {response.status_code}")
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
             self._results.put(repr(exc))

@@ -168,7 +168,7 @@ async def legitimate_users(
                 out.append(REQUEST_TIMEOUT)  # at least this long: counted in the percentiles
             else:
                 statuses[status] += 1
-                if status == 302:
+                if status == 303:
                     out.append(seconds)
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 

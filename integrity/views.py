@@ -6,11 +6,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import Capability, require
-from accounts.http import AuthenticatedHttpRequest
+from accounts.http import AuthenticatedHttpRequest, see_other
 from activity_monitor.celery import enqueue
 
 from .keys import SigningKeyError, signing_key
@@ -46,4 +46,4 @@ def verify(request: AuthenticatedHttpRequest) -> HttpResponse:
         request,
         "Verification started: the result appears below when it ends (refresh the page).",
     )
-    return redirect("integrity:integrity")
+    return see_other("integrity:integrity")

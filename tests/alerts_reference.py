@@ -675,6 +675,7 @@ def _reported_by_member(event: AuditEvent, params: dict[str, Any]) -> list[Findi
             "reported_event_type": details.get("event_type", ""),
             "sessions_ended": details.get("sessions_ended", 0),
             "credential_change_required": bool(details.get("credential_change_required")),
+            "credential_disabled": bool(details.get("credential_disabled")),
         },
     )
     event_ip = details.get("event_ip")

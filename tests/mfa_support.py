@@ -38,5 +38,5 @@ def second_step(client: Client, code: str, **extra):
 
 def sign_in_with_code(client: Client, user: User, code: str):
     first = sign_in(client, user.email)
-    assert first.status_code == 302 and first["Location"] == VERIFY_URL
+    assert first.status_code == 303 and first["Location"] == VERIFY_URL
     return second_step(client, code)

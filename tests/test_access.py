@@ -356,7 +356,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "health": (get(PUBLIC),),
     "/": (get(PUBLIC, ok=302, methods=GET_POST),),
     "accounts:login": (get(PUBLIC, methods=GET_POST),),
-    "accounts:logout": (post(PUBLIC, ok=LOGIN),),
+    "accounts:logout": (post(PUBLIC, ok=303),),
     "accounts:mfa-verify": (get(PUBLIC, ok=400, methods=GET_POST),),
     # Passkeys: without a challenge handed out, or the password step, an answer is a 400.
     "accounts:passkey-verify": (post(PUBLIC, ok=400),),
@@ -373,10 +373,10 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "accounts:profile": (get(SIGNED_IN),),
     "accounts:activity": (get(SIGNED_IN),),
     "accounts:activity-event": (get(SIGNED_IN, args=own_event, scoped=True),),
-    "accounts:activity-search-save": (post(SIGNED_IN, ok=302, data=SAVE_SEARCH),),
+    "accounts:activity-search-save": (post(SIGNED_IN, ok=303, data=SAVE_SEARCH),),
     "accounts:activity-search-delete": (
         get(SIGNED_IN, args=own_saved_search(SearchLog.ACTIVITY), scoped=True, methods=GET_POST),
-        post(SIGNED_IN, ok=302, args=own_saved_search(SearchLog.ACTIVITY), scoped=True),
+        post(SIGNED_IN, ok=303, args=own_saved_search(SearchLog.ACTIVITY), scoped=True),
     ),
     "exports:activity-csv": (get(SIGNED_IN),),
     "alerts:my-alerts": (get(SIGNED_IN),),
@@ -396,13 +396,14 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     ),
     "accounts:passkey-add-options": (post(SIGNED_IN),),
     # New codes are shown once, by the GET after the POST; without any, back to Security.
-    "accounts:mfa-backup-codes": (
-        get(SIGNED_IN, ok=302, methods=GET_POST),
-        # Refused with a 400 to anyone without an authenticator app, so: reached.
+    "accounts:mfa-backup-codes": (get(SIGNED_IN, ok=302),),
+    # Refused with a 400 to anyone without an authenticator app, so: reached.
+    "accounts:mfa-backup-codes-new": (
+        get(SIGNED_IN, ok=400, methods=GET_POST),
         Route(SIGNED_IN, method="post", ok=400, methods=GET_POST),
     ),
     "accounts:mfa-device-remove": (get(SIGNED_IN, args=own_device, scoped=True, methods=GET_POST),),
-    "accounts:session-end": (post(SIGNED_IN, ok=303, args=own_other_session, scoped=True),),
+    "accounts:session-end": confirmed(SIGNED_IN, own_other_session),
     # Destructive actions ask first: the GET shows the question, the POST acts.
     "accounts:sessions-end-others": (
         get(SIGNED_IN, methods=GET_POST),
@@ -413,7 +414,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     # Settings → Security.
     "accounts:security-settings": (get(C.VIEW_SECURITY_SETTINGS),),
     "accounts:audit-log": (get(C.VIEW_AUDIT_LOG),),
-    "accounts:audit-log-search-save": (post(C.VIEW_AUDIT_LOG, ok=302, data=SAVE_SEARCH),),
+    "accounts:audit-log-search-save": (post(C.VIEW_AUDIT_LOG, ok=303, data=SAVE_SEARCH),),
     "accounts:audit-log-search-delete": (
         get(
             C.VIEW_AUDIT_LOG,
@@ -421,7 +422,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
             scoped=True,
             methods=GET_POST,
         ),
-        post(C.VIEW_AUDIT_LOG, ok=302, args=own_saved_search(SearchLog.AUDIT), scoped=True),
+        post(C.VIEW_AUDIT_LOG, ok=303, args=own_saved_search(SearchLog.AUDIT), scoped=True),
     ),
     "accounts:audit-log-event": (
         get(C.VIEW_AUDIT_LOG, args=arg("event_id", "event_pk"), scoped=True),
@@ -461,13 +462,13 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     ),
     "alerts:alert-list": (get(C.TRIAGE_ALERTS),),
     "alerts:alert-detail": (get(C.TRIAGE_ALERTS, args=AN_ALERT, scoped=True),),
-    "alerts:alert-acknowledge": (post(C.TRIAGE_ALERTS, ok=302, args=AN_ALERT, scoped=True),),
+    "alerts:alert-acknowledge": (post(C.TRIAGE_ALERTS, ok=303, args=AN_ALERT, scoped=True),),
     # No assignee chosen: a 400 that says so, reached only by those who may triage.
     "alerts:alert-assign": (post(C.TRIAGE_ALERTS, ok=400, args=AN_ALERT, scoped=True),),
     "alerts:alert-resolve": (
         post(
             C.TRIAGE_ALERTS,
-            ok=302,
+            ok=303,
             args=AN_ALERT,
             scoped=True,
             data={"note": "A test sign-in."},
@@ -477,13 +478,13 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "alerts:alert-subject-unlock": (
         get(C.MANAGE_MEMBERS, args=AN_ALERT, scoped=True, methods=GET_POST),
         Route(
-            C.MANAGE_MEMBERS, method="post", ok=302, args=AN_ALERT, scoped=True, methods=GET_POST
+            C.MANAGE_MEMBERS, method="post", ok=303, args=AN_ALERT, scoped=True, methods=GET_POST
         ),
     ),
     "alerts:alert-subject-sign-out": (
         get(C.MANAGE_MEMBERS, args=AN_ALERT, scoped=True, methods=GET_POST),
         Route(
-            C.MANAGE_MEMBERS, method="post", ok=302, args=AN_ALERT, scoped=True, methods=GET_POST
+            C.MANAGE_MEMBERS, method="post", ok=303, args=AN_ALERT, scoped=True, methods=GET_POST
         ),
     ),
     "alerts:rule-list": (get(C.TRIAGE_ALERTS),),
@@ -506,7 +507,7 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "retention:archives": (get(C.MANAGE_ARCHIVES, methods=GET_POST),),
     "retention:files-verify": (post(C.MANAGE_ARCHIVES, ok=303),),
     "integrity:integrity": (get(C.VERIFY_INTEGRITY),),
-    "integrity:verify": (post(C.VERIFY_INTEGRITY, ok=302),),
+    "integrity:verify": (post(C.VERIFY_INTEGRITY, ok=303),),
     "retention:file-download": (
         get(C.MANAGE_ARCHIVES, args=arg("pk", "stored_file_id"), scoped=True),
     ),

@@ -29,7 +29,7 @@ def test_one_backup_code_used_in_parallel_signs_in_exactly_once(settings):
         *[lambda b=browser: second_step(b, "abcd2345").status_code for browser in browsers]
     )
 
-    assert sorted(statuses) == [302] + [400] * 5
+    assert sorted(statuses) == [303] + [400] * 5
     assert len(events(EventType.LOGIN_SUCCEEDED)) == 1
     assert len(events(EventType.MFA_VERIFICATION_FAILED)) == 5
 

@@ -3,9 +3,11 @@ my account" end to end through the real views (sign-in, second step, password ch
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
+from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
@@ -53,8 +55,8 @@ def scene() -> Scene:
     alice = member(org, email="alice@acme.test")
     analyst = member(org, role=Role.SECURITY_ANALYST)
     laptop, intruder = Client(), Client()
-    assert sign_in_from(laptop, alice.email, ip=NEW_YORK).status_code == 302
-    assert sign_in_from(intruder, alice.email, ip=TOKYO, agent=FIREFOX_LINUX).status_code == 302
+    assert sign_in_from(laptop, alice.email, ip=NEW_YORK).status_code == 303
+    assert sign_in_from(intruder, alice.email, ip=TOKYO, agent=FIREFOX_LINUX).status_code == 303
     return Scene(org, alice, analyst, laptop, intruder, _last_sign_in(alice))
 
 
@@ -98,6 +100,27 @@ def test_a_member_without_recent_activity_is_told_so():
 # --- "No, secure my account" end to end ------------------------------------------------------
 
 
+def _reset_mails(email: str) -> list[mail.EmailMessage]:
+    """The emails to this address holding a link to choose a password (not security notices)."""
+    return [m for m in mail.outbox if email in m.to and "/password-reset/reset/" in str(m.body)]
+
+
+def _reset_link(email: str) -> str:
+    link = re.search(
+        r"https?://[^/]+(/password-reset/reset/\S+/)", str(_reset_mails(email)[-1].body)
+    )
+    assert link is not None
+    return link.group(1)
+
+
+def _choose_password(browser: Client, link: str, password: str):
+    form_page = browser.get(link, follow=True)
+    assert "Choose a new password" in form_page.content.decode()
+    return browser.post(
+        form_page.redirect_chain[-1][0], {"new_password1": password, "new_password2": password}
+    )
+
+
 def test_no_secure_my_account_end_to_end(scene):
     laptop, alice = scene.laptop, scene.alice
     reported = scene.intruders_sign_in
@@ -105,94 +128,117 @@ def test_no_secure_my_account_end_to_end(scene):
     # Asked first: nothing happens on GET.
     asked = laptop.get(_report(reported))
     assert asked.status_code == 200
-    assert "sign out your other session" in asked.content.decode()
+    assert "make your current password stop working at once" in asked.content.decode()
     assert events(EventType.ACTIVITY_REPORTED) == []
+    assert _reset_mails(alice.email) == []
 
-    with committing():  # the alert rules run after the commit, as in production
+    with committing():  # the alert rules and the email run after the commit, as in production
         response = laptop.post(_report(reported))
     assert response.status_code == 303
-    assert response["Location"] == PASSWORD_CHANGE
+    assert response["Location"] == reverse("accounts:login")
 
-    # The intruder's session is over; alice's own goes on, but only to the password change.
-    assert scene.intruder.get(PROFILE).status_code == 302
-    assert scene.intruder.get(PROFILE)["Location"].startswith(reverse("accounts:login"))
-    [ended] = events(EventType.SESSION_ENDED, reason=Reason.REVOKED_BY_USER)
-    assert ended.session_hash == reported.session_hash
-    assert UserSession.objects.filter(user=alice, ended_at__isnull=True).count() == 1
-    for path in (PROFILE, reverse("accounts:activity"), reverse("alerts:my-alerts")):
-        gated = laptop.get(path)
-        assert gated.status_code == 302 and gated["Location"] == PASSWORD_CHANGE
-    htmx = laptop.get(reverse("accounts:activity"), HTTP_HX_REQUEST="true")
-    assert htmx["HX-Redirect"] == PASSWORD_CHANGE
-    page = laptop.get(PASSWORD_CHANGE).content.decode()
-    assert "Choose a new password now." in page
+    # Every session is over, the intruder's and the one that answered.
+    for browser in (laptop, scene.intruder):
+        gone = browser.get(PROFILE)
+        assert gone.status_code == 302 and gone["Location"].startswith(reverse("accounts:login"))
+    assert not UserSession.objects.filter(user=alice, ended_at__isnull=True).exists()
+    ended = events(EventType.SESSION_ENDED, reason=Reason.REVOKED_BY_USER)
+    assert reported.session_hash in {e.session_hash for e in ended} and len(ended) == 2
+    said = laptop.get(reverse("accounts:login")).content.decode()
+    assert "Your account is secured" in said and f"We emailed a link to {alice.email}" in said
+
+    # The old password no longer signs in, through the real sign-in view, from anywhere.
+    for browser in (Client(), scene.intruder, laptop):
+        refused = sign_in(browser, alice.email)
+        assert refused.status_code == 200
+        assert browser.get(PROFILE).status_code == 302
+    refusals = events(EventType.LOGIN_FAILED, actor_id=alice.pk)
+    assert len(refusals) == 3 and {e.reason for e in refusals} == {Reason.INVALID_CREDENTIALS}
 
     # Recorded: the answer, what was done, and the alert the security team gets.
     [report] = events(EventType.ACTIVITY_REPORTED)
     assert report.actor_id == alice.pk and report.organization_id == scene.organization.pk
     assert report.details["event_id"] == reported.pk
-    assert report.details["sessions_ended"] == 1
-    assert report.details["credential_change_required"] is True
+    assert report.details["sessions_ended"] == 2
+    assert report.details["credential_disabled"] is True
+    assert report.details["reset_link_sent_to"] == alice.email
     assert ActivityCheck.objects.get(user=alice, event_id=reported.pk).answer == "not_me"
     alert = Alert.objects.get(kind=RuleKind.REPORTED_BY_MEMBER)
     assert alert.subject_user_id == alice.pk
     assert alert.severity == Severity.HIGH and alert.status == AlertStatus.OPEN
     assert alert.subject_ip == TOKYO
+    assert alert.details["credential_disabled"] is True
     assert set(alert.event_ids) == {reported.pk, report.pk}
     [raised] = events(EventType.ALERT_RAISED, reason=RuleKind.REPORTED_BY_MEMBER)
     assert raised.details["alert_id"] == alert.pk
-
-    # The answer shows on the alert, to the security team.
     detail = client_as(scene.analyst).get(reverse("alerts:alert-detail", args=[alert.pk]))
     assert "No, it was not me" in detail.content.decode()
 
-    # Signing out and in again does not get around the new password.
-    laptop.post(reverse("accounts:logout"))
-    assert sign_in(laptop, alice.email)["Location"] == PROFILE
-    assert laptop.get(PROFILE)["Location"] == PASSWORD_CHANGE
-
-    # The old password again is refused; a new one frees the account.
-    same = laptop.post(
-        PASSWORD_CHANGE,
-        {"old_password": PASSWORD, "new_password1": PASSWORD, "new_password2": PASSWORD},
-    )
-    assert same.status_code == 200
-    assert "other than your current one" in same.content.decode()
-    changed = laptop.post(
-        PASSWORD_CHANGE,
-        {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
-    )
-    assert changed.status_code == 303
+    # The way back in: the emailed link, whose token is in no event.
+    link = _reset_link(alice.email)
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    assert not AuditEvent.objects.filter(details__icontains=token).exists()
+    assert _choose_password(laptop, link, NEW_PASSWORD).status_code == 303
     alice.refresh_from_db()
-    assert alice.password_change_required_at is None
-    assert len(events(EventType.PASSWORD_CHANGED, actor_id=alice.pk)) == 1
+    assert alice.password_change_required_at is None and alice.has_usable_password()
+    assert len(events(EventType.PASSWORD_RESET_COMPLETED, actor_id=alice.pk)) == 1
+    assert sign_in(scene.intruder, alice.email).status_code == 200  # the old one stays dead
+    assert sign_in(laptop, alice.email, NEW_PASSWORD).status_code == 303
     profile = laptop.get(PROFILE)
-    assert profile.status_code == 200
+    assert profile.status_code == 200  # no further step: the new password is chosen
     assert "No, it was not me" in profile.content.decode()
     mine = laptop.get(reverse("alerts:my-alerts")).content.decode()
     assert "No, it was not me" in mine
-    assert sign_in(scene.intruder, alice.email).status_code == 200  # the old password is dead
+
+
+def test_a_lost_link_is_sent_again_by_forgot_your_password(scene):
+    with committing():
+        scene.laptop.post(_report(scene.intruders_sign_in))
+    assert len(_reset_mails(scene.alice.email)) == 1
+
+    asked = Client().post(reverse("accounts:password-reset"), {"email": scene.alice.email})
+
+    assert asked.status_code == 303
+    assert len(_reset_mails(scene.alice.email)) == 2
+    link = _reset_link(scene.alice.email)
+    assert _choose_password(Client(), link, NEW_PASSWORD).status_code == 303
+    assert sign_in(Client(), scene.alice.email, NEW_PASSWORD).status_code == 303
+
+
+def test_an_account_without_a_password_for_another_reason_gets_no_reset_email(scene):
+    outsider = member(scene.organization, email="service@acme.test")
+    outsider.set_unusable_password()
+    outsider.save()
+
+    Client().post(reverse("accounts:password-reset"), {"email": outsider.email})
+
+    assert _reset_mails(outsider.email) == []
 
 
 def test_a_replayed_report_changes_nothing(scene):
     with committing():
         scene.laptop.post(_report(scene.intruders_sign_in))
-        again = scene.laptop.post(_report(scene.intruders_sign_in))
-    assert again.status_code == 302
+        again = scene.laptop.post(_report(scene.intruders_sign_in))  # signed out by the first
+        intruder = scene.intruder.post(_report(scene.intruders_sign_in))
+    assert again.status_code == intruder.status_code == 302
     assert len(events(EventType.ACTIVITY_REPORTED)) == 1
     assert Alert.objects.filter(kind=RuleKind.REPORTED_BY_MEMBER).count() == 1
     assert ActivityCheck.objects.count() == 1
+    assert len(_reset_mails(scene.alice.email)) == 1
 
 
-def test_with_a_second_factor_the_code_comes_before_the_new_password(scene):
+def test_with_a_second_factor_the_new_password_still_needs_the_code(scene):
     device = totp_device(scene.alice)
-    scene.laptop.post(_report(scene.intruders_sign_in))
+    with committing():
+        scene.laptop.post(_report(scene.intruders_sign_in))
+    assert sign_in(Client(), scene.alice.email).status_code == 200  # old password: refused
     browser = Client()
-    first = sign_in(browser, scene.alice.email)
+    _choose_password(browser, _reset_link(scene.alice.email), NEW_PASSWORD)
+    first = sign_in(browser, scene.alice.email, NEW_PASSWORD)
     assert first["Location"] == reverse("accounts:mfa-verify")  # not signed in yet
     assert browser.get(PROFILE)["Location"].startswith(reverse("accounts:login"))
     second_step(browser, code_for(device))
-    assert browser.get(PROFILE)["Location"] == PASSWORD_CHANGE
+    assert browser.get(PROFILE).status_code == 200
 
 
 # --- "Yes, it was me" ------------------------------------------------------------------------

@@ -53,10 +53,10 @@ def triaged() -> Triaged:
     desk = client_as(analyst, REMOTE_ADDR=ANALYST_IP, HTTP_USER_AGENT=ANALYST_AGENT)
     assert (
         desk.post(reverse("alerts:alert-acknowledge", args=[alert.pk]), {"note": ACK_NOTE})
-    ).status_code == 302
+    ).status_code == 303
     assert (
         desk.post(reverse("alerts:alert-resolve", args=[alert.pk]), {"note": RESOLVE_NOTE})
-    ).status_code == 302
+    ).status_code == 303
     [acknowledged] = events(EventType.ALERT_ACKNOWLEDGED)
     [resolved] = events(EventType.ALERT_RESOLVED)
     assert acknowledged.ip_address == ANALYST_IP  # the analyst's client is recorded, as it must be

@@ -70,7 +70,7 @@ def test_a_sign_in_from_an_address_not_on_the_list_raises_nothing(client, tor_li
 def test_without_a_tor_list_sign_ins_go_on_and_raise_nothing(client):
     assert not TorExitNode.objects.exists()
     user = member()
-    assert sign_in_from(client, user.email, ip=TOKYO).status_code == 302
+    assert sign_in_from(client, user.email, ip=TOKYO).status_code == 303
     assert alerts(RuleKind.ANONYMISING_NETWORK) == []
 
 
@@ -169,8 +169,8 @@ def test_a_broken_asn_database_is_logged_once_and_tor_detection_goes_on(
 ):
     user = member()
     with caplog.at_level(logging.ERROR, logger="audit.geo"):
-        assert sign_in_from(client, user.email, ip=NEW_YORK).status_code == 302
-        assert sign_in_from(Client(), user.email, ip=TOKYO).status_code == 302
+        assert sign_in_from(client, user.email, ip=NEW_YORK).status_code == 303
+        assert sign_in_from(Client(), user.email, ip=TOKYO).status_code == 303
 
     [alert] = alerts(RuleKind.ANONYMISING_NETWORK)
     assert alert.details["tor_exit"]["ip"] == TOKYO
@@ -186,6 +186,6 @@ def test_a_corrupt_city_database_leaves_events_unlocated_instead_of_failing(
     settings.GEOIP_CITY_DB = str(tmp_path / "city.mmdb")
     reset_readers()
     user = member()
-    assert sign_in_from(client, user.email, ip=NEW_YORK).status_code == 302
+    assert sign_in_from(client, user.email, ip=NEW_YORK).status_code == 303
     assert events(EventType.LOGIN_SUCCEEDED)[0].country == ""
     reset_readers()

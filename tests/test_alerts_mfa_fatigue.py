@@ -44,7 +44,7 @@ def _codes(client: Client, user: User, device: TOTPDevice, *, wrong: int, then_r
     if then_right:
         with committing():
             response = second_step(client, code_for(device), REMOTE_ADDR=NEW_YORK)
-        assert response.status_code == 302 and response["Location"] != VERIFY_URL
+        assert response.status_code == 303 and response["Location"] != VERIFY_URL
 
 
 def _rule_set(user: User, **parameters) -> None:
@@ -132,7 +132,7 @@ def test_codes_refused_by_django_otps_back_off_count_as_denials(client, settings
         throttling_failure_timestamp=timezone.now() - timedelta(days=1)
     )
     with committing():
-        assert second_step(client, code_for(device), REMOTE_ADDR=NEW_YORK).status_code == 302
+        assert second_step(client, code_for(device), REMOTE_ADDR=NEW_YORK).status_code == 303
 
     [alert] = alerts(RuleKind.MFA_FATIGUE)
     assert (alert.details["failures"], alert.details["throttled"]) == (5, 4)

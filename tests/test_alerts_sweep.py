@@ -117,7 +117,7 @@ def test_a_failing_evaluation_never_breaks_the_sign_in_and_is_retried_by_the_swe
     monkeypatch.setattr(evaluation, "findings_for_batch", broken)
     with committing():
         response = sign_in(client, user.email, REMOTE_ADDR="198.51.100.7")
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert EvaluatedEvent.objects.count() == 0  # the failed evaluation claimed nothing
 
     monkeypatch.undo()

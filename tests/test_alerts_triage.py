@@ -259,7 +259,7 @@ def test_unlocking_asks_first(acme, locked_alert):
 def test_unlocking_from_the_alert_releases_the_lock_says_so_and_records_it(acme, locked_alert):
     admin = client_as(acme.admin)
     response = admin.post(_unlock(locked_alert))
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == _detail(locked_alert)
     assert LockoutState.objects.get(user=acme.victim).locked_until is None
     [released] = events(EventType.LOCKOUT_RELEASED)
@@ -281,7 +281,7 @@ def test_signing_out_everywhere_from_the_alert_ends_every_session(acme):
 
     response = admin.post(_sign_out(alert))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert laptop.get(reverse("accounts:profile")).status_code == 302
     assert phone.get(reverse("accounts:profile")).status_code == 302
     ended = events(EventType.SESSION_ENDED)

@@ -188,7 +188,7 @@ def test_alert_detail_sends_anonymous_visitors_to_sign_in(client, acme):
 def test_acknowledging_records_who_and_moves_the_alert_on(acme):
     response = _triage(acme.analyst, "acknowledge", acme.alert, note="on it")
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.ACKNOWLEDGED
     assert acme.alert.assignee == acme.analyst
@@ -238,7 +238,7 @@ def test_members_cannot_resolve(acme):
 
 def test_assigning_to_an_administrator_records_old_and_new_assignee(acme):
     response = _triage(acme.analyst, "assign", acme.alert, assignee=acme.admin.pk)
-    assert response.status_code == 302
+    assert response.status_code == 303
     acme.alert.refresh_from_db()
     assert acme.alert.assignee == acme.admin
     [event] = events(EventType.ALERT_ACKNOWLEDGED)
@@ -267,7 +267,7 @@ def test_resolving_needs_a_note(acme):
 
 def test_resolving_with_a_note_records_it(acme):
     response = _triage(acme.admin, "resolve", acme.alert, note="User mistyped; reset password.")
-    assert response.status_code == 302
+    assert response.status_code == 303
     acme.alert.refresh_from_db()
     assert acme.alert.status == AlertStatus.RESOLVED
     assert acme.alert.notes[-1]["text"] == "User mistyped; reset password."

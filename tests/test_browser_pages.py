@@ -31,6 +31,7 @@ from accounts.models import (
     SavedSearch,
     SearchLog,
     User,
+    UserSession,
 )
 from accounts.navigation import MENU
 from alerts.models import Alert, RuleKind, WebhookDelivery, WebhookEndpoint
@@ -85,8 +86,7 @@ EXCLUDED = {
     "accounts:logout": "POST only",
     "accounts:time-zone": "POST only (a form on Profile)",
     "accounts:time-zone-detected": "POST only (app.js sends the browser's zone)",
-    "accounts:mfa-backup-codes": "POST only (a button on Sign-in & sessions)",
-    "accounts:session-end": "POST only",
+    "accounts:mfa-backup-codes": "new codes, shown once after their question (test_browser_mfa)",
     "accounts:mfa-policy": "POST only (a form on Members)",
     "accounts:passkey-add-options": "JSON for passkeys.js (tests/test_browser_passkeys.py)",
     "accounts:passkey-verify-options": "JSON for passkeys.js (tests/test_browser_passkeys.py)",
@@ -202,6 +202,15 @@ MEMBER_PAGES = (
     Page("accounts:mfa-device-remove", lambda data: {"kind": "totp", "pk": data.alice_device_id}),
     Page("alerts:my-alerts"),
     Page("accounts:sessions-end-others"),
+    Page("accounts:mfa-backup-codes-new"),
+    Page(
+        "accounts:session-end",
+        lambda data: {
+            "session_hash": UserSession.objects.filter(user=data.alice, ended_at__isnull=True)
+            .earliest("id")
+            .session_hash
+        },
+    ),
     Page(
         "accounts:activity-search-delete",
         lambda data: _saved_search(data.alice.email, SearchLog.ACTIVITY),

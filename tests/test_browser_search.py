@@ -1,4 +1,5 @@
-"""In Chromium: the Audit Log's search box, its chips and click-to-filter values."""
+"""In Chromium: the Audit Log's search box, its chips, click-to-filter values, a negated word
+and the Advanced dropdowns in words."""
 
 from __future__ import annotations
 
@@ -47,6 +48,28 @@ def test_typing_a_query_removing_a_chip_and_clicking_a_value(page):
     page.wait_for_url("**ip%3A203.0.113.7**")
     assert table.locator("tbody tr").count() == 3
     assert box.input_value() == "type:login.failed ip:203.0.113.7"
+
+    # A negated word: everyone's failed sign-ins but the person it names.
+    box.fill("type:login.failed NOT alice")
+    box.press("Enter")
+    page.wait_for_url(lambda url: "NOT%20alice" in url)
+    page.wait_for_function("document.querySelectorAll('[data-testid=events] tbody tr').length == 2")
+    assert page.get_by_test_id("chips").get_by_text("-alice").is_visible()
+    assert table.get_by_text("alice@browser.test").count() == 0
+    page.get_by_text("Search syntax").click()
+    assert page.get_by_text("leaves out events about anyone whose name").is_visible()
+
+    # The Advanced dropdowns read as words; the address keeps the codes.
+    page.goto("/settings/security/audit-log/")
+    page.get_by_text("Advanced filters").click()
+    page.get_by_label("Event type").select_option(label="Sign-in failed")
+    page.get_by_label("Country").select_option(label="Germany")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(lambda url: "event_type=login.failed" in url and "country=DE" in url)
+    page.wait_for_function("document.querySelectorAll('[data-testid=events] tbody tr').length == 5")
+    chips = page.get_by_test_id("chips")
+    assert chips.get_by_text("Event type: Sign-in failed").is_visible()
+    assert chips.get_by_text("Country: Germany").is_visible()
 
     # A bad word: the message says which, next to the box, and nothing else breaks.
     box.fill("type:login.failed colour:red")

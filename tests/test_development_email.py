@@ -28,7 +28,7 @@ def test_a_reset_requested_in_development_prints_the_mail_without_its_link(
 
     response = client.post("/password-reset/", {"email": user.email})
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     printed = capsys.readouterr().out
     assert "To: forgetful@example.test" in printed
     assert "Choose a new password here" in printed

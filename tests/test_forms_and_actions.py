@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticToken
 
 from accounts.models import (
     DomainProof,
@@ -34,7 +35,7 @@ from retention.schedules import export_schedule_create
 
 from .factories import PASSWORD, OrganizationFactory, member
 from .helpers import sign_in
-from .mfa_support import totp_device
+from .mfa_support import backup_codes, totp_device
 from .retention_support import (  # noqa: F401 (autouse fixture)
     archive_dir_fixture,
     event_at,
@@ -156,7 +157,7 @@ ACTIONS = [
     Action("accounts:password-change", "accounts:profile",
            data={"old_password": PASSWORD, "new_password1": "A new pass phrase 42",
                  "new_password2": "A new pass phrase 42"}),
-    Action("accounts:mfa-backup-codes", "accounts:mfa-backup-codes",
+    Action("accounts:mfa-backup-codes-new", "accounts:mfa-backup-codes",
            before=lambda w: totp_device(w.admin)),
     Action("accounts:mfa-device-remove", "accounts:security", args=World.own_device,
            data={"password": PASSWORD}),
@@ -274,6 +275,96 @@ def test_signing_out_other_sessions_asks_about_ones_own_sessions_only():
 
     assert page.status_code == 200
     assert "nothing to sign out" in page.content.decode()
+
+
+# --- One's own: new backup codes and one session ------------------------------------------------
+
+
+def test_new_backup_codes_ask_first_saying_the_old_ones_stop_working():
+    world = World()
+    totp_device(world.admin)
+    backup_codes(world.admin, ("aaaabbbb", "ccccdddd"))
+    url = reverse("accounts:mfa-backup-codes-new")
+    before = _changes()
+
+    page = world.client.get(url)
+
+    body = page.content.decode()
+    assert page.status_code == 200 and "data-confirm-page" in body
+    assert "Make new backup codes?" in body and "2 remaining backup codes stop working" in body
+    assert f'<form method="post" action="{url}">' in body
+    assert _changes() == before
+    assert set(StaticToken.objects.values_list("token", flat=True)) == {"aaaabbbb", "ccccdddd"}
+    security = world.client.get(reverse("accounts:security")).content.decode()
+    assert f'href="{url}" data-confirm>' in security
+
+    done = world.client.post(url, follow=True)
+
+    assert done.redirect_chain == [(reverse("accounts:mfa-backup-codes"), 303)]
+    assert "Your earlier codes no longer work" in done.content.decode()
+    assert not StaticToken.objects.filter(token__in=["aaaabbbb", "ccccdddd"]).exists()
+
+
+def test_new_backup_codes_are_only_ever_ones_own_and_need_an_app_first():
+    world = World()
+    totp_device(world.colleague)
+    backup_codes(world.colleague, ("aaaabbbb",))
+    url = reverse("accounts:mfa-backup-codes-new")
+    before = _changes()
+
+    # The administrator has no authenticator app: refused, and the colleague's codes untouched.
+    assert world.client.get(url).status_code == 400
+    assert world.client.post(url).status_code == 400
+    assert Client().get(url).status_code == 302  # anonymous: to sign in
+    assert _changes() == before
+    assert list(StaticToken.objects.values_list("token", flat=True)) == ["aaaabbbb"]
+
+
+def test_ending_one_session_asks_first_and_only_its_owner_may():
+    world = World()
+    session_hash = world.own_other_session()
+    url = reverse("accounts:session-end", kwargs={"session_hash": session_hash})
+    colleague = Client()
+    sign_in(colleague, world.colleague.email)
+    other_tenant = Client()
+    sign_in(
+        other_tenant,
+        member(OrganizationFactory.create(tier=Tier.ENTERPRISE), Role.ADMINISTRATOR).email,
+    )
+    before = _changes()
+
+    page = world.client.get(url)
+
+    body = page.content.decode()
+    assert page.status_code == 200 and "data-confirm-page" in body
+    assert "Sign out this session?" in body and f'<form method="post" action="{url}">' in body
+    security = world.client.get(reverse("accounts:security")).content.decode()
+    assert f'href="{url}" data-confirm>' in security
+    for stranger in (colleague, other_tenant, Client()):
+        for method in ("get", "post"):
+            assert getattr(stranger, method)(url).status_code in (302, 404)
+    assert colleague.get(url).status_code == 404 and other_tenant.post(url).status_code == 404
+    assert _changes() == before
+    assert UserSession.objects.get(session_hash=session_hash).ended_at is None
+
+    done = world.client.post(url, follow=True)
+
+    assert done.redirect_chain == [(reverse("accounts:security"), 303)]
+    assert "That session was signed out." in done.content.decode()
+    assert UserSession.objects.get(session_hash=session_hash).ended_at is not None
+
+
+def test_ending_this_session_asks_first_then_signs_out_here():
+    world = World()
+    current = UserSession.objects.filter(user=world.admin, ended_at__isnull=True).get()
+    url = reverse("accounts:session-end", kwargs={"session_hash": current.session_hash})
+
+    page = world.client.get(url).content.decode()
+
+    assert "Sign out here?" in page and "you will need to sign in again" in page
+    done = world.client.post(url)
+    assert done.status_code == 303 and done["Location"] == reverse("accounts:login")
+    assert world.client.get(reverse("accounts:security")).status_code == 302
 
 
 def test_making_someone_an_administrator_acts_at_once():

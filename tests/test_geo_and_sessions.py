@@ -58,7 +58,7 @@ def test_a_missing_database_file_means_empty_geo_not_an_error(client, settings, 
     settings.GEOIP_CITY_DB = str(tmp_path / "missing.mmdb")
     reset_readers()
     user = member()
-    assert sign_in(client, user.email, REMOTE_ADDR="203.0.113.10").status_code == 302
+    assert sign_in(client, user.email, REMOTE_ADDR="203.0.113.10").status_code == 303
     assert events(EventType.LOGIN_SUCCEEDED)[0].country == ""
     reset_readers()
 

@@ -54,7 +54,7 @@ def test_nine_failures_do_not_lock(client):
     user = member()
     _fail(client, user, 9)
     assert events(EventType.LOCKOUT_TRIGGERED) == []
-    assert sign_in(client, user.email).status_code == 302
+    assert sign_in(client, user.email).status_code == 303
 
 
 def test_the_right_password_is_refused_while_locked_with_the_usual_message(client):
@@ -91,7 +91,7 @@ def test_failures_older_than_the_window_do_not_count(client):
 def test_a_successful_sign_in_resets_the_count(client):
     user = member()
     _fail(client, user, 9)
-    assert sign_in(client, user.email).status_code == 302
+    assert sign_in(client, user.email).status_code == 303
     client.post(reverse("accounts:logout"))
     _fail(client, user, 9)
     assert events(EventType.LOCKOUT_TRIGGERED) == []
@@ -140,7 +140,7 @@ def test_an_expired_lock_is_released_once_by_the_task(client):
     [released] = events(EventType.LOCKOUT_RELEASED)
     assert released.reason == Reason.EXPIRED
     assert released.target_user_id == user.pk
-    assert sign_in(client, user.email).status_code == 302
+    assert sign_in(client, user.email).status_code == 303
 
 
 def test_an_expired_lock_is_released_once_by_the_next_sign_in(client):
@@ -148,7 +148,7 @@ def test_an_expired_lock_is_released_once_by_the_next_sign_in(client):
     _fail(client, user, 10)
     _expire_lock(user)
 
-    assert sign_in(client, user.email).status_code == 302
+    assert sign_in(client, user.email).status_code == 303
     assert lockouts_release_expired() == 0
     assert [e.reason for e in events(EventType.LOCKOUT_RELEASED)] == [Reason.EXPIRED]
 
@@ -198,7 +198,7 @@ def test_admin_unlock_through_the_django_admin_action(client):
     assert released.reason == Reason.ADMIN_UNLOCK
     assert released.actor_id == operator.pk
     assert released.target_user_id == user.pk
-    assert sign_in(client, user.email).status_code == 302
+    assert sign_in(client, user.email).status_code == 303
 
 
 def test_admin_unlock_of_an_unlocked_account_records_nothing(client):
@@ -276,7 +276,7 @@ def test_no_right_password_succeeds_after_the_lock_in_sixty_parallel_attempts(
     succeeded = events(EventType.LOGIN_SUCCEEDED)
     checked = events(EventType.LOGIN_FAILED, reason=Reason.INVALID_CREDENTIALS)
     refused = events(EventType.LOGIN_FAILED, reason=Reason.ACCOUNT_LOCKED)
-    assert statuses.count(302) == len(succeeded) <= 5
+    assert statuses.count(303) == len(succeeded) <= 5
     assert all(e.pk < locked.pk and e.occurred_at < locked.occurred_at for e in succeeded)
     assert all(e.pk < locked.pk for e in checked)
     assert all(e.pk > locked.pk for e in refused)
@@ -337,7 +337,7 @@ def test_parallel_wrong_codes_are_checked_exactly_threshold_times_under_the_same
     wrong = "000000" if code_for(device) != "000000" else "111111"
     browsers = [Client() for _ in range(30)]
     for browser in browsers:  # each passes the password step: nothing counted yet
-        assert sign_in(browser, user.email).status_code == 302
+        assert sign_in(browser, user.email).status_code == 303
 
     statuses = _in_parallel(
         [lambda b=browser: second_step(b, wrong).status_code for browser in browsers], workers=10
@@ -385,7 +385,7 @@ def test_an_expired_lock_released_by_sign_ins_and_the_task_at_once_is_released_o
 
     statuses = _in_parallel([_attempt(user.email, PASSWORD), release] * 4, workers=8)
 
-    assert statuses.count(302) == 4
+    assert statuses.count(303) == 4
     assert [e.reason for e in events(EventType.LOCKOUT_RELEASED)] == [Reason.EXPIRED]
     assert LockoutState.objects.get(user=user).unfamiliar_locked_until is None
 
@@ -395,7 +395,7 @@ def test_an_expired_lock_released_by_sign_ins_and_the_task_at_once_is_released_o
 def test_a_failure_that_waited_for_the_lock_behind_a_sign_in_counts_only_what_followed_it():
     user = member()
     # A sign-in makes the test clients' network familiar: a sign-in resets the familiar count.
-    assert sign_in(Client(), user.email).status_code == 302
+    assert sign_in(Client(), user.email).status_code == 303
     _fail(Client(), user, 9)  # one short of the threshold
     statuses: list[int] = []
 

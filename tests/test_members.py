@@ -181,7 +181,7 @@ def test_unlocking_releases_the_lock_as_admin_unlock(client, admin):
     [released] = events(EventType.LOCKOUT_RELEASED)
     assert released.reason == Reason.ADMIN_UNLOCK
     assert released.actor_id == admin.pk and released.target_user_id == locked.pk
-    assert sign_in(Client(), locked.email).status_code == 302
+    assert sign_in(Client(), locked.email).status_code == 303
 
 
 def test_unlocking_an_account_that_is_not_locked_records_nothing(client, admin):

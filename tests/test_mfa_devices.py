@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db
 ENROL_URL = reverse("accounts:mfa-enrol")
 SECURITY_URL = reverse("accounts:security")
 BACKUP_URL = reverse("accounts:mfa-backup-codes")
+NEW_BACKUP_URL = reverse("accounts:mfa-backup-codes-new")
 
 
 def _manual_key(body: str) -> bytes:
@@ -58,7 +59,7 @@ def test_anonymous_visitors_are_sent_to_sign_in_from_every_mfa_page(client):
         response = client.get(url)
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("accounts:login"))
-    assert client.post(BACKUP_URL).status_code == 302
+    assert client.post(NEW_BACKUP_URL).status_code == 302
     assert TOTPDevice.objects.count() == 0
 
 
@@ -165,7 +166,7 @@ def test_regenerating_backup_codes_replaces_the_old_ones(client, signed_in):
     totp_device(signed_in)
     backup_codes(signed_in, ("aaaabbbb", "ccccdddd"))
 
-    response = client.post(BACKUP_URL, follow=True)
+    response = client.post(NEW_BACKUP_URL, follow=True)
 
     assert response.redirect_chain == [(BACKUP_URL, 303)]
     tokens = list(
@@ -185,7 +186,7 @@ def test_regenerating_backup_codes_replaces_the_old_ones(client, signed_in):
 
 def test_reloading_the_backup_codes_page_makes_no_new_codes(client, signed_in):
     totp_device(signed_in)
-    shown = client.post(BACKUP_URL, follow=True)
+    shown = client.post(NEW_BACKUP_URL, follow=True)
     codes = re.findall(r"<li><code>([a-z2-7]{4}-[a-z2-7]{4})</code></li>", shown.content.decode())
 
     reloaded = client.get(BACKUP_URL, follow=True)
@@ -200,7 +201,7 @@ def test_reloading_the_backup_codes_page_makes_no_new_codes(client, signed_in):
 
 
 def test_backup_codes_need_an_authenticator_app_first(client, signed_in):
-    response = client.post(BACKUP_URL)
+    response = client.post(NEW_BACKUP_URL)
 
     assert response.status_code == 400
     assert b"Set up an authenticator app or a passkey first" in response.content
@@ -281,7 +282,7 @@ def test_after_enrolment_the_next_sign_in_asks_for_the_code(client, signed_in):
     verified = client.post(reverse("accounts:mfa-verify"), {"code": _code_from_page(body, 1)})
 
     assert response["Location"] == reverse("accounts:mfa-verify")
-    assert verified.status_code == 302
+    assert verified.status_code == 303
     assert events(EventType.LOGIN_SUCCEEDED)[-1].details == {"method": "password+totp"}
 
 
@@ -319,7 +320,7 @@ def test_two_users_enrol_independently(signed_in):
 def test_pages_with_the_secret_or_the_codes_are_never_cached(client, signed_in):
     enrol = client.get(ENROL_URL)
     totp_device(signed_in)
-    codes = client.post(BACKUP_URL, follow=True)
+    codes = client.post(NEW_BACKUP_URL, follow=True)
 
     for response in (enrol, codes):
         assert "no-store" in response["Cache-Control"]

@@ -47,7 +47,7 @@ def test_the_password_step_of_a_user_with_mfa_does_not_sign_in(client):
 
     response = sign_in(client, user.email)
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == VERIFY_URL
     assert "_auth_user_id" not in client.session
     assert events(EventType.LOGIN_SUCCEEDED) == []
@@ -72,7 +72,7 @@ def test_a_right_app_code_signs_in_with_method_password_plus_totp(client):
 
     response = sign_in_with_code(client, user, code_for(device))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == PROFILE_URL
     assert client.session["_auth_user_id"] == str(user.pk)
     assert client.session[DEVICE_ID_SESSION_KEY] == device.persistent_id
@@ -94,7 +94,7 @@ def test_a_backup_code_signs_in_once_with_method_backup_code(client):
 
     response = sign_in_with_code(client, user, "ABCD-2345")
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     [login] = events(EventType.LOGIN_SUCCEEDED)
     assert login.details == {"method": "backup_code"}
     [verified] = events(EventType.MFA_VERIFIED)
@@ -148,7 +148,7 @@ def test_the_second_step_can_be_retried_after_a_wrong_code(client, no_throttle):
 
     response = second_step(client, code_for(device))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert client.session["_auth_user_id"] == str(user.pk)
 
 

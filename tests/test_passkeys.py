@@ -137,7 +137,7 @@ def test_the_second_step_with_a_passkey_signs_in(user_with_passkey):
     assert [c["id"] for c in options["allowCredentials"]] == [b64url(passkey.credential_id)]
     response = client.post(PASSKEY_VERIFY_URL, {"credential": passkey.get(options)})
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == PROFILE_URL
     assert _signed_in_as(client) == user.pk
     assert events(EventType.LOGIN_SUCCEEDED)[-1].details == {"method": "password+passkey"}
@@ -227,7 +227,7 @@ def test_an_answer_replayed_after_it_signed_in_is_refused(user_with_passkey):
     first = Client()
     _password_step(first, user)
     answer = passkey.get(options_from(first, "accounts:passkey-verify-options"))
-    assert first.post(PASSKEY_VERIFY_URL, {"credential": answer}).status_code == 302
+    assert first.post(PASSKEY_VERIFY_URL, {"credential": answer}).status_code == 303
 
     thief = Client()
     _password_step(thief, user)
@@ -245,7 +245,7 @@ def test_a_sign_count_that_did_not_go_up_is_refused(user_with_passkey):
     client = Client()
     _password_step(client, user)
     answer = passkey.get(options_from(client, "accounts:passkey-verify-options"), count=5)
-    assert client.post(PASSKEY_VERIFY_URL, {"credential": answer}).status_code == 302
+    assert client.post(PASSKEY_VERIFY_URL, {"credential": answer}).status_code == 303
     client.post(reverse("accounts:logout"))
 
     _password_step(client, user)
@@ -307,7 +307,7 @@ def test_a_passkey_alone_signs_in(user_with_passkey):
         PASSKEY_SIGN_IN_URL, {"credential": passkey.get(options), "next": "/profile/activity/"}
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == "/profile/activity/"
     assert _signed_in_as(client) == user.pk
     assert events(EventType.LOGIN_SUCCEEDED)[-1].details == {"method": "passkey"}
@@ -431,7 +431,7 @@ def test_a_code_still_works_beside_a_passkey_when_no_policy_asks_for_one(user_wi
 
     response = second_step(client, code_for(device))
 
-    assert response.status_code == 302 and _signed_in_as(client) == user.pk
+    assert response.status_code == 303 and _signed_in_as(client) == user.pk
 
 
 def test_a_flood_of_passkey_answers_is_throttled_by_address(client, settings):

@@ -39,7 +39,7 @@ def pbkdf2_user(db, settings) -> User:
 
 
 def test_a_sign_in_upgrades_a_pbkdf2_hash_to_argon2id(pbkdf2_user):
-    assert sign_in(Client(), pbkdf2_user.email).status_code == 302
+    assert sign_in(Client(), pbkdf2_user.email).status_code == 303
 
     pbkdf2_user.refresh_from_db()
     assert identify_hasher(pbkdf2_user.password).algorithm == "argon2"

@@ -75,7 +75,7 @@ def test_reset_request_for_a_known_address_is_recorded_and_mailed(client):
     user = member()
     response = client.post(reverse("accounts:password-reset"), {"email": user.email})
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     [requested] = events(EventType.PASSWORD_RESET_REQUESTED)
     assert requested.actor_id == user.pk
     assert requested.outcome == Outcome.SUCCESS
@@ -89,7 +89,7 @@ def test_reset_request_for_an_unknown_address_looks_the_same_and_is_recorded(cli
         reverse("accounts:password-reset"), {"email": "ghost@example.test"}
     )
 
-    assert response_unknown.status_code == response_known.status_code == 302
+    assert response_unknown.status_code == response_known.status_code == 303
     assert response_unknown["Location"] == response_known["Location"]
     assert len(mail.outbox) == 1
     unknown = events(EventType.PASSWORD_RESET_REQUESTED)[-1]
@@ -116,7 +116,7 @@ def test_completed_reset_records_unlocks_and_ends_every_session(client):
         {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     [completed] = events(EventType.PASSWORD_RESET_COMPLETED)
     assert completed.actor_id == user.pk
     [released] = events(EventType.LOCKOUT_RELEASED)
@@ -124,7 +124,7 @@ def test_completed_reset_records_unlocks_and_ends_every_session(client):
     [ended] = events(EventType.SESSION_ENDED)
     assert ended.reason == Reason.PASSWORD_CHANGED
     assert signed_in.get(reverse("accounts:profile")).status_code == 302
-    assert sign_in(Client(), user.email, NEW_PASSWORD).status_code == 302
+    assert sign_in(Client(), user.email, NEW_PASSWORD).status_code == 303
 
 
 def test_a_tampered_reset_link_is_refused_and_recorded(client):

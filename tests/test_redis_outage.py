@@ -90,12 +90,12 @@ def test_pages_and_actions_answer_while_redis_is_down(client, settings, enterpri
     organization = admin.membership.organization
     _, api_secret = api_token_create(organization=organization, user=admin, name="SIEM")
     with private_redis() as redis, app_on_private_redis(settings):
-        assert sign_in(client, admin.email).status_code == 302
+        assert sign_in(client, admin.email).status_code == 303
         assert client.get(reverse("accounts:audit-log")).status_code == 200  # pools now hold a
         redis.stop()  # connection that Redis is about to close
 
         client.logout()
-        assert sign_in(client, admin.email).status_code == 302
+        assert sign_in(client, admin.email).status_code == 303
         assert client.get(reverse("accounts:audit-log"), {"outcome": "success"}).status_code == 200
         event = AuditEvent.objects.filter(organization=organization).latest("pk")
         assert client.get(reverse("accounts:audit-log-event", args=[event.pk])).status_code == 200
@@ -141,7 +141,7 @@ def test_after_a_redis_outage_the_worker_lives_and_the_sweeps_finish_the_work(
         # Before the outage: recent events, evaluated by their own tasks. (The old sweep stopped
         # at the first of these for five minutes.)
         for _ in range(2):
-            assert sign_in(client, person.email, REMOTE_ADDR="198.51.100.7").status_code == 302
+            assert sign_in(client, person.email, REMOTE_ADDR="198.51.100.7").status_code == 303
             client.logout()
         wait_for(_all_evaluated, 30, "evaluation of the events before the outage")
         before = _relevant_events()
@@ -150,7 +150,7 @@ def test_after_a_redis_outage_the_worker_lives_and_the_sweeps_finish_the_work(
         for _ in range(5):
             refused = sign_in(client, person.email, "wrong", REMOTE_ADDR="198.51.100.7")
             assert refused.status_code == 200
-        assert sign_in(client, admin.email).status_code == 302
+        assert sign_in(client, admin.email).status_code == 303
         assert client.get(reverse("exports:audit-log-csv")).status_code == 302
         assert _change_password(client).status_code == 303
         during = _relevant_events() - before
@@ -204,7 +204,7 @@ def test_an_export_whose_worker_is_killed_is_rebuilt_with_no_partial_file(
         workers(tmp_path, _worker_environment(tmp_path, 1)) as start_worker,
     ):
         first = start_worker()
-        assert sign_in(client, officer.email).status_code == 302
+        assert sign_in(client, officer.email).status_code == 303
         assert client.get(reverse("exports:audit-log-csv")).status_code == 302
         export = Export.objects.get()
         # Killed (SIGKILL) once it has written part of the file and said so.

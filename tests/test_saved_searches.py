@@ -46,7 +46,7 @@ def test_saving_keeps_the_search_records_it_and_returns_to_it(client, org, admin
     response = client.post(
         SAVE, {"name": "Bob's failures", "query": "q=outcome%3Afailure&cursor=x&tz=UTC"}
     )
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == f"{AUDIT}?q=outcome%3Afailure"
     search = SavedSearch.objects.get()
     assert (search.owner, search.organization, search.log) == (admin, org, SearchLog.AUDIT)
@@ -96,7 +96,7 @@ def test_deleting_asks_first_then_deletes_and_says_so(client, org, admin):
     assert ask.status_code == 200 and "Delete the saved search" in ask.content.decode()
     assert SavedSearch.objects.filter(pk=search.pk).exists()
     done = client.post(_delete_url(search))
-    assert done.status_code == 302 and done["Location"] == AUDIT
+    assert done.status_code == 303 and done["Location"] == AUDIT
     assert not SavedSearch.objects.filter(pk=search.pk).exists()
     assert AuditEvent.objects.filter(event_type=EventType.SEARCH_DELETED, actor=admin).exists()
     assert "Deleted the saved search" in client.get(AUDIT).content.decode()

@@ -200,6 +200,149 @@ def test_the_activity_log_search_never_matches_what_the_person_may_not_see(
     assert len(rows(client.get(ACTIVITY, {"q": "-ip:198.51.100.7 -country:FR"}))) == 2
 
 
+# --- Negated free text --------------------------------------------------------------------------
+
+
+def _named(user, full_name: str):
+    """A fixed name (factories make random ones, which a word might happen to match)."""
+    user.full_name = full_name
+    user.save(update_fields=["full_name"])
+    return user
+
+
+def test_negated_free_text_leaves_out_the_events_about_people_it_names(client, org, admin, alice):
+    _named(admin, "Ada Admin")
+    hers = add(org, alice)
+    reset = add(org, admin, target_user=alice, event_type=EventType.MFA_RESET_BY_ADMIN)
+    own = add(org, admin)
+    ghost = add(
+        org,
+        None,
+        actor_label="ghost@acme.test",
+        event_type=EventType.LOGIN_FAILED,
+        outcome=Outcome.FAILURE,
+    )
+    client.force_login(admin)
+    everything = {hers.pk, reset.pk, own.pk, ghost.pk}
+    for q in ("-alice", "NOT alice", "-EXAMPLE", 'NOT "Alice Example"'):
+        assert set(rows(client.get(AUDIT, {"q": q}))) == {own.pk, ghost.pk}, q
+    assert set(rows(client.get(AUDIT, {"q": "-ghost"}))) == everything - {ghost.pk}
+    assert set(rows(client.get(AUDIT, {"q": "-alice -ghost"}))) == {own.pk}
+    assert rows(client.get(AUDIT, {"q": "type:login.* -alice -outcome:failure"})) == [own.pk]
+    assert set(rows(client.get(AUDIT, {"q": "-nobody-has-this"}))) == everything
+    # A positive word and a negated one together: Alice's events not involving the admin.
+    assert rows(client.get(AUDIT, {"q": "alice -admin"})) == [hers.pk]
+
+
+def test_negated_free_text_is_one_chip_that_takes_its_not_out(client, org, admin):
+    client.force_login(admin)
+    response = client.get(AUDIT, {"q": "NOT alice type:login.*"})
+    chips = {chip["label"]: chip["url"] for chip in response.context["chips"]}
+    assert set(chips) == {"-alice", "type:login.*"}
+    assert parse_qs(urlsplit(chips["-alice"]).query)["q"] == ["type:login.*"]
+    assert parse_qs(urlsplit(chips["type:login.*"]).query)["q"] == ["NOT alice"]
+
+
+def test_negated_free_text_in_the_activity_log_never_tells_what_is_hidden(
+    client, org, admin, alice
+):
+    _named(admin, "Ada Admin")
+    mine = add(org, alice)
+    about_her = {"target_user": alice, "target_label": alice.email}
+    reset = add(org, admin, event_type=EventType.MFA_RESET_BY_ADMIN, **about_her)
+    # Who acknowledged an alert about Alice is hidden from her: -admin must not reveal it.
+    triaged = add(org, admin, event_type=EventType.ALERT_ACKNOWLEDGED, **about_her)
+    client.force_login(alice)
+    assert set(rows(client.get(ACTIVITY, {"q": "-admin"}))) == {mine.pk, triaged.pk}
+    assert set(rows(client.get(ACTIVITY, {"q": "NOT alice"}))) == set()
+    assert set(rows(client.get(ACTIVITY, {"q": "-nobody"}))) == {mine.pk, reset.pk, triaged.pk}
+
+
+def test_negated_free_text_searches_only_ones_own_tenant_and_role(client, org, admin, alice):
+    add(org, alice)
+    add(org, admin)
+    other_admin = member(OrganizationFactory.create(), Role.ADMINISTRATOR)
+    client.force_login(other_admin)
+    assert rows(client.get(AUDIT, {"q": "-alice"})) == []  # nothing of ours, ever
+    client.force_login(alice)
+    assert client.get(AUDIT, {"q": "-admin"}).status_code == 403  # a member: no Audit Log
+
+
+@pytest.mark.parametrize(
+    ("q", "message"),
+    [("alice NOT", "NOT at character 7 has nothing to negate"), ("NOT -bob", "negates twice")],
+)
+@pytest.mark.parametrize("url", [AUDIT, ACTIVITY])
+def test_a_bad_negation_is_a_400_naming_it(client, org, admin, q, message, url):
+    client.force_login(admin)
+    response = client.get(url, {"q": q})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_the_search_help_on_the_page_explains_negated_words(client, org, admin, alice):
+    for person, url in ((admin, AUDIT), (alice, ACTIVITY)):
+        client.force_login(person)
+        text = client.get(url).content.decode()
+        assert "<code>-bob</code>, <code>NOT bob</code>" in text
+        assert "leaves out events about anyone whose name or email address contains it" in text
+
+
+# --- The Advanced dropdowns: words shown, codes kept -----------------------------------------
+
+
+def test_the_dropdowns_show_words_and_keep_the_codes(client, org, admin, alice):
+    for person, url in ((admin, AUDIT), (alice, ACTIVITY)):
+        client.force_login(person)
+        text = client.get(url).content.decode()
+        assert '<optgroup label="Sign-in">' in text
+        assert '<option value="login.failed">Sign-in failed</option>' in text
+        assert '<option value="failure">Failed</option>' in text
+        assert '<option value="invalid_credentials">Wrong password</option>' in text
+        assert '<option value="DE">Germany</option>' in text
+        assert '<option value="authentication">Sign-in</option>' in text
+        assert ">login.failed<" not in text and ">invalid_credentials<" not in text
+
+
+def test_the_address_keeps_codes_and_the_chips_read_as_words(client, org, admin, alice):
+    wrong = add(
+        org,
+        alice,
+        event_type=EventType.LOGIN_FAILED,
+        outcome=Outcome.FAILURE,
+        reason="invalid_credentials",
+        country="DE",
+    )
+    add(org, alice, event_type=EventType.LOGIN_FAILED, outcome=Outcome.FAILURE, reason="mfa_failed")
+    add(org, alice, country="FR")
+    client.force_login(admin)
+    params = {"event_type": "login.failed", "reason": "invalid_credentials", "country": "de"}
+    response = client.get(AUDIT, params)
+    assert rows(response) == [wrong.pk]
+    text = response.content.decode()
+    assert '<option value="login.failed" selected>Sign-in failed</option>' in text
+    assert '<option value="invalid_credentials" selected>Wrong password</option>' in text
+    assert '<option value="DE" selected>Germany</option>' in text
+    chips = {chip["label"]: chip["url"] for chip in response.context["chips"]}
+    assert set(chips) == {
+        "Event type: Sign-in failed",
+        "Reason: Wrong password",
+        "Country: Germany",
+    }
+    kept = parse_qs(urlsplit(chips["Country: Germany"]).query)
+    assert kept["event_type"] == ["login.failed"] and kept["reason"] == ["invalid_credentials"]
+    # The same in the person's own log.
+    client.force_login(alice)
+    assert rows(client.get(ACTIVITY, {"reason": "invalid_credentials"})) == [wrong.pk]
+
+
+def test_an_unknown_code_in_a_dropdown_is_a_400_naming_the_field(client, org, admin):
+    client.force_login(admin)
+    response = client.get(AUDIT, {"reason": "made_up"})
+    assert response.status_code == 400
+    assert "made_up is not one of the available choices" in response.content.decode()
+
+
 def test_htmx_gets_the_results_with_chips_and_the_full_page_the_box(client, org, admin):
     add(org, admin)
     client.force_login(admin)
@@ -218,9 +361,9 @@ def test_each_chip_links_to_the_search_without_it(client, org, admin):
     client.force_login(admin)
     response = client.get(AUDIT, {"q": "type:login.* alice", "outcome": "failure", "period": "24h"})
     chips = {chip["label"]: chip["url"] for chip in response.context["chips"]}
-    assert set(chips) == {"type:login.*", "alice", "Outcome: failure", "Last 24 hours"}
+    assert set(chips) == {"type:login.*", "alice", "Outcome: Failed", "Last 24 hours"}
     assert parse_qs(urlsplit(chips["type:login.*"]).query)["q"] == ["alice"]
-    assert "outcome" not in parse_qs(urlsplit(chips["Outcome: failure"]).query)
+    assert "outcome" not in parse_qs(urlsplit(chips["Outcome: Failed"]).query)
     assert "period" not in parse_qs(urlsplit(chips["Last 24 hours"]).query)
 
 

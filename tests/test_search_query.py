@@ -70,10 +70,47 @@ def test_words_without_a_qualifier_are_free_text_in_order():
 
 @pytest.mark.parametrize(
     "text",
-    ["-alice", "X-Injected: 1", "'; DROP TABLE audit_auditevent; --", "%", "_", "\\", '"a:b"'],
+    ["X-Injected: 1", "'; DROP TABLE audit_auditevent; --", "%", "_", "\\", '"a:b"', "-"],
 )
 def test_other_words_are_free_text(text):
     assert all(not term.key for term in query_parse(text).terms)
+
+
+@pytest.mark.parametrize(
+    ("text", "free", "excluded"),
+    [
+        ("-alice", "", ("alice",)),
+        ("NOT alice", "", ("alice",)),
+        ("bob -alice NOT carol", "bob", ("alice", "carol")),
+        ('-"Ada Admin"', "", ("Ada Admin",)),
+        ('NOT "Ada Admin" -alice -alice', "", ("Ada Admin", "alice")),
+        ('"-alice"', "-alice", ()),  # quoted: the word itself
+        ('"NOT" alice', "NOT alice", ()),
+        ("not alice", "not alice", ()),  # lower case is a word like any other
+        ("-", "-", ()),
+    ],
+)
+def test_free_text_is_negated_by_a_minus_or_not(text, free, excluded):
+    query = query_parse(text)
+    assert query.free_text == free
+    assert query.excluded_text == excluded
+    # Each chip reads back as the word it stands for.
+    for term in query.terms:
+        (again,) = query_parse(term.label).terms
+        assert (again.key, again.value, again.negated) == (term.key, term.value, term.negated)
+
+
+def test_not_negates_a_qualifier_and_its_chip_takes_the_not_out_too():
+    query = query_parse("alice NOT type:login.* NOT bob")
+    negated_type, negated_bob = query.terms[1], query.terms[2]
+    assert (negated_type.key, negated_type.negated, negated_type.label) == (
+        "type",
+        True,
+        "-type:login.*",
+    )
+    assert query.without(negated_type) == "alice NOT bob"
+    assert query.without(negated_bob) == "alice NOT type:login.*"
+    assert negated_bob.label == "-bob"
 
 
 def test_an_empty_query_has_no_terms():
@@ -142,6 +179,14 @@ def test_a_value_is_written_as_a_word_that_reads_back(key, value, word):
         ("created:*..*", "a range needs at least one date", 1),
         ("created:2026-11-01..nope", "is not a date", 1),
         ("-created:2026-11-01", "cannot be negated", 1),
+        ("NOT created:2026-11-01", "cannot be negated", 1),
+        ("alice NOT", "NOT at character 7 has nothing to negate", 7),
+        ("NOT NOT alice", "NOT at character 5 has nothing to negate", 5),
+        ("NOT -alice", "NOT -alice at character 1 negates twice", 1),
+        ("NOT -type:login.*", "negates twice", 1),
+        ('-""', "at character 1 negates nothing", 1),
+        ("-" + "x" * 200, "free text is 201 characters long; at most 200", 1),
+        (" ".join(f"-w{i}" for i in range(11)), "leaves out 11 words; at most 10", 1),
         ("x" * 201, "free text is 201 characters long; at most 200", 1),
         ("x" * 10_240, "The search is 10,240 characters long; at most 1,000", MAX_QUERY + 1),
     ],

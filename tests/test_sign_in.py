@@ -25,7 +25,7 @@ def test_successful_sign_in_records_login_and_session(client):
     user = member()
     response = sign_in(client, user.email, HTTP_USER_AGENT=CHROME_MAC, REMOTE_ADDR="203.0.113.9")
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     [login] = events(EventType.LOGIN_SUCCEEDED)
     [started] = events(EventType.SESSION_STARTED)
     assert login.actor_id == user.pk
@@ -98,7 +98,7 @@ def test_inactive_account_is_refused_with_the_same_message(client):
 def test_email_is_case_insensitive(client):
     user = member(email="mixed@example.test")
     response = sign_in(client, "MIXED@Example.TEST")
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert events(EventType.LOGIN_SUCCEEDED)[0].actor_id == user.pk
 
 
@@ -165,7 +165,7 @@ def test_sign_out_records_logout_and_session_end(client):
 
     response = client.post(reverse("accounts:logout"))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     [logout] = events(EventType.LOGOUT)
     [ended] = events(EventType.SESSION_ENDED)
     assert logout.actor_id == ended.actor_id == user.pk

@@ -60,7 +60,7 @@ def test_signing_in_as_another_user_ends_the_first_session():
 
     response = sign_in(browser, bob.email)
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert _signed_in_as(browser) == str(bob.pk)
     assert browser.session.session_key != old_key
     assert _dead(old_key)
@@ -81,7 +81,7 @@ def test_signing_in_again_as_the_same_user_ends_the_session_and_gives_a_new_key(
 
     response = sign_in(browser, user.email)
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert browser.session.session_key != old_key
     assert _dead(old_key)
     _assert_ended_by_sign_in(first.session_hash, user.pk)
@@ -98,7 +98,7 @@ def test_a_planted_signed_in_session_is_ended_and_not_kept():
 
     response = sign_in(victims_browser, victim.email)
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert victims_browser.session.session_key != planted
     assert _signed_in_as(victims_browser) == str(victim.pk)
     _assert_ended_by_sign_in(attackers.session_hash, attacker.pk)
@@ -115,7 +115,7 @@ def test_a_planted_anonymous_session_key_is_not_kept():
     browser = _browser()
     browser.cookies["sessionid"] = session.session_key
 
-    assert sign_in(browser, user.email).status_code == 302
+    assert sign_in(browser, user.email).status_code == 303
 
     assert browser.session.session_key != session.session_key
     assert _dead(session.session_key)
@@ -127,7 +127,7 @@ def test_a_forged_session_cookie_is_replaced():
     browser = _browser()
     browser.cookies["sessionid"] = "forgedforgedforgedforgedforged00"
 
-    assert sign_in(browser, user.email).status_code == 302
+    assert sign_in(browser, user.email).status_code == 303
 
     assert browser.session.session_key != "forgedforgedforgedforgedforged00"
     assert _signed_in_as(browser) == str(user.pk)
@@ -139,14 +139,14 @@ def test_the_two_step_sign_in_over_another_users_session_ends_it():
     device = totp_device(other)
     browser, carols_key, carols = _signed_in(carol)
 
-    assert sign_in(browser, other.email).status_code == 302  # the password step
+    assert sign_in(browser, other.email).status_code == 303  # the password step
     _assert_ended_by_sign_in(carols.session_hash, carol.pk)
     assert _signed_in_as(browser) is None
     assert _dead(carols_key)
 
     response = second_step(browser, code_for(device))
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert _signed_in_as(browser) == str(other.pk)
     assert events(EventType.LOGIN_SUCCEEDED)[-1].actor_id == other.pk
     assert len(events(EventType.SESSION_ENDED)) == 1

@@ -96,7 +96,7 @@ def _statements_of_sign_in(client, user: User) -> list[str]:
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(record):
-        assert sign_in(client, user.email).status_code == 302
+        assert sign_in(client, user.email).status_code == 303
     return statements
 
 

@@ -53,7 +53,7 @@ def owner_browser(user, ip: str = OWNER_IP, *, device=None) -> Client:
     response = sign_in(client, user.email)
     if device is not None:
         response = second_step(client, code_for(device))
-    assert response.status_code == 302, "the owner's first sign-in failed"
+    assert response.status_code == 303, "the owner's first sign-in failed"
     client.post(LOGOUT_URL)
     return client
 
@@ -64,7 +64,7 @@ def fail(client: Client, user, times: int) -> list[int]:
 
 def signs_in(client: Client, user) -> bool:
     response = sign_in(client, user.email)
-    signed_in: bool = response.status_code == 302
+    signed_in: bool = response.status_code == 303
     if signed_in:
         client.post(LOGOUT_URL)
     else:
@@ -155,7 +155,7 @@ def test_a_right_password_without_the_second_step_makes_nothing_familiar():
     user = member()
     totp_device(user)
     attacker = browser(ATTACKER_IP)
-    assert sign_in(attacker, user.email).status_code == 302  # on to the second step, no further
+    assert sign_in(attacker, user.email).status_code == 303  # on to the second step, no further
     fail(attacker, user, 1)
     assert last_source() == Source.UNFAMILIAR
 
@@ -220,9 +220,9 @@ def test_the_owner_with_a_second_factor_still_signs_in_with_it(settings):
     attacker = browser(ATTACKER_IP)
     fail(attacker, user, 10)
 
-    assert sign_in(client, user.email).status_code == 302  # on to the second step
+    assert sign_in(client, user.email).status_code == 303  # on to the second step
     response = second_step(client, code_for(device, steps_from_now=1))
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response["Location"] == reverse("accounts:profile")
     [_, signed_in] = events(EventType.LOGIN_SUCCEEDED)
     assert signed_in.details["method"] == "password+totp"
@@ -311,7 +311,7 @@ def test_a_wrong_code_counts_in_the_class_its_password_step_was_decided_in(setti
     device = totp_device(user)
     client = owner_browser(user, device=device)
     wrong = "000000" if code_for(device) != "000000" else "111111"
-    assert sign_in(client, user.email).status_code == 302
+    assert sign_in(client, user.email).status_code == 303
     client.defaults["REMOTE_ADDR"] = ATTACKER_IP  # the code step comes from elsewhere
 
     second_step(client, wrong)
@@ -327,13 +327,13 @@ def test_wrong_codes_after_an_unfamiliar_password_step_lock_only_unfamiliar_sour
     client = owner_browser(user, device=device)
     wrong = "000000" if code_for(device) != "000000" else "111111"
     attacker = browser(ATTACKER_IP)  # knows the password, not the code
-    assert sign_in(attacker, user.email).status_code == 302
+    assert sign_in(attacker, user.email).status_code == 303
     statuses = [second_step(attacker, wrong).status_code for _ in range(10)]
 
     assert statuses == [400] * 9 + [403]
     assert len(triggered("unfamiliar")) == 1
-    assert sign_in(client, user.email).status_code == 302
-    assert second_step(client, code_for(device, steps_from_now=1)).status_code == 302
+    assert sign_in(client, user.email).status_code == 303
+    assert second_step(client, code_for(device, steps_from_now=1)).status_code == 303
 
 
 def test_a_pending_sign_in_signed_before_sources_were_carried_counts_as_unfamiliar(settings):
@@ -341,7 +341,7 @@ def test_a_pending_sign_in_signed_before_sources_were_carried_counts_as_unfamili
     user = member()
     device = totp_device(user)
     client = owner_browser(user, device=device)
-    assert sign_in(client, user.email).status_code == 302
+    assert sign_in(client, user.email).status_code == 303
     session = client.session
     marker = signing.loads(session[PENDING_SESSION_KEY], salt=PENDING_SALT)
     del marker["s"]
@@ -361,7 +361,7 @@ def _admin_of(user) -> Client:
     """A browser signed in as an administrator of the user's organization."""
     admin = member(user.membership.organization, Role.ADMINISTRATOR)
     client = browser(ELSEWHERE_IP)
-    assert sign_in(client, admin.email).status_code == 302
+    assert sign_in(client, admin.email).status_code == 303
     return client
 
 
@@ -547,7 +547,7 @@ def test_a_burst_from_strangers_racing_the_owner_is_checked_threshold_times(coun
 
     statuses = _in_threads(attempts, threads=12)
 
-    assert statuses.count(302) == 8  # the owner signed in every time
+    assert statuses.count(303) == 8  # the owner signed in every time
     assert len(checked("unfamiliar")) == 10
     assert len(checked("familiar")) == 9
     assert counted_checks.verified == 10 + 8 + 9

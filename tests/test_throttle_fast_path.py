@@ -174,7 +174,7 @@ def test_an_address_on_an_organizations_allowlist_is_left_to_the_full_path():
 
     # Not noted for the fast path: the full path knows the attempt's organization.
     assert sign_in(attacker, "stranger@example.test", "x").status_code == 429
-    assert sign_in(attacker, person.email).status_code == 302
+    assert sign_in(attacker, person.email).status_code == 303
 
 
 def test_a_refused_reset_request_is_answered_without_a_query():
@@ -183,7 +183,7 @@ def test_a_refused_reset_request_is_answered_without_a_query():
     codes = [
         attacker.post(RESET_URL, {"email": f"r{n}@example.test"}).status_code for n in range(6)
     ]
-    assert codes == [302] * 5 + [429]
+    assert codes == [303] * 5 + [429]
 
     with no_queries():
         response = attacker.post(RESET_URL, {"email": user.email})

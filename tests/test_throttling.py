@@ -140,10 +140,10 @@ def test_a_successful_sign_in_gives_its_attempt_back(store, small_limits):
     people = [member() for _ in range(8)]
     office = browser(OFFICE_IP)
     for user in people:
-        assert sign_in(office, user.email).status_code == 302
+        assert sign_in(office, user.email).status_code == 303
         office.post(LOGOUT_URL)
     assert statuses(office, people[0].email, 4) == [200] * 4  # typos: 4 of the 5
-    assert sign_in(office, people[1].email).status_code == 302
+    assert sign_in(office, people[1].email).status_code == 303
 
 
 def test_one_account_is_throttled_across_many_addresses(store, small_limits):
@@ -163,7 +163,7 @@ def test_one_account_is_throttled_across_many_addresses(store, small_limits):
 def test_the_owners_familiar_browser_is_not_kept_out_by_a_drained_account(store, small_limits):
     user = member()
     owner = browser(OFFICE_IP)
-    assert sign_in(owner, user.email).status_code == 302
+    assert sign_in(owner, user.email).status_code == 303
     owner.post(LOGOUT_URL)
     for n in range(1, 6):
         sign_in(browser(f"198.51.100.{n}"), user.email, "wrong")
@@ -171,7 +171,7 @@ def test_the_owners_familiar_browser_is_not_kept_out_by_a_drained_account(store,
         sign_in(browser("192.0.2.9"), user.email).status_code == 429
     )  # a stranger, right password
 
-    assert sign_in(owner, user.email).status_code == 302
+    assert sign_in(owner, user.email).status_code == 303
 
 
 def test_the_attack_of_the_issue_is_throttled_and_the_owners_still_sign_in(store, settings):
@@ -182,14 +182,14 @@ def test_the_attack_of_the_issue_is_throttled_and_the_owners_still_sign_in(store
     owners = [member(organization) for _ in range(12)]
     browsers = [browser(f"203.0.113.{n + 1}") for n in range(12)]
     for user, own in zip(owners, browsers, strict=True):
-        assert sign_in(own, user.email).status_code == 302
+        assert sign_in(own, user.email).status_code == 303
         own.post(LOGOUT_URL)
     attacker = browser(ATTACKER_IP)
     codes = [code for user in owners for code in statuses(attacker, user.email, 10)]
     assert codes == [200] * settings.THROTTLE_IP_BURST + [429] * (120 - settings.THROTTLE_IP_BURST)
     assert len(throttled_events()) == 1  # 20 refusals, one event
     for user, own in zip(owners, browsers, strict=True):
-        assert sign_in(own, user.email).status_code == 302
+        assert sign_in(own, user.email).status_code == 303
 
 
 def test_an_ipv6_client_is_throttled_by_its_64(store, small_limits):
@@ -330,7 +330,7 @@ def test_password_reset_requests_are_throttled_per_address(store, small_limits):
         browser(f"198.51.100.{n}").post(RESET_URL, {"email": user.email}).status_code
         for n in range(1, 7)
     ]
-    assert codes == [302] * 4 + [429] * 2
+    assert codes == [303] * 4 + [429] * 2
     assert len(mail.outbox) == 4
     refused = browser("198.51.100.9").post(RESET_URL, {"email": user.email})
     assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
@@ -338,7 +338,7 @@ def test_password_reset_requests_are_throttled_per_address(store, small_limits):
     [event] = throttled_events()
     assert event.details["purpose"] == "password_reset"
     # Signing in is not what was throttled: its buckets are apart.
-    assert sign_in(browser(ATTACKER_IP), user.email).status_code == 302
+    assert sign_in(browser(ATTACKER_IP), user.email).status_code == 303
 
 
 def test_api_token_guesses_are_throttled_and_a_valid_token_is_not(store, small_limits):
@@ -498,7 +498,7 @@ def test_many_addresses_against_one_organization_meet_its_unfamiliar_budget(
     owns(globex, "globex.test")
     alice = member(acme, email="alice@acme.test")
     alices_browser = browser(OFFICE_IP)
-    assert sign_in(alices_browser, alice.email).status_code == 302  # familiar from now
+    assert sign_in(alices_browser, alice.email).status_code == 303  # familiar from now
     alices_browser.post(LOGOUT_URL)
     counted_checks.reset()
 
@@ -513,7 +513,7 @@ def test_many_addresses_against_one_organization_meet_its_unfamiliar_budget(
     assert event.organization_id == acme.pk
 
     # Alice on her own browser is not charged; a stranger with her password is.
-    assert sign_in(alices_browser, alice.email).status_code == 302
+    assert sign_in(alices_browser, alice.email).status_code == 303
     assert sign_in(browser("192.0.2.77"), alice.email).status_code == 429
     # Another organization's budget is its own.
     assert sign_in(browser("192.0.2.78"), "someone@globex.test", "x").status_code == 200

@@ -84,4 +84,4 @@ def test_the_api_and_password_reset_answer_while_the_throttles_redis_is_down(
             ).status_code
             for n in range(3)
         ]
-        assert resets == [302] * 3
+        assert resets == [303] * 3

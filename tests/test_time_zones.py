@@ -181,7 +181,7 @@ def test_the_sign_in_stores_the_browsers_zone_when_none_is(client):
         LOGIN, {"email": user.email, "password": PASSWORD, "time_zone": "Asia/Tokyo"}
     )
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert User.objects.get(pk=user.pk).time_zone == "Asia/Tokyo"
     [change] = AuditEvent.objects.filter(event_type=EventType.SETTINGS_CHANGED, actor=user)
     assert change.details == {"time_zone": {"old": "", "new": "Asia/Tokyo"}}
@@ -201,7 +201,7 @@ def test_a_sign_in_with_no_real_zone_signs_in_and_stores_none(client, zone):
 
     response = client.post(LOGIN, {"email": user.email, "password": PASSWORD, "time_zone": zone})
 
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert User.objects.get(pk=user.pk).time_zone == ""
 
 
@@ -220,7 +220,7 @@ def test_the_zone_waits_for_the_second_step(client):
     first = client.post(
         LOGIN, {"email": user.email, "password": PASSWORD, "time_zone": "Asia/Tokyo"}
     )
-    assert first.status_code == 302
+    assert first.status_code == 303
     assert User.objects.get(pk=user.pk).time_zone == ""
 
     second_step(client, code_for(device))

@@ -15,7 +15,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
-from audit.forms import PERIOD_CHOICES, EventFilterForm
+from audit.forms import PERIOD_CHOICES, VALUE_TITLES, EventFilterForm
 from audit.member_view import event_seen_by
 from audit.selectors import (
     LIST_FIELDS,
@@ -53,7 +53,17 @@ def _query_without_cursor(form: EventFilterForm) -> str:
 
 
 # The Advanced fields a chip may stand for (q's words have a chip each; tz and cursor none).
-_CHIP_FIELDS = ("start", "end", "category", "event_type", "outcome", "user", "ip", "country")
+_CHIP_FIELDS = (
+    "start",
+    "end",
+    "category",
+    "event_type",
+    "outcome",
+    "reason",
+    "user",
+    "ip",
+    "country",
+)
 
 
 def _chips(request: AuthenticatedHttpRequest, form: EventFilterForm) -> list[dict[str, str]]:
@@ -79,7 +89,8 @@ def _chips(request: AuthenticatedHttpRequest, form: EventFilterForm) -> list[dic
         if name in form.fields and value not in (None, ""):
             chips.append(
                 {
-                    "label": f"{form.fields[name].label or name.capitalize()}: {value}",
+                    "label": f"{form.fields[name].label or name.capitalize()}: "
+                    f"{VALUE_TITLES.get(name, str)(str(value))}",
                     "url": search_url(request, q=q, drop=(name,)),
                 }
             )

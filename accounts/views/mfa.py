@@ -10,7 +10,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 from django_otp import login as otp_login
 
 from .. import mfa
@@ -84,17 +84,31 @@ def backup_codes_shown_next(
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def mfa_backup_codes(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """POST makes new backup codes; the GET after it shows them, once."""
-    if request.method == "POST":
-        if not mfa.user_has_mfa(request.user):
-            return HttpResponseBadRequest(
-                "Set up an authenticator app or a passkey first: backup codes stand in for it "
-                "when it is lost."
-            )
-        codes = mfa.backup_codes_generate(user=request.user, request=request)
+def mfa_backup_codes_new(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Ask, then make new backup codes (the earlier ones stop working); the GET of
+    mfa_backup_codes after it shows them, once."""
+    if not mfa.user_has_mfa(request.user):
+        return HttpResponseBadRequest(
+            "Set up an authenticator app or a passkey first: backup codes stand in for it "
+            "when it is lost."
+        )
+    backup = mfa.backup_device_of(request.user)
+    if request.method != "POST":
+        context = {"codes_left": backup.token_set.count() if backup is not None else 0}
+        return render(request, "accounts/mfa_backup_codes_new.html", context)
+    codes = mfa.backup_codes_generate(user=request.user, request=request)
+    if backup is not None:
         messages.success(request, "New backup codes made. Your earlier codes no longer work.")
-        return backup_codes_shown_next(request, codes, first=False)
+    else:
+        messages.success(request, "Backup codes made.")
+    return backup_codes_shown_next(request, codes, first=False)
+
+
+@never_cache
+@login_required
+@require_GET
+def mfa_backup_codes(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The backup codes just made, shown once; without any, back to Security."""
     once = request.session.pop(_CODES_ONCE_KEY, None)
     if not once:
         messages.info(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+from unicodedata import normalize
 
 from django.contrib import messages
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpResponse, HttpResponseBase
+from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
@@ -19,9 +22,11 @@ from django.views.decorators.http import require_http_methods
 
 from audit.models import Reason
 
+from ..activity_checks import secured_awaiting_reset
 from ..backends import attempt_organization
 from ..forms import PasswordChangeForm
 from ..http import AuthenticatedHttpRequest, see_other
+from ..models import User
 from ..selectors import user_for_sign_in
 from ..services import (
     password_changed_record,
@@ -57,7 +62,28 @@ def password_change(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "accounts/password_change.html", {"form": form})
 
 
+def _see_other(response: HttpResponse) -> HttpResponse:
+    """Django's auth views answer a good POST with 302; every POST here answers 303."""
+    if isinstance(response, HttpResponseRedirect):
+        return see_other(response.url)
+    return response
+
+
+class PasswordResetForm(auth_forms.PasswordResetForm):
+    """Django's form, which also serves an account secured by "No, secure my account": its
+    password was taken away until its owner chooses one by this email (Django's form serves only
+    accounts with a usable password)."""
+
+    def get_users(self, email: str) -> Iterator[User]:
+        for user in User.objects.filter(email__iexact=email, is_active=True):
+            # Compared as Django compares them (Unicode TR 36): no look-alike address matches.
+            same = normalize("NFKC", user.email).casefold() == normalize("NFKC", email).casefold()
+            if same and (user.has_usable_password() or secured_awaiting_reset(user)):
+                yield user
+
+
 class PasswordResetView(auth_views.PasswordResetView):
+    form_class = PasswordResetForm
     template_name = "accounts/password_reset.html"
     email_template_name = "accounts/email/password_reset.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
@@ -81,7 +107,7 @@ class PasswordResetView(auth_views.PasswordResetView):
         users = list(form.get_users(email))
         # The requester sees the same page whether or not the address is known.
         password_reset_requested_record(request=self.request, email=email, users=users)
-        return super().form_valid(form)
+        return _see_other(super().form_valid(form))
 
 
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
@@ -109,4 +135,4 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         with transaction.atomic():
             response = super().form_valid(form)
             password_reset_completed_record(request=self.request, user=form.user)
-        return response
+        return _see_other(response)

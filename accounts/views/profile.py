@@ -111,8 +111,8 @@ def activity_confirm(request: AuthenticatedHttpRequest, event_id: int) -> HttpRe
 @login_required
 @require_http_methods(["GET", "POST"])
 def activity_report(request: AuthenticatedHttpRequest, event_id: int) -> HttpResponse:
-    """ "No, secure my account": ask, then end the other sessions, require a new password and
-    tell the security team."""
+    """ "No, secure my account": ask, then end every session (this one too), take the password
+    away, email a link to choose a new one and tell the security team."""
     event = _own_answerable_event(request, event_id)
     if request.method != "POST":
         context = {
@@ -123,17 +123,21 @@ def activity_report(request: AuthenticatedHttpRequest, event_id: int) -> HttpRes
             .count(),
         }
         return render(request, "accounts/activity_report.html", context)
+    email = request.user.email
     outcome = activity_check_record(
         user=request.user, event=event, answer=ActivityAnswer.NOT_ME, request=request
     )
-    if outcome.changed:
-        ended = outcome.sessions_ended
-        messages.warning(
-            request,
-            f"We signed out your other sessions ({ended}) and told your organization's security "
-            "team. Choose a new password now.",
-        )
-    return see_other("accounts:password-change")
+    if not outcome.changed:
+        messages.info(request, "You already told us this was not you; your account was secured.")
+        return see_other(reverse("accounts:profile") + "#security-activity")
+    logout(request)
+    messages.warning(
+        request,
+        "Your account is secured: every session was signed out, this one too, and your old "
+        f"password no longer works. We emailed a link to {email}: open it to choose a new "
+        "password and sign in again. Your organization's security team has been told.",
+    )
+    return see_other("accounts:login")
 
 
 def _security_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:
@@ -163,13 +167,18 @@ def security(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
 def session_end(request: AuthenticatedHttpRequest, session_hash: str) -> HttpResponse:
+    """Ask, then end one of the person's sessions (this one signs out here)."""
     tracked = session_open_of(request.user, session_hash)
     if tracked is None:
         raise Http404("No such session of yours.")
-    if session_hash == request.session.get(SESSION_HASH_KEY):
+    current = session_hash == request.session.get(SESSION_HASH_KEY)
+    if request.method != "POST":
+        context = {"tracked": tracked, "current": current}
+        return render(request, "accounts/session_end.html", context)
+    if current:
         sessions_end(
             user=request.user,
             reason=SessionEndReason.REVOKED_BY_USER,

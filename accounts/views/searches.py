@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
@@ -13,7 +13,7 @@ from audit.forms import EventFilterForm
 
 from ..access import Capability, require
 from ..forms import SavedSearchForm
-from ..http import AuthenticatedHttpRequest
+from ..http import AuthenticatedHttpRequest, see_other
 from ..models import Organization, SearchLog
 from ..selectors import membership_of, saved_search_own_of
 from ..services import saved_search_create, saved_search_delete
@@ -65,7 +65,7 @@ def _save(request: AuthenticatedHttpRequest, log: str) -> HttpResponse:
             )
             shared = " and shared with your organization" if search.shared else ""
             messages.success(request, f"Saved the search “{search.name}”{shared}.")
-            return HttpResponseRedirect(f"{log_url}?{query}")
+            return see_other(f"{log_url}?{query}")
     return render(
         request,
         "accounts/saved_search_form.html",
@@ -82,7 +82,7 @@ def _delete(request: AuthenticatedHttpRequest, log: str, search_id: int) -> Http
     if request.method == "POST":
         saved_search_delete(search=search, actor=request.user, request=request)
         messages.success(request, f"Deleted the saved search “{search.name}”.")
-        return HttpResponseRedirect(log_url)
+        return see_other(log_url)
     return render(
         request, "accounts/saved_search_delete.html", {"search": search, "log_url": log_url}
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import redirect, render, resolve_url
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -19,6 +19,7 @@ from audit.models import Reason
 
 from .. import mfa
 from ..forms import SIGN_IN_REFUSED, SecondStepForm, SignInForm
+from ..http import see_other
 from ..models import User
 from ..services import user_time_zone_set
 from ..sessions import session_end_replaced
@@ -56,7 +57,7 @@ def after_sign_in(request: HttpRequest, user: User, next_url: str, zone: str) ->
             "Your organization requires a passkey for your role: an authenticator app alone "
             "is not enough. Add a passkey to continue.",
         )
-        return redirect("accounts:passkey-add")
+        return see_other("accounts:passkey-add")
     if missing is not None:
         request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = missing
         messages.warning(
@@ -64,8 +65,8 @@ def after_sign_in(request: HttpRequest, user: User, next_url: str, zone: str) ->
             "Your organization requires two-step verification. Set up an authenticator app "
             "or a passkey to continue.",
         )
-        return redirect("accounts:mfa-enrol")
-    return HttpResponseRedirect(next_url)
+        return see_other("accounts:mfa-enrol")
+    return see_other(next_url)
 
 
 def second_step_passed(
@@ -89,7 +90,7 @@ def _signed_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
         # Signed in only after the second step: for now the session merely remembers that
         # this user gave the right password.
         mfa.pending_start(request=request, user=user, next_url=next_url, time_zone=zone)
-        return redirect("accounts:mfa-verify")
+        return see_other("accounts:mfa-verify")
     login(request, user)
     return after_sign_in(request, user, next_url, zone)
 
@@ -133,7 +134,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
 def sign_out(request: HttpRequest) -> HttpResponse:
     logout(request)
     messages.info(request, "You have signed out.")
-    return redirect("accounts:login")
+    return see_other("accounts:login")
 
 
 SECOND_STEP_REFUSED = (
