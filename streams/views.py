@@ -22,26 +22,31 @@ from .models import StreamDestination, Transport
 _SHOW_ONCE_KEY = "streams.secret_once"
 
 
-def _enterprise(request: AuthenticatedHttpRequest) -> Organization:
-    """The organization, if its administrators may stream; PermissionDenied otherwise."""
-    organization = require(request, Capability.MANAGE_STREAMS)
+def _refuse_unless_enterprise(organization: Organization) -> None:
     if not organization.has_api:
         raise PermissionDenied(
             f"Streams are part of the Enterprise tier; {organization.name} is on "
             f"{organization.get_tier_display()}."
         )
+
+
+def _enterprise(request: AuthenticatedHttpRequest) -> Organization:
+    """The organization, if its administrators may stream; PermissionDenied otherwise."""
+    organization = require(request, Capability.MANAGE_STREAMS)
+    _refuse_unless_enterprise(organization)
     return organization
 
 
 def _destination_or_404(
     request: AuthenticatedHttpRequest, destination_id: int
 ) -> StreamDestination:
-    organization = _enterprise(request)
+    organization = require(request, Capability.MANAGE_STREAMS)
     destination = selectors.destination_for(
         organization=organization, destination_id=destination_id
     )
     if destination is None:
         raise Http404("No such stream destination in your organization.")
+    _refuse_unless_enterprise(organization)  # a tier that changed since it was added
     return destination
 
 
@@ -78,15 +83,17 @@ def stream_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def stream_create(request: AuthenticatedHttpRequest) -> HttpResponse:
-    organization = _enterprise(request)
+    organization = require(request, Capability.MANAGE_STREAMS)
     transport = request.GET.get("transport", "")
     if transport not in Transport.values:
+        # Which transport? (Other tiers read here why there is none.)
         return render(
             request,
             "streams/stream_pick.html",
-            {"transports": Transport.choices, "asked": transport},
-            status=400 if transport else 200,
+            {"organization": organization, "transports": Transport.choices, "asked": transport},
+            status=400 if transport or request.method == "POST" else 200,
         )
+    _refuse_unless_enterprise(organization)
     form = DestinationForm(request.POST if request.method == "POST" else None, transport=transport)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
