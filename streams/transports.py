@@ -13,6 +13,7 @@ per batch, and only a 2xx counts.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -89,9 +90,32 @@ def _syslog(destination: StreamDestination, events: Sequence[AuditEvent]) -> Non
         sock.settimeout(timeout)
         sock.sendall(data)
     except TimeoutError:
+        sock.close()
         raise DeliveryFailed(f"timed out after {timeout:g} s while sending") from None
     except OSError as exc:
+        sock.close()
         raise DeliveryFailed(f"the connection failed while sending: {exc}") from None
+    _syslog_close(sock)
+
+
+def _syslog_close(sock: ssl.SSLSocket) -> None:
+    """End the connection so that the receiver reads everything sent.
+
+    Closing at once would lose data: a TLS 1.3 receiver sends session tickets after the
+    handshake, and a socket closed with unread data answers with a reset, which makes the
+    receiver's system discard what its program had not read yet. So: close_notify (after all
+    the data, in order), reading what comes until the receiver closes too. A reset then means
+    it did not read everything; a receiver that keeps the connection open past the timeout
+    has had all of it acknowledged by TCP.
+    """
+    try:
+        sock.unwrap()
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError, TimeoutError):
+        pass  # closed after reading our close_notify, or alive and silent
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        raise DeliveryFailed(f"the receiver reset the connection: {exc}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise DeliveryFailed(f"the connection failed while closing: {exc}") from None
     finally:
         sock.close()
 

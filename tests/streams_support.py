@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import standardwebhooks
 from cryptography import x509
@@ -73,8 +74,9 @@ class SyslogMessage:
     payload: str  # after the BOM
 
     @property
-    def json(self) -> dict:
-        return json.loads(self.payload)
+    def json(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.payload)
+        return parsed
 
 
 def parse_frames(data: bytes) -> tuple[list[bytes], bytes]:
@@ -167,7 +169,7 @@ class HttpReceiver:
     hec_token: str = ""
     mode: str = "accept"
     hang_seconds: float = 2.0
-    lines: list[dict] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, str]] = field(default_factory=list)
     bad_signatures: int = 0
     port: int = 0

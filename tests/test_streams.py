@@ -22,7 +22,7 @@ from audit.services import event_record
 from streams import delivery, services
 from streams.models import StreamDestination, Transport
 from streams.tasks import stream_deliver as stream_deliver_task
-from streams.transports import syslog_frame
+from streams.transports import send, syslog_frame
 
 from .factories import OrganizationFactory, member
 from .helpers import client_as
@@ -168,6 +168,23 @@ def test_syslog_receives_every_event_in_feed_order_as_rfc5424_frames(
     assert destination.last_event_id == ids[-1]
     assert destination.delivered_count == 11
     assert destination.last_error == ""
+
+
+def test_syslog_returns_only_once_the_listener_has_read_the_whole_batch(
+    stream_settings, admin, syslog
+):
+    # Closing at once after writing would reset the connection (the TLS 1.3 session tickets
+    # the listener sent are unread) and the listener's system would drop what it had not read.
+    destination = _syslog_destination(admin, syslog)
+    now = timezone.now()
+    batch = [
+        AuditEvent(pk=n, event_type="login.succeeded", occurred_at=now, details={"pad": "x" * 200})
+        for n in range(1, 3001)
+    ]
+
+    send(destination, batch)
+
+    assert syslog.ids()[-3000:] == list(range(1, 3001))
 
 
 def test_a_syslog_frame_counts_its_octets():
@@ -388,12 +405,12 @@ def test_with_the_broker_down_nothing_is_lost(stream_settings, admin, receiver):
     ids = _events(admin, 5)
     previous = {"broker_url": app.conf.broker_url, "task_always_eager": app.conf.task_always_eager}
     app.conf.update(broker_url="redis://127.0.0.1:18309/3", task_always_eager=False)  # nobody
-    app._after_fork()  # type: ignore[attr-defined]  # drop the pools of the other broker
+    app._after_fork()  # drop the connection pools of the other broker
     try:
         assert delivery.streams_deliver_due() == 0
     finally:
         app.conf.update(previous)
-        app._after_fork()  # type: ignore[attr-defined]
+        app._after_fork()
     destination.refresh_from_db()
     assert destination.delivered_count == 0
 
