@@ -21,7 +21,18 @@ TRANSPORT_FIELDS: dict[str, tuple[str, ...]] = {
     Transport.SYSLOG: ("host", "port", "ca_certificate"),
     Transport.SPLUNK_HEC: ("url", "secret", "ca_certificate"),
     Transport.HTTPS: ("url", "ca_certificate"),
+    Transport.S3: (
+        "url",
+        "bucket",
+        "key_prefix",
+        "region",
+        "access_key_id",
+        "secret",
+        "ca_certificate",
+    ),
 }
+# Credentials: never shown again; left empty when editing, the saved one is kept.
+CREDENTIALS = ("secret", "access_key_id")
 
 
 class DestinationForm(forms.Form):
@@ -49,6 +60,25 @@ class DestinationForm(forms.Form):
         label="URL",
         help_text="An https:// URL.",
         error_messages={"required": "Give the receiver's https:// URL."},
+    )
+    bucket = forms.CharField(
+        max_length=63,
+        help_text="The bucket's name.",
+        error_messages={"required": "Give the bucket's name."},
+    )
+    key_prefix = forms.CharField(
+        max_length=200,
+        label="Key prefix",
+        required=False,
+        help_text="Objects go under PREFIX/YYYY/MM/DD/HH/, one per batch (optional).",
+    )
+    region = forms.CharField(max_length=32, required=False, help_text="e.g. eu-central-1.")
+    access_key_id = forms.CharField(
+        max_length=128,
+        label="Access key id",
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Not shown again after saving.",
+        error_messages={"required": "Give the access key id."},
     )
     secret = forms.CharField(
         max_length=200,
@@ -83,6 +113,9 @@ class DestinationForm(forms.Form):
                 "port": instance.port,
                 "url": instance.url,
                 "ca_certificate": instance.ca_certificate,
+                "bucket": instance.bucket,
+                "key_prefix": instance.key_prefix,
+                "region": instance.region,
             }
         super().__init__(*args, **kwargs)
         self.transport = transport
@@ -99,10 +132,18 @@ class DestinationForm(forms.Form):
                 "An https:// URL. Each batch is POSTed as JSON lines, signed with Standard "
                 "Webhooks; the signing secret is shown once, after adding."
             )
-        if instance is not None and "secret" in self.fields:
-            # A saved token is never shown: leave it empty to keep it.
-            self.fields["secret"].required = False
-            self.fields["secret"].help_text = "Leave empty to keep the saved token."
+        if transport == Transport.S3:
+            self.fields["url"].label = "Endpoint URL"
+            self.fields["url"].help_text = "e.g. https://s3.eu-central-1.amazonaws.com."
+            self.fields["secret"].label = "Secret access key"
+            self.fields["secret"].help_text = "Not shown again after saving."
+            self.fields["secret"].error_messages["required"] = "Give the secret access key."
+        if instance is not None:
+            for name in CREDENTIALS:
+                if name in self.fields:
+                    # A saved credential is never shown: leave it empty to keep it.
+                    self.fields[name].required = False
+                    self.fields[name].help_text = "Leave empty to keep the saved one."
 
     def clean_host(self) -> str:
         host: str = self.cleaned_data["host"].strip().strip("[]").rstrip(".").lower()
@@ -146,7 +187,17 @@ class DestinationForm(forms.Form):
         """The destination's editable values from this form."""
         return {
             field: self.cleaned_data[field]
-            for field in ("name", "format", "host", "port", "url", "ca_certificate")
+            for field in (
+                "name",
+                "format",
+                "host",
+                "port",
+                "url",
+                "ca_certificate",
+                "bucket",
+                "key_prefix",
+                "region",
+            )
             if field in self.cleaned_data
         }
 

@@ -10,6 +10,7 @@ class Transport(models.TextChoices):
     SYSLOG = "syslog", "Syslog over TLS (RFC 5424)"
     SPLUNK_HEC = "splunk_hec", "Splunk HTTP Event Collector"
     HTTPS = "https", "HTTPS endpoint (JSON lines, signed)"
+    S3 = "s3", "S3-compatible object storage (gzip JSON lines)"
 
 
 class StreamDestination(models.Model):
@@ -31,10 +32,17 @@ class StreamDestination(models.Model):
     host = models.CharField(max_length=253, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True)
     url = models.URLField(max_length=500, blank=True)
+    # S3: the bucket, a key prefix, the region and the access key id (the secret access
+    # key is `secret`); the endpoint is `url`.
+    bucket = models.CharField(max_length=63, blank=True)
+    key_prefix = models.CharField(max_length=200, blank=True)
+    region = models.CharField(max_length=32, blank=True)
+    access_key_id = models.CharField(max_length=128, blank=True)
     # A private CA's certificate (PEM) the receiver's certificate is checked against instead of
     # the system's authorities. Public, not a secret.
     ca_certificate = models.TextField(blank=True)
-    # The Splunk HEC token or the Standard Webhooks signing secret (whsec_...): never shown
+    # The Splunk HEC token, the Standard Webhooks signing secret (whsec_...) or the S3 secret
+    # access key: never shown
     # again after saving, never in events, logs or streams.
     secret = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -75,4 +83,6 @@ class StreamDestination(models.Model):
         """Where events go, for people: host:port or the URL."""
         if self.transport == Transport.SYSLOG:
             return f"{self.host}:{self.port}"
+        if self.transport == Transport.S3:
+            return f"{self.url.rstrip('/')}/{self.bucket}/{self.key_prefix}"
         return self.url

@@ -47,6 +47,11 @@ def _public(destination: StreamDestination) -> dict[str, Any]:
         values.update(host=destination.host, port=destination.port)
     else:
         values["url"] = destination.url
+    if destination.transport == Transport.S3:
+        # Not the access key id: the brief counts S3 keys among the secrets.
+        values.update(
+            bucket=destination.bucket, key_prefix=destination.key_prefix, region=destination.region
+        )
     values["private_ca"] = bool(destination.ca_certificate)
     return values
 
@@ -94,6 +99,10 @@ def stream_destination_create(
     url: str = "",
     ca_certificate: str = "",
     secret: str = "",
+    bucket: str = "",
+    key_prefix: str = "",
+    region: str = "",
+    access_key_id: str = "",
     request: HttpRequest | None = None,
 ) -> StreamDestination:
     """Add a destination that streams from now on (replay sends the past). HTTPS destinations
@@ -112,6 +121,10 @@ def stream_destination_create(
             url=url,
             ca_certificate=ca_certificate,
             secret=secret,
+            bucket=bucket,
+            key_prefix=key_prefix,
+            region=region,
+            access_key_id=access_key_id,
             cursor_txid=txid,
             cursor_event_id=event_id,
         )
@@ -126,7 +139,17 @@ def stream_destination_create(
     return destination
 
 
-EDITABLE = ("name", "format", "host", "port", "url", "ca_certificate")
+EDITABLE = (
+    "name",
+    "format",
+    "host",
+    "port",
+    "url",
+    "ca_certificate",
+    "bucket",
+    "key_prefix",
+    "region",
+)
 
 
 def stream_destination_update(
@@ -135,6 +158,7 @@ def stream_destination_update(
     actor: User,
     changes: dict[str, Any],
     secret: str = "",
+    access_key_id: str = "",
     request: HttpRequest | None = None,
 ) -> bool:
     """Change the editable fields (and the HEC token when one is given); False if nothing
@@ -146,6 +170,9 @@ def stream_destination_update(
     secret_changed = bool(secret) and secret != destination.secret
     if secret_changed:
         destination.secret = secret
+    if access_key_id and access_key_id != destination.access_key_id:
+        destination.access_key_id = access_key_id
+        secret_changed = True
     new = _public(destination)
     ca_changed = "ca_certificate" in changes and changes["ca_certificate"] != (
         StreamDestination.objects.filter(pk=destination.pk)

@@ -108,6 +108,10 @@ def stream_create(request: AuthenticatedHttpRequest) -> HttpResponse:
             url=data.get("url", ""),
             ca_certificate=data.get("ca_certificate", ""),
             secret=data.get("secret", ""),
+            bucket=data.get("bucket", ""),
+            key_prefix=data.get("key_prefix", ""),
+            region=data.get("region", ""),
+            access_key_id=data.get("access_key_id", ""),
             request=request,
         )
         if destination.transport == Transport.HTTPS:
@@ -148,6 +152,7 @@ def stream_edit(request: AuthenticatedHttpRequest, destination_id: int) -> HttpR
             actor=request.user,
             changes=form.changes(),
             secret=form.cleaned_data.get("secret", ""),
+            access_key_id=form.cleaned_data.get("access_key_id", ""),
             request=request,
         )
         if changed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import standardwebhooks
@@ -443,6 +444,94 @@ def test_splunk_hec_gets_events_with_its_token(stream_settings, admin, receiver)
     assert receiver.ids()[1:] == ids
     assert receiver.lines[1]["sourcetype"] == "activity_monitor:json"
     assert receiver.bad_signatures == 0
+
+
+# --- S3-compatible storage ------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_endpoint() -> Iterator[str]:
+    """moto's standalone S3 server on loopback (no cloud is reachable), with a bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=18301, verbose=False)
+    server.start()
+    endpoint = "http://127.0.0.1:18301"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="AKIATEST",
+        aws_secret_access_key="not-a-secret",  # noqa: S106 - moto takes any
+    ).create_bucket(Bucket="audit-logs")
+    yield endpoint
+    server.stop()
+
+
+def _s3_objects(endpoint: str) -> dict[str, list[dict[str, Any]]]:
+    import gzip
+
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="AKIATEST",
+        aws_secret_access_key="not-a-secret",  # noqa: S106 - moto takes any
+    )
+    listed = client.list_objects_v2(Bucket="audit-logs").get("Contents", [])
+    return {
+        item["Key"]: [
+            json.loads(line)
+            for line in gzip.decompress(
+                client.get_object(Bucket="audit-logs", Key=item["Key"])["Body"].read()
+            ).splitlines()
+        ]
+        for item in listed
+    }
+
+
+@committed
+def test_s3_gets_gzip_json_lines_one_object_per_batch_under_the_hour(
+    stream_settings, admin, s3_endpoint
+):
+    destination = services.stream_destination_create(
+        organization=admin.membership.organization,
+        actor=admin,
+        name="Lake",
+        transport=Transport.S3,
+        fmt="json",
+        url=s3_endpoint,
+        bucket="audit-logs",
+        key_prefix="activity/",
+        region="us-east-1",
+        access_key_id="AKIATEST",
+        secret="s3-secret-key",  # noqa: S106 - a test key
+    )
+    ids = _events(admin, 6)
+    StreamDestination.objects.filter(pk=destination.pk).update(bucket="missing")
+
+    assert delivery.stream_deliver(destination_id=destination.pk) == 0
+    destination.refresh_from_db()
+    assert destination.last_error.startswith("the storage refused: NoSuchBucket")
+
+    StreamDestination.objects.filter(pk=destination.pk).update(bucket="audit-logs")
+    assert _drain(destination) == 7
+
+    objects = _s3_objects(s3_endpoint)
+    hour = timezone.now().strftime("%Y/%m/%d/%H")
+    assert all(
+        key.startswith("activity/") and key.endswith(".json.gz") and f"/{destination.pk}-" in key
+        for key in objects
+    )
+    assert any(hour in key for key in objects)
+    delivered = [line["id"] for lines in objects.values() for line in lines]
+    assert sorted(delivered)[1:] == ids
+    for event in AuditEvent.objects.filter(details__setting="stream_destination"):
+        assert "AKIATEST" not in json.dumps(event.details)
+        assert "s3-secret-key" not in json.dumps(event.details)
 
 
 # --- Replay ------------------------------------------------------------------------------------
