@@ -52,7 +52,9 @@ def test_an_administrator_adds_tests_replays_and_removes_a_syslog_stream(
 
         page.get_by_role("button", name="Send test event").click()
         page.get_by_text("The test event (id 0) reached “Production SIEM”").wait_for()
-        assert listener.messages[-1].json["id"] == 0
+        # OCSF, the first format offered, carries our id as metadata.uid.
+        sent = listener.messages[-1].json
+        assert sent["metadata"]["uid"] == "0" and "class_uid" in sent
 
         page.get_by_role("link", name="Production SIEM").click()
         page.wait_for_url(f"**{reverse('streams:stream-edit', args=[destination.pk])}")

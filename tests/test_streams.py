@@ -794,3 +794,46 @@ def test_a_webhook_receiver_library_verifies_the_signature(stream_settings, admi
     headers = receiver.requests[0]
     with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
         standardwebhooks.Webhook(destination.secret).verify(b"{}", headers)
+
+
+@committed
+def test_metrics_show_each_destination_s_deliveries_and_lag(stream_settings, admin, receiver):
+    from streams.metrics import stream_metrics
+
+    destination = _https_destination(admin, receiver)
+    _events(admin, 3)
+    _drain(destination)
+    _events(admin, 2)
+
+    families = {family.name: family for family in stream_metrics()}
+    labels = {
+        "organization": str(admin.membership.organization_id),
+        "destination": str(destination.pk),
+        "transport": "https",
+    }
+
+    def value(name: str) -> float:
+        (sample,) = [s for s in families[name].samples if s.labels == labels]
+        return float(sample.value)
+
+    assert value("activity_monitor_stream_deliveries") == 4
+    assert value("activity_monitor_stream_lag_events") == 2
+    assert value("activity_monitor_stream_lag_seconds") >= 0
+    assert value("activity_monitor_stream_paused") == 0
+
+
+@committed
+@pytest.mark.parametrize("fmt", ["ocsf", "cef"])
+def test_sign_ins_arrive_over_syslog_in_the_chosen_format(stream_settings, admin, syslog, fmt):
+    destination = _syslog_destination(admin, syslog)
+    StreamDestination.objects.filter(pk=destination.pk).update(format=fmt)
+    (event_id,) = _events(admin, 1)
+
+    _drain(destination)
+
+    payload = syslog.messages[-1].payload
+    if fmt == "ocsf":
+        ocsf = json.loads(payload)
+        assert ocsf["class_uid"] == 3002 and ocsf["metadata"]["uid"] == str(event_id)
+    else:
+        assert payload.startswith("CEF:0|") and f"externalId={event_id}" in payload
