@@ -108,8 +108,8 @@ def _syslog_close(sock: ssl.SSLSocket) -> None:
     handshake, and a socket closed with unread data answers with a reset, which makes the
     receiver's system discard what its program had not read yet. So: close_notify (after all
     the data, in order), reading what comes until the receiver closes too. A reset then means
-    it did not read everything; a receiver that keeps the connection open past the timeout
-    has had all of it acknowledged by TCP.
+    it did not read everything; a receiver that keeps the connection open costs the timeout
+    (STREAMS_TIMEOUT_SECONDS) per batch, and has had all of it acknowledged by TCP.
     """
     try:
         sock.unwrap()
