@@ -55,6 +55,8 @@ class Capability(enum.StrEnum):
     REVIEW_ACCESS = "review_access"
     # Settings → Security → Compliance reports (reports app): generate and download them.
     COMPLIANCE_REPORTS = "compliance_reports"
+    # Settings → Security → Streams: destinations that receive every event (Enterprise tier).
+    MANAGE_STREAMS = "manage_streams"
 
 
 C = Capability
@@ -121,6 +123,7 @@ REFUSALS: Mapping[Capability, str] = MappingProxyType(
         C.MANAGE_REVIEWS: "Only administrators change the review schedule and the guide.",
         C.REVIEW_ACCESS: "Access reviews are for administrators and compliance officers.",
         C.COMPLIANCE_REPORTS: "Compliance reports are for administrators and compliance officers.",
+        C.MANAGE_STREAMS: "Streams to a SIEM are managed by the organization's administrators.",
     }
 )
 

@@ -119,6 +119,17 @@ MENU: tuple[Group, ...] = (
                 C.VIEW_REVIEWS,
                 ("compliance:guide", "compliance:guide-edit", "compliance:retention-acknowledge"),
             ),
+            Entry(
+                "Streams",
+                "streams:stream-list",
+                C.MANAGE_STREAMS,
+                (
+                    "streams:stream-create",
+                    "streams:stream-edit",
+                    "streams:stream-replay",
+                    "streams:stream-delete",
+                ),
+            ),
         ),
         "accounts:security-settings",
         "Security settings",

@@ -165,6 +165,7 @@ INSTALLED_APPS = [
     "operations",
     "compliance",
     "reports",
+    "streams",
     "demo",
 ]
 
@@ -421,6 +422,10 @@ CELERY_BEAT_SCHEDULE = {
         ("compliance-reviews-sweep", "compliance.tasks.reviews_sweep", timedelta(minutes=15)),
         # Compliance reports never queued (broker down) or whose builder died: built again.
         ("reports-sweep", "reports.tasks.reports_sweep", timedelta(minutes=1)),
+        # Every 2 seconds: queue a delivery for each stream destination that is due (has not
+        # paused, is not waiting out a retry's backoff). The cursor lives in the database, so
+        # this is also what picks streams up again after a broker outage; each run is one query.
+        ("streams-deliver-due", "streams.tasks.streams_deliver_due", timedelta(seconds=2)),
     ]
 }
 
@@ -694,6 +699,24 @@ ALERTS_EVALUATION_LEASE_SECONDS = envint("ALERTS_EVALUATION_LEASE_SECONDS", 150)
 # The AS numbers the anonymising-network rule counts as hosting providers (looked up in
 # GEOIP_ASN_DB). Empty: the built-in list, alerts.anonymising.DEFAULT_HOSTING_ASNS.
 ALERTS_HOSTING_ASNS = envints("ALERTS_HOSTING_ASNS")
+
+# --- Streams to SIEMs (streams app) -----------------------------------------------------------
+# Development and tests only: let stream destinations use http:// and private or loopback
+# addresses (by default as the webhooks' setting says).
+STREAMS_ALLOW_PRIVATE = envbool("STREAMS_ALLOW_PRIVATE", ALERTS_WEBHOOK_ALLOW_PRIVATE)
+# Each connect, TLS handshake, send and wait for an answer gives up after this long.
+STREAMS_TIMEOUT_SECONDS = envfloat("STREAMS_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# Events per request (HTTPS, Splunk HEC) or per write (syslog).
+STREAMS_BATCH_SIZE = envint("STREAMS_BATCH_SIZE", 500)
+# One delivery task sends batches for at most this long, then leaves the rest to the next.
+STREAMS_TASK_BUDGET_SECONDS = envint("STREAMS_TASK_BUDGET_SECONDS", 60)
+# A deliverer holds its destination this long at most (longer than the task's time limit).
+STREAMS_LEASE_SECONDS = envint("STREAMS_LEASE_SECONDS", 180)
+# After a failed batch: wait 10 s, 20 s, 40 s ... at most STREAMS_BACKOFF_MAX_SECONDS.
+STREAMS_BACKOFF_SECONDS = envint("STREAMS_BACKOFF_SECONDS", 10)
+STREAMS_BACKOFF_MAX_SECONDS = envint("STREAMS_BACKOFF_MAX_SECONDS", 600)
+# A destination failing without a success for this long is paused and its administrators told.
+STREAMS_PAUSE_AFTER_HOURS = envfloat("STREAMS_PAUSE_AFTER_HOURS", 24.0, minimum=0.0)
 
 # --- Audit Log, CSV export, API (audit, exports, api apps) -----------------------------------
 # The same person re-running the same Audit Log filter within this time is one audit_log.viewed.

@@ -24,4 +24,5 @@ urlpatterns = [
     path("", include("operations.urls")),
     path("", include("compliance.urls")),
     path("", include("reports.urls")),
+    path("", include("streams.urls")),
 ]

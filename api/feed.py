@@ -84,11 +84,26 @@ def visibility_horizon() -> int | None:
         return int(cursor.fetchone()[0])
 
 
-def feed_page(
-    queryset: QuerySet[AuditEvent], *, organization_id: int, cursor: str, limit: int
-) -> FeedPage:
-    """The next `limit` events after the cursor, in (txid, id) order, final rows only."""
-    txid, event_id = _decode(cursor, organization_id=organization_id) if cursor else (-1, 0)
+@dataclass(frozen=True)
+class FeedBatch:
+    """Events after a position, and the position to continue from (txid, event id)."""
+
+    events: list[AuditEvent]
+    txid: int
+    event_id: int
+    has_more: bool
+
+
+# The position before every event: no row has a negative txid (SQLite's are all 0).
+START = (-1, 0)
+
+
+def feed_after(
+    queryset: QuerySet[AuditEvent], *, txid: int, event_id: int, limit: int
+) -> FeedBatch:
+    """The next `limit` events after the position (txid, event_id), in (txid, id) order, final
+    rows only; the position to continue from. The feed's one reading, for the API's signed
+    cursors and for the streams' stored ones alike."""
     horizon = visibility_horizon()
     if horizon is not None:
         queryset = queryset.filter(txid__lt=horizon)
@@ -101,5 +116,32 @@ def feed_page(
     if not has_more and horizon is not None and horizon > txid:
         # Everything below the horizon has been seen: start the next poll there.
         txid, event_id = horizon, 0
-    next_cursor = _encode(organization_id=organization_id, txid=txid, event_id=event_id)
-    return FeedPage(events=rows, next_cursor=next_cursor, has_more=has_more)
+    return FeedBatch(events=rows, txid=txid, event_id=event_id, has_more=has_more)
+
+
+def feed_page(
+    queryset: QuerySet[AuditEvent], *, organization_id: int, cursor: str, limit: int
+) -> FeedPage:
+    """The next `limit` events after the cursor, in (txid, id) order, final rows only."""
+    txid, event_id = _decode(cursor, organization_id=organization_id) if cursor else START
+    batch = feed_after(queryset, txid=txid, event_id=event_id, limit=limit)
+    next_cursor = _encode(organization_id=organization_id, txid=batch.txid, event_id=batch.event_id)
+    return FeedPage(events=batch.events, next_cursor=next_cursor, has_more=batch.has_more)
+
+
+def feed_end(queryset: QuerySet[AuditEvent]) -> tuple[int, int]:
+    """The position after every event there is now: a new reader starts here."""
+    horizon = visibility_horizon()
+    if horizon is not None:
+        # Everything below the horizon is final; what commits later has txid >= horizon.
+        return horizon, 0
+    last = queryset.order_by("-txid", "-id").values_list("txid", "id").first()
+    return (last[0] or 0, last[1]) if last else START
+
+
+def feed_before_first(queryset: QuerySet[AuditEvent]) -> tuple[int, int]:
+    """The position just before the queryset's first event in feed order (its end if empty)."""
+    first = queryset.order_by("txid", "id").values_list("txid", "id").first()
+    if first is None:
+        return feed_end(queryset)
+    return first[0] or 0, first[1] - 1

@@ -16,7 +16,10 @@ from accounts.models import (
     Tier,
     User,
 )
+from api.feed import feed_end
 from audit.models import AuditEvent
+from audit.selectors import events_for_organization
+from streams.models import StreamDestination, Transport
 
 from .activity import generate_demo_activity
 from .compliance import seed_compliance
@@ -169,4 +172,27 @@ def seed_demo(*, days: int = 28) -> list[str]:
             organization=acme, reviewer=officer, second=User.objects.get(email="admin@acme.test")
         )
         seed_report(organization=acme, user=officer)
+        _stream_destination(Organization.objects.get(slug="initech"))
     return created
+
+
+def _stream_destination(organization: Organization) -> None:
+    """Initech (Enterprise) streams to a syslog receiver on this machine, paused until one runs:
+    Settings → Security → Streams shows it, its health and its buttons."""
+    if StreamDestination.objects.filter(organization=organization).exists():
+        return
+    txid, event_id = feed_end(events_for_organization(organization=organization))
+    StreamDestination.objects.create(
+        organization=organization,
+        name="Local syslog (demo)",
+        transport=Transport.SYSLOG,
+        host="127.0.0.1",
+        port=6514,
+        cursor_txid=txid,
+        cursor_event_id=event_id,
+        paused_at=timezone.now(),
+        pause_reason=(
+            "Demo: no syslog receiver runs on 127.0.0.1:6514. Start one (TLS), set "
+            "STREAMS_ALLOW_PRIVATE=1 in .env, give its CA certificate here, then Resume."
+        ),
+    )

@@ -153,14 +153,19 @@ def url_problem(
 
 
 def _pool(
-    destination: Destination, address: str, *, timeout: float, ca_certs: str | None
+    destination: Destination,
+    address: str,
+    *,
+    timeout: float,
+    ca_certs: str | None,
+    ca_data: str | None = None,
 ) -> urllib3.HTTPConnectionPool:
     timeouts = urllib3.Timeout(connect=timeout, read=timeout)
     if destination.scheme == "http":
         return urllib3.HTTPConnectionPool(
             address, destination.port, timeout=timeouts, maxsize=1, retries=False
         )
-    context = ssl.create_default_context(cafile=ca_certs)
+    context = ssl.create_default_context(cafile=ca_certs, cadata=ca_data)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     # check_hostname stays on: the certificate is checked against server_hostname, the URL's
     # host, while the socket goes to the vetted address.
@@ -200,14 +205,18 @@ def request(
     max_response_bytes: int = 65536,
     resolver: Resolver = system_resolver,
     ca_certs: str | None = None,
+    ca_data: str | None = None,
 ) -> Response:
-    """Make one request to a vetted address of the URL's host; Refused or RequestFailed."""
+    """Make one request to a vetted address of the URL's host; Refused or RequestFailed.
+
+    ca_certs (a file) or ca_data (PEM) replace the system's trusted authorities.
+    """
     destination = destination_vet(url, allow_private=allow_private, resolver=resolver)
     sent_headers = {**(headers or {}), "Host": destination.host_header}
     deadline = time.monotonic() + 2 * timeout
     failure = RequestFailed("no address to connect to")
     for address in destination.addresses:
-        pool = _pool(destination, address, timeout=timeout, ca_certs=ca_certs)
+        pool = _pool(destination, address, timeout=timeout, ca_certs=ca_certs, ca_data=ca_data)
         try:
             response = pool.urlopen(
                 method,

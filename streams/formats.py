@@ -128,6 +128,15 @@ OCSF: dict[str, Ocsf] = {
     EventType.SEARCH_DELETED: _entity(4, "Saved Search"),
     EventType.ACTIVITY_CONFIRMED: _entity(1, "Activity Check"),
     EventType.ACTIVITY_REPORTED: _entity(1, "Activity Check"),
+    # A log review signed off, or past its due time unsigned: the review's state changed.
+    EventType.REVIEW_COMPLETED: _entity(3, "Log Review"),
+    EventType.REVIEW_OVERDUE: _entity(3, "Log Review"),
+    EventType.MEMBER_REMOVED: _entity(4, "Membership"),
+    EventType.ACCESS_REVIEW_STARTED: _entity(1, "Access Review"),
+    EventType.ACCESS_REVIEW_DECIDED: _entity(3, "Access Review"),
+    EventType.ACCESS_REVIEW_COMPLETED: _entity(3, "Access Review"),
+    EventType.REPORT_CREATED: _entity(1, "Compliance Report"),
+    EventType.REPORT_DOWNLOADED: _entity(2, "Compliance Report"),
 }
 
 # OCSF severity_id: 1 Informational, 2 Low, 3 Medium, 4 High. Failures are Low unless listed.
@@ -351,6 +360,14 @@ ECS: dict[str, tuple[list[str], list[str]]] = {
     EventType.SEARCH_DELETED: (["configuration"], ["deletion"]),
     EventType.ACTIVITY_CONFIRMED: (["iam"], ["info"]),
     EventType.ACTIVITY_REPORTED: (["iam"], ["info"]),
+    EventType.REVIEW_COMPLETED: (["configuration"], ["change"]),
+    EventType.REVIEW_OVERDUE: (["configuration"], ["info"]),
+    EventType.MEMBER_REMOVED: (["iam"], ["user", "deletion", "admin"]),
+    EventType.ACCESS_REVIEW_STARTED: (["configuration"], ["creation"]),
+    EventType.ACCESS_REVIEW_DECIDED: (["iam"], ["user", "change", "admin"]),
+    EventType.ACCESS_REVIEW_COMPLETED: (["configuration"], ["change"]),
+    EventType.REPORT_CREATED: (["file"], ["creation"]),
+    EventType.REPORT_DOWNLOADED: (["file"], ["access"]),
 }
 
 

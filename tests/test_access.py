@@ -48,6 +48,7 @@ from compliance.services import review_open, review_prepare, review_schedules_en
 from exports.services import export_build, export_create
 from retention.models import ExportSchedule, Frequency
 from retention.schedules import export_schedule_create, export_schedule_run
+from streams.models import StreamDestination, Transport
 
 from .alerts_support import sign_in_from
 from .factories import OrganizationFactory, member
@@ -153,6 +154,16 @@ class World:
             url="https://hooks.example.test/in",
             description="SIEM",
             actor=self.admin,
+        ).pk
+
+    @cached_property
+    def stream_id(self) -> int:
+        return StreamDestination.objects.create(
+            organization=self.organization,
+            name="SIEM",
+            transport=Transport.SYSLOG,
+            host="192.0.2.10",  # a documentation address: a test event is refused, saying so
+            port=6514,
         ).pk
 
     @cached_property
@@ -350,6 +361,7 @@ def review_item(world: World, user: User | None) -> dict[str, Any]:
 AN_ALERT = arg("pk", "alert_pk")
 AN_ACCESS_REVIEW = arg("review_id", "access_review_id")
 A_REPORT = arg("report_id", "report_id")
+A_STREAM = arg("destination_id", "stream_id")
 
 ROUTES: dict[str, tuple[Route, ...]] = {
     # Nothing needed.
@@ -577,6 +589,18 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "reports:report": (get(C.COMPLIANCE_REPORTS, args=A_REPORT, scoped=True),),
     "reports:report-status": (get(C.COMPLIANCE_REPORTS, args=A_REPORT, scoped=True),),
     "reports:report-download": (get(C.COMPLIANCE_REPORTS, args=A_REPORT, scoped=True),),
+    # Settings → Security → Streams (the first tenant is on the Enterprise tier).
+    "streams:stream-list": (get(C.MANAGE_STREAMS),),
+    "streams:stream-create": (
+        get(C.MANAGE_STREAMS, methods=GET_POST),
+        # No transport chosen: a 400 that says so, reached only by those who manage streams.
+        Route(C.MANAGE_STREAMS, method="post", ok=400, methods=GET_POST),
+    ),
+    "streams:stream-edit": (get(C.MANAGE_STREAMS, args=A_STREAM, scoped=True, methods=GET_POST),),
+    "streams:stream-test": (post(C.MANAGE_STREAMS, ok=303, args=A_STREAM, scoped=True),),
+    "streams:stream-pause": (post(C.MANAGE_STREAMS, ok=303, args=A_STREAM, scoped=True),),
+    "streams:stream-replay": (get(C.MANAGE_STREAMS, args=A_STREAM, scoped=True, methods=GET_POST),),
+    "streams:stream-delete": confirmed(C.MANAGE_STREAMS, A_STREAM),
 }
 
 
@@ -743,6 +767,7 @@ NAV = {
     reverse("compliance:checklist"): C.VIEW_REVIEWS,
     reverse("reports:access-reviews"): C.REVIEW_ACCESS,
     reverse("reports:reports"): C.COMPLIANCE_REPORTS,
+    reverse("streams:stream-list"): C.MANAGE_STREAMS,
 }
 
 

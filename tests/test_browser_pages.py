@@ -110,6 +110,12 @@ EXCLUDED = {
     "reports:access-review-csv": "a CSV download",
     "reports:report-status": "an HTMX fragment a report's page polls (visited inside it)",
     "reports:report-download": "a file download",
+    "streams:stream-test": "POST only (Send test event, on Streams)",
+    "streams:stream-pause": "POST only (Pause and Resume, on Streams)",
+    "streams:stream-create": "Enterprise only: walked in tests/test_browser_streams.py",
+    "streams:stream-edit": "Enterprise only: walked in tests/test_browser_streams.py",
+    "streams:stream-replay": "Enterprise only: walked in tests/test_browser_streams.py",
+    "streams:stream-delete": "Enterprise only: walked in tests/test_browser_streams.py",
     "/": "redirects to Profile",
     "admin": "Django's own admin, for platform operators",
     "/admin/login/": "Django's own admin sign-in, sent on to ours",
@@ -288,6 +294,9 @@ ADMINISTRATOR_PAGES = (
         "reports:report",
         lambda data: {"report_id": ComplianceReport.objects.get(organization=data.acme).pk},
     ),
+    # Acme is not on the Enterprise tier: the page says why not (the Enterprise pages are
+    # walked in tests/test_browser_streams.py).
+    Page("streams:stream-list"),
     Page("retention:retention"),
     Page("retention:archives"),
     Page(
