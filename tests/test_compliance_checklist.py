@@ -23,6 +23,7 @@ from audit.models import EventType
 from compliance.models import ChecklistState, Review
 from compliance.services import review_schedules_ensure
 from retention.models import ExportSchedule, Framework, RetentionSettings, StoredFile
+from streams.models import StreamDestination, Transport
 
 from .compliance_support import alert_at, record, review_of, team
 from .helpers import client_as, events
@@ -270,3 +271,18 @@ def test_each_item_keeps_the_date_it_last_changed(acme):
     # Another organization's items are its own.
     other = team("Globex")
     assert _status(client_as(other.admin), "scheduled_exports") == "to_do"
+
+
+def test_a_delivering_siem_stream_is_correlation_and_a_failing_one_is_not(acme):
+    client = client_as(acme.admin)
+    assert _status(client, "correlation") == "to_do"
+    stream = StreamDestination.objects.create(
+        organization=acme.org, name="SOC syslog", transport=Transport.SYSLOG, host="siem.test"
+    )
+    assert _status(client, "correlation") == "to_do"  # set up, nothing delivered yet
+    StreamDestination.objects.filter(pk=stream.pk).update(last_delivery_at=timezone.now())
+    assert _status(client, "correlation") == "done"
+    assert "Streaming to 1 destination(s)" in client.get(CHECKLIST).content.decode()
+    StreamDestination.objects.filter(pk=stream.pk).update(failing_since=timezone.now())
+    assert _status(client, "correlation") == "failing"
+    assert "“SOC syslog” has been failing" in client.get(CHECKLIST).content.decode()
