@@ -398,6 +398,8 @@ class SessionEndReason(models.TextChoices):
     REVOKED_BY_ADMIN = "revoked_by_admin"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason code
     EXPIRED = "expired"
+    # An access policy no longer admits the session (its network, its hours; policies app).
+    POLICY = "policy"
 
 
 class UserSession(models.Model):
