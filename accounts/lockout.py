@@ -159,8 +159,9 @@ def login_failure_record(
     details: Mapping[str, object] | None = None,
 ) -> None:
     """Record a sign-in refused for something other than a wrong secret (an unknown account, a
-    disabled one, an access policy; `details` adds to a known account's). An unknown address belongs to `organization`, the one that verified its
-    domain (accounts.domains.organization_for_address, which the caller has already asked).
+    disabled one, an access policy: `details` adds to a known account's). An unknown address
+    belongs to `organization`, the one that verified its domain
+    (accounts.domains.organization_for_address, which the caller has already asked).
 
     Kept even if the request rolls back; never counted towards a lockout (credential_attempt
     records and counts wrong secrets, under the account's lock).

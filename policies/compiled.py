@@ -175,7 +175,11 @@ class CompiledPolicy:
         hours = self.time_decision(role=role, now=now)
         if not hours.allowed:
             return hours
-        return network if network.rule else hours
+        return Decision(
+            True,
+            network.rule or hours.rule,
+            f"{network.explanation} {hours.explanation}",
+        )
 
     def limits_of(self, role: str) -> Limits:
         return self.limits.get(role) or Limits(DEFAULT_IDLE_MINUTES.get(role), None)

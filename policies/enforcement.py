@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from accounts.enforcement import Refusal, SessionFacts, SessionVerdict
 from accounts.models import UserSession
-from audit.context import SESSION_HASH_KEY
 from accounts.sessions import sessions_end
+from audit.context import SESSION_HASH_KEY
 from audit.models import Reason
 
 from .compiled import Decision, policy_of
@@ -115,22 +115,22 @@ class PolicyEnforcer:
         organization_id, role = found
         policy = policy_of(organization_id)
         limits = policy.limits_of(role)
-        if limits.idle_minutes and facts.last_active_at is not None:
-            if now - facts.last_active_at > timedelta(minutes=limits.idle_minutes):
-                return SessionVerdict(
-                    expired=True,
-                    rule="idle_timeout",
-                    message=IDLE_ENDED.format(minutes=limits.idle_minutes),
-                    details={"idle_minutes": str(limits.idle_minutes)},
-                )
-        if limits.lifetime_hours and facts.started_at is not None:
-            if now - facts.started_at > timedelta(hours=limits.lifetime_hours):
-                return SessionVerdict(
-                    expired=True,
-                    rule="lifetime",
-                    message=LIFETIME_ENDED.format(hours=limits.lifetime_hours),
-                    details={"lifetime_hours": str(limits.lifetime_hours)},
-                )
+        idle, lifetime = limits.idle_minutes, limits.lifetime_hours
+        last, started = facts.last_active_at, facts.started_at
+        if idle and last is not None and now - last > timedelta(minutes=idle):
+            return SessionVerdict(
+                expired=True,
+                rule="idle_timeout",
+                message=IDLE_ENDED.format(minutes=idle),
+                details={"idle_minutes": str(idle)},
+            )
+        if lifetime and started is not None and now - started > timedelta(hours=lifetime):
+            return SessionVerdict(
+                expired=True,
+                rule="lifetime",
+                message=LIFETIME_ENDED.format(hours=lifetime),
+                details={"lifetime_hours": str(lifetime)},
+            )
         decision = policy.decision(role=role, ip=facts.ip, now=now)
         if decision.allowed:
             return None

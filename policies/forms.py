@@ -33,7 +33,7 @@ def _lists_of(organization: Organization) -> Any:
 class CidrField(forms.CharField):
     widget = forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})
 
-    def clean(self, value: Any) -> list[str]:  # type: ignore[override]
+    def clean(self, value: Any) -> list[str]:
         text = super().clean(value)
         try:
             return parse_cidrs(text)
@@ -102,7 +102,7 @@ class AccessPolicyForm(forms.Form):
         self.fields["break_glass"].queryset = _lists_of(organization)  # type: ignore[attr-defined]
 
     def clean_time_zone(self) -> str:
-        zone = self.cleaned_data["time_zone"]
+        zone: str = self.cleaned_data["time_zone"]
         if not zone_valid(zone):
             raise forms.ValidationError(f"{zone[:64]} is not a time zone.")
         return zone

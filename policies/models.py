@@ -47,6 +47,9 @@ class AccessPolicy(models.Model):
     token = models.CharField(max_length=32, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"Access policy of organization {self.organization_id}"
+
 
 class NetworkList(models.Model):
     """A named list of networks (CIDRs, IPv4 and IPv6, none overlapping another of the list)."""
@@ -60,9 +63,7 @@ class NetworkList(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "name"], name="networklist_unique_name"
-            )
+            models.UniqueConstraint(fields=["organization", "name"], name="networklist_unique_name")
         ]
 
     def __str__(self) -> str:
@@ -80,6 +81,11 @@ class NetworkRule(models.Model):
     network_list = models.ForeignKey(NetworkList, on_delete=models.PROTECT, related_name="rules")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return (
+            f"{self.get_action_display()} list {self.network_list_id} for {self.role or 'everyone'}"
+        )
+
 
 class TimeWindow(models.Model):
     """Days and hours a role (or everyone) may sign in; with any window for a role, only then."""
@@ -96,6 +102,9 @@ class TimeWindow(models.Model):
     # Kept but not in force (the demo's working hours for members).
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.role or 'everyone'}: {self.days_label} {self.hours_label}"
 
     @property
     def days_label(self) -> str:
@@ -119,6 +128,9 @@ class TimeException(models.Model):
     note = models.CharField(max_length=120, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"{self.on.isoformat()} {'open' if self.allowed else 'closed'}"
+
 
 class SessionPolicy(models.Model):
     """A role's session limits; a role without a row has the defaults (policies.compiled)."""
@@ -134,3 +146,6 @@ class SessionPolicy(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "role"], name="sessionpolicy_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"Session limits of {self.role}"

@@ -53,8 +53,7 @@ def parse_cidrs(text: str) -> list[str]:
         for earlier, later in zip(same, same[1:], strict=False):
             if int(later.network_address) <= int(earlier.broadcast_address):
                 raise CidrError(
-                    f"{later.with_prefixlen} overlaps {earlier.with_prefixlen}: "
-                    "keep one of them."
+                    f"{later.with_prefixlen} overlaps {earlier.with_prefixlen}: keep one of them."
                 )
     return [n.with_prefixlen for n in networks]
 
@@ -89,8 +88,12 @@ class NetworkSet:
 
     def union(self, other: NetworkSet) -> NetworkSet:
         return NetworkSet(
-            *_split(_merge([*_pairs(self.starts4, self.ends4), *_pairs(other.starts4, other.ends4)])),
-            *_split(_merge([*_pairs(self.starts6, self.ends6), *_pairs(other.starts6, other.ends6)])),
+            *_split(
+                _merge([*_pairs(self.starts4, self.ends4), *_pairs(other.starts4, other.ends4)])
+            ),
+            *_split(
+                _merge([*_pairs(self.starts6, self.ends6), *_pairs(other.starts6, other.ends6)])
+            ),
         )
 
     def contains(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -36,9 +36,7 @@ def session_limits_of(organization: Organization) -> list[RoleLimits]:
         if row is None:
             limits.append(RoleLimits(role, role.label, DEFAULT_IDLE_MINUTES[role], None, True))
         else:
-            limits.append(
-                RoleLimits(role, role.label, row.idle_minutes, row.lifetime_hours, False)
-            )
+            limits.append(RoleLimits(role, role.label, row.idle_minutes, row.lifetime_hours, False))
     return limits
 
 
@@ -70,9 +68,7 @@ def policies_of(organization: Organization) -> Policies:
     )
 
 
-def policy_preview(
-    organization: Organization, *, ip: str, role: str, now: datetime
-) -> Decision:
+def policy_preview(organization: Organization, *, ip: str, role: str, now: datetime) -> Decision:
     """What the policy in force would do with a sign-in from `ip` as `role`, now."""
     return compile_policy(organization.pk).decision(role=role, ip=ip, now=now)
 

@@ -98,9 +98,7 @@ def network_list_create(
         access_policy_of(organization)
         if NetworkList.objects.filter(organization=organization, name=name).exists():
             raise PolicyError(f"There is already a network list named “{name}”.")
-        network_list = NetworkList.objects.create(
-            organization=organization, name=name, cidrs=cidrs
-        )
+        network_list = NetworkList.objects.create(organization=organization, name=name, cidrs=cidrs)
         _changed(
             admin=admin,
             organization=organization,
@@ -227,9 +225,7 @@ def access_policy_update(
 ) -> bool:
     """Set the zone, the break-glass list and the session limit; False if nothing changed."""
     with transaction.atomic():
-        policy = AccessPolicy.objects.select_for_update().get(
-            pk=access_policy_of(organization).pk
-        )
+        policy = AccessPolicy.objects.select_for_update().get(pk=access_policy_of(organization).pk)
         old = _settings_of(policy)
         policy.time_zone = time_zone
         policy.break_glass = break_glass
@@ -420,4 +416,3 @@ def session_policies_update(
 def _limits_values(pair: tuple[int | None, int | None] | None) -> dict[str, int | None]:
     idle, lifetime = pair or (None, None)
     return {"idle_minutes": idle, "lifetime_hours": lifetime}
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -300,20 +300,23 @@ def remove(request: AuthenticatedHttpRequest, kind: str, pk: int) -> HttpRespons
     model = KINDS.get(kind)
     if model is None:
         raise Http404("No such kind of policy.")
-    thing = get_object_or_404(model, pk=pk, organization=organization)
+    thing = cast(
+        "NetworkList | NetworkRule | TimeWindow | TimeException",
+        get_object_or_404(model._default_manager, pk=pk, organization=organization),
+    )
     description = _describe(thing)
     if request.method == "POST":
         try:
             if isinstance(thing, NetworkList):
-                services.network_list_delete(admin=request.user, network_list=thing, request=request)
+                services.network_list_delete(
+                    admin=request.user, network_list=thing, request=request
+                )
             elif isinstance(thing, NetworkRule):
                 services.network_rule_delete(admin=request.user, rule=thing, request=request)
             elif isinstance(thing, TimeWindow):
                 services.time_window_delete(admin=request.user, window=thing, request=request)
             else:
-                services.time_exception_delete(
-                    admin=request.user, exception=thing, request=request
-                )
+                services.time_exception_delete(admin=request.user, exception=thing, request=request)
         except services.PolicyError as error:
             messages.error(request, str(error))
             return _page(request, organization, status=400)

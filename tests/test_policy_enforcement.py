@@ -358,9 +358,7 @@ def test_staff_sessions_expire_after_15_minutes_idle_by_default(acme, role):
 def test_members_have_no_idle_limit_unless_one_is_set(acme):
     organization, boss = acme
     alice, bob = member(organization), member(organization)
-    session_policies_update(
-        admin=boss, organization=organization, values={Role.MEMBER: (30, None)}
-    )
+    session_policies_update(admin=boss, organization=organization, values={Role.MEMBER: (30, None)})
     first, second = Client(), Client()
     with time_machine.travel(MONDAY_MORNING, tick=False) as clock:
         sign_in(first, alice.email)

@@ -25,7 +25,6 @@ from ..lockout import login_failure_record
 from ..models import User
 from ..services import user_time_zone_set
 from ..sessions import session_end_replaced
-from audit.models import Reason
 from ..throttling import throttled_response
 from ..timezones import zone_valid
 
