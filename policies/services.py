@@ -8,7 +8,9 @@ from datetime import date, time
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.utils import timezone
 
+from accounts.enforcement import request_ip
 from accounts.models import Organization, Role, User
 from audit.models import EventType
 from audit.services import event_record
@@ -37,10 +39,11 @@ LOCKS_OUT_EVERY_ADMINISTRATOR = (
 )
 
 
-def _locks_out_you(ip: str) -> str:
+def _locks_out_you(ip: str | None, why: str) -> str:
     return (
-        f"Refused: this would refuse your own sign-in from {ip} and end your session. Add a "
-        "network holding it to the allowed ones, or name it as a break-glass network first."
+        f"Refused: this would refuse your own sign-in from {ip or 'an unknown address'} and end "
+        f"your session ({why}). Name a break-glass network holding your address first: "
+        "administrators may always sign in from it."
     )
 
 
@@ -58,15 +61,18 @@ def _changed(
     old: object,
     new: object,
     request: HttpRequest | None,
-    admin_ip: str | None = None,
 ) -> None:
-    """Inside the change's transaction: refuse it if it locks administrators out, else give the
-    policy a new version and record settings.changed."""
+    """Inside the change's transaction: refuse it if it locks administrators out (every one, or
+    the one making it, from where and when they make it), else give the policy a new version
+    and record settings.changed."""
     compiled = compile_policy(organization.pk)
     if admins_locked_out(compiled):
         raise PolicyError(LOCKS_OUT_EVERY_ADMINISTRATOR)
-    if admin_ip and not compiled.network_decision(role=Role.ADMINISTRATOR, ip=admin_ip).allowed:
-        raise PolicyError(_locks_out_you(admin_ip))
+    if request is not None:
+        ip = request_ip(request)
+        decision = compiled.decision(role=Role.ADMINISTRATOR, ip=ip, now=timezone.now())
+        if not decision.allowed:
+            raise PolicyError(_locks_out_you(ip, decision.explanation))
     AccessPolicy.objects.filter(organization=organization).update(token=secrets.token_hex(8))
     event_record(
         event_type=EventType.SETTINGS_CHANGED,
@@ -116,7 +122,6 @@ def network_list_update(
     network_list: NetworkList,
     cidrs: list[str],
     request: HttpRequest | None = None,
-    admin_ip: str | None = None,
 ) -> bool:
     """Replace a list's networks; False if nothing changed. Refused if it locks admins out."""
     old = list(network_list.cidrs)
@@ -131,7 +136,6 @@ def network_list_update(
             old={"name": network_list.name, "cidrs": old},
             new={"name": network_list.name, "cidrs": cidrs},
             request=request,
-            admin_ip=admin_ip,
         )
     network_list.cidrs = cidrs
     return True
@@ -171,7 +175,6 @@ def network_rule_create(
     action: str,
     network_list: NetworkList,
     request: HttpRequest | None = None,
-    admin_ip: str | None = None,
 ) -> NetworkRule:
     """Add a network rule; refused if administrators (or the acting one) could no longer sign in."""
     with transaction.atomic():
@@ -186,7 +189,6 @@ def network_rule_create(
             old=None,
             new={"role": _role_name(role), "action": action, "network_list": network_list.name},
             request=request,
-            admin_ip=admin_ip,
         )
     return rule
 
@@ -221,7 +223,6 @@ def access_policy_update(
     max_sessions: int | None,
     session_limit_action: str,
     request: HttpRequest | None = None,
-    admin_ip: str | None = None,
 ) -> bool:
     """Set the zone, the break-glass list and the session limit; False if nothing changed."""
     with transaction.atomic():
@@ -245,7 +246,6 @@ def access_policy_update(
             old={key: old[key] for key in changed},
             new={key: new[key] for key in changed},
             request=request,
-            admin_ip=admin_ip,
         )
     return True
 

@@ -147,7 +147,6 @@ def network_list_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
                 network_list=network_list,
                 cidrs=form.cleaned_data["cidrs"],
                 request=request,
-                admin_ip=request_ip(request),
             )
         except services.PolicyError as error:
             _policy_error(form, error)
@@ -180,7 +179,6 @@ def network_rule_add(request: AuthenticatedHttpRequest) -> HttpResponse:
                 action=form.cleaned_data["action"],
                 network_list=form.cleaned_data["network_list"],
                 request=request,
-                admin_ip=request_ip(request),
             )
         except services.PolicyError as error:
             _policy_error(form, error)
@@ -205,7 +203,6 @@ def settings_save(request: AuthenticatedHttpRequest) -> HttpResponse:
                 max_sessions=form.cleaned_data["max_sessions"],
                 session_limit_action=form.cleaned_data["session_limit_action"],
                 request=request,
-                admin_ip=request_ip(request),
             )
         except services.PolicyError as error:
             _policy_error(form, error)
@@ -221,18 +218,22 @@ def time_window_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_ACCESS_POLICIES)
     form = TimeWindowForm(request.POST)
     if form.is_valid():
-        services.time_window_create(
-            admin=request.user,
-            organization=organization,
-            role=form.cleaned_data["role"],
-            days=form.cleaned_data["days"],
-            starts=form.cleaned_data["starts"],
-            ends=form.cleaned_data["ends"],
-            active=form.cleaned_data["active"],
-            request=request,
-        )
-        messages.success(request, "Sign-in hours added.")
-        return see_other(PAGE)
+        try:
+            services.time_window_create(
+                admin=request.user,
+                organization=organization,
+                role=form.cleaned_data["role"],
+                days=form.cleaned_data["days"],
+                starts=form.cleaned_data["starts"],
+                ends=form.cleaned_data["ends"],
+                active=form.cleaned_data["active"],
+                request=request,
+            )
+        except services.PolicyError as error:
+            _policy_error(form, error)
+        else:
+            messages.success(request, "Sign-in hours added.")
+            return see_other(PAGE)
     return _refused(request, organization, window_form=form)
 
 
@@ -242,17 +243,21 @@ def time_exception_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     organization = require(request, Capability.MANAGE_ACCESS_POLICIES)
     form = TimeExceptionForm(request.POST)
     if form.is_valid():
-        services.time_exception_create(
-            admin=request.user,
-            organization=organization,
-            role=form.cleaned_data["role"],
-            on=form.cleaned_data["on"],
-            allowed=form.cleaned_data["allowed"],
-            note=form.cleaned_data["note"],
-            request=request,
-        )
-        messages.success(request, "Date exception added.")
-        return see_other(PAGE)
+        try:
+            services.time_exception_create(
+                admin=request.user,
+                organization=organization,
+                role=form.cleaned_data["role"],
+                on=form.cleaned_data["on"],
+                allowed=form.cleaned_data["allowed"],
+                note=form.cleaned_data["note"],
+                request=request,
+            )
+        except services.PolicyError as error:
+            _policy_error(form, error)
+        else:
+            messages.success(request, "Date exception added.")
+            return see_other(PAGE)
     return _refused(request, organization, exception_form=form)
 
 

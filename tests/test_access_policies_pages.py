@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
 
@@ -324,6 +326,48 @@ def test_bad_hours_are_refused_with_a_message(boss_client, data, message):
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not TimeWindow.objects.exists()
+
+
+def test_hours_that_would_end_the_acting_administrators_session_are_refused(acme, boss_client):
+    with time_machine.travel(datetime(2026, 12, 7, 20, 0, tzinfo=UTC), tick=False):
+        response = boss_client.post(
+            reverse("policies:time-window-add"),
+            {
+                "role": Role.ADMINISTRATOR,
+                "days": ["1"],
+                "starts": "09:00",
+                "ends": "17:00",
+                "active": "on",
+            },
+        )
+        assert response.status_code == 400
+        assert "refuse your own sign-in from 127.0.0.1" in response.content.decode()
+        assert "outside the allowed hours" in response.content.decode()
+        assert not TimeWindow.objects.exists()
+        # Signing in from a break-glass network, an administrator is admitted at any hour.
+        organization, boss = acme
+        home = network_list_create(
+            admin=boss, organization=organization, name="Home", cidrs=["127.0.0.0/8"]
+        )
+        assert (
+            boss_client.post(
+                reverse("policies:settings"),
+                {"time_zone": "UTC", "break_glass": home.pk, "session_limit_action": "refuse"},
+            ).status_code
+            == 303
+        )
+        response = boss_client.post(
+            reverse("policies:time-window-add"),
+            {
+                "role": Role.ADMINISTRATOR,
+                "days": ["1"],
+                "starts": "09:00",
+                "ends": "17:00",
+                "active": "on",
+            },
+        )
+        assert response.status_code == 303
+        assert boss_client.get(PAGE).status_code == 200
 
 
 def test_a_date_exception_is_added_and_a_bad_date_refused(boss_client):
