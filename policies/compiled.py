@@ -1,21 +1,20 @@
 """An organization's policies compiled for checking, the decisions, and their cache.
 
-Compiled once per version of the organization's policies (AccessPolicy.token, new at every
-change) and kept in the process; the version in force is read from the cache (Redis), so a
-change on one web node reaches every other at its next request. With Redis down the version is
-read from the database: a query, never a broken sign-in.
+Compiled once per version of the organization's policies (Organization.access_policy_token,
+new at every change) and kept in the process. The version comes with the organization every
+request already reads (the signed-in user's membership), so a change on one web node reaches
+every other at its next request, and the check needs neither a query nor Redis: Redis down
+cannot break a sign-in.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from django.core.cache import cache
-
-from accounts.models import Role
+from accounts.models import Organization, Role
 
 from .models import (
     EVERYONE,
@@ -203,7 +202,9 @@ def compile_policy(organization_id: int) -> CompiledPolicy:
     )
     glass = lists.get(policy.break_glass_id) if policy and policy.break_glass_id else None
     return CompiledPolicy(
-        token=policy.token if policy else "",
+        token=Organization.objects.filter(pk=organization_id)
+        .values_list("access_policy_token", flat=True)
+        .get(),
         zone=ZoneInfo(policy.time_zone if policy else "UTC"),
         rules=rules,
         break_glass=glass[1] if glass else None,
@@ -247,36 +248,15 @@ def admins_locked_out(policy: CompiledPolicy) -> bool:
 
 _local: dict[int, CompiledPolicy] = {}
 _lock = threading.Lock()
-# Versions live for a day in Redis (a miss costs one query); a change deletes the key.
-TOKEN_TTL = timedelta(days=1).total_seconds()
 
 
-def token_key(organization_id: int) -> str:
-    return f"policies:token:{organization_id}"
-
-
-def policy_of(organization_id: int) -> CompiledPolicy:
-    """The organization's policy in force, compiled (from this process's cache when current)."""
-    token = cache.get(token_key(organization_id))
-    if token is None:
-        token = (
-            AccessPolicy.objects.filter(organization_id=organization_id)
-            .values_list("token", flat=True)
-            .first()
-            or ""
-        )
-        cache.set(token_key(organization_id), token, TOKEN_TTL)
-    local = _local.get(organization_id)
-    if local is not None and local.token == token:
+def policy_of(organization: Organization) -> CompiledPolicy:
+    """The organization's policy in force, compiled (this process's copy while its version is
+    the organization's: no query, no Redis)."""
+    local = _local.get(organization.pk)
+    if local is not None and local.token == organization.access_policy_token:
         return local
-    compiled = compile_policy(organization_id)
+    compiled = compile_policy(organization.pk)
     with _lock:
-        _local[organization_id] = compiled
-    if compiled.token != token:
-        cache.set(token_key(organization_id), compiled.token, TOKEN_TTL)
+        _local[organization.pk] = compiled
     return compiled
-
-
-def policy_forget(organization_id: int) -> None:
-    """Drop the cached version of the organization's policy (call at, and after, a change)."""
-    cache.delete(token_key(organization_id))

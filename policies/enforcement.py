@@ -26,7 +26,7 @@ from .models import SessionLimitAction
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from accounts.models import User
+    from accounts.models import Organization, User
 
 NETWORK_REFUSED = (
     "Your organization does not allow signing in from this network. If you need to, ask one "
@@ -46,11 +46,13 @@ IDLE_ENDED = "Your session ended after {minutes} minutes without activity. Sign 
 LIFETIME_ENDED = "Your session reached its limit of {hours} hours. Sign in again."
 
 
-def _membership(user: User) -> tuple[int, str] | None:
+def _membership(user: User) -> tuple[Organization, str] | None:
+    """The user's organization (loaded with the user by the sign-in and by every request) and
+    role; None for platform users."""
     membership = getattr(user, "membership", None)
     if membership is None:
         return None
-    return membership.organization_id, membership.role
+    return membership.organization, membership.role
 
 
 def _live_sessions(user: User, now: datetime) -> QuerySet[UserSession]:
@@ -70,8 +72,8 @@ class PolicyEnforcer:
         found = _membership(user)
         if found is None:
             return None
-        organization_id, role = found
-        policy = policy_of(organization_id)
+        organization, role = found
+        policy = policy_of(organization)
         decision = policy.decision(role=role, ip=ip, now=now)
         if not decision.allowed:
             return Refusal(
@@ -112,8 +114,8 @@ class PolicyEnforcer:
         found = _membership(user)
         if found is None:
             return None
-        organization_id, role = found
-        policy = policy_of(organization_id)
+        organization, role = found
+        policy = policy_of(organization)
         limits = policy.limits_of(role)
         idle, lifetime = limits.idle_minutes, limits.lifetime_hours
         last, started = facts.last_active_at, facts.started_at

@@ -28,8 +28,7 @@ ROLE_CHOICES = [(EVERYONE, "Everyone"), *Role.choices]
 
 
 class AccessPolicy(models.Model):
-    """The organization's policy-wide settings, and the token that says which version of its
-    policies is in force (new at every change: the compiled-policy cache's key)."""
+    """The organization's policy-wide settings (its version: Organization.access_policy_token)."""
 
     organization = models.OneToOneField(
         Organization, on_delete=models.CASCADE, primary_key=True, related_name="access_policy"
@@ -44,7 +43,6 @@ class AccessPolicy(models.Model):
     session_limit_action = models.CharField(
         max_length=16, choices=SessionLimitAction.choices, default=SessionLimitAction.END_OLDEST
     )
-    token = models.CharField(max_length=32, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

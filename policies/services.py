@@ -1,5 +1,6 @@
 """Changes to an organization's access policies: each one checked, recorded as settings.changed
-with its old and new values, and a new version of the policy (a new token, the cache dropped)."""
+with its old and new values, and a new version of the policy (Organization.access_policy_token,
+which tells every process its compiled copy is out of date)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from accounts.models import Organization, Role, User
 from audit.models import EventType
 from audit.services import event_record
 
-from .compiled import admins_locked_out, compile_policy, policy_forget
+from .compiled import admins_locked_out, compile_policy
 from .models import (
     AccessPolicy,
     NetworkList,
@@ -73,7 +74,9 @@ def _changed(
         decision = compiled.decision(role=Role.ADMINISTRATOR, ip=ip, now=timezone.now())
         if not decision.allowed:
             raise PolicyError(_locks_out_you(ip, decision.explanation))
-    AccessPolicy.objects.filter(organization=organization).update(token=secrets.token_hex(8))
+    token = secrets.token_hex(8)
+    Organization.objects.filter(pk=organization.pk).update(access_policy_token=token)
+    organization.access_policy_token = token
     event_record(
         event_type=EventType.SETTINGS_CHANGED,
         actor=admin,
@@ -81,10 +84,6 @@ def _changed(
         details={"setting": f"access_policies.{setting}", "old": old, "new": new},
         request=request,
     )
-    # Now (this process, and a test's transaction) and once committed (any request that read
-    # the old version meanwhile put it back).
-    policy_forget(organization.pk)
-    transaction.on_commit(lambda: policy_forget(organization.pk))
 
 
 def _role_name(role: str) -> str:
