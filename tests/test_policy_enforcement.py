@@ -444,7 +444,7 @@ def test_sign_in_and_sessions_work_while_redis_is_down(acme, settings):
     settings.CACHES = {
         "default": {
             "BACKEND": "activity_monitor.cache.FailSoftRedisCache",
-            "LOCATION": "redis://127.0.0.1:18509/5",  # nothing listens here
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens here
             "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
         }
     }
