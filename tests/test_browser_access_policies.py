@@ -10,7 +10,10 @@ from accounts.models import Role
 from .factories import OrganizationFactory, member
 from .helpers import submit_sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, databases=["default", "audit"]),
+]
 
 
 def test_an_administrator_blocks_a_network_and_sees_the_refused_sign_in(browser, live_server):
