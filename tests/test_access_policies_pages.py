@@ -478,3 +478,28 @@ def test_the_security_overview_shows_the_policies_in_force(acme, office, role):
     assert "Block Office (everyone)" in page
     assert "Administrator: 15 min" in page
     assert reverse("policies:access-policies") not in page  # theirs to read, not to change
+
+
+def test_the_break_glass_list_cannot_be_dropped_while_it_is_the_only_way_in(acme, boss_client):
+    organization, boss = acme
+    home = network_list_create(
+        admin=boss, organization=organization, name="Home", cidrs=["127.0.0.0/8"]
+    )
+    everywhere = network_list_create(
+        admin=boss, organization=organization, name="Everywhere", cidrs=["0.0.0.0/0", "::/0"]
+    )
+    settings_url = reverse("policies:settings")
+    with_glass = {"time_zone": "UTC", "break_glass": home.pk, "session_limit_action": "refuse"}
+    assert boss_client.post(settings_url, with_glass).status_code == 303
+    response = boss_client.post(
+        reverse("policies:network-rule-add"),
+        {"role": "", "action": "block", "network_list": everywhere.pk},
+    )
+    assert response.status_code == 303  # administrators still come in from Home
+    response = boss_client.post(settings_url, {**with_glass, "break_glass": ""})
+    assert response.status_code == 400
+    assert "administrators could then sign in from no address at all" in response.content.decode()
+    assert boss_client.get(PAGE).status_code == 200
+    removed = boss_client.post(reverse("policies:remove", args=["network-list", home.pk]))
+    assert removed.status_code == 400
+    assert "is the break-glass list: choose another one first." in removed.content.decode()
