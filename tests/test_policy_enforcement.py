@@ -454,3 +454,20 @@ def test_sign_in_and_sessions_work_while_redis_is_down(acme, settings):
     assert sign_in(client, user.email, **from_ip("192.0.2.10")).status_code == 302
     assert client.get(PROFILE, **from_ip("192.0.2.10")).status_code == 200
     assert client.get(PROFILE, **from_ip("203.0.113.9")).status_code == 302
+
+
+def test_an_htmx_request_of_an_ended_session_is_sent_to_sign_in_by_htmx(acme):
+    organization, boss = acme
+    _, blocked = _lists(organization, boss)
+    network_rule_create(
+        admin=boss, organization=organization, role="", action="block", network_list=blocked
+    )
+    user = member(organization)
+    client = Client()
+    sign_in(client, user.email, **from_ip("192.0.2.10"))
+    response = client.get(
+        reverse("accounts:security"), HTTP_HX_REQUEST="true", **from_ip("203.0.113.50")
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith(reverse("accounts:login") + "?next=")
+    assert _ended(user)[0].reason == Reason.POLICY
