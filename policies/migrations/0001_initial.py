@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('accounts', '0012_policies_access'),
+        ('accounts', '0013_policies_access'),
     ]
 
     operations = [

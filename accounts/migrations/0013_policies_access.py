@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0011_user_password_change_required_at_activitycheck'),
+        ('accounts', '0012_passkeys_mfa_passkey_roles'),
     ]
 
     operations = [
