@@ -24,8 +24,9 @@ from policies.services import (
 )
 
 from .factories import OrganizationFactory, member
-from .helpers import events, sign_in
+from .helpers import client_as, events, sign_in
 from .mfa_support import code_for, second_step, totp_device
+from .passkey_support import ORIGIN, RP_ID, add_passkey, options_from
 
 pytestmark = pytest.mark.django_db
 
@@ -471,3 +472,29 @@ def test_an_htmx_request_of_an_ended_session_is_sent_to_sign_in_by_htmx(acme):
     assert response.status_code == 200
     assert response["HX-Redirect"].startswith(reverse("accounts:login") + "?next=")
     assert _ended(user)[0].reason == Reason.POLICY
+
+
+def test_a_passkey_sign_in_from_a_blocked_network_is_refused_after_the_passkey(acme, settings):
+    settings.OTP_WEBAUTHN_RP_ID = RP_ID
+    settings.OTP_WEBAUTHN_ALLOWED_ORIGINS = [ORIGIN]
+    organization, boss = acme
+    _, blocked = _lists(organization, boss)
+    network_rule_create(
+        admin=boss, organization=organization, role="", action="block", network_list=blocked
+    )
+    user = member(organization)
+    passkey = add_passkey(client_as(user))
+    client = Client()
+    options = options_from(client, "accounts:passkey-sign-in-options")
+    response = client.post(
+        reverse("accounts:passkey-sign-in"),
+        {"credential": passkey.get(options)},
+        **from_ip("203.0.113.9"),
+    )
+    assert response.status_code == 403
+    assert "does not allow signing in from this network" in response.content.decode()
+    assert events(EventType.MFA_VERIFIED, actor=user)  # the passkey was right
+    (refusal,) = _refusals(user)
+    assert refusal.details["method"] == "passkey"
+    assert refusal.details["rule"] == "network_block:Blocked"
+    assert client.get(PROFILE).status_code == 302
