@@ -10,11 +10,14 @@ class PoliciesConfig(AppConfig):
         from accounts.enforcement import enforcer_register
         from accounts.overview import OverviewPanel, overview_panel_register
 
+        from .checklist import checklist_register
         from .enforcement import PolicyEnforcer
         from .selectors import policies_in_force
 
         # The sign-in and every signed-in request ask the organization's policies.
         enforcer_register("policies", PolicyEnforcer())
+        # The monitoring checklist: the idle limit PCI DSS 8.2.8 asks, networks and hours.
+        checklist_register()
         # Settings → Security's overview: the policies in force, for everyone who sees it.
         overview_panel_register(
             OverviewPanel(

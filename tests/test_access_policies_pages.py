@@ -503,3 +503,24 @@ def test_the_break_glass_list_cannot_be_dropped_while_it_is_the_only_way_in(acme
     removed = boss_client.post(reverse("policies:remove", args=["network-list", home.pk]))
     assert removed.status_code == 400
     assert "is the break-glass list: choose another one first." in removed.content.decode()
+
+
+def test_the_monitoring_checklist_shows_the_access_policies_in_force(acme, boss_client, office):
+    organization, boss = acme
+    checklist = reverse("compliance:checklist")
+    page = boss_client.get(checklist).content.decode()
+    assert "Restrict where, when and how long people sign in" in page
+    assert 'data-testid="checklist-access_policies" data-status="done"' in page
+    assert "No network rule or sign-in hours" in page
+    network_rule_create(
+        admin=boss, organization=organization, role="", action="block", network_list=office
+    )
+    assert (
+        "1 network rule(s) and 0 sign-in window(s) in force."
+        in boss_client.get(checklist).content.decode()
+    )
+    # An administrator without an idle limit fails PCI DSS 8.2.8.
+    boss_client.post(reverse("policies:sessions"), {f"idle_{Role.SECURITY_ANALYST}": "15"})
+    page = boss_client.get(checklist).content.decode()
+    assert 'data-testid="checklist-access_policies" data-status="failing"' in page
+    assert "Administrator, Compliance officer: no idle limit of 15 minutes or less" in page
