@@ -28,13 +28,13 @@ PCI_IDLE_MINUTES = 15
 STAFF = (Role.ADMINISTRATOR, Role.SECURITY_ANALYST, Role.COMPLIANCE_OFFICER)
 
 
+def _within(idle_minutes: int | None) -> bool:
+    return idle_minutes is not None and 0 < idle_minutes <= PCI_IDLE_MINUTES
+
+
 def idle_limit_evidence(organization: Organization, now: datetime) -> Evidence:
     limits = {limits.role: limits for limits in policies_of(organization).limits}
-    over = [
-        limits[role].label
-        for role in STAFF
-        if not limits[role].idle_minutes or limits[role].idle_minutes > PCI_IDLE_MINUTES
-    ]
+    over = [limits[role].label for role in STAFF if not _within(limits[role].idle_minutes)]
     if over:
         return Evidence(
             Status.FAILING,
