@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
-from .http import see_other
 from .enforcement import session_verdict
+from .http import see_other
 from .mfa import ENROL_PASSKEY, ENROL_REQUIRED_SESSION_KEY
 from .sessions import session_end_by_policy, session_location_track, session_touch
 from .timezones import zone_of

@@ -23,8 +23,8 @@ from streams.models import StreamDestination, Transport
 
 from .activity import generate_demo_activity
 from .compliance import seed_compliance
-from .reports import seed_access_review, seed_report
 from .policies import seed_access_policies
+from .reports import seed_access_review, seed_report
 from .scenarios import record_alert_scenarios
 
 DEMO_PASSWORD = "demo-pass-2026"  # noqa: S105 - the brief's published demo password
