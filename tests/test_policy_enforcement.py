@@ -95,7 +95,7 @@ def test_a_blocked_network_refuses_the_sign_in_of_every_role_and_records_the_rul
     assert not events(EventType.LOGIN_SUCCEEDED, actor=user)
     assert not UserSession.objects.filter(user=user).exists()
     # From elsewhere, the same person signs in.
-    assert sign_in(Client(), user.email, **from_ip("192.0.2.10")).status_code == 302
+    assert sign_in(Client(), user.email, **from_ip("192.0.2.10")).status_code == 303
 
 
 def test_policy_refusals_do_not_count_towards_the_lockout(acme, lockout_alone):
@@ -112,7 +112,7 @@ def test_policy_refusals_do_not_count_towards_the_lockout(acme, lockout_alone):
     assert not events(EventType.LOCKOUT_TRIGGERED)
     state = LockoutState.objects.filter(user=user).first()
     assert state is None or not state.is_locked(datetime.now(UTC))
-    assert sign_in(Client(), user.email, **from_ip("192.0.2.10")).status_code == 302
+    assert sign_in(Client(), user.email, **from_ip("192.0.2.10")).status_code == 303
 
 
 def test_a_wrong_password_from_a_blocked_network_is_a_wrong_password(acme):
@@ -153,7 +153,7 @@ def test_allow_only_admits_the_role_from_inside_its_networks_only(acme, role, ip
     )
     user = member(organization, role)
     response = sign_in(Client(), user.email, **from_ip(ip))
-    assert response.status_code == (302 if allowed else 403)
+    assert response.status_code == (303 if allowed else 403)
     if not allowed:
         assert _refusals(user)[0].details["rule"] == "network_allow_only:Office"
 
@@ -176,7 +176,7 @@ def test_administrators_always_sign_in_from_the_break_glass_networks(acme):
         admin=boss, organization=organization, role="", action="allow_only", network_list=office
     )
     analyst = member(organization, Role.SECURITY_ANALYST)
-    assert sign_in(Client(), boss.email, **from_ip("192.0.2.5")).status_code == 302
+    assert sign_in(Client(), boss.email, **from_ip("192.0.2.5")).status_code == 303
     assert sign_in(Client(), analyst.email, **from_ip("192.0.2.5")).status_code == 403
     assert sign_in(Client(), boss.email, **from_ip("192.0.2.100")).status_code == 403
 
@@ -191,7 +191,7 @@ def test_with_a_second_factor_the_policy_refuses_only_after_the_code(acme):
     device = totp_device(user)
     client = Client()
     first = sign_in(client, user.email, **from_ip("203.0.113.9"))
-    assert first.status_code == 302
+    assert first.status_code == 303
     assert first["Location"] == reverse("accounts:mfa-verify")
     assert not _refusals(user)  # the password alone says nothing
     response = second_step(client, code_for(device), **from_ip("203.0.113.9"))
@@ -246,7 +246,7 @@ def test_hours_admit_members_inside_the_window_only(working_hours, moment, role,
     user = member(organization, role)
     with time_machine.travel(moment, tick=False):
         response = sign_in(Client(), user.email, **from_ip("192.0.2.10"))
-    assert response.status_code == (302 if allowed else 403)
+    assert response.status_code == (303 if allowed else 403)
     if not allowed:
         (refusal,) = _refusals(user)
         assert refusal.details["rule"] == "time_window"
@@ -268,7 +268,7 @@ def test_a_closed_date_refuses_and_an_open_date_admits_all_day(working_hours):
         assert sign_in(Client(), user.email).status_code == 403
     assert _refusals(user)[0].details["rule"] == "time_exception"
     with time_machine.travel(saturday, tick=False):
-        assert sign_in(Client(), user.email).status_code == 302
+        assert sign_in(Client(), user.email).status_code == 303
 
 
 # --- Sessions the policy no longer admits ------------------------------------------------------
@@ -286,7 +286,7 @@ def test_a_session_whose_address_moves_to_a_blocked_network_ends_at_its_next_req
     )
     user = member(organization)
     client = Client()
-    assert sign_in(client, user.email, **from_ip("192.0.2.10")).status_code == 302
+    assert sign_in(client, user.email, **from_ip("192.0.2.10")).status_code == 303
     assert client.get(PROFILE, **from_ip("192.0.2.10")).status_code == 200
     response = client.get(PROFILE, **from_ip("203.0.113.50"))
     assert response.status_code == 302
@@ -321,7 +321,7 @@ def test_a_session_ends_when_the_hours_are_over(working_hours):
     user = member(organization)
     client = Client()
     with time_machine.travel(MONDAY_MORNING.replace(hour=15, minute=50), tick=False) as clock:
-        assert sign_in(client, user.email).status_code == 302
+        assert sign_in(client, user.email).status_code == 303
         assert client.get(PROFILE).status_code == 200
         clock.move_to(MONDAY_MORNING.replace(hour=16, minute=5))  # 17:05 Berlin
         assert client.get(PROFILE).status_code == 302
@@ -410,7 +410,7 @@ def test_beyond_the_session_limit_the_oldest_session_ends(acme):
     user = member(organization)
     clients = [Client(), Client(), Client()]
     for client in clients:
-        assert sign_in(client, user.email).status_code == 302
+        assert sign_in(client, user.email).status_code == 303
     assert clients[0].get(PROFILE).status_code == 302
     assert clients[1].get(PROFILE).status_code == 200
     assert clients[2].get(PROFILE).status_code == 200
@@ -424,7 +424,7 @@ def test_at_the_session_limit_a_new_sign_in_is_refused_if_chosen(acme):
     _limit(organization, boss, 1, SessionLimitAction.REFUSE)
     user = member(organization)
     first, second = Client(), Client()
-    assert sign_in(first, user.email).status_code == 302
+    assert sign_in(first, user.email).status_code == 303
     response = sign_in(second, user.email)
     assert response.status_code == 403
     assert "as many as your organization allows" in response.content.decode()
@@ -433,7 +433,7 @@ def test_at_the_session_limit_a_new_sign_in_is_refused_if_chosen(acme):
     assert first.get(PROFILE).status_code == 200
     # Once the first signs out, the second may sign in.
     first.post(reverse("accounts:logout"))
-    assert sign_in(second, user.email).status_code == 302
+    assert sign_in(second, user.email).status_code == 303
 
 
 def test_sign_in_and_sessions_work_while_redis_is_down(acme, settings):
@@ -452,7 +452,7 @@ def test_sign_in_and_sessions_work_while_redis_is_down(acme, settings):
     user = member(organization)
     assert sign_in(Client(), user.email, **from_ip("203.0.113.9")).status_code == 403
     client = Client()
-    assert sign_in(client, user.email, **from_ip("192.0.2.10")).status_code == 302
+    assert sign_in(client, user.email, **from_ip("192.0.2.10")).status_code == 303
     assert client.get(PROFILE, **from_ip("192.0.2.10")).status_code == 200
     assert client.get(PROFILE, **from_ip("203.0.113.9")).status_code == 302
 
