@@ -57,6 +57,8 @@ class Capability(enum.StrEnum):
     COMPLIANCE_REPORTS = "compliance_reports"
     # Settings → Security → Streams: destinations that receive every event (Enterprise tier).
     MANAGE_STREAMS = "manage_streams"
+    # Settings → Security → Access policies: networks, hours and session limits (policies app).
+    MANAGE_ACCESS_POLICIES = "manage_access_policies"
 
 
 C = Capability
@@ -124,6 +126,9 @@ REFUSALS: Mapping[Capability, str] = MappingProxyType(
         C.REVIEW_ACCESS: "Access reviews are for administrators and compliance officers.",
         C.COMPLIANCE_REPORTS: "Compliance reports are for administrators and compliance officers.",
         C.MANAGE_STREAMS: "Streams to a SIEM are managed by the organization's administrators.",
+        C.MANAGE_ACCESS_POLICIES: (
+            "Access policies are managed by the organization's administrators."
+        ),
     }
 )
 

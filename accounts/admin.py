@@ -41,6 +41,8 @@ class OrganizationAdmin(admin.ModelAdmin[Organization]):
     list_filter = ["tier"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+    # Written by the policies app at each change of the access policies.
+    readonly_fields = ["access_policy_token"]
     inlines = [MembershipInline]
 
 

@@ -23,7 +23,7 @@ own, under the same row lock; reading whether an account is locked never writes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -156,10 +156,12 @@ def login_failure_record(
     attempted: str = "",
     organization: Organization | None = None,
     request: HttpRequest | None,
+    details: Mapping[str, object] | None = None,
 ) -> None:
     """Record a sign-in refused for something other than a wrong secret (an unknown account, a
-    disabled one). An unknown address belongs to `organization`, the one that verified its
-    domain (accounts.domains.organization_for_address, which the caller has already asked).
+    disabled one, an access policy: `details` adds to a known account's). An unknown address
+    belongs to `organization`, the one that verified its domain
+    (accounts.domains.organization_for_address, which the caller has already asked).
 
     Kept even if the request rolls back; never counted towards a lockout (credential_attempt
     records and counts wrong secrets, under the account's lock).
@@ -185,7 +187,7 @@ def login_failure_record(
         outcome=Outcome.FAILURE,
         reason=reason,
         actor=user,
-        details={"method": FACTOR_PASSWORD},
+        details={"method": FACTOR_PASSWORD, **(details or {})},
         request=request,
         durable=True,
     )

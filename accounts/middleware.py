@@ -1,20 +1,24 @@
-"""Per-request account upkeep: session last-activity and location, the MFA enrolment an
-organization requires, and the person's time zone."""
+"""Per-request account upkeep: the access policies that may end a session, session
+last-activity and location, the MFA enrolment an organization requires, and the person's time
+zone."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
+from .enforcement import session_verdict
 from .http import see_other
 from .mfa import ENROL_PASSKEY, ENROL_REQUIRED_SESSION_KEY
-from .sessions import session_location_track, session_touch
+from .sessions import session_end_by_policy, session_location_track, session_touch
 from .timezones import zone_of
 
 # What a member who must enrol may still reach: the enrolment page and the way out (and the
@@ -43,6 +47,18 @@ class AccountSecurityMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
+            # Before the touch: an idle limit measures from the request before this one.
+            verdict = session_verdict(user=user, request=request)
+            if verdict is not None:
+                session_end_by_policy(
+                    request=request,
+                    expired=verdict.expired,
+                    rule=verdict.rule,
+                    details=verdict.details,
+                )
+                messages.info(request, verdict.message)
+                login = reverse("accounts:login")
+                return _send_to(request, f"{login}?{urlencode({'next': request.get_full_path()})}")
             session_touch(request=request)
             session_location_track(request=request, user=user)
         return self.get_response(request)

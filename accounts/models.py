@@ -89,6 +89,10 @@ class Organization(models.Model):
     throttle_account_refill_seconds = models.PositiveIntegerField(null=True, blank=True)
     # Networks (CIDR strings, normalised) whose attempts at this organization are never throttled.
     throttle_allowlist = models.JSONField(default=list, blank=True)
+    # The version of the organization's access policies (policies app): new at every change.
+    # Read with the organization on every request (the signed-in user's membership brings it),
+    # so the policies compiled in a process are known current without a query or a Redis trip.
+    access_policy_token = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -398,6 +402,8 @@ class SessionEndReason(models.TextChoices):
     REVOKED_BY_ADMIN = "revoked_by_admin"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason code
     EXPIRED = "expired"
+    # An access policy no longer admits the session (its network, its hours; policies app).
+    POLICY = "policy"
 
 
 class UserSession(models.Model):

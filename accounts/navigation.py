@@ -148,6 +148,12 @@ MENU: tuple[Group, ...] = (
                 "Email domains", "accounts:domains", C.MANAGE_DOMAINS, ("accounts:domain-remove",)
             ),
             Entry("Sign-in throttling", "accounts:throttling", C.MANAGE_THROTTLING),
+            Entry(
+                "Access policies",
+                "policies:access-policies",
+                C.MANAGE_ACCESS_POLICIES,
+                ("policies:remove",),
+            ),
             Entry("API tokens", "api:tokens", C.MANAGE_API_TOKENS, ("api:token-revoke",)),
             Entry("Retention", "retention:retention", C.VIEW_RETENTION),
             Entry("Archives & scheduled exports", "retention:archives", C.MANAGE_ARCHIVES),

@@ -6,10 +6,12 @@ start and end writes its audit event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
@@ -69,6 +71,7 @@ def _session_start(*, request: HttpRequest, user: User, method: str) -> UserSess
             last_activity_at=now,
         )
         session[SESSION_NETWORK_KEY] = tracked.network
+        session[SESSION_STARTED_KEY] = now.timestamp()
         specs.append(
             EventSpec(
                 event_type=EventType.SESSION_STARTED,
@@ -78,6 +81,11 @@ def _session_start(*, request: HttpRequest, user: User, method: str) -> UserSess
         )
     events_record(specs=specs, request=request)
     return tracked
+
+
+# When the tracked session started (a POSIX timestamp), for the access policies' lifetime limit
+# (accounts.enforcement) without a query.
+SESSION_STARTED_KEY = "_am_started"
 
 
 # Recorded in session.ended's details when a sign-in in the same browser ended the session.
@@ -167,6 +175,38 @@ def sessions_end(
         if specs:
             events_record(specs=specs, request=request)
     return len(specs)
+
+
+def session_end_by_policy(
+    *, request: HttpRequest, expired: bool, rule: str, details: Mapping[str, str]
+) -> None:
+    """End the request's session because an access policy no longer admits it, and sign out.
+
+    expired (an idle or lifetime limit): session.expired, reason expired; otherwise (the network
+    or the hours no longer allowed): session.ended, reason policy. Either with the rule in the
+    details. Not a sign-out: no logout event, no user_logged_out signal.
+    """
+    session_hash = request.session.get(SESSION_HASH_KEY, "")
+    tracked = (
+        UserSession.objects.filter(session_hash=session_hash, ended_at__isnull=True)
+        .select_related("user__membership")
+        .first()
+        if session_hash
+        else None
+    )
+    if tracked is not None:
+        with transaction.atomic():
+            _session_end_claim(
+                tracked,
+                end_reason=SessionEndReason.EXPIRED if expired else SessionEndReason.POLICY,
+                event_type=EventType.SESSION_EXPIRED if expired else EventType.SESSION_ENDED,
+                reason=Reason.EXPIRED if expired else Reason.POLICY,
+                details={"policy": rule, **details},
+                request=request,
+            )
+    request.session.flush()
+    request.user = AnonymousUser()
+    forget_request_context(request)
 
 
 def session_rekey(*, request: HttpRequest) -> None:
@@ -304,7 +344,7 @@ def _session_end_claim(
     end_reason: str,
     event_type: str,
     reason: str,
-    details: dict[str, str],
+    details: Mapping[str, str],
     request: HttpRequest | None = None,
     now: datetime | None = None,
 ) -> bool:

@@ -166,6 +166,7 @@ INSTALLED_APPS = [
     "compliance",
     "reports",
     "streams",
+    "policies",
     "demo",
 ]
 

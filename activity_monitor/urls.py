@@ -25,4 +25,5 @@ urlpatterns = [
     path("", include("compliance.urls")),
     path("", include("reports.urls")),
     path("", include("streams.urls")),
+    path("", include("policies.urls")),
 ]

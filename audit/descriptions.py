@@ -186,6 +186,14 @@ REASON_WORDING: dict[str, Wording] = {
         "Passkey required",
         "A code was refused for {subject}: their organization requires a passkey",
     ),
+    Reason.POLICY_DENIED: Wording(
+        "Refused by an access policy",
+        "Sign-in refused for {subject} by an access policy (network, hours or session limit)",
+    ),
+    Reason.POLICY: Wording(
+        "Ended by an access policy",
+        "A session of {subject} ended: an access policy no longer allows it",
+    ),
 }
 
 # Where a reason means something else under one event type.

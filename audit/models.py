@@ -139,6 +139,10 @@ class Reason:
     PASSKEY_UNKNOWN = "passkey_unknown"  # no such passkey here (removed, or never added)
     PASSKEY_INVALID = "passkey_invalid"  # malformed, unverified user or a bad signature
     PASSKEY_REQUIRED = "passkey_required"  # a code where the organization requires a passkey
+    # login.failed: an access policy (network, hours, session limit) refused a right password.
+    POLICY_DENIED = "policy_denied"
+    # session.ended: an access policy no longer admits the session.
+    POLICY = "policy"
 
 
 class CurrentTransactionId(models.Func):

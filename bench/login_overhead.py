@@ -15,13 +15,20 @@ a wrong password) are timed on each side, twice:
   more than what capture adds, so the ratio is also given as derived from the MD5 runs: capture
   does no hashing of its own, so it adds the same milliseconds whatever the hasher.
 
+A third case times the access policies (issue 19): our sign-in for an organization with 1,000
+CIDRs in force (a block rule over a thousand /24s, none the client's, and sign-in hours covering
+the whole week) against the same sign-in for an organization without policies, alternating in
+blocks as above (MD5 hasher; target: at most 1 ms added), and the policy check alone, from the
+compiled cache (a Redis read of the version, then two bisections).
+
 For each run it prints the median time with capture and bare, the difference (what capture
 adds), their ratio, and the median difference of neighbouring blocks (a shared host's speed
 drifts within a run; neighbouring blocks, a moment apart, share the drift).
 
     make bench-login
     SECRET_KEY=x .venv/bin/python bench/login_overhead.py [--runs 5] [--rounds 300] \
-        [--production-runs 1] [--production-rounds 20]
+        [--production-runs 1] [--production-rounds 20] [--policy-runs 3] [--policy-rounds 300]
+    SECRET_KEY=x .venv/bin/python bench/login_overhead.py --only-policies  # the policy case alone
 """
 
 from __future__ import annotations
@@ -76,6 +83,9 @@ KINDS = ("success", "failure")
 # hasher.
 MD5_TARGET_MS = {"success": 1.5, "failure": 1.0}
 PRODUCTION_TARGET_RATIO = 1.01
+# Issue 19: what 1,000 CIDRs in force may add to a sign-in.
+POLICY_TARGET_MS = 1.0
+POLICY_CIDRS = 1000
 CAPTURE_RECEIVERS = [
     (user_login_failed, "accounts.login_failed"),
     (user_logged_in, "accounts.logged_in"),
@@ -214,6 +224,84 @@ def _bench_user(email: str) -> str:
     return user.email
 
 
+def _policy_user(email: str) -> str:
+    """An account (MD5 hasher in force) of an organization with 1,000 CIDRs and hours in force."""
+    from datetime import time as clock
+
+    from accounts.models import User
+    from policies.services import network_list_create, network_rule_create, time_window_create
+
+    _bench_user(email)
+    user = User.objects.select_related("membership__organization").get(email=email)
+    organization = user.membership.organization
+    networks = network_list_create(
+        admin=user,
+        organization=organization,
+        name="Bench",
+        cidrs=[f"10.{i // 256}.{i % 256}.0/24" for i in range(POLICY_CIDRS)],
+    )
+    network_rule_create(
+        admin=user, organization=organization, role="", action="block", network_list=networks
+    )
+    time_window_create(
+        admin=user,
+        organization=organization,
+        role="",
+        days=[1, 2, 3, 4, 5, 6, 7],
+        starts=clock(0, 0),
+        ends=clock.max,
+    )
+    return email
+
+
+def measure_policies(with_policy: str, without: str, rounds: int, block: int) -> list[float]:
+    """Added milliseconds (with policies - without) of neighbouring blocks of successful
+    sign-ins, the sides alternating; the first block of each side is a warm-up."""
+    added = []
+    for i in range(-(-rounds // block) + 1):
+        medians = {}
+        for email in (with_policy, without) if i % 2 == 0 else (without, with_policy):
+            medians[email] = statistics.median(
+                _sign_in("capture", "success", email) for _ in range(block)
+            )
+        if i >= 1:
+            added.append((medians[with_policy] - medians[without]) * 1000)
+    return added
+
+
+def policy_check_us(email: str, checks: int = 2000) -> float:
+    """Microseconds of one policy check at sign-in, from the compiled cache."""
+    from accounts.models import User
+    from policies.enforcement import PolicyEnforcer
+
+    user = User.objects.select_related("membership__organization").get(email=email)
+    enforcer, now = PolicyEnforcer(), timezone.now()
+    assert enforcer.sign_in_refusal(user=user, ip="10.3.231.7", now=now) is not None  # blocked
+    start = time.perf_counter()
+    for _ in range(checks):
+        enforcer.sign_in_refusal(user=user, ip="203.0.113.10", now=now)
+    return (time.perf_counter() - start) / checks * 1e6
+
+
+def policies_case(args: argparse.Namespace) -> None:
+    with override_settings(PASSWORD_HASHERS=MD5):
+        with_policy = _policy_user("bench-policy@example.test")
+        without = _bench_user("bench-no-policy@example.test")
+        runs = [
+            measure_policies(with_policy, without, args.policy_rounds, block=10)
+            for _ in range(args.policy_runs)
+        ]
+        check = policy_check_us(with_policy)
+    print(f"Access policies: {POLICY_CIDRS} CIDRs and hours in force vs none (MD5, success)")
+    for n, added in enumerate(runs, 1):
+        print(
+            f"  run {n}: added {statistics.median(added):+.3f} ms (median of neighbouring blocks)"
+        )
+    overall = statistics.median(statistics.median(added) for added in runs)
+    print(f"  the check alone, from the compiled cache: {check:.1f} µs")
+    print(f"  target <= {POLICY_TARGET_MS:.1f} ms added: {_verdict(overall <= POLICY_TARGET_MS)}")
+
+
 ROW = "{:<10} {:>4}  {:<8} {:>10} {:>10} {:>10} {:>7} {:>13} {:>9}"
 
 
@@ -245,6 +333,9 @@ def _verdict(ok: bool) -> str:
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.only_policies:
+        policies_case(args)
+        return
     version = connection.get_database_version()[0]
     print(
         f"Sign-in overhead of capture: our sign-in view vs bare Django's LoginView, test client, "
@@ -284,6 +375,8 @@ def main(args: argparse.Namespace) -> None:
             f"{_verdict(ratio < PRODUCTION_TARGET_RATIO)} measured, "
             f"{_verdict(derived < PRODUCTION_TARGET_RATIO)} derived"
         )
+    print()
+    policies_case(args)
 
 
 def _arguments() -> argparse.Namespace:
@@ -299,6 +392,11 @@ def _arguments() -> argparse.Namespace:
         default=20,
         help="sign-ins of each kind per side per run with the production hasher",
     )
+    parser.add_argument("--policy-runs", type=int, default=3)
+    parser.add_argument(
+        "--policy-rounds", type=int, default=300, help="sign-ins per side per access policy run"
+    )
+    parser.add_argument("--only-policies", action="store_true", help="the access policy case")
     return parser.parse_args()
 
 

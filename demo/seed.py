@@ -23,6 +23,7 @@ from streams.models import StreamDestination, Transport
 
 from .activity import generate_demo_activity
 from .compliance import seed_compliance
+from .policies import seed_access_policies
 from .reports import seed_access_review, seed_report
 from .scenarios import record_alert_scenarios
 
@@ -162,6 +163,8 @@ def seed_demo(*, days: int = 28) -> list[str]:
                 with_mfa=with_mfa,
             )
             record_alert_scenarios(organization=organization, users={u.email: u for u in users})
+            if slug == "acme":
+                seed_access_policies(organization=organization, admin=users[0])
         # After every organization's activity: the reviews' queues are made from it. Once each.
         for organization, users in seeded:
             seed_compliance(organization=organization, users={u.email: u for u in users})

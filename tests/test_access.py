@@ -46,6 +46,7 @@ from audit.services import EventSpec, events_record
 from compliance.models import Review, ReviewSchedule
 from compliance.services import review_open, review_prepare, review_schedules_ensure
 from exports.services import export_build, export_create
+from policies.services import network_list_create
 from retention.models import ExportSchedule, Frequency
 from retention.schedules import export_schedule_create, export_schedule_run
 from streams.models import StreamDestination, Transport
@@ -174,6 +175,12 @@ class World:
             domain=f"{self.organization.slug}.test",
             proof=DomainProof.OPERATOR,
             verified_at=timezone.now(),
+        ).pk
+
+    @cached_property
+    def network_list_id(self) -> int:
+        return network_list_create(
+            admin=self.admin, organization=self.organization, name="Office", cidrs=["192.0.2.0/24"]
         ).pk
 
     @property
@@ -601,6 +608,43 @@ ROUTES: dict[str, tuple[Route, ...]] = {
     "streams:stream-pause": (post(C.MANAGE_STREAMS, ok=303, args=A_STREAM, scoped=True),),
     "streams:stream-replay": (get(C.MANAGE_STREAMS, args=A_STREAM, scoped=True, methods=GET_POST),),
     "streams:stream-delete": confirmed(C.MANAGE_STREAMS, A_STREAM),
+    "policies:access-policies": (get(C.MANAGE_ACCESS_POLICIES),),
+    "policies:network-list-add": (
+        post(C.MANAGE_ACCESS_POLICIES, ok=303, data={"name": "VPN", "cidrs": "192.0.2.0/24"}),
+    ),
+    "policies:network-list-edit": (
+        post(
+            C.MANAGE_ACCESS_POLICIES,
+            ok=303,
+            args=arg("pk", "network_list_id"),
+            scoped=True,
+            data={"cidrs": "192.0.2.0/25"},
+        ),
+    ),
+    # Reached, and refused for naming no list of the organization's.
+    "policies:network-rule-add": (post(C.MANAGE_ACCESS_POLICIES, ok=400),),
+    "policies:settings": (
+        post(
+            C.MANAGE_ACCESS_POLICIES,
+            ok=303,
+            data={"time_zone": "Europe/Berlin", "session_limit_action": "refuse"},
+        ),
+    ),
+    "policies:time-window-add": (
+        post(
+            C.MANAGE_ACCESS_POLICIES,
+            ok=303,
+            data={"days": "1", "starts": "00:00", "ends": "24:00"},
+        ),
+    ),
+    "policies:time-exception-add": (
+        post(C.MANAGE_ACCESS_POLICIES, ok=303, data={"on": "2026-12-24", "allowed": "1"}),
+    ),
+    "policies:sessions": (post(C.MANAGE_ACCESS_POLICIES, ok=303),),
+    "policies:remove": confirmed(
+        C.MANAGE_ACCESS_POLICIES,
+        lambda world, user: {"kind": "network-list", "pk": world.network_list_id},
+    ),
 }
 
 
@@ -768,6 +812,7 @@ NAV = {
     reverse("reports:access-reviews"): C.REVIEW_ACCESS,
     reverse("reports:reports"): C.COMPLIANCE_REPORTS,
     reverse("streams:stream-list"): C.MANAGE_STREAMS,
+    reverse("policies:access-policies"): C.MANAGE_ACCESS_POLICIES,
 }
 
 

@@ -39,6 +39,7 @@ from audit.models import AuditEvent
 from compliance.models import Review
 from demo.seed import DEMO_PASSWORD, seed_demo
 from exports.models import Export, ExportStatus
+from policies.models import NetworkList
 from reports.models import ComplianceReport
 
 from .helpers import sign_in
@@ -116,6 +117,13 @@ EXCLUDED = {
     "streams:stream-edit": "Enterprise only: walked in tests/test_browser_streams.py",
     "streams:stream-replay": "Enterprise only: walked in tests/test_browser_streams.py",
     "streams:stream-delete": "Enterprise only: walked in tests/test_browser_streams.py",
+    "policies:network-list-add": "POST only (a form on Access policies)",
+    "policies:network-list-edit": "POST only (a form on Access policies)",
+    "policies:network-rule-add": "POST only (a form on Access policies)",
+    "policies:settings": "POST only (a form on Access policies)",
+    "policies:time-window-add": "POST only (a form on Access policies)",
+    "policies:time-exception-add": "POST only (a form on Access policies)",
+    "policies:sessions": "POST only (a form on Access policies)",
     "/": "redirects to Profile",
     "admin": "Django's own admin, for platform operators",
     "/admin/login/": "Django's own admin sign-in, sent on to ours",
@@ -297,6 +305,14 @@ ADMINISTRATOR_PAGES = (
     # Acme is not on the Enterprise tier: the page says why not (the Enterprise pages are
     # walked in tests/test_browser_streams.py).
     Page("streams:stream-list"),
+    Page("policies:access-policies"),
+    Page(
+        "policies:remove",
+        lambda data: {
+            "kind": "network-list",
+            "pk": NetworkList.objects.get(organization=data.acme, name="Office").pk,
+        },
+    ),
     Page("retention:retention"),
     Page("retention:archives"),
     Page(

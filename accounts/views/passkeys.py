@@ -39,6 +39,7 @@ from .sign_in import (
     NO_SIGN_IN_PENDING,
     after_sign_in,
     browser_zone,
+    policy_refused,
     safe_next,
     second_step_page,
     second_step_passed,
@@ -197,6 +198,9 @@ def passkey_sign_in(request: HttpRequest) -> HttpResponse:
         mfa.pending_clear(request)
         session_end_replaced(request=request)
         mfa.second_factor_verified_record(user=user, device=check.device, request=request)
+        refused = policy_refused(request, user, mfa.METHOD_PASSKEY)
+        if refused is not None:
+            return refused
         request.auth_method = mfa.METHOD_PASSKEY  # type: ignore[attr-defined]
         login(request, user)
         otp_login(request, check.device)

@@ -18,8 +18,10 @@ from django_otp.models import Device
 from audit.models import Reason
 
 from .. import mfa
+from ..enforcement import sign_in_admitted, sign_in_refusal
 from ..forms import SIGN_IN_REFUSED, SecondStepForm, SignInForm
 from ..http import see_other
+from ..lockout import login_failure_record
 from ..models import User
 from ..services import user_time_zone_set
 from ..sessions import session_end_replaced
@@ -49,6 +51,7 @@ def after_sign_in(request: HttpRequest, user: User, next_url: str, zone: str) ->
     """
     if zone and not user.time_zone:
         user_time_zone_set(user=user, time_zone=zone, request=request, only_if_unset=True)
+    sign_in_admitted(user=user, request=request)
     missing = mfa.enrolment_missing(user)
     if missing == mfa.ENROL_PASSKEY:
         request.session[mfa.ENROL_REQUIRED_SESSION_KEY] = missing
@@ -72,14 +75,34 @@ def after_sign_in(request: HttpRequest, user: User, next_url: str, zone: str) ->
 def second_step_passed(
     request: HttpRequest, pending: mfa.PendingSignIn, device: Device, method: str
 ) -> HttpResponse:
-    """Sign in the pending user whose second factor was right (under the lockout lock)."""
+    """Sign in the pending user whose second factor was right (under the lockout lock), unless
+    an access policy refuses them."""
     mfa.pending_clear(request)
     session_end_replaced(request=request)
     mfa.second_factor_verified_record(user=pending.user, device=device, request=request)
+    refused = policy_refused(request, pending.user, method)
+    if refused is not None:
+        return refused
     request.auth_method = method  # type: ignore[attr-defined]
     login(request, pending.user)
     otp_login(request, device)
     return after_sign_in(request, pending.user, pending.next_url, pending.time_zone)
+
+
+def policy_refused(request: HttpRequest, user: User, method: str) -> HttpResponse | None:
+    """Refuse, and record, a sign-in whose password and second factor were right but an access
+    policy forbids (accounts.enforcement); None if the policy admits it. Not counted towards
+    the lockout: it says nothing about the secret."""
+    refusal = sign_in_refusal(user=user, request=request)
+    if refusal is None:
+        return None
+    login_failure_record(
+        user=user,
+        reason=Reason.POLICY_DENIED,
+        request=request,
+        details={"method": method, "rule": refusal.rule, **refusal.details},
+    )
+    return sign_in_again(request, refusal.message, status=403)
 
 
 def _signed_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
@@ -91,6 +114,9 @@ def _signed_in(request: HttpRequest, user: User, next_url: str) -> HttpResponse:
         # this user gave the right password.
         mfa.pending_start(request=request, user=user, next_url=next_url, time_zone=zone)
         return see_other("accounts:mfa-verify")
+    refused = policy_refused(request, user, "password")
+    if refused is not None:
+        return refused
     login(request, user)
     return after_sign_in(request, user, next_url, zone)
 
