@@ -27,9 +27,10 @@ def reviews_done(organization: Organization, period: Period) -> Evidence:
         .select_related("schedule")
         .order_by("due_at", "id")
     )
-    on_time = [r for r in reviews if r.status == ReviewStatus.COMPLETED and r.signed_at <= r.due_at]
-    late = [r for r in reviews if r.status == ReviewStatus.COMPLETED and r.signed_at > r.due_at]
-    unsigned = [r for r in reviews if r.status != ReviewStatus.COMPLETED]
+    signed = [r for r in reviews if r.status == ReviewStatus.COMPLETED and r.signed_at]
+    on_time = [r for r in signed if r.signed_at and r.signed_at <= r.due_at]
+    late = [r for r in signed if r not in on_time]
+    unsigned = [r for r in reviews if r not in signed]
     figures = [
         ("Reviews due in the period", str(len(reviews))),
         ("Signed off on time", str(len(on_time))),
