@@ -115,6 +115,6 @@ def signed_in(response: requests.Response | None) -> bool:
     """A sign-in that let the person in: redirected away from the sign-in page."""
     return (
         response is not None
-        and response.status_code == 302
+        and response.status_code == 303
         and not response.headers.get("Location", "").startswith(SIGN_IN)
     )
