@@ -10,6 +10,8 @@ from django.contrib.auth import forms as auth_forms
 from django.core.validators import ProhibitNullCharactersValidator
 from django.http import HttpRequest
 
+from audit.widgets import QuickSelect
+
 from .backends import password_sign_in
 from .domains import domain_validate
 from .lockout import PURPOSE_PASSWORD_CHANGE, Verdict, password_attempt
@@ -398,7 +400,7 @@ class TimeZoneForm(forms.Form):
         current = self.initial.get("time_zone", "")
         if current and all(current != name for _, group in choices for name, _ in group):
             choices = [("", [(current, current)]), *choices]  # a stored alias stays selectable
-        self.fields["time_zone"].widget = forms.Select(choices=choices)
+        self.fields["time_zone"].widget = QuickSelect(choices=choices)
 
     def clean_time_zone(self) -> str:
         value: str = self.cleaned_data["time_zone"].strip()

@@ -25,6 +25,7 @@ from .descriptions import (
 from .models import EVENT_TYPES_BY_CATEGORY, Category, Outcome, category_of
 from .query import IP_MESSAGE, Query, QueryError, ip_or_network, query_parse
 from .selectors import Condition, EventFilters
+from .widgets import QuickSelect
 
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 # The days a filter may name. A day becomes the instants from its midnight to the next one in
@@ -113,7 +114,7 @@ def _by_words(choice: tuple[str, str]) -> str:
     return choice[1].casefold()
 
 
-class _CodeSelect(forms.Select):
+class _CodeSelect(QuickSelect):
     """A dropdown of codes that shows the code in the address whatever its case (de is DE), and
     one it does not list as itself, so the page never pretends to show another filter."""
 
@@ -191,23 +192,26 @@ class EventFilterForm(forms.Form):
         ),
         widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
     )
-    period = forms.ChoiceField(required=False, label="Time", choices=PERIOD_CHOICES)
+    period = forms.ChoiceField(
+        required=False, label="Time", choices=PERIOD_CHOICES, widget=QuickSelect
+    )
     # The browser's date picker (Django's Input takes "type" from attrs as the input type).
     start = DayField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     end = DayField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     tz = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     category = forms.ChoiceField(
-        required=False, choices=_blank_choice(Category.values, category_title)
+        required=False, choices=_blank_choice(Category.values, category_title), widget=QuickSelect
     )
     event_type = forms.ChoiceField(
         required=False,
         label="Event type",
         choices=_event_type_choices(),
+        widget=QuickSelect,
     )
     outcome = forms.ChoiceField(
-        required=False, choices=_blank_choice(Outcome.values, outcome_title)
+        required=False, choices=_blank_choice(Outcome.values, outcome_title), widget=QuickSelect
     )
-    reason = forms.ChoiceField(required=False, choices=_reason_choices())
+    reason = forms.ChoiceField(required=False, choices=_reason_choices(), widget=QuickSelect)
     user = forms.CharField(
         required=False,
         max_length=254,
