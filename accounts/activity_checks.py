@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -266,13 +267,20 @@ def activity_check_record(
                 request=request,
             )
             return CheckOutcome(check=check, changed=True)
-        # Every session ends, this one too: whoever knows the password may be the one reading
-        # this page. The password stops working now; the way back in is the emailed link.
-        ended = sessions_end(user=user, reason=SessionEndReason.REVOKED_BY_USER, request=request)
+        # Every other session ends; this one, whose owner just said "not me", chooses a new
+        # password at once (the password gate, accounts.middleware, sends it there). The old
+        # password stops working now, everywhere; the emailed link is the way back in should
+        # this session be lost before the new one is chosen.
+        ended = sessions_end(
+            user=user, reason=SessionEndReason.REVOKED_BY_USER, request=request, keep_current=True
+        )
         locked = User.objects.select_for_update().get(pk=user.pk)
         locked.set_unusable_password()
         locked.password_change_required_at = timezone.now()
         locked.save(update_fields=["password", "password_change_required_at"])
+        # The session that answered goes on under the changed credential (as after a password
+        # change): Django would otherwise sign it out with the rest.
+        update_session_auth_hash(request, locked)
         event_record(
             event_type=EventType.ACTIVITY_REPORTED,
             actor=user,

@@ -129,37 +129,39 @@ def test_no_secure_my_account_end_to_end(scene):
     asked = laptop.get(_report(reported))
     assert asked.status_code == 200
     assert "make your current password stop working at once" in asked.content.decode()
+    assert "sign out every other session of yours (1 open now)" in asked.content.decode()
     assert events(EventType.ACTIVITY_REPORTED) == []
     assert _reset_mails(alice.email) == []
 
     with committing():  # the alert rules and the email run after the commit, as in production
         response = laptop.post(_report(reported))
     assert response.status_code == 303
-    assert response["Location"] == reverse("accounts:login")
+    assert response["Location"] == reverse("accounts:password-change")
 
-    # Every session is over, the intruder's and the one that answered.
-    for browser in (laptop, scene.intruder):
-        gone = browser.get(PROFILE)
-        assert gone.status_code == 302 and gone["Location"].startswith(reverse("accounts:login"))
-    assert not UserSession.objects.filter(user=alice, ended_at__isnull=True).exists()
-    ended = events(EventType.SESSION_ENDED, reason=Reason.REVOKED_BY_USER)
-    assert reported.session_hash in {e.session_hash for e in ended} and len(ended) == 2
-    said = laptop.get(reverse("accounts:login")).content.decode()
-    assert "Your account is secured" in said and f"We emailed a link to {alice.email}" in said
+    # The intruder's session is over; the one that answered stays, held at the new password.
+    gone = scene.intruder.get(PROFILE)
+    assert gone.status_code == 302 and gone["Location"].startswith(reverse("accounts:login"))
+    held = laptop.get(PROFILE)
+    assert held.status_code == 302 and held["Location"] == reverse("accounts:password-change")
+    [ended] = events(EventType.SESSION_ENDED, reason=Reason.REVOKED_BY_USER)
+    assert ended.session_hash == reported.session_hash
+    said = laptop.get(reverse("accounts:password-change")).content.decode()
+    assert "Your account is secured" in said and "Your old password no longer works" in said
+    assert 'name="old_password"' not in said  # it is the password someone else may know
 
-    # The old password no longer signs in, through the real sign-in view, from anywhere.
-    for browser in (Client(), scene.intruder, laptop):
+    # The old password no longer signs in, through the real sign-in view, from anywhere else.
+    for browser in (Client(), scene.intruder):
         refused = sign_in(browser, alice.email)
         assert refused.status_code == 200
         assert browser.get(PROFILE).status_code == 302
     refusals = events(EventType.LOGIN_FAILED, actor_id=alice.pk)
-    assert len(refusals) == 3 and {e.reason for e in refusals} == {Reason.INVALID_CREDENTIALS}
+    assert len(refusals) == 2 and {e.reason for e in refusals} == {Reason.INVALID_CREDENTIALS}
 
     # Recorded: the answer, what was done, and the alert the security team gets.
     [report] = events(EventType.ACTIVITY_REPORTED)
     assert report.actor_id == alice.pk and report.organization_id == scene.organization.pk
     assert report.details["event_id"] == reported.pk
-    assert report.details["sessions_ended"] == 2
+    assert report.details["sessions_ended"] == 1
     assert report.details["credential_disabled"] is True
     assert report.details["reset_link_sent_to"] == alice.email
     assert ActivityCheck.objects.get(user=alice, event_id=reported.pk).answer == "not_me"
@@ -174,16 +176,21 @@ def test_no_secure_my_account_end_to_end(scene):
     detail = client_as(scene.analyst).get(reverse("alerts:alert-detail", args=[alert.pk]))
     assert "No, it was not me" in detail.content.decode()
 
-    # The way back in: the emailed link, whose token is in no event.
+    # The emailed link, should this page be lost, holds a token that is in no event.
     link = _reset_link(alice.email)
     token = link.rstrip("/").rsplit("/", 1)[1]
     assert not AuditEvent.objects.filter(details__icontains=token).exists()
-    assert _choose_password(laptop, link, NEW_PASSWORD).status_code == 303
+    # The session that answered chooses the new password, without the old one.
+    chosen = laptop.post(
+        reverse("accounts:password-change"),
+        {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+    assert chosen.status_code == 303 and chosen["Location"] == PROFILE
     alice.refresh_from_db()
     assert alice.password_change_required_at is None and alice.has_usable_password()
-    assert len(events(EventType.PASSWORD_RESET_COMPLETED, actor_id=alice.pk)) == 1
+    assert len(events(EventType.PASSWORD_CHANGED, actor_id=alice.pk)) == 1
     assert sign_in(scene.intruder, alice.email).status_code == 200  # the old one stays dead
-    assert sign_in(laptop, alice.email, NEW_PASSWORD).status_code == 303
+    assert sign_in(Client(), alice.email, NEW_PASSWORD).status_code == 303
     profile = laptop.get(PROFILE)
     assert profile.status_code == 200  # no further step: the new password is chosen
     assert "No, it was not me" in profile.content.decode()
@@ -218,9 +225,13 @@ def test_an_account_without_a_password_for_another_reason_gets_no_reset_email(sc
 def test_a_replayed_report_changes_nothing(scene):
     with committing():
         scene.laptop.post(_report(scene.intruders_sign_in))
-        again = scene.laptop.post(_report(scene.intruders_sign_in))  # signed out by the first
+        # The answering session is held at the new password; the intruder's was signed out.
+        again = scene.laptop.post(_report(scene.intruders_sign_in))
         intruder = scene.intruder.post(_report(scene.intruders_sign_in))
-    assert again.status_code == intruder.status_code == 302
+    assert again.status_code == 303 and again["Location"] == reverse("accounts:password-change")
+    assert intruder.status_code == 302 and intruder["Location"].startswith(
+        reverse("accounts:login")
+    )
     assert len(events(EventType.ACTIVITY_REPORTED)) == 1
     assert Alert.objects.filter(kind=RuleKind.REPORTED_BY_MEMBER).count() == 1
     assert ActivityCheck.objects.count() == 1

@@ -49,7 +49,14 @@ from ..throttling import (
 @login_required
 @require_http_methods(["GET", "POST"])
 def password_change(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = PasswordChangeForm(request.user, request.POST or None, request=request)
+    # After "No, secure my account" the old password no longer works (someone else may know
+    # it): the session that answered chooses the new one without it.
+    secured = secured_awaiting_reset(request.user)
+    form: auth_forms.SetPasswordForm[User] | PasswordChangeForm = (
+        auth_forms.SetPasswordForm(request.user, request.POST or None)
+        if secured
+        else PasswordChangeForm(request.user, request.POST or None, request=request)
+    )
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             user = form.save()
@@ -59,7 +66,7 @@ def password_change(request: AuthenticatedHttpRequest) -> HttpResponse:
         return see_other("accounts:profile")
     if form.errors:
         messages.error(request, "Your password was not changed: see below.")
-    return render(request, "accounts/password_change.html", {"form": form})
+    return render(request, "accounts/password_change.html", {"form": form, "secured": secured})
 
 
 def _see_other(response: HttpResponse) -> HttpResponse:

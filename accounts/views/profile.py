@@ -111,8 +111,8 @@ def activity_confirm(request: AuthenticatedHttpRequest, event_id: int) -> HttpRe
 @login_required
 @require_http_methods(["GET", "POST"])
 def activity_report(request: AuthenticatedHttpRequest, event_id: int) -> HttpResponse:
-    """ "No, secure my account": ask, then end every session (this one too), take the password
-    away, email a link to choose a new one and tell the security team."""
+    """ "No, secure my account": ask, then end every other session, take the password away (this
+    session chooses a new one next; an emailed link too) and tell the security team."""
     event = _own_answerable_event(request, event_id)
     if request.method != "POST":
         context = {
@@ -123,21 +123,19 @@ def activity_report(request: AuthenticatedHttpRequest, event_id: int) -> HttpRes
             .count(),
         }
         return render(request, "accounts/activity_report.html", context)
-    email = request.user.email
     outcome = activity_check_record(
         user=request.user, event=event, answer=ActivityAnswer.NOT_ME, request=request
     )
     if not outcome.changed:
         messages.info(request, "You already told us this was not you; your account was secured.")
         return see_other(reverse("accounts:profile") + "#security-activity")
-    logout(request)
     messages.warning(
         request,
-        "Your account is secured: every session was signed out, this one too, and your old "
-        f"password no longer works. We emailed a link to {email}: open it to choose a new "
-        "password and sign in again. Your organization's security team has been told.",
+        "Your account is secured: your other sessions were signed out and your old password no "
+        "longer works. Choose a new password now. Your organization's security team has been "
+        "told.",
     )
-    return see_other("accounts:login")
+    return see_other("accounts:password-change")
 
 
 def _security_context(request: AuthenticatedHttpRequest) -> dict[str, Any]:
