@@ -11,7 +11,9 @@ receiver (tests/streams_support.py), both on loopback (STREAMS_ALLOW_PRIVATE).
 
 1. Throughput, per transport (HTTPS, syslog): --events events are written, then one deliverer
    (streams.delivery.stream_deliver, the worker task's service) sends them from the start, in
-   batches of STREAMS_BATCH_SIZE; prints events per second. Target: 20,000/s per worker.
+   batches of STREAMS_BATCH_SIZE; prints events per second. Target: 20,000/s per worker. The
+   receiver runs in a process of its own, as a SIEM does: it shares the machine's CPUs but not
+   the deliverer's interpreter (with --same-process, a thread of the deliverer's, as before).
 2. Lag: a writer commits --rate events per second (in tenths of a second) for --seconds while
    the deliverer runs as the beat drives it (a run every STREAMS fan-out period, 2 s, each
    until caught up); the lag of an event is its arrival at the receiver minus its time of
@@ -23,6 +25,7 @@ Never run it on the shared development machine at full size: it loads the databa
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
@@ -46,6 +49,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the lag run")
     parser.add_argument("--rate", type=int, default=500, help="events per second in the lag run")
     parser.add_argument("--batch", type=int, default=1000, help="STREAMS_BATCH_SIZE")
+    parser.add_argument(
+        "--same-process", action="store_true", help="throughput receivers as threads of ours"
+    )
     args = parser.parse_args()
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
@@ -66,8 +72,9 @@ def main() -> None:
     connections.close_all()  # no session of ours left in a transaction (the feed's horizon)
     print(f"CPUs: {os.cpu_count()}, database: {url.rsplit('/', 1)[-1]}, batch: {args.batch}")
     organization = _organization()
+    receiving = _receiver if args.same_process else _receiver_process
     for transport in ("https", "syslog"):
-        with _receiver(transport) as (receiver, target):
+        with receiving(transport) as (receiver, target):
             _throughput(organization, transport, target, receiver, args.events)
     with _receiver("https") as (receiver, target):
         _lag(organization, target, receiver, args.rate, args.seconds)
@@ -129,6 +136,41 @@ class _receiver:
         self.server.stop()
 
 
+def _serve_apart(transport: str, pipe: Any, count: Any, stop: Any) -> None:
+    """The child of _receiver_process: a receiver, and how many events it holds, every 5 ms."""
+    with _receiver(transport) as (receiver, target):
+        pipe.send(target)
+        while not stop.is_set():
+            count.value = _received(receiver)
+            time.sleep(0.005)
+
+
+class _receiver_process:
+    """_receiver in a process of its own (forked before any delivery; it never touches the
+    database); what arrived is counted in a shared integer."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+
+    def __enter__(self):
+        from django.db import connections
+
+        connections.close_all()  # nothing of ours is shared with the child
+        context = multiprocessing.get_context("fork")
+        self.count = context.Value("q", 0, lock=False)
+        self.stop = context.Event()
+        ours, theirs = context.Pipe()
+        self.process = context.Process(
+            target=_serve_apart, args=(self.transport, theirs, self.count, self.stop), daemon=True
+        )
+        self.process.start()
+        return self, ours.recv()
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.process.join(10)
+
+
 def _destination(organization, transport: str, target: dict[str, Any], *, from_start: bool):
     from api.feed import START, feed_end
     from audit.selectors import events_for_organization
@@ -167,6 +209,8 @@ def _horizon_passes(organization, seconds: float = 60) -> None:
 
 
 def _received(receiver) -> int:
+    if isinstance(receiver, _receiver_process):
+        return int(receiver.count.value)
     return len(receiver.lines) if hasattr(receiver, "lines") else len(receiver.messages)
 
 
