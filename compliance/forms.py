@@ -11,7 +11,7 @@ from accounts.forms import PasswordConfirmForm
 from accounts.models import Organization, User
 
 from .models import Decision, Focus, Frequency
-from .selectors import reviewer_roles, reviewers_of
+from .selectors import reviewer_roles, reviewers_of, schedules_of
 
 # A review of more than a year at once is not a review anyone does.
 MAX_PERIOD_DAYS = 366
@@ -38,9 +38,16 @@ class ScheduleForm(forms.Form):
     )
     active = forms.BooleanField(required=False, initial=True, label="Active")
 
-    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        organization: Organization,
+        schedule_pk: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.organization = organization
+        self.schedule_pk = schedule_pk  # the schedule being edited keeps its own name
         role = self.fields["assigned_role"]
         assert isinstance(role, forms.ChoiceField)
         role.choices = [("", "—"), *reviewer_roles()]
@@ -53,6 +60,11 @@ class ScheduleForm(forms.Form):
         name: str = " ".join(self.cleaned_data["name"].split())
         if any(ord(ch) < 32 for ch in name):
             raise forms.ValidationError("The name cannot hold control characters.")
+        others = schedules_of(self.organization).filter(name=name)
+        if self.schedule_pk is not None:
+            others = others.exclude(pk=self.schedule_pk)
+        if others.exists():
+            raise forms.ValidationError("A schedule of that name exists already.")
         return name
 
     def clean(self) -> dict[str, Any]:

@@ -68,21 +68,18 @@ def schedule_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ScheduleForm(_posted(request), organization=organization)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        if selectors.schedules_of(organization).filter(name=data["name"]).exists():
-            form.add_error("name", "A schedule of that name exists already.")
-        else:
-            services.review_schedule_create(
-                organization=organization,
-                actor=request.user,
-                name=data["name"],
-                focus=data["focus"],
-                frequency=data["frequency"],
-                assigned_role=data["assigned_role"],
-                assignee=data["assignee"],
-                request=request,
-            )
-            messages.success(request, f"Added the review “{data['name']}”.")
-            return see_other("compliance:reviews")
+        services.review_schedule_create(
+            organization=organization,
+            actor=request.user,
+            name=data["name"],
+            focus=data["focus"],
+            frequency=data["frequency"],
+            assigned_role=data["assigned_role"],
+            assignee=data["assignee"],
+            request=request,
+        )
+        messages.success(request, f"Added the review “{data['name']}”.")
+        return see_other("compliance:reviews")
     return render(
         request,
         "compliance/schedule_form.html",
@@ -104,23 +101,21 @@ def schedule_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         "assignee": schedule.assignee,
         "active": schedule.active,
     }
-    form = ScheduleForm(_posted(request), initial=initial, organization=organization)
+    form = ScheduleForm(
+        _posted(request), initial=initial, organization=organization, schedule_pk=schedule.pk
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        clash = selectors.schedules_of(organization).filter(name=data["name"]).exclude(pk=pk)
-        if clash.exists():
-            form.add_error("name", "A schedule of that name exists already.")
-        else:
-            changed = services.review_schedule_update(
-                schedule=schedule,
-                actor=request.user,
-                changes={key: data[key] for key in initial},
-                request=request,
-            )
-            messages.success(
-                request, "Saved the schedule." if changed else "Nothing changed in the schedule."
-            )
-            return see_other("compliance:reviews")
+        changed = services.review_schedule_update(
+            schedule=schedule,
+            actor=request.user,
+            changes={key: data[key] for key in initial},
+            request=request,
+        )
+        messages.success(
+            request, "Saved the schedule." if changed else "Nothing changed in the schedule."
+        )
+        return see_other("compliance:reviews")
     return render(
         request,
         "compliance/schedule_form.html",
