@@ -84,7 +84,10 @@ def killed_batch(stack: Stack) -> KilledBatch:
         wait_for(lambda: _evaluated(stack, ids) >= half, timeout=60, what="the batch half-way")
         waiting = wait_for(
             lambda: stack.value(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                # This stack's database only: other tests run beside it (pytest-xdist).
+                "AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
             ),
             timeout=30,
             what="the batch waiting for the second member's lock",
@@ -150,7 +153,8 @@ def _export_state(stack: Stack, export_id: str) -> tuple[str, int]:
 @pytest.fixture(scope="module")
 def killed_export(stack: Stack) -> KilledExport:
     stack.ensure_running()
-    files_before = {path.name for path in stack.export_root.iterdir()}
+    # Files only: the compliance reports keep a folder of their own (reports/) in the same root.
+    files_before = {path.name for path in stack.export_root.iterdir() if path.is_file()}
     administrator = Browser(stack.base_url)
     assert signed_in(administrator.sign_in(stack.seeded["export_administrator"]))
     response = administrator.get("/settings/security/audit-log/export.csv")
@@ -199,5 +203,5 @@ def test_an_export_whose_worker_was_killed_has_every_row_once(
     # The generated events, and those of the administrator's sign-in and export request.
     assert len(rows) - 1 == written > stack.seeded["export_events"]
     # No partial file of the killed run is left beside it.
-    files_now = {path.name for path in stack.export_root.iterdir()}
+    files_now = {path.name for path in stack.export_root.iterdir() if path.is_file()}
     assert files_now - killed_export.files_before == {file_name}
